@@ -1,0 +1,22 @@
+using System;
+
+namespace DitCache.Tensors;
+
+/// <summary>
+/// Single-precision matrix multiply, row-major: <c>C = A·op(B)</c>, or <c>C += A·op(B)</c> when
+/// <c>accumulate</c>. A is m×k with row stride <c>lda</c>; op(B) is B (k×n, stride <c>ldb</c>) when
+/// <c>transB</c> is false, or Bᵀ where B is n×k (stride <c>ldb</c>) when true, which is the layout of a PyTorch
+/// <c>Linear.weight</c> [out, in]. C is m×n with stride <c>ldc</c>.
+/// </summary>
+public interface IGemm
+{
+    /// <summary>Backend name for reports, e.g. "managed-avx512" or "openblas".</summary>
+    string Name { get; }
+
+    /// <summary>Threads this backend uses for one call.</summary>
+    int Threads { get; }
+
+    /// <summary>Computes <c>C (+)= A·op(B)</c>; see the type remarks for layouts.</summary>
+    void Multiply(int m, int n, int k, ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb, bool transB,
+        Span<float> c, int ldc, bool accumulate = false);
+}
