@@ -1,0 +1,41 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using DitCache.Tensors;
+
+namespace DitCache.Caching;
+
+/// <summary>
+/// The accelerators reachable from <c>--cache</c>. Adding a method adds its file and one line here; there is no
+/// central switch over method types anywhere else.
+/// </summary>
+public static class CacheRegistry
+{
+    private static readonly (string Name, string Summary, Func<CacheSpec, ICacheOptions> Parse)[] s_methods =
+    [
+        ("none", "no caching: every block at every step", spec => NoCacheOptions.FromSpec(spec)),
+    ];
+
+    /// <summary>Names and one-line summaries, for help text.</summary>
+    public static IEnumerable<(string Name, string Summary)> Methods => s_methods.Select(m => (m.Name, m.Summary));
+
+    /// <summary>Parses and validates a <c>--cache</c> spec into options.</summary>
+    /// <exception cref="DitCacheException">Unknown name or bad knob (exit code 2).</exception>
+    public static ICacheOptions Parse(string text)
+    {
+        CacheSpec spec = CacheSpec.Parse(text);
+        foreach ((string name, _, Func<CacheSpec, ICacheOptions> parse) in s_methods)
+        {
+            if (name == spec.Name)
+            {
+                ICacheOptions options = parse(spec);
+                options.Validate();
+                return options;
+            }
+        }
+
+        throw new DitCacheException(
+            $"--cache '{text}': unknown accelerator '{spec.Name}'; choose one of {string.Join(", ", s_methods.Select(m => m.Name))}",
+            exitCode: 2);
+    }
+}

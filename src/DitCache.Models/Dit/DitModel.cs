@@ -1,0 +1,272 @@
+using System;
+using DitCache.Caching;
+using DitCache.Tensors;
+
+namespace DitCache.Models;
+
+/// <summary>Receives named intermediate tensors of a forward (tests and diagnostics only).</summary>
+/// <param name="stage">"x_embed", "t_emb", "c", "block{i}.attn", "block{i}.mlp", "block{i}".</param>
+/// <param name="values">The tensor, valid only during the call.</param>
+public delegate void StageTap(string stage, ReadOnlySpan<float> values);
+
+/// <summary>
+/// The Diffusion Transformer of facebookresearch/DiT <c>models.py</c> (METHODS.md section 6), read top to bottom in
+/// the same order: embedders, block, final layer, the model forward, then classifier-free guidance. Row-major
+/// float32; every activation lives in a <see cref="DitRunState"/>. The cache seam (<see cref="ICachePolicy"/>) is
+/// called at the points marked "cache:" so every place an accelerator can act is visible here.
+/// </summary>
+public sealed class DitModel
+{
+    private readonly DitWeights _w;
+    private readonly IGemm _gemm;
+    private readonly int _threads;
+
+    /// <summary>A model over <paramref name="weights"/>; <paramref name="threads"/> parallelises attention heads.</summary>
+    public DitModel(DitWeights weights, IGemm gemm, int threads)
+    {
+        _w = weights;
+        _gemm = gemm;
+        _threads = Math.Max(1, threads);
+    }
+
+    /// <summary>The model's config.</summary>
+    public DitConfig Config => _w.Config;
+
+    /// <summary>The weights.</summary>
+    public DitWeights Weights => _w;
+
+    /// <summary>Optional observer of intermediate tensors; null in normal runs.</summary>
+    public StageTap? Tap { get; set; }
+
+    /// <summary>Buffers for a forward of <paramref name="batch"/> rows.</summary>
+    public DitRunState CreateState(int batch) => new(Config, batch, _threads);
+
+    // ------------------------------------------------------------------------------------------------------------
+    // Embedders
+
+    /// <summary>x_embedder + pos_embed: conv with kernel = stride = p, flattened to row-major tokens.</summary>
+    private void EmbedPatches(ReadOnlySpan<float> x, DitRunState s)
+    {
+        DitConfig c = Config;
+        int b = s.Batch, t = c.Tokens, d = c.Hidden;
+        Kernels.PatchEmbed(_gemm, x, _w.PatchW, _w.PatchB, s.X, s.Im2Col, b, c.InChannels, c.InputSize, c.InputSize, c.Patch, d); // (B, T, D)
+        Kernels.AddBias(s.X, _w.PosEmbed, b, t * d);                                                                   // (B, T, D) + pos_embed
+    }
+
+    /// <summary>c = t_embedder(t) + y_embedder(y); y_embedder is a table lookup (no label dropout at inference).</summary>
+    private void EmbedConditioning(ReadOnlySpan<float> timesteps, ReadOnlySpan<int> labels, DitRunState s)
+    {
+        int b = s.Batch, d = Config.Hidden;
+        Kernels.TimestepEmbedding(timesteps, s.TimeFreq, DitWeights.TimeFrequencyDim);                                 // (B, 256)
+        Kernels.Linear(_gemm, s.TimeFreq, _w.TimeW0, _w.TimeB0, s.TimeHidden, b, DitWeights.TimeFrequencyDim, d);     // (B, D)
+        Kernels.Silu(s.TimeHidden, s.TimeHidden);                                                                      // (B, D)
+        Kernels.Linear(_gemm, s.TimeHidden, _w.TimeW2, _w.TimeB2, s.C, b, d, d);                                       // (B, D)
+        Tap?.Invoke("t_emb", s.C);
+        for (int i = 0; i < b; i++)
+        {
+            Kernels.AddBias(s.C.AsSpan(i * d, d), _w.LabelTable.AsSpan(labels[i] * d, d), 1, d);                      // (D) += table[y]
+        }
+
+        Kernels.Silu(s.C, s.SiluC);                                                                                    // (B, D) adaLN input
+    }
+
+    // ------------------------------------------------------------------------------------------------------------
+    // DiTBlock with adaLN-Zero
+
+    // Offsets of the six modulation vectors inside a (B, 6D) row, in models.py chunk order.
+    private enum Mod
+    {
+        ShiftMsa,
+        ScaleMsa,
+        GateMsa,
+        ShiftMlp,
+        ScaleMlp,
+        GateMlp,
+    }
+
+    private void Block(int l, DitRunState s, ICachePolicy cache)
+    {
+        DitBlockWeights bw = _w.Blocks[l];
+        DitConfig c = Config;
+        int b = s.Batch, t = c.Tokens, d = c.Hidden, rows = b * t, stride = 6 * d;
+
+        // adaLN-Zero: c -> (shift, scale, gate) x 2, always from the current conditioning, even on cached steps.
+        Kernels.Linear(_gemm, s.SiluC, bw.AdaLnW, bw.AdaLnB, s.Mod, b, d, 6 * d);                                     // (B, 6D)
+        s.LastFlops += DitFlops.AdaLn(c, b);
+
+        // x = x + gate_msa * attn(modulate(norm1(x), shift_msa, scale_msa))
+        var attnSite = new FeatureSite(l, Site.Attn);
+        if (cache.TryForecast(attnSite, s.Feature))                                                                   // cache: module forecast
+        {
+            s.LastModulesForecast++;
+        }
+        else
+        {
+            Kernels.LayerNorm(s.X, s.H, rows, d);                                                                      // (B, T, D)
+            Kernels.Modulate(s.H, s.H, s.Mod, stride, (int)Mod.ShiftMsa * d, (int)Mod.ScaleMsa * d, b, t, d);        // (B, T, D)
+            Kernels.Linear(_gemm, s.H, bw.QkvW, bw.QkvB, s.Qkv, rows, d, 3 * d);                                      // (B, T, 3D)
+            Kernels.Attention(s.Qkv, s.AttnCore, b, t, c.Heads, c.HeadDim, s.AttnScratch, _threads);                 // (B, T, D)
+            Kernels.Linear(_gemm, s.AttnCore, bw.ProjW, bw.ProjB, s.Feature, rows, d, d);                             // (B, T, D)
+            cache.Record(attnSite, s.Feature);                                                                         // cache: record
+            s.LastModulesComputed++;
+            s.LastFlops += DitFlops.Attention(c, b) + DitFlops.LayerNorm(c, b);
+        }
+
+        Tap?.Invoke($"block{l}.attn", s.Feature);
+        Kernels.GatedResidualAdd(s.X, s.Feature, s.Mod, stride, (int)Mod.GateMsa * d, b, t, d);                       // x += gate * attn
+
+        // x = x + gate_mlp * mlp(modulate(norm2(x), shift_mlp, scale_mlp))
+        var mlpSite = new FeatureSite(l, Site.Mlp);
+        if (cache.TryForecast(mlpSite, s.Feature))                                                                    // cache: module forecast
+        {
+            s.LastModulesForecast++;
+        }
+        else
+        {
+            Kernels.LayerNorm(s.X, s.H, rows, d);                                                                      // (B, T, D)
+            Kernels.Modulate(s.H, s.H, s.Mod, stride, (int)Mod.ShiftMlp * d, (int)Mod.ScaleMlp * d, b, t, d);        // (B, T, D)
+            Kernels.Linear(_gemm, s.H, bw.Fc1W, bw.Fc1B, s.MlpHidden, rows, d, c.MlpHidden);                          // (B, T, 4D)
+            Kernels.GeluTanh(s.MlpHidden, s.MlpHidden);                                                                // (B, T, 4D)
+            Kernels.Linear(_gemm, s.MlpHidden, bw.Fc2W, bw.Fc2B, s.Feature, rows, c.MlpHidden, d);                    // (B, T, D)
+            cache.Record(mlpSite, s.Feature);                                                                          // cache: record
+            s.LastModulesComputed++;
+            s.LastFlops += DitFlops.Mlp(c, b) + DitFlops.LayerNorm(c, b);
+        }
+
+        Tap?.Invoke($"block{l}.mlp", s.Feature);
+        Kernels.GatedResidualAdd(s.X, s.Feature, s.Mod, stride, (int)Mod.GateMlp * d, b, t, d);                       // x += gate * mlp
+        Tap?.Invoke($"block{l}", s.X);
+    }
+
+    // ------------------------------------------------------------------------------------------------------------
+    // FinalLayer: adaLN (shift, scale), LayerNorm, linear to p*p*out per token
+
+    private void FinalLayer(DitRunState s)
+    {
+        DitConfig c = Config;
+        int b = s.Batch, t = c.Tokens, d = c.Hidden, outPerToken = c.Patch * c.Patch * c.OutChannels;
+        Kernels.Linear(_gemm, s.SiluC, _w.FinalAdaLnW, _w.FinalAdaLnB, s.FinalMod, b, d, 2 * d);                     // (B, 2D)
+        Kernels.LayerNorm(s.X, s.H, b * t, d);                                                                         // (B, T, D)
+        Kernels.Modulate(s.H, s.H, s.FinalMod, 2 * d, 0, d, b, t, d);                                                  // (B, T, D)
+        Kernels.Linear(_gemm, s.H, _w.FinalW, _w.FinalB, s.FinalOut, b * t, d, outPerToken);                          // (B, T, p*p*out)
+    }
+
+    // ------------------------------------------------------------------------------------------------------------
+    // DiT forward
+
+    /// <summary>
+    /// One forward of <c>s.Batch</c> rows: <paramref name="x"/> (B, C, H, W), per-row model timesteps
+    /// <paramref name="timesteps"/> (B) and labels <paramref name="labels"/> (B, the null class allowed), into
+    /// <paramref name="output"/> (B, out, H, W).
+    /// </summary>
+    /// <exception cref="ArgumentException">A span length does not match the state's shapes, or a label is out of range.</exception>
+    public void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> timesteps, ReadOnlySpan<int> labels, DitRunState s,
+        ICachePolicy cache, Span<float> output)
+    {
+        CheckShapes(x, timesteps, labels, s, output);
+        s.LastFlops = 0;
+        s.LastModulesComputed = 0;
+        s.LastModulesForecast = 0;
+        s.LastBlocksSkipped = false;
+
+        EmbedPatches(x, s);                                                                                            // (B, T, D)
+        EmbedConditioning(timesteps, labels, s);                                                                       // (B, D)
+        Tap?.Invoke("x_embed", s.X);
+        Tap?.Invoke("c", s.C);
+
+        if (cache.TrySkipBlocks(s.X))                                                                                 // cache: whole stack
+        {
+            s.LastBlocksSkipped = true;
+        }
+        else
+        {
+            if (cache.WantsBlockInput)
+            {
+                s.X.CopyTo(s.BlockInput, 0);
+            }
+
+            for (int l = 0; l < Config.Depth; l++)
+            {
+                Block(l, s, cache);                                                                                    // (B, T, D)
+            }
+
+            cache.RecordBlocks(cache.WantsBlockInput ? s.BlockInput : ReadOnlySpan<float>.Empty, s.X);                // cache: record stack
+        }
+
+        FinalLayer(s);                                                                                                 // (B, T, p*p*out)
+        DitConfig c = Config;
+        Kernels.Unpatchify(s.FinalOut, output, s.Batch, c.OutChannels, c.InputSize, c.InputSize, c.Patch);           // (B, out, H, W)
+    }
+
+    /// <summary>
+    /// Classifier-free guidance as DiT's <c>forward_with_cfg</c>: runs the batch [x; x] with labels [y; null] and
+    /// writes the guided output of the first half into <paramref name="output"/> (N, out, H, W):
+    /// <c>eps = uncond + scale·(cond − uncond)</c> on channels [0, <paramref name="guidedChannels"/>), the cond half's
+    /// own values elsewhere (the variance channels). <paramref name="guidedChannels"/> = in_channels is standard CFG;
+    /// 3 reproduces the official DiT sampler (METHODS.md section 6.3). <paramref name="s"/> must have 2·N rows.
+    /// </summary>
+    public void ForwardWithCfg(ReadOnlySpan<float> x, float timestep, ReadOnlySpan<int> labels, float cfgScale,
+        int guidedChannels, DitRunState s, ICachePolicy cache, Span<float> output)
+    {
+        DitConfig c = Config;
+        int n = labels.Length, image = c.InChannels * c.InputSize * c.InputSize;
+        int outImage = c.OutChannels * c.InputSize * c.InputSize, plane = c.InputSize * c.InputSize;
+        if (s.Batch != 2 * n)
+        {
+            throw new ArgumentException($"CFG needs a state of 2*{n} rows, got {s.Batch}", nameof(s));
+        }
+
+        if (guidedChannels < 1 || guidedChannels > c.OutChannels)
+        {
+            throw new ArgumentOutOfRangeException(nameof(guidedChannels), guidedChannels, $"must be in [1, {c.OutChannels}]");
+        }
+
+        x.CopyTo(s.CfgInput);                                                                                          // cond half
+        x.CopyTo(s.CfgInput.AsSpan(n * image));                                                                        // uncond half
+        s.CfgTimesteps.AsSpan().Fill(timestep);
+        labels.CopyTo(s.CfgLabels);
+        s.CfgLabels.AsSpan(n).Fill(c.NullClass);
+        Forward(s.CfgInput, s.CfgTimesteps, s.CfgLabels, s, cache, s.Output);                                          // (2N, out, H, W)
+
+        int guided = guidedChannels * plane;
+        for (int i = 0; i < n; i++)
+        {
+            ReadOnlySpan<float> cond = s.Output.AsSpan(i * outImage, outImage);
+            ReadOnlySpan<float> uncond = s.Output.AsSpan((n + i) * outImage, outImage);
+            Span<float> dst = output.Slice(i * outImage, outImage);
+            for (int j = 0; j < guided; j++)
+            {
+                dst[j] = uncond[j] + (cfgScale * (cond[j] - uncond[j]));
+            }
+
+            cond[guided..].CopyTo(dst[guided..]);
+        }
+    }
+
+    private void CheckShapes(ReadOnlySpan<float> x, ReadOnlySpan<float> timesteps, ReadOnlySpan<int> labels,
+        DitRunState s, Span<float> output)
+    {
+        DitConfig c = Config;
+        int b = s.Batch, plane = c.InputSize * c.InputSize;
+        if (s.Config != c)
+        {
+            throw new ArgumentException("run state was created for another model config", nameof(s));
+        }
+
+        if (x.Length != b * c.InChannels * plane || timesteps.Length != b || labels.Length != b
+            || output.Length != b * c.OutChannels * plane)
+        {
+            throw new ArgumentException(
+                $"forward expects x ({b}, {c.InChannels}, {c.InputSize}, {c.InputSize}), {b} timesteps, {b} labels and output ({b}, {c.OutChannels}, {c.InputSize}, {c.InputSize}); " +
+                $"got {x.Length} / {timesteps.Length} / {labels.Length} / {output.Length} elements");
+        }
+
+        foreach (int y in labels)
+        {
+            if (y < 0 || y > c.NullClass)
+            {
+                throw new ArgumentException($"label {y} outside [0, {c.NumClasses}] (the last is the null class)", nameof(labels));
+            }
+        }
+    }
+}

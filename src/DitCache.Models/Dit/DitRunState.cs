@@ -1,0 +1,126 @@
+using System;
+using DitCache.Tensors;
+
+namespace DitCache.Models;
+
+/// <summary>
+/// Every activation buffer of one forward, allocated once per (batch, resolution) and reused by every step
+/// (llama2.c's RunState; STYLE.md rule 4). Shapes use B = batch rows (2·N with CFG), T tokens, D hidden.
+/// </summary>
+public sealed class DitRunState
+{
+    /// <summary>Allocates the buffers for <paramref name="batch"/> rows of <paramref name="config"/>.</summary>
+    public DitRunState(DitConfig config, int batch, int threads)
+    {
+        if (batch < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(batch), batch, "batch must be at least 1");
+        }
+
+        Config = config;
+        Batch = batch;
+        int b = batch, t = config.Tokens, d = config.Hidden, p = config.Patch;
+        int pixels = config.InputSize * config.InputSize;
+        X = new float[b * t * d];
+        H = new float[b * t * d];
+        Feature = new float[b * t * d];
+        BlockInput = new float[b * t * d];
+        Qkv = new float[b * t * 3 * d];
+        AttnCore = new float[b * t * d];
+        MlpHidden = new float[b * t * config.MlpHidden];
+        Im2Col = new float[b * t * config.InChannels * p * p];
+        AttnScratch = new float[Kernels.AttentionScratchSize(t, config.HeadDim, Math.Max(1, threads))];
+        TimeFreq = new float[b * DitWeights.TimeFrequencyDim];
+        TimeHidden = new float[b * d];
+        C = new float[b * d];
+        SiluC = new float[b * d];
+        Mod = new float[b * 6 * d];
+        FinalMod = new float[b * 2 * d];
+        FinalOut = new float[b * t * p * p * config.OutChannels];
+        Output = new float[b * config.OutChannels * pixels];
+        CfgInput = new float[b * config.InChannels * pixels];
+        CfgTimesteps = new float[b];
+        CfgLabels = new int[b];
+    }
+
+    /// <summary>The config these buffers fit.</summary>
+    public DitConfig Config { get; }
+
+    /// <summary>Rows of the batched forward.</summary>
+    public int Batch { get; }
+
+    /// <summary>Residual stream (B, T, D).</summary>
+    internal float[] X { get; }
+
+    /// <summary>Normalised and modulated stream (B, T, D).</summary>
+    internal float[] H { get; }
+
+    /// <summary>Module output before its gate, computed or forecast (B, T, D).</summary>
+    internal float[] Feature { get; }
+
+    /// <summary>Copy of the block-stack input for policies that want it (B, T, D).</summary>
+    internal float[] BlockInput { get; }
+
+    /// <summary>Attention projections [q | k | v] (B, T, 3D).</summary>
+    internal float[] Qkv { get; }
+
+    /// <summary>Attention heads concatenated, before attn.proj (B, T, D).</summary>
+    internal float[] AttnCore { get; }
+
+    /// <summary>MLP hidden activations (B, T, 4D).</summary>
+    internal float[] MlpHidden { get; }
+
+    /// <summary>Patch-embedding im2col (B·T, C·p·p).</summary>
+    internal float[] Im2Col { get; }
+
+    /// <summary>Attention scores scratch.</summary>
+    internal float[] AttnScratch { get; }
+
+    /// <summary>Sinusoidal timestep features (B, 256).</summary>
+    internal float[] TimeFreq { get; }
+
+    /// <summary>Timestep MLP hidden (B, D).</summary>
+    internal float[] TimeHidden { get; }
+
+    /// <summary>Conditioning c = t_emb + y_emb (B, D).</summary>
+    internal float[] C { get; }
+
+    /// <summary>SiLU(c), the input of every adaLN projection (B, D).</summary>
+    internal float[] SiluC { get; }
+
+    /// <summary>Current block's modulation: shift/scale/gate for attention then MLP (B, 6D).</summary>
+    internal float[] Mod { get; }
+
+    /// <summary>Final layer's shift and scale (B, 2D).</summary>
+    internal float[] FinalMod { get; }
+
+    /// <summary>Final linear output per token (B, T, p·p·out).</summary>
+    internal float[] FinalOut { get; }
+
+    /// <summary>Model output image (B, out, H, W).</summary>
+    internal float[] Output { get; }
+
+    /// <summary>CFG batch input [x; x] (B, C, H, W).</summary>
+    internal float[] CfgInput { get; }
+
+    /// <summary>CFG batch timesteps (B).</summary>
+    internal float[] CfgTimesteps { get; }
+
+    /// <summary>CFG batch labels [y; null] (B).</summary>
+    internal int[] CfgLabels { get; }
+
+    /// <summary>FLOPs of the last forward, paper convention (METHODS.md 9.1).</summary>
+    public double LastFlops { get; internal set; }
+
+    /// <summary>Modules (attention or MLP) computed in the last forward.</summary>
+    public int LastModulesComputed { get; internal set; }
+
+    /// <summary>Modules replaced by the cache in the last forward.</summary>
+    public int LastModulesForecast { get; internal set; }
+
+    /// <summary>Whether the cache replaced the whole block stack in the last forward.</summary>
+    public bool LastBlocksSkipped { get; internal set; }
+
+    /// <summary>True when the last forward ran every block in full.</summary>
+    public bool LastFullyComputed => !LastBlocksSkipped && LastModulesForecast == 0;
+}

@@ -1,0 +1,176 @@
+using System;
+using System.Diagnostics;
+using System.Linq;
+using DitCache.Caching;
+using DitCache.Models;
+using DitCache.Tensors;
+
+namespace DitCache.Sampling;
+
+/// <summary>What to sample.</summary>
+/// <param name="Classes">One image per entry, each the class label to draw.</param>
+/// <param name="Steps">Sampling steps S (respaced from 1000).</param>
+/// <param name="Sampler">"ddim" or "ddpm".</param>
+/// <param name="CfgScale">Classifier-free guidance scale; 1 runs the conditional model alone (no CFG batch).</param>
+/// <param name="GuidedChannels">Channels CFG guides; null = all in_channels (standard), 3 = the official DiT sampler.</param>
+/// <param name="Eta">DDIM η (0 = deterministic).</param>
+/// <param name="Seed">Seed of the Gaussian noise.</param>
+/// <param name="Noise">Initial noise (N, C, H, W) instead of seeded noise; null to draw it.</param>
+public sealed record SampleRequest(int[] Classes, int Steps, string Sampler = "ddim", float CfgScale = 1.5f,
+    int? GuidedChannels = null, double Eta = 0.0, int Seed = 0, Tensor? Noise = null);
+
+/// <summary>What one sampling step did (n = 0 is the noisiest step).</summary>
+/// <param name="N">Sampling ordinal.</param>
+/// <param name="Timestep">Original DDPM timestep fed to the model.</param>
+/// <param name="Computed">True when every block ran in full.</param>
+/// <param name="Flops">FLOPs of this step's forward (paper convention, whole CFG batch).</param>
+/// <param name="ModulesComputed">Attention/MLP modules computed.</param>
+/// <param name="ModulesForecast">Modules the cache stood in for.</param>
+/// <param name="BlocksSkipped">True when the cache replaced the whole block stack.</param>
+public readonly record struct StepRecord(int N, int Timestep, bool Computed, double Flops, int ModulesComputed,
+    int ModulesForecast, bool BlocksSkipped);
+
+/// <summary>The outcome of one sampling run.</summary>
+/// <param name="Sample">Final sample (N, C, H, W), before any clamping.</param>
+/// <param name="Steps">Per-step records in sampling order.</param>
+/// <param name="Flops">FLOPs of the run (paper convention, METHODS.md 9.1).</param>
+/// <param name="FullFlops">FLOPs of the same run with every block computed.</param>
+/// <param name="Seconds">Wall clock of the sampling loop.</param>
+/// <param name="CacheBytes">Feature storage the cache policy held.</param>
+/// <param name="Sampler">Sampler name.</param>
+/// <param name="Cache">Cache spec.</param>
+public sealed record SampleResult(Tensor Sample, StepRecord[] Steps, double Flops, double FullFlops, double Seconds,
+    long CacheBytes, string Sampler, string Cache);
+
+/// <summary>
+/// The explicit denoising loop (DiT <c>sample.py</c> + <c>p_sample_loop</c>/<c>ddim_sample_loop</c>): noise, then for
+/// n = 0 … S−1: the cache policy starts the step, the model runs (as a CFG batch when the scale is above 1), the
+/// scheduler updates the sample. Buffers are allocated before the loop; the loop itself allocates nothing.
+/// </summary>
+public sealed class DiffusionPipeline
+{
+    private readonly DitModel _model;
+
+    /// <summary>A pipeline over <paramref name="model"/>.</summary>
+    public DiffusionPipeline(DitModel model)
+    {
+        _model = model;
+    }
+
+    /// <summary>Builds the scheduler named <paramref name="sampler"/>.</summary>
+    /// <exception cref="DitCacheException">Unknown sampler (exit code 2).</exception>
+    public static IScheduler CreateScheduler(string sampler, int steps, double eta) => sampler switch
+    {
+        "ddim" => new Ddim(new GaussianDiffusion(steps), eta),
+        "ddpm" => new Ddpm(new GaussianDiffusion(steps)),
+        _ => throw new DitCacheException($"--sampler '{sampler}' is unknown; choose ddim or ddpm", exitCode: 2),
+    };
+
+    /// <summary>
+    /// Samples one image per class. <paramref name="stepNoise"/> supplies the noise of stochastic steps (and the
+    /// initial noise when the request has none); by default a <see cref="GaussianNoise"/> of the request's seed.
+    /// <paramref name="progress"/> receives (steps done, steps total).
+    /// </summary>
+    /// <exception cref="ArgumentException">Bad classes, steps, CFG scale, guided channels or noise shape.</exception>
+    public SampleResult Run(SampleRequest request, ICacheOptions cache, INoiseSource? stepNoise = null, Action<int, int>? progress = null)
+    {
+        DitConfig c = _model.Config;
+        int n = request.Classes.Length, steps = request.Steps;
+        int image = c.InChannels * c.InputSize * c.InputSize, outImage = c.OutChannels * c.InputSize * c.InputSize;
+        Validate(request, c);
+
+        IScheduler scheduler = CreateScheduler(request.Sampler, steps, request.Eta);
+        GaussianDiffusion diffusion = scheduler.Diffusion;
+        bool useCfg = request.CfgScale > 1f;
+        int batch = useCfg ? 2 * n : n;
+        int guided = request.GuidedChannels ?? c.InChannels;
+        DitRunState state = _model.CreateState(batch);
+        ICachePolicy policy = cache.Build(new CacheRunInfo(steps, diffusion.SamplingTimesteps, batch, c.Tokens, c.Hidden, c.Depth));
+        INoiseSource noiseSource = stepNoise ?? new GaussianNoise(request.Seed);
+
+        float[] x = new float[n * image];
+        if (request.Noise is { } given)
+        {
+            given.Data.CopyTo(x, 0);
+        }
+        else
+        {
+            noiseSource.Fill(x);
+        }
+
+        float[] modelOut = new float[n * outImage];
+        float[] noise = new float[n * image];
+        float[] timesteps = new float[n];
+        var records = new StepRecord[steps];
+        double flops = 0;
+
+        var clock = Stopwatch.StartNew();
+        for (int step = 0; step < steps; step++)
+        {
+            int index = steps - 1 - step;                       // respaced index, noisiest first
+            int t = diffusion.TimestepMap[index];               // the model sees the original timestep
+            policy.BeginStep(step, t);
+            if (useCfg)
+            {
+                _model.ForwardWithCfg(x, t, request.Classes, request.CfgScale, guided, state, policy, modelOut);
+            }
+            else
+            {
+                timesteps.AsSpan().Fill(t);
+                _model.Forward(x, timesteps, request.Classes, state, policy, modelOut);
+            }
+
+            if (scheduler.UsesNoise(index))
+            {
+                noiseSource.Fill(noise);
+            }
+
+            scheduler.Step(index, modelOut, x, n, noise);
+            records[step] = new StepRecord(step, t, state.LastFullyComputed, state.LastFlops, state.LastModulesComputed,
+                state.LastModulesForecast, state.LastBlocksSkipped);
+            flops += state.LastFlops;
+            progress?.Invoke(step + 1, steps);
+        }
+
+        clock.Stop();
+        double full = steps * DitFlops.Forward(c, batch);
+        return new SampleResult(new Tensor(x, n, c.InChannels, c.InputSize, c.InputSize), records, flops, full,
+            clock.Elapsed.TotalSeconds, policy.CacheBytes, scheduler.Name, cache.Spec);
+    }
+
+    private static void Validate(SampleRequest request, DitConfig c)
+    {
+        if (request.Classes.Length == 0)
+        {
+            throw new ArgumentException("at least one class is needed", nameof(request));
+        }
+
+        int bad = request.Classes.FirstOrDefault(y => y < 0 || y >= c.NumClasses, -1);
+        if (request.Classes.Any(y => y < 0 || y >= c.NumClasses))
+        {
+            throw new ArgumentException($"class {bad} is out of range: this model has classes 0..{c.NumClasses - 1}", nameof(request));
+        }
+
+        if (request.Steps < 1 || request.Steps > 1000)
+        {
+            throw new ArgumentException($"steps {request.Steps} must be in [1, 1000]", nameof(request));
+        }
+
+        if (!(request.CfgScale >= 1f) || !float.IsFinite(request.CfgScale))
+        {
+            throw new ArgumentException($"cfg scale {request.CfgScale} must be a finite number >= 1 (1 disables guidance)", nameof(request));
+        }
+
+        if (request.GuidedChannels is int g && (g < 1 || g > c.InChannels))
+        {
+            throw new ArgumentException($"guided channels {g} must be in [1, {c.InChannels}]", nameof(request));
+        }
+
+        if (request.Noise is { } noise && !noise.HasShape(request.Classes.Length, c.InChannels, c.InputSize, c.InputSize))
+        {
+            throw new ArgumentException(
+                $"noise has shape {noise.ShapeText}; expected [{request.Classes.Length}, {c.InChannels}, {c.InputSize}, {c.InputSize}] (N = number of classes)",
+                nameof(request));
+        }
+    }
+}

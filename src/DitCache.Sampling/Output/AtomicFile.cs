@@ -1,0 +1,45 @@
+using System;
+using System.IO;
+using DitCache.Tensors;
+
+namespace DitCache.Sampling;
+
+/// <summary>
+/// Writes a file so that readers never see a partial one: the bytes go to a temporary file beside the target, which
+/// is then renamed over it. On failure the temporary file is removed and an existing target is left untouched.
+/// </summary>
+public static class AtomicFile
+{
+    /// <summary>Writes <paramref name="path"/> through <paramref name="write"/>; <paramref name="flag"/> names the option in errors.</summary>
+    /// <exception cref="DitCacheException">The directory does not exist or the file cannot be written.</exception>
+    public static void Write(string path, string flag, Action<Stream> write)
+    {
+        string full = Path.GetFullPath(path);
+        string? dir = Path.GetDirectoryName(full);
+        if (dir is null || !Directory.Exists(dir))
+        {
+            throw new DitCacheException($"{flag} {path}: directory '{dir}' does not exist; create it first or choose another path");
+        }
+
+        string temp = Path.Combine(dir, $".{Path.GetFileName(full)}.{Environment.ProcessId}.tmp");
+        try
+        {
+            using (var stream = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None))
+            {
+                write(stream);
+            }
+
+            File.Move(temp, full, overwrite: true);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            File.Delete(temp);
+            throw new DitCacheException($"{flag} {path}: cannot write the file ({e.Message}); check the path and permissions", e);
+        }
+        catch
+        {
+            File.Delete(temp);
+            throw;
+        }
+    }
+}

@@ -1,0 +1,73 @@
+using System.IO;
+using System.Text.Json;
+using DitCache.Models;
+
+namespace DitCache.Sampling;
+
+/// <summary>
+/// The JSON report of one sampling run (<c>ditcache sample --report</c>): per-step records (n = 0 is the noisiest
+/// step, t the model timestep, computed = every block ran), FLOPs in the DiT-paper convention for the whole run
+/// including the CFG batch, and the wall clock of the sampling loop.
+/// </summary>
+public static class RunReport
+{
+    /// <summary>Serialises <paramref name="result"/> with the run's settings.</summary>
+    public static byte[] ToJson(SampleResult result, SampleRequest request, DitConfig config, string model, string gemm, int threads)
+    {
+        using var stream = new MemoryStream();
+        using (var json = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
+        {
+            json.WriteStartObject();
+            json.WriteString("model", model);
+            json.WriteString("config", config.Name);
+            json.WriteStartObject("dit");
+            json.WriteNumber("depth", config.Depth);
+            json.WriteNumber("hidden", config.Hidden);
+            json.WriteNumber("heads", config.Heads);
+            json.WriteNumber("patch", config.Patch);
+            json.WriteNumber("input_size", config.InputSize);
+            json.WriteNumber("in_channels", config.InChannels);
+            json.WriteBoolean("learn_sigma", config.LearnSigma);
+            json.WriteNumber("num_classes", config.NumClasses);
+            json.WriteEndObject();
+            json.WriteString("sampler", result.Sampler);
+            json.WriteString("cache", result.Cache);
+            json.WriteNumber("cfg", request.CfgScale);
+            json.WriteNumber("cfg_channels", request.GuidedChannels ?? config.InChannels);
+            json.WriteNumber("seed", request.Seed);
+            json.WriteStartArray("classes");
+            foreach (int c in request.Classes)
+            {
+                json.WriteNumberValue(c);
+            }
+
+            json.WriteEndArray();
+            json.WriteString("gemm", gemm);
+            json.WriteNumber("threads", threads);
+            json.WriteNumber("flops", result.Flops);
+            json.WriteNumber("full_flops", result.FullFlops);
+            json.WriteNumber("flops_speedup", result.Flops > 0 ? result.FullFlops / result.Flops : 0);
+            json.WriteNumber("seconds", result.Seconds);
+            json.WriteNumber("cache_bytes", result.CacheBytes);
+            json.WriteNumber("computed_steps", System.Array.FindAll(result.Steps, s => s.Computed).Length);
+            json.WriteStartArray("steps");
+            foreach (StepRecord s in result.Steps)
+            {
+                json.WriteStartObject();
+                json.WriteNumber("n", s.N);
+                json.WriteNumber("t", s.Timestep);
+                json.WriteBoolean("computed", s.Computed);
+                json.WriteNumber("flops", s.Flops);
+                json.WriteNumber("modules_computed", s.ModulesComputed);
+                json.WriteNumber("modules_forecast", s.ModulesForecast);
+                json.WriteBoolean("blocks_skipped", s.BlocksSkipped);
+                json.WriteEndObject();
+            }
+
+            json.WriteEndArray();
+            json.WriteEndObject();
+        }
+
+        return stream.ToArray();
+    }
+}
