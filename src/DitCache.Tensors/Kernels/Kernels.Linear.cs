@@ -1,0 +1,41 @@
+using System;
+
+namespace DitCache.Tensors;
+
+public static partial class Kernels
+{
+    /// <summary>
+    /// PyTorch <c>Linear</c>: <c>y (rows, outF) = x (rows, inF) · wᵀ + b</c> with <paramref name="w"/> in the
+    /// checkpoint layout [outF, inF]. An empty <paramref name="b"/> means no bias.
+    /// </summary>
+    /// <exception cref="ArgumentException">A span is too short for the sizes, or b is neither empty nor outF long.</exception>
+    public static void Linear(IGemm gemm, ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> b,
+        Span<float> y, int rows, int inF, int outF)
+    {
+        ArgumentNullException.ThrowIfNull(gemm);
+        KernelChecks.NonNegative(rows, nameof(rows));
+        KernelChecks.Positive(inF, nameof(inF));
+        KernelChecks.Positive(outF, nameof(outF));
+        KernelChecks.Length(x.Length, (long)rows * inF, nameof(x), $"(rows {rows}, inF {inF})");
+        KernelChecks.Length(w.Length, (long)outF * inF, nameof(w), $"[outF {outF}, inF {inF}]");
+        KernelChecks.Length(y.Length, (long)rows * outF, nameof(y), $"(rows {rows}, outF {outF})");
+        if (!b.IsEmpty && b.Length != outF)
+        {
+            throw new ArgumentException($"bias holds {b.Length} floats but outF is {outF}; pass outF floats or an empty span", nameof(b));
+        }
+
+        if (b.IsEmpty)
+        {
+            gemm.Multiply(rows, outF, inF, x, inF, w, inF, transB: true, y, outF);
+            return;
+        }
+
+        // Start from the bias and let the GEMM accumulate onto it: one pass over y instead of two.
+        for (int r = 0; r < rows; r++)
+        {
+            b.CopyTo(y.Slice(r * outF, outF));
+        }
+
+        gemm.Multiply(rows, outF, inF, x, inF, w, inF, transB: true, y, outF, accumulate: true);
+    }
+}
