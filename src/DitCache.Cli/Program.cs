@@ -1,1 +1,8 @@
-namespace DitCache.Cli; internal static class Program { private static int Main() => 0; }
+using System;
+
+namespace DitCache.Cli;
+
+internal static class Program
+{
+    private static int Main(string[] args) => CliApp.Run(args, Console.Out, Console.Error, interactive: !Console.IsErrorRedirected);
+}

@@ -45,6 +45,22 @@ public sealed record DitConfig(int Depth, int Hidden, int Heads, int Patch, int 
         ? $"DiT-{p.Name}/{Patch}"
         : "DiT (custom)";
 
+    /// <summary>
+    /// Learnable parameters implied by the shapes (pos_embed, a frozen buffer in DiT, not counted); DiT-XL/2 has
+    /// 675,129,632.
+    /// </summary>
+    public long ParameterCount
+    {
+        get
+        {
+            long d = Hidden, m = MlpHidden, p = Patch, outTok = p * p * OutChannels;
+            long embed = (d * InChannels * p * p) + d + (d * 256) + d + (d * d) + d + ((NumClasses + 1L) * d);
+            long block = (3 * d * d) + (3 * d) + (d * d) + d + (m * d) + m + (d * m) + d + (6 * d * d) + (6 * d);
+            long final = (2 * d * d) + (2 * d) + (outTok * d) + outTok;
+            return embed + (Depth * block) + final;
+        }
+    }
+
     /// <summary>Throws <see cref="DitCacheException"/> when the sizes cannot form a DiT.</summary>
     public void Validate()
     {
@@ -74,8 +90,10 @@ public sealed record DitConfig(int Depth, int Hidden, int Heads, int Patch, int 
         new("S", 12, 384, 6),
     ];
 
+    private static readonly int[] s_patches = [2, 4, 8];
+
     /// <summary>Every preset name, e.g. DiT-XL/2 … DiT-S/8.</summary>
-    public static IEnumerable<string> PresetNames => s_presets.SelectMany(p => new[] { 2, 4, 8 }.Select(k => $"DiT-{p.Name}/{k}"));
+    public static IEnumerable<string> PresetNames => s_presets.SelectMany(p => s_patches.Select(k => $"DiT-{p.Name}/{k}"));
 
     /// <summary>
     /// The preset <paramref name="name"/> ("DiT-XL/2", case-insensitive, "DiT-" optional) for an image of side

@@ -1,8 +1,7 @@
 using System;
 using System.IO;
-using DitCache.Tensors;
 
-namespace DitCache.Sampling;
+namespace DitCache.Tensors.IO;
 
 /// <summary>
 /// Writes a file so that readers never see a partial one: the bytes go to a temporary file beside the target, which

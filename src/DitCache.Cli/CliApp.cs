@@ -1,0 +1,45 @@
+using System;
+using System.CommandLine;
+using System.IO;
+using DitCache.Tensors;
+
+namespace DitCache.Cli;
+
+/// <summary>
+/// The command line: parse, then hand over to a command. Errors the user can fix print one line on stderr and exit
+/// with 2 (usage) or 1 (data); nothing prints a stack trace unless DITCACHE_DEBUG=1.
+/// </summary>
+internal static class CliApp
+{
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr, bool interactive)
+    {
+        var root = new RootCommand("DitCache: Diffusion Transformer sampling with training-free feature caching.")
+        {
+            SampleCommand.Create(stdout, stderr, interactive),
+            InfoCommand.Create(stdout),
+        };
+
+        ParseResult parsed = root.Parse(args);
+        if (parsed.Errors.Count > 0)
+        {
+            string command = parsed.CommandResult.Command == root ? "ditcache" : $"ditcache {parsed.CommandResult.Command.Name}";
+            stderr.WriteLine($"ditcache: error: {parsed.Errors[0].Message} (see '{command} --help')");
+            return 2;
+        }
+
+        try
+        {
+            return parsed.Invoke(new InvocationConfiguration { Output = stdout, Error = stderr, EnableDefaultExceptionHandler = false });
+        }
+        catch (DitCacheException e)
+        {
+            stderr.WriteLine($"ditcache: error: {e.Message}");
+            return e.ExitCode;
+        }
+        catch (Exception e) when (Environment.GetEnvironmentVariable("DITCACHE_DEBUG") != "1")
+        {
+            stderr.WriteLine($"ditcache: internal error: {e.GetType().Name}: {e.Message} (set DITCACHE_DEBUG=1 for a stack trace and please report it)");
+            return 1;
+        }
+    }
+}

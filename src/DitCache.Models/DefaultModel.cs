@@ -1,0 +1,37 @@
+using System.IO;
+using DitCache.Tensors;
+using DitCache.Tensors.IO;
+
+namespace DitCache.Models;
+
+/// <summary>
+/// The model DitCache ships: a class-conditional DiT trained on Fashion-MNIST (models/fmnist-dit.safetensors, see
+/// models/README.md), embedded in this assembly so <c>ditcache sample</c> works with no <c>--model</c>.
+/// </summary>
+public static class DefaultModel
+{
+    /// <summary>The resource name, also used as the model's source in messages and reports.</summary>
+    public const string ResourceName = "fmnist-dit.safetensors";
+
+    /// <summary>Loads the embedded checkpoint.</summary>
+    /// <exception cref="DitCacheException">The assembly was built without the model file.</exception>
+    public static TensorFile Load()
+    {
+        using Stream? stream = typeof(DefaultModel).Assembly.GetManifestResourceStream(ResourceName)
+            ?? throw new DitCacheException(
+                $"no embedded default model: this build lacks models/{ResourceName}; pass --model PATH or rebuild from a full checkout");
+        byte[] bytes = new byte[stream.Length];
+        stream.ReadExactly(bytes);
+        return SafeTensors.Load(bytes, "embedded:" + ResourceName);
+    }
+
+    /// <summary>
+    /// Loads DiT weights from <paramref name="path"/> (safetensors or a PyTorch .pt state_dict), or the embedded
+    /// default model when <paramref name="path"/> is null.
+    /// </summary>
+    public static DitWeights LoadWeights(string? path, int? heads = null, int? inputSize = null)
+    {
+        TensorFile file = path is null ? Load() : Checkpoint.Load(path);
+        return DitWeights.FromFile(file, heads, inputSize);
+    }
+}
