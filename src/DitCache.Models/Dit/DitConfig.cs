@@ -46,15 +46,15 @@ public sealed record DitConfig(int Depth, int Hidden, int Heads, int Patch, int 
         : "DiT (custom)";
 
     /// <summary>
-    /// Learnable parameters implied by the shapes (pos_embed, a frozen buffer in DiT, not counted); DiT-XL/2 has
-    /// 675,129,632.
+    /// Parameters implied by the shapes, counted as <c>sum(p.numel() for p in model.parameters())</c> counts them in
+    /// DiT, which includes the frozen pos_embed parameter; DiT-XL/2 at 256 has 675,129,632.
     /// </summary>
     public long ParameterCount
     {
         get
         {
             long d = Hidden, m = MlpHidden, p = Patch, outTok = p * p * OutChannels;
-            long embed = (d * InChannels * p * p) + d + (d * 256) + d + (d * d) + d + ((NumClasses + 1L) * d);
+            long embed = ((long)Tokens * d) + (d * InChannels * p * p) + d + (d * 256) + d + (d * d) + d + ((NumClasses + 1L) * d);
             long block = (3 * d * d) + (3 * d) + (d * d) + d + (m * d) + m + (d * m) + d + (6 * d * d) + (6 * d);
             long final = (2 * d * d) + (2 * d) + (outTok * d) + outTok;
             return embed + (Depth * block) + final;

@@ -145,7 +145,7 @@ public sealed class DitWeights
     public static DitWeights FromFile(TensorFile file, int? heads = null, int? inputSize = null)
     {
         var reader = new KeyReader(file);
-        Tensor patchW = reader.Take("x_embedder.proj.weight", rank: 4);
+        Tensor patchW = reader.TakeRank("x_embedder.proj.weight", 4);
         int hidden = patchW.Dim(0), inChannels = patchW.Dim(1), patch = patchW.Dim(2);
         if (patchW.Dim(3) != patch)
         {
@@ -163,7 +163,7 @@ public sealed class DitWeights
             throw reader.Error(BlockKey(0, "attn.qkv.weight"), "is missing: the file holds no DiT blocks. Is this a DiT checkpoint (facebookresearch/DiT key names)?");
         }
 
-        Tensor finalW = reader.Take("final_layer.linear.weight", rank: 2);
+        Tensor finalW = reader.TakeRank("final_layer.linear.weight", 2);
         int outTotal = finalW.Dim(0);
         bool learnSigma;
         if (outTotal == patch * patch * inChannels * 2)
@@ -179,7 +179,7 @@ public sealed class DitWeights
             throw reader.Error("final_layer.linear.weight", $"has {outTotal} rows; expected p*p*C = {patch * patch * inChannels} or twice that (learn_sigma)");
         }
 
-        Tensor labels = reader.Take("y_embedder.embedding_table.weight", rank: 2);
+        Tensor labels = reader.TakeRank("y_embedder.embedding_table.weight", 2);
         int numClasses = labels.Dim(0) - 1;
         Tensor fc1 = reader.Peek(BlockKey(0, "mlp.fc1.weight"));
         int mlpRatio = fc1.Rank == 2 && fc1.Dim(0) % hidden == 0 ? fc1.Dim(0) / hidden : 4;
@@ -300,7 +300,7 @@ public sealed class DitWeights
         public Tensor Peek(string key) =>
             file.Tensors.TryGetValue(key, out Tensor? t) ? t : throw Error(key, "is missing; the checkpoint does not match the DiT architecture (facebookresearch/DiT key names)");
 
-        public Tensor Take(string key, int rank)
+        public Tensor TakeRank(string key, int rank)
         {
             Tensor t = Peek(key);
             if (t.Rank != rank)

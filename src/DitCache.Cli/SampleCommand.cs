@@ -1,0 +1,249 @@
+using System;
+using System.Collections.Generic;
+using System.CommandLine;
+using System.Globalization;
+using System.IO;
+using System.Linq;
+using DitCache.Caching;
+using DitCache.Models;
+using DitCache.Sampling;
+using DitCache.Tensors;
+using DitCache.Tensors.IO;
+using Spectre.Console;
+
+namespace DitCache.Cli;
+
+/// <summary>
+/// <c>ditcache sample</c>: draw one image per class with a DiT, optionally through a cache policy, and write the PNG
+/// grid, the raw sample tensor and a JSON report. Every flag is checked before the run starts; every output goes
+/// through a temporary file.
+/// </summary>
+internal static class SampleCommand
+{
+    public static Command Create(TextWriter stdout, TextWriter stderr, bool interactive)
+    {
+        var model = new Option<string?>("--model") { Description = "DiT checkpoint (.safetensors or PyTorch .pt); default: the embedded Fashion-MNIST model" };
+        var classes = new Option<string>("--classes") { Description = "comma-separated class labels, one image each, e.g. 0,1,2,3", DefaultValueFactory = _ => "0,1,2,3" };
+        var steps = new Option<int>("--steps") { Description = "sampling steps (respaced from 1000)", DefaultValueFactory = _ => 50 };
+        var sampler = new Option<string>("--sampler") { Description = "ddim or ddpm", DefaultValueFactory = _ => "ddim" };
+        var cfg = new Option<float>("--cfg") { Description = "classifier-free guidance scale; 1 disables guidance", DefaultValueFactory = _ => DefaultCfg };
+        var cfgChannels = new Option<int?>("--cfg-channels") { Description = "guide only the first K channels (3 reproduces DiT's sample.py); default: all" };
+        var eta = new Option<double>("--eta") { Description = "DDIM eta (0 = deterministic)", DefaultValueFactory = _ => 0.0 };
+        var cache = new Option<string>("--cache") { Description = "accelerator: name or name:key=value,...; " + string.Join("; ", CacheRegistry.Methods.Select(m => $"{m.Name} = {m.Summary}")), DefaultValueFactory = _ => "none" };
+        var seed = new Option<int>("--seed") { Description = "seed of the Gaussian noise", DefaultValueFactory = _ => 0 };
+        var noise = new Option<string?>("--noise") { Description = "safetensors file with tensor \"noise\" [N,C,H,W] float32 (N = number of classes) as the initial noise" };
+        var saveTensor = new Option<string?>("--save-tensor") { Description = "write the final sample (before clamping) as safetensors tensor \"sample\" [N,C,H,W]" };
+        var report = new Option<string?>("--report") { Description = "write a JSON report: per-step records, FLOPs, seconds" };
+        var output = new Option<string?>("--out") { Description = "write a PNG grid of the samples (1- or 3-channel models)" };
+        var columns = new Option<int?>("--columns") { Description = "images per row of the PNG grid; default: all in one row, at most 10" };
+        var threads = new Option<int>("--threads") { Description = "threads for GEMM and kernels", DefaultValueFactory = _ => Environment.ProcessorCount };
+        var gemm = new Option<string>("--gemm") { Description = "GEMM backend: managed, openblas, or auto (OpenBLAS when libopenblas.so.0 is installed)", DefaultValueFactory = _ => "auto" };
+        var heads = new Option<int?>("--heads") { Description = "attention heads when the checkpoint does not say and matches no preset" };
+        var inputSize = new Option<int?>("--input-size") { Description = "model input side when the checkpoint has no pos_embed" };
+        var quiet = new Option<bool>("--quiet") { Description = "no progress bar and no summary" };
+
+        var command = new Command("sample", "Sample images with a DiT, optionally accelerated by a cache policy.")
+        {
+            model, classes, steps, sampler, cfg, cfgChannels, eta, cache, seed, noise, saveTensor, report, output, columns,
+            threads, gemm, heads, inputSize, quiet,
+        };
+
+        command.SetAction(parse =>
+        {
+            var o = new SampleOptions(
+                parse.GetValue(model), parse.GetValue(classes)!, parse.GetValue(steps), parse.GetValue(sampler)!,
+                parse.GetValue(cfg), parse.GetValue(cfgChannels), parse.GetValue(eta), parse.GetValue(cache)!,
+                parse.GetValue(seed), parse.GetValue(noise), parse.GetValue(saveTensor), parse.GetValue(report),
+                parse.GetValue(output), parse.GetValue(columns), parse.GetValue(threads), parse.GetValue(gemm)!,
+                parse.GetValue(heads), parse.GetValue(inputSize), parse.GetValue(quiet));
+            return Run(o, stdout, stderr, interactive);
+        });
+        return command;
+    }
+
+    /// <summary>The guidance scale used when --cfg is not given (models/README.md explains the choice).</summary>
+    public const float DefaultCfg = 1.5f;
+
+    private static int Run(SampleOptions o, TextWriter stdout, TextWriter stderr, bool interactive)
+    {
+        // 1. Flags that need no model.
+        if (o.Steps < 1 || o.Steps > 1000)
+        {
+            throw Usage($"--steps {o.Steps} is out of range; give 1 to 1000");
+        }
+
+        if (o.Sampler is not ("ddim" or "ddpm"))
+        {
+            throw Usage($"--sampler '{o.Sampler}' is unknown; choose ddim or ddpm");
+        }
+
+        if (!float.IsFinite(o.Cfg) || o.Cfg < 1f)
+        {
+            throw Usage($"--cfg {o.Cfg.ToString(CultureInfo.InvariantCulture)} is invalid; give a number >= 1 (1 disables guidance)");
+        }
+
+        if (!double.IsFinite(o.Eta) || o.Eta < 0)
+        {
+            throw Usage($"--eta {o.Eta.ToString(CultureInfo.InvariantCulture)} is invalid; give a number >= 0");
+        }
+
+        if (o.Eta != 0 && o.Sampler != "ddim")
+        {
+            throw Usage("--eta applies to the ddim sampler only; drop it or use --sampler ddim");
+        }
+
+        if (o.Threads < 1)
+        {
+            throw Usage($"--threads {o.Threads} is invalid; give 1 or more");
+        }
+
+        if (o.Columns is int cols && cols < 1)
+        {
+            throw Usage($"--columns {cols} is invalid; give 1 or more");
+        }
+
+        int[] labels = ParseClasses(o.Classes);
+        ICacheOptions cacheOptions = CacheRegistry.Parse(o.Cache);
+        CheckOutputPath(o.Out, "--out");
+        CheckOutputPath(o.SaveTensor, "--save-tensor");
+        CheckOutputPath(o.Report, "--report");
+        IGemm gemm = GemmFactory.Create(o.Gemm, o.Threads);
+
+        // 2. The model, then the flags that depend on it.
+        DitWeights weights = DefaultModel.LoadWeights(o.Model, o.Heads, o.InputSize);
+        DitConfig c = weights.Config;
+        string modelName = o.Model ?? "embedded:" + DefaultModel.ResourceName;
+        int bad = Array.FindIndex(labels, y => y >= c.NumClasses);
+        if (bad >= 0)
+        {
+            throw Usage($"--classes: class {labels[bad]} is out of range; {modelName} has classes 0..{c.NumClasses - 1}");
+        }
+
+        if (o.CfgChannels is int g && (g < 1 || g > c.InChannels))
+        {
+            throw Usage($"--cfg-channels {g} is out of range; this model has {c.InChannels} input channels (give 1..{c.InChannels})");
+        }
+
+        if (o.Out is not null && c.InChannels is not (1 or 3))
+        {
+            throw Usage($"--out: {modelName} is a latent DiT ({c.InChannels} channels); decoding latents to pixels needs a VAE, which DitCache does not ship. Use --save-tensor to keep the latents");
+        }
+
+        Tensor? initialNoise = o.Noise is null ? null : LoadNoise(o.Noise, labels.Length, c);
+
+        // 3. Run.
+        var pipeline = new DiffusionPipeline(new DitModel(weights, gemm, o.Threads));
+        var request = new SampleRequest(labels, o.Steps, o.Sampler, o.Cfg, o.CfgChannels, o.Eta, o.Seed, initialNoise);
+        SampleResult result;
+        if (interactive && !o.Quiet)
+        {
+            var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(stderr) });
+            SampleResult? done = null;
+            console.Progress().AutoClear(true).Columns(
+                new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
+                .Start(ctx =>
+                {
+                    ProgressTask task = ctx.AddTask($"{o.Sampler} x{o.Steps}, cache {o.Cache}", maxValue: o.Steps);
+                    done = pipeline.Run(request, cacheOptions, progress: (s, _) => task.Value = s);
+                });
+            result = done!;
+        }
+        else
+        {
+            result = pipeline.Run(request, cacheOptions);
+        }
+
+        // 4. Outputs, each through a temporary file.
+        if (o.SaveTensor is not null)
+        {
+            SafeTensors.Save(o.SaveTensor, new Dictionary<string, Tensor> { ["sample"] = result.Sample }, flag: "--save-tensor");
+        }
+
+        if (o.Report is not null)
+        {
+            byte[] json = RunReport.ToJson(result, request, c, modelName, gemm.Name, o.Threads);
+            AtomicFile.Write(o.Report, "--report", s => s.Write(json));
+        }
+
+        if (o.Out is not null)
+        {
+            byte[] png = Png.EncodeGrid(result.Sample, o.Columns ?? Math.Min(labels.Length, 10));
+            AtomicFile.Write(o.Out, "--out", s => s.Write(png));
+        }
+
+        if (!o.Quiet)
+        {
+            int computed = result.Steps.Count(s => s.Computed);
+            stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"sampled {labels.Length} image(s) with {c.Name} ({o.Sampler}, {o.Steps} steps, cfg {o.Cfg}, cache {result.Cache}, gemm {gemm.Name}, {o.Threads} threads)"));
+            stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"{result.Seconds:F2} s; {result.Flops / 1e9:F1} of {result.FullFlops / 1e9:F1} GFLOPs ({result.FullFlops / Math.Max(result.Flops, 1):F2}x fewer); {computed}/{o.Steps} steps fully computed"));
+            foreach (string? path in new[] { o.Out, o.SaveTensor, o.Report })
+            {
+                if (path is not null)
+                {
+                    stdout.WriteLine($"wrote {path}");
+                }
+            }
+        }
+
+        return 0;
+    }
+
+    private static int[] ParseClasses(string text)
+    {
+        string[] parts = text.Split(',', StringSplitOptions.TrimEntries);
+        var labels = new int[parts.Length];
+        for (int i = 0; i < parts.Length; i++)
+        {
+            if (!int.TryParse(parts[i], NumberStyles.None, CultureInfo.InvariantCulture, out labels[i]))
+            {
+                throw Usage($"--classes '{text}': '{parts[i]}' is not a class label; give comma-separated non-negative integers such as 0,1,2,3");
+            }
+        }
+
+        return labels;
+    }
+
+    private static void CheckOutputPath(string? path, string flag)
+    {
+        if (path is null)
+        {
+            return;
+        }
+
+        string? dir = Path.GetDirectoryName(Path.GetFullPath(path));
+        if (dir is null || !Directory.Exists(dir))
+        {
+            throw Usage($"{flag} {path}: directory '{dir}' does not exist; create it first or choose another path");
+        }
+
+        if (Directory.Exists(path))
+        {
+            throw Usage($"{flag} {path} is a directory; give a file path");
+        }
+    }
+
+    private static Tensor LoadNoise(string path, int n, DitConfig c)
+    {
+        TensorFile file = Checkpoint.Load(path);
+        if (!file.Tensors.TryGetValue("noise", out Tensor? noise))
+        {
+            throw new DitCacheException($"--noise {path}: no tensor \"noise\" (found: {string.Join(", ", file.Tensors.Keys.Take(5))}); save the initial noise under the key \"noise\"");
+        }
+
+        if (!noise.HasShape(n, c.InChannels, c.InputSize, c.InputSize))
+        {
+            throw new DitCacheException(
+                $"--noise {path}: tensor \"noise\" has shape {noise.ShapeText}; expected [{n}, {c.InChannels}, {c.InputSize}, {c.InputSize}] (N = number of --classes, then the model's channels and input size)");
+        }
+
+        return noise;
+    }
+
+    private static DitCacheException Usage(string message) => new(message, exitCode: 2);
+
+    private sealed record SampleOptions(string? Model, string Classes, int Steps, string Sampler, float Cfg, int? CfgChannels,
+        double Eta, string Cache, int Seed, string? Noise, string? SaveTensor, string? Report, string? Out, int? Columns,
+        int Threads, string Gemm, int? Heads, int? InputSize, bool Quiet);
+}
