@@ -13,7 +13,8 @@ public static class Checkpoint
     /// <exception cref="DitCacheException">The file is missing, unreadable, or in no supported format.</exception>
     public static TensorFile Load(string path)
     {
-        Span<byte> head = stackalloc byte[9];
+        const int HeadBytes = 9;
+        Span<byte> head = stackalloc byte[HeadBytes];
         int n;
         try
         {
@@ -40,12 +41,12 @@ public static class Checkpoint
                 "re-save it with torch >= 1.6: torch.save(torch.load(path), new_path, _use_new_zipfile_serialization=True)");
         }
 
-        if (n == head.Length && head[8] == (byte)'{')
+        if (n == HeadBytes && head[8] == (byte)'{')
         {
             return SafeTensors.Load(path);
         }
 
-        string what = n < head.Length
+        string what = n < HeadBytes
             ? $"{n} bytes is too short for any supported format"
             : $"first bytes {Convert.ToHexString(head)} match no supported format";
         throw new DitCacheException(
