@@ -3,6 +3,7 @@ using System.Collections.Generic;
 using System.IO;
 using System.IO.Compression;
 using System.Linq;
+using System.Runtime.InteropServices;
 using System.Text;
 
 namespace DitCache.Tensors.IO;
@@ -192,15 +193,19 @@ public static class TorchCheckpoint
             throw new DitCacheException($"{where}: spans more than 2 GB of its storage, which DitCache does not read");
         }
 
-        byte[] raw = new byte[extent * size1];
-        using (Stream data = entry.Open())
+        var values = new float[count];
+        bool contiguous = IsContiguous(t.Size, t.Stride);
+        using Stream data = entry.Open();
+        Skip(data, t.Offset * size1);
+        if (contiguous && dtype == StoredDType.F32 && BitConverter.IsLittleEndian)
         {
-            Skip(data, t.Offset * size1);
-            data.ReadExactly(raw);
+            data.ReadExactly(MemoryMarshal.AsBytes(values.AsSpan())); // the stored bytes are the floats
+            return (new Tensor(values, shape), dtype);
         }
 
-        var values = new float[count];
-        if (IsContiguous(t.Size, t.Stride))
+        byte[] raw = new byte[extent * size1];
+        data.ReadExactly(raw);
+        if (contiguous)
         {
             DTypeConvert.ToFloat(raw, dtype, values);
         }
