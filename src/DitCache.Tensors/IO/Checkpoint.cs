@@ -6,27 +6,51 @@ namespace DitCache.Tensors.IO;
 /// <summary>Loads a checkpoint of any supported format, chosen by the file's first bytes, not its name.</summary>
 public static class Checkpoint
 {
-    /// <summary>Reads safetensors, or a PyTorch zip-format <c>.pt</c> state_dict.</summary>
+    /// <summary>
+    /// Reads safetensors (8-byte header length, then a JSON object), or a PyTorch zip-format <c>.pt</c>
+    /// (<c>PK\x03\x04</c>) through <see cref="TorchCheckpoint.Load"/>.
+    /// </summary>
     /// <exception cref="DitCacheException">The file is missing, unreadable, or in no supported format.</exception>
     public static TensorFile Load(string path)
     {
-        Span<byte> head = stackalloc byte[4];
+        const int HeadBytes = 9;
+        Span<byte> head = stackalloc byte[HeadBytes];
         int n;
         try
         {
             using FileStream f = File.OpenRead(path);
-            n = f.ReadAtLeast(head, 4, throwOnEndOfStream: false);
+            n = f.ReadAtLeast(head, head.Length, throwOnEndOfStream: false);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
         {
             throw new DitCacheException($"{path}: cannot open the model file ({e.Message}); check the path", e);
         }
 
-        if (n == 4 && head[0] == (byte)'P' && head[1] == (byte)'K' && head[2] == 3 && head[3] == 4)
+        head = head[..n];
+        if (head.StartsWith("PK\x03\x04"u8))
         {
-            throw new DitCacheException($"{path}: PyTorch .pt checkpoints are not readable yet; convert it to safetensors");
+            return TorchCheckpoint.Load(path);
         }
 
-        return SafeTensors.Load(path);
+        // torch.save before 1.6 (or with _use_new_zipfile_serialization=False) starts with the pickled magic
+        // number 0x1950a86a20f9469cfc6c: PROTO 2, LONG1 of 10 bytes.
+        if (head.StartsWith((ReadOnlySpan<byte>)[0x80, 0x02, 0x8a, 0x0a]))
+        {
+            throw new DitCacheException(
+                $"{path}: this is a legacy (pre-1.6) torch.save file, which DitCache does not read; " +
+                "re-save it with torch >= 1.6: torch.save(torch.load(path), new_path, _use_new_zipfile_serialization=True)");
+        }
+
+        if (n == HeadBytes && head[8] == (byte)'{')
+        {
+            return SafeTensors.Load(path);
+        }
+
+        string what = n < HeadBytes
+            ? $"{n} bytes is too short for any supported format"
+            : $"first bytes {Convert.ToHexString(head)} match no supported format";
+        throw new DitCacheException(
+            $"{path}: {what} (expected safetensors: an 8-byte length then '{{', or a PyTorch zip .pt starting with 'PK'); " +
+            "export the checkpoint as safetensors or with torch.save");
     }
 }

@@ -1,5 +1,6 @@
 using System;
 using System.Buffers.Binary;
+using System.Runtime.InteropServices;
 
 namespace DitCache.Tensors.IO;
 
@@ -15,6 +16,12 @@ internal static class DTypeConvert
         switch (dtype)
         {
             case StoredDType.F32:
+                if (BitConverter.IsLittleEndian)
+                {
+                    MemoryMarshal.Cast<byte, float>(src[..(4 * dst.Length)]).CopyTo(dst);
+                    break;
+                }
+
                 for (int i = 0; i < dst.Length; i++)
                 {
                     dst[i] = BinaryPrimitives.ReadSingleLittleEndian(src.Slice(4 * i, 4));

@@ -1,0 +1,545 @@
+using System;
+using System.Buffers.Binary;
+using System.Collections.Generic;
+using System.Text;
+
+namespace DitCache.Tensors.IO;
+
+/// <summary>
+/// A restricted unpickler for the <c>data.pkl</c> that <c>torch.save</c> writes (pickle protocol 2; FRAME and
+/// MEMOIZE of protocol 4 are accepted too). It interprets pickle as plain data and never runs code: a GLOBAL is
+/// resolved against a fixed allowlist to an inert marker, and REDUCE/NEWOBJ on a marker builds one of the few
+/// value types below. Tensors are not read here: <c>_rebuild_tensor_v2</c> yields a <see cref="TensorRef"/>
+/// (storage key, offset, size, stride), and the caller reads the storage bytes only for the tensors it keeps.
+/// </summary>
+internal sealed class TorchPickle
+{
+    // Opcodes (Lib/pickle.py names), only those a state_dict, an optimizer state_dict or train.py args need.
+    private const byte Mark = (byte)'(';
+    private const byte Stop = (byte)'.';
+    private const byte Pop = (byte)'0';
+    private const byte PopMark = (byte)'1';
+    private const byte BinInt = (byte)'J';
+    private const byte BinInt1 = (byte)'K';
+    private const byte BinInt2 = (byte)'M';
+    private const byte None = (byte)'N';
+    private const byte BinPersId = (byte)'Q';
+    private const byte Reduce = (byte)'R';
+    private const byte BinUnicode = (byte)'X';
+    private const byte Append = (byte)'a';
+    private const byte Build = (byte)'b';
+    private const byte Global = (byte)'c';
+    private const byte Appends = (byte)'e';
+    private const byte BinGet = (byte)'h';
+    private const byte LongBinGet = (byte)'j';
+    private const byte BinPut = (byte)'q';
+    private const byte LongBinPut = (byte)'r';
+    private const byte SetItem = (byte)'s';
+    private const byte Tuple = (byte)'t';
+    private const byte SetItems = (byte)'u';
+    private const byte BinFloat = (byte)'G';
+    private const byte EmptyDict = (byte)'}';
+    private const byte EmptyList = (byte)']';
+    private const byte EmptyTuple = (byte)')';
+    private const byte Proto = 0x80;
+    private const byte NewObj = 0x81;
+    private const byte Tuple1 = 0x85;
+    private const byte Tuple2 = 0x86;
+    private const byte Tuple3 = 0x87;
+    private const byte NewTrue = 0x88;
+    private const byte NewFalse = 0x89;
+    private const byte Long1 = 0x8a;
+    private const byte ShortBinUnicode = 0x8c;
+    private const byte BinUnicode8 = 0x8d;
+    private const byte StackGlobal = 0x93;
+    private const byte Memoize = 0x94;
+    private const byte Frame = 0x95;
+
+    /// <summary>
+    /// The only globals a pickle may name. Storage classes appear inside persistent ids; those without a
+    /// <see cref="StoredDType"/> are accepted so an optimizer's int64 step counter can sit in a subtree we skip,
+    /// and refused when a kept tensor uses them. <c>argparse.Namespace</c> is the <c>args</c> entry of DiT's
+    /// train.py checkpoints; it becomes an inert <see cref="Opaque"/> and its constructor is never called.
+    /// </summary>
+    private static readonly Dictionary<string, object> s_allowed = new(StringComparer.Ordinal)
+    {
+        ["collections.OrderedDict"] = new Callable("collections.OrderedDict"),
+        ["torch._utils._rebuild_tensor_v2"] = new Callable("torch._utils._rebuild_tensor_v2"),
+        ["torch._utils._rebuild_parameter"] = new Callable("torch._utils._rebuild_parameter"),
+        ["argparse.Namespace"] = new Callable("argparse.Namespace"),
+        ["torch.FloatStorage"] = new StorageType("torch.FloatStorage", StoredDType.F32),
+        ["torch.HalfStorage"] = new StorageType("torch.HalfStorage", StoredDType.F16),
+        ["torch.BFloat16Storage"] = new StorageType("torch.BFloat16Storage", StoredDType.BF16),
+        ["torch.DoubleStorage"] = new StorageType("torch.DoubleStorage", null),
+        ["torch.LongStorage"] = new StorageType("torch.LongStorage", null),
+        ["torch.IntStorage"] = new StorageType("torch.IntStorage", null),
+        ["torch.ShortStorage"] = new StorageType("torch.ShortStorage", null),
+        ["torch.CharStorage"] = new StorageType("torch.CharStorage", null),
+        ["torch.ByteStorage"] = new StorageType("torch.ByteStorage", null),
+        ["torch.BoolStorage"] = new StorageType("torch.BoolStorage", null),
+    };
+
+    private readonly string _source;
+    private readonly byte[] _data;
+    private readonly List<object?> _stack = [];
+    private readonly Stack<int> _marks = new();
+    private readonly Dictionary<long, object?> _memo = [];
+    private int _pos;
+
+    private TorchPickle(string source, byte[] data)
+    {
+        _source = source;
+        _data = data;
+    }
+
+    /// <summary>Interprets <paramref name="data"/>; <paramref name="source"/> names it in messages.</summary>
+    /// <exception cref="DitCacheException">The pickle is malformed or names a global outside the allowlist.</exception>
+    public static object? Load(string source, byte[] data) => new TorchPickle(source, data).Run();
+
+    private object? Run()
+    {
+        while (true)
+        {
+            int at = _pos;
+            byte op = ReadByte();
+            switch (op)
+            {
+                case Proto:
+                    byte version = ReadByte();
+                    if (version > 5)
+                    {
+                        throw Bad(at, $"pickle protocol {version} is newer than any Python writes (expected 2)");
+                    }
+
+                    break;
+                case Frame:
+                    Take(8); // a length hint only; the frame's opcodes follow inline
+                    break;
+                case Stop:
+                    if (_stack.Count != 1 || _marks.Count != 0)
+                    {
+                        throw Bad(at, $"STOP with {_stack.Count} values on the stack (expected 1)");
+                    }
+
+                    return _stack[0];
+                case Mark:
+                    _marks.Push(_stack.Count);
+                    break;
+                case Pop:
+                    PopValue(at);
+                    break;
+                case PopMark:
+                    PopToMark(at);
+                    break;
+                case EmptyDict:
+                    _stack.Add(new PickleDict());
+                    break;
+                case EmptyList:
+                    _stack.Add(new List<object?>());
+                    break;
+                case EmptyTuple:
+                    _stack.Add(Array.Empty<object?>());
+                    break;
+                case None:
+                    _stack.Add(null);
+                    break;
+                case NewTrue:
+                    _stack.Add(true);
+                    break;
+                case NewFalse:
+                    _stack.Add(false);
+                    break;
+                case BinInt:
+                    _stack.Add((long)BinaryPrimitives.ReadInt32LittleEndian(Take(4)));
+                    break;
+                case BinInt1:
+                    _stack.Add((long)ReadByte());
+                    break;
+                case BinInt2:
+                    _stack.Add((long)BinaryPrimitives.ReadUInt16LittleEndian(Take(2)));
+                    break;
+                case Long1:
+                    _stack.Add(ReadLong1(at));
+                    break;
+                case BinFloat:
+                    _stack.Add(BinaryPrimitives.ReadDoubleBigEndian(Take(8)));
+                    break;
+                case ShortBinUnicode:
+                    _stack.Add(ReadString(at, ReadByte()));
+                    break;
+                case BinUnicode:
+                    _stack.Add(ReadString(at, BinaryPrimitives.ReadUInt32LittleEndian(Take(4))));
+                    break;
+                case BinUnicode8:
+                    _stack.Add(ReadString(at, BinaryPrimitives.ReadUInt64LittleEndian(Take(8))));
+                    break;
+                case Tuple:
+                    _stack.Add(PopToMark(at));
+                    break;
+                case Tuple1:
+                case Tuple2:
+                case Tuple3:
+                    int n = op - Tuple1 + 1;
+                    if (_stack.Count - StackFloor() < n)
+                    {
+                        throw Bad(at, $"TUPLE{n} needs {n} values on the stack");
+                    }
+
+                    object?[] items = _stack.GetRange(_stack.Count - n, n).ToArray();
+                    _stack.RemoveRange(_stack.Count - n, n);
+                    _stack.Add(items);
+                    break;
+                case BinPut:
+                    _memo[ReadByte()] = Peek(at);
+                    break;
+                case LongBinPut:
+                    _memo[BinaryPrimitives.ReadUInt32LittleEndian(Take(4))] = Peek(at);
+                    break;
+                case Memoize:
+                    _memo[_memo.Count] = Peek(at);
+                    break;
+                case BinGet:
+                    _stack.Add(GetMemo(at, ReadByte()));
+                    break;
+                case LongBinGet:
+                    _stack.Add(GetMemo(at, BinaryPrimitives.ReadUInt32LittleEndian(Take(4))));
+                    break;
+                case SetItem:
+                    {
+                        object? value = PopValue(at);
+                        object? key = PopValue(at);
+                        As<PickleDict>(at, Peek(at), "SETITEM target").Set(key, value);
+                        break;
+                    }
+
+                case SetItems:
+                    {
+                        object?[] kv = PopToMark(at);
+                        PickleDict dict = As<PickleDict>(at, Peek(at), "SETITEMS target");
+                        if (kv.Length % 2 != 0)
+                        {
+                            throw Bad(at, $"SETITEMS with an odd number ({kv.Length}) of keys and values");
+                        }
+
+                        for (int i = 0; i < kv.Length; i += 2)
+                        {
+                            dict.Set(kv[i], kv[i + 1]);
+                        }
+
+                        break;
+                    }
+
+                case Append:
+                    {
+                        object? value = PopValue(at);
+                        As<List<object?>>(at, Peek(at), "APPEND target").Add(value);
+                        break;
+                    }
+
+                case Appends:
+                    {
+                        object?[] values = PopToMark(at);
+                        As<List<object?>>(at, Peek(at), "APPENDS target").AddRange(values);
+                        break;
+                    }
+
+                case Global:
+                    {
+                        string module = ReadLine(at);
+                        string name = ReadLine(at);
+                        _stack.Add(Resolve(module, name));
+                        break;
+                    }
+
+                case StackGlobal:
+                    {
+                        string name = As<string>(at, PopValue(at), "STACK_GLOBAL name");
+                        string module = As<string>(at, PopValue(at), "STACK_GLOBAL module");
+                        _stack.Add(Resolve(module, name));
+                        break;
+                    }
+
+                case Reduce:
+                    {
+                        object?[] args = As<object?[]>(at, PopValue(at), "REDUCE arguments");
+                        object? callable = PopValue(at);
+                        _stack.Add(Call(at, callable, args));
+                        break;
+                    }
+
+                case NewObj:
+                    {
+                        object?[] args = As<object?[]>(at, PopValue(at), "NEWOBJ arguments");
+                        Callable cls = As<Callable>(at, PopValue(at), "NEWOBJ class");
+                        if (cls.Name != "argparse.Namespace")
+                        {
+                            throw Bad(at, $"NEWOBJ of '{cls.Name}', which is not a class");
+                        }
+
+                        _stack.Add(new Opaque(cls.Name));
+                        break;
+                    }
+
+                case Build:
+                    {
+                        object? state = PopValue(at);
+                        object? target = Peek(at);
+
+                        // OrderedDict from Module.state_dict() carries `_metadata` (per-module versions) as an
+                        // attribute, and Namespace its fields: both are ignored, neither affects the weights.
+                        if (target is not (PickleDict or Opaque) || state is not (PickleDict or null))
+                        {
+                            throw Bad(at, $"BUILD of {Describe(target)} with {Describe(state)}, which a state_dict never needs");
+                        }
+
+                        break;
+                    }
+
+                case BinPersId:
+                    _stack.Add(PersistentLoad(at, PopValue(at)));
+                    break;
+                default:
+                    throw Bad(at, $"opcode 0x{op:x2} is not one a torch.save state_dict uses");
+            }
+        }
+    }
+
+    private object Resolve(string module, string name)
+    {
+        string full = module + "." + name;
+        if (s_allowed.TryGetValue(full, out object? value))
+        {
+            return value;
+        }
+
+        throw new DitCacheException(
+            $"{_source}: pickle refers to global '{full}', which a state_dict never needs; DitCache refuses to load it (no code is run). " +
+            "If you trust the file, load it in Python and save only the weights: torch.save(model.state_dict(), 'weights.pt')");
+    }
+
+    private object Call(int at, object? callable, object?[] args)
+    {
+        Callable fn = callable as Callable ?? throw Bad(at, $"REDUCE calls {Describe(callable)}, which is not callable");
+        switch (fn.Name)
+        {
+            case "collections.OrderedDict":
+                if (args.Length != 0)
+                {
+                    throw Bad(at, $"OrderedDict called with {args.Length} arguments (pickle passes none)");
+                }
+
+                return new PickleDict();
+            case "torch._utils._rebuild_tensor_v2":
+                // (storage, storage_offset, size, stride, requires_grad, backward_hooks[, metadata])
+                if (args.Length is not (6 or 7))
+                {
+                    throw Bad(at, $"_rebuild_tensor_v2 called with {args.Length} arguments (expected 6 or 7)");
+                }
+
+                return new TensorRef(
+                    As<StorageRef>(at, args[0], "_rebuild_tensor_v2 storage"),
+                    As<long>(at, args[1], "_rebuild_tensor_v2 storage_offset"),
+                    Longs(at, args[2], "_rebuild_tensor_v2 size"),
+                    Longs(at, args[3], "_rebuild_tensor_v2 stride"));
+            case "torch._utils._rebuild_parameter":
+                // (data, requires_grad, backward_hooks): an nn.Parameter is its tensor for our purposes.
+                if (args.Length != 3)
+                {
+                    throw Bad(at, $"_rebuild_parameter called with {args.Length} arguments (expected 3)");
+                }
+
+                return As<TensorRef>(at, args[0], "_rebuild_parameter data");
+            case "argparse.Namespace":
+                return new Opaque(fn.Name);
+            default:
+                throw Bad(at, $"REDUCE calls '{fn.Name}'");
+        }
+    }
+
+    private StorageRef PersistentLoad(int at, object? pid)
+    {
+        // torch/serialization.py persistent_id: ('storage', storage_type, key, location, numel), the same in
+        // torch 1.6 through 2.x for typed storages.
+        object?[] t = As<object?[]>(at, pid, "persistent id");
+        if (t.Length != 5 || t[0] is not "storage")
+        {
+            throw Bad(at, $"persistent id {Describe(pid)} is not ('storage', type, key, location, numel)");
+        }
+
+        StorageType type = t[1] as StorageType
+            ?? throw Bad(at, $"persistent id names {Describe(t[1])} where a torch.*Storage class belongs");
+        return new StorageRef(
+            As<string>(at, t[2], "storage key"), type, As<string>(at, t[3], "storage location"), As<long>(at, t[4], "storage numel"));
+    }
+
+    private long ReadLong1(int at)
+    {
+        int n = ReadByte();
+        if (n > 8)
+        {
+            throw Bad(at, $"LONG1 integer of {n} bytes is larger than a state_dict ever stores");
+        }
+
+        ReadOnlySpan<byte> b = Take(n);
+        long v = 0;
+        for (int i = n - 1; i >= 0; i--)
+        {
+            v = (v << 8) | b[i];
+        }
+
+        if (n is > 0 and < 8 && (b[n - 1] & 0x80) != 0)
+        {
+            v -= 1L << (8 * n); // two's complement sign
+        }
+
+        return v;
+    }
+
+    private string ReadString(int at, ulong length)
+    {
+        if (length > (ulong)(_data.Length - _pos))
+        {
+            throw Bad(at, $"string of {length} bytes runs past the end of the pickle");
+        }
+
+        return Encoding.UTF8.GetString(Take((int)length));
+    }
+
+    private string ReadLine(int at)
+    {
+        int end = Array.IndexOf(_data, (byte)'\n', _pos);
+        if (end < 0)
+        {
+            throw Bad(at, "GLOBAL name is not terminated by a newline");
+        }
+
+        string s = Encoding.UTF8.GetString(_data, _pos, end - _pos);
+        _pos = end + 1;
+        return s;
+    }
+
+    private byte ReadByte() => Take(1)[0];
+
+    private ReadOnlySpan<byte> Take(int n)
+    {
+        if (n > _data.Length - _pos)
+        {
+            throw Bad(_pos, "the pickle ends early (truncated data.pkl)");
+        }
+
+        ReadOnlySpan<byte> s = _data.AsSpan(_pos, n);
+        _pos += n;
+        return s;
+    }
+
+    private int StackFloor() => _marks.Count > 0 ? _marks.Peek() : 0;
+
+    private object? Peek(int at) =>
+        _stack.Count > StackFloor() ? _stack[^1] : throw Bad(at, "an opcode needs a value but the stack is empty");
+
+    private object? PopValue(int at)
+    {
+        object? v = Peek(at);
+        _stack.RemoveAt(_stack.Count - 1);
+        return v;
+    }
+
+    private object?[] PopToMark(int at)
+    {
+        if (_marks.Count == 0)
+        {
+            throw Bad(at, "an opcode needs a MARK but there is none");
+        }
+
+        int m = _marks.Pop();
+        object?[] items = _stack.GetRange(m, _stack.Count - m).ToArray();
+        _stack.RemoveRange(m, _stack.Count - m);
+        return items;
+    }
+
+    private object? GetMemo(int at, long index) =>
+        _memo.TryGetValue(index, out object? v) ? v : throw Bad(at, $"memo entry {index} is read before it is written");
+
+    private T As<T>(int at, object? value, string what) =>
+        value is T t ? t : throw Bad(at, $"{what} is {Describe(value)}, expected {typeof(T).Name}");
+
+    private long[] Longs(int at, object? value, string what)
+    {
+        object?[] items = As<object?[]>(at, value, what);
+        var result = new long[items.Length];
+        for (int i = 0; i < items.Length; i++)
+        {
+            result[i] = As<long>(at, items[i], what);
+        }
+
+        return result;
+    }
+
+    private static string Describe(object? value) => value switch
+    {
+        null => "None",
+        string s => $"'{s}'",
+        long or double or bool => value.ToString()!,
+        object?[] t => $"a tuple of {t.Length}",
+        List<object?> => "a list",
+        PickleDict => "a dict",
+        Callable c => $"'{c.Name}'",
+        StorageType st => $"'{st.Name}'",
+        Opaque o => $"a '{o.Global}' object",
+        _ => value.GetType().Name,
+    };
+
+    private DitCacheException Bad(int at, string what) =>
+        new($"{_source}: {what} (pickle byte {at}); the file is corrupt or not a torch.save state_dict, save it again with torch.save(model.state_dict(), path)");
+
+    /// <summary>An allowlisted function or class; it is matched by name, never invoked.</summary>
+    internal sealed record Callable(string Name);
+
+    /// <summary>A torch storage class; <paramref name="DType"/> is null for those DitCache cannot convert.</summary>
+    internal sealed record StorageType(string Name, StoredDType? DType);
+
+    /// <summary>A persistent id: the storage's bytes are the zip entry <c>data/{Key}</c>.</summary>
+    internal sealed record StorageRef(string Key, StorageType Type, string Location, long Numel);
+
+    /// <summary>A tensor: <c>value[i] = storage[Offset + Σ i_d·Stride_d]</c>.</summary>
+    internal sealed record TensorRef(StorageRef Storage, long Offset, long[] Size, long[] Stride);
+
+    /// <summary>An object of an allowlisted data class (train.py's <c>argparse.Namespace</c>), kept as a name only.</summary>
+    internal sealed record Opaque(string Global);
+
+    /// <summary>A pickled dict or OrderedDict: insertion order kept, a repeated key replaces its value.</summary>
+    internal sealed class PickleDict
+    {
+        private readonly Dictionary<object, int> _index = [];
+
+        public List<KeyValuePair<object?, object?>> Items { get; } = [];
+
+        public void Set(object? key, object? value)
+        {
+            if (key is string or long && _index.TryGetValue(key, out int i))
+            {
+                Items[i] = new(key, value);
+                return;
+            }
+
+            if (key is string or long)
+            {
+                _index[key] = Items.Count;
+            }
+
+            Items.Add(new(key, value));
+        }
+
+        public bool TryGet(string key, out object? value)
+        {
+            if (_index.TryGetValue(key, out int i))
+            {
+                value = Items[i].Value;
+                return true;
+            }
+
+            value = null;
+            return false;
+        }
+    }
+}
