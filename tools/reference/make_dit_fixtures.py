@@ -6,6 +6,8 @@
 Writes (deterministic: torch.manual_seed(0), one thread):
   tests/TestData/dit/tiny_dit.safetensors         a tiny random DiT (input 8, patch 2, 4 channels, hidden 64,
                                                   depth 2, 4 heads, 10 classes, learn_sigma), official key names
+  tests/TestData/dit/tiny_dit_train.pt            the same weights as torch.save writes a train.py checkpoint:
+                                                  {"ema": state_dict, "args": argparse.Namespace}
   tests/TestData/dit/tiny_dit_golden.safetensors  inputs, per-stage activations, CFG outputs, DDIM/DDPM samples
 
 Every parameter except pos_embed (kept as the sin-cos table) is re-drawn from normal(0, 0.05), so the adaLN
@@ -14,6 +16,7 @@ modulation, the final layer and all biases are non-zero and every path of the ne
 Numerics follow the official DiT code: model math in float32; diffusion tables in float64, gathered per step and
 cast to float32 (`_extract_into_tensor`), then multiplied with float32 tensors.
 """
+import argparse
 import os
 import sys
 
@@ -97,6 +100,8 @@ def main():
     model = build_model()
     weights = {k: v.detach().clone().float() for k, v in model.state_dict().items()}
     save_safetensors(os.path.join(OUT_DIR, "tiny_dit.safetensors"), weights, {"num_heads": "4"})
+    torch.save({"ema": model.state_dict(), "args": argparse.Namespace(model="tiny", num_heads=4)},
+               os.path.join(OUT_DIR, "tiny_dit_train.pt"))
 
     g = {}
     with torch.no_grad():
@@ -144,7 +149,7 @@ def main():
     g = {k: v.detach().contiguous().float() for k, v in g.items()}
     save_safetensors(os.path.join(OUT_DIR, "tiny_dit_golden.safetensors"), g,
                      {"script": "tools/reference/make_dit_fixtures.py", "seed": "0", "torch": torch.__version__})
-    for name in ("tiny_dit.safetensors", "tiny_dit_golden.safetensors"):
+    for name in ("tiny_dit.safetensors", "tiny_dit_train.pt", "tiny_dit_golden.safetensors"):
         path = os.path.join(OUT_DIR, name)
         print(f"{path}: {os.path.getsize(path)} bytes")
     print("ddim_timesteps", g["ddim_timesteps"].tolist())

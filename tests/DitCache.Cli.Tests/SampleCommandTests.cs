@@ -1,0 +1,141 @@
+using System;
+using System.Collections.Generic;
+using System.IO;
+using System.Linq;
+using System.Text.Json;
+using DitCache.Tensors;
+using DitCache.Tensors.IO;
+using Xunit;
+
+namespace DitCache.Cli.Tests;
+
+/// <summary>The fixed <c>ditcache sample</c> contract, end to end on the tiny PyTorch fixture DiT.</summary>
+public class SampleCommandTests
+{
+    private static Tensor Golden(string key) =>
+        SafeTensors.Load(CliRunner.Data("dit", "tiny_dit_golden.safetensors")).Tensors[key];
+
+    [Theory]
+    [InlineData("tiny_dit.safetensors")]
+    [InlineData("tiny_dit_train.pt")]                              // torch.save of {"ema": state_dict, "args": ...}
+    public void InjectedNoiseReproducesThePyTorchDdimSample(string modelFile)
+    {
+        string dir = CliRunner.TempDir();
+        string noise = Path.Combine(dir, "noise.safetensors");
+        SafeTensors.Save(noise, new Dictionary<string, Tensor> { ["noise"] = Golden("ddim_noise") });
+        string sample = Path.Combine(dir, "sample.safetensors"), report = Path.Combine(dir, "report.json");
+
+        var (code, _, err) = CliRunner.Run("sample", "--model", CliRunner.Data("dit", modelFile), "--classes", "3,7", "--steps", "10",
+            "--sampler", "ddim", "--cfg", "4", "--noise", noise, "--save-tensor", sample, "--report", report, "--threads", "2",
+            "--heads", "4", "--quiet");
+        Assert.True(code == 0, err);
+
+        Tensor got = SafeTensors.Load(sample).Tensors["sample"];
+        Tensor want = Golden("ddim_sample");
+        Assert.Equal(want.Shape, got.Shape);
+        double scale = want.Data.Max(Math.Abs);
+        double err2 = want.Data.Zip(got.Data, (a, b) => Math.Abs(a - b)).Max();
+        Assert.True(err2 <= 1e-4 * scale, $"max error {err2} vs scale {scale}");
+
+        using JsonDocument doc = JsonDocument.Parse(File.ReadAllBytes(report));
+        JsonElement root = doc.RootElement;
+        JsonElement[] steps = root.GetProperty("steps").EnumerateArray().ToArray();
+        Assert.Equal(10, steps.Length);
+        Assert.Equal(Golden("ddim_timesteps").Data.Select(v => (int)v), steps.Select(s => s.GetProperty("t").GetInt32()));
+        Assert.Equal(Enumerable.Range(0, 10), steps.Select(s => s.GetProperty("n").GetInt32()));
+        Assert.All(steps, s => Assert.True(s.GetProperty("computed").GetBoolean()));
+        Assert.True(root.GetProperty("flops").GetDouble() > 0);
+        Assert.Equal(root.GetProperty("full_flops").GetDouble(), root.GetProperty("flops").GetDouble());
+        Assert.True(root.GetProperty("seconds").GetDouble() > 0);
+    }
+
+    [Fact]
+    public void LatentModelRefusesPngBeforeRunning()
+    {
+        string dir = CliRunner.TempDir();
+        var (code, _, err) = CliRunner.Run("sample", "--model", CliRunner.TinyDit, "--out", Path.Combine(dir, "x.png"));
+        Assert.Equal(2, code);
+        Assert.Contains("VAE", err);
+        Assert.Empty(Directory.GetFiles(dir));
+    }
+
+    public static TheoryData<string[], int, string> BadInputs => new()
+    {
+        { ["--model", "/no/such/model.safetensors"], 1, "/no/such/model.safetensors" },
+        { ["--steps", "0"], 2, "--steps" },
+        { ["--steps", "abc"], 2, "abc" },
+        { ["--sampler", "euler"], 2, "euler" },
+        { ["--cache", "warp:n=3"], 2, "warp" },
+        { ["--cache", "none:n=3"], 2, "n" },
+        { ["--classes", "3,x"], 2, "--classes" },
+        { ["--classes", "3,10"], 2, "class 10" },
+        { ["--cfg", "0.5"], 2, "--cfg" },
+        { ["--threads", "0"], 2, "--threads" },
+        { ["--gemm", "cuda"], 2, "cuda" },
+        { ["--report", "/no/such/dir/r.json"], 2, "/no/such/dir" },
+        { ["--unknown-flag"], 2, "--unknown-flag" },
+    };
+
+    [Theory]
+    [MemberData(nameof(BadInputs))]
+    public void BadFlagsGiveOneLineAndAnExitCode(string[] flags, int exitCode, string mentioned)
+    {
+        string[] args = ["sample", .. flags.Contains("--model") ? flags : ["--model", CliRunner.TinyDit, .. flags], "--quiet"];
+        var (code, _, err) = CliRunner.Run(args);
+        Assert.Equal(exitCode, code);
+        Assert.Contains(mentioned, err);
+        Assert.Single(err.TrimEnd().Split('\n'));
+        Assert.DoesNotContain("   at ", err);
+    }
+
+    [Theory]
+    [InlineData("wrong_shape")]
+    [InlineData("wrong_key")]
+    public void BadNoiseFileLeavesNoOutput(string kind)
+    {
+        string dir = CliRunner.TempDir();
+        string noise = Path.Combine(dir, "noise.safetensors");
+        SafeTensors.Save(noise, new Dictionary<string, Tensor> { [kind == "wrong_key" ? "x" : "noise"] = Tensor.Zeros(3, 4, 8, 8) });
+        string sample = Path.Combine(dir, "sample.safetensors");
+        var (code, _, err) = CliRunner.Run("sample", "--model", CliRunner.TinyDit, "--classes", "1,2", "--steps", "2", "--noise", noise,
+            "--save-tensor", sample, "--quiet");
+        Assert.Equal(1, code);
+        Assert.Contains("--noise", err);
+        Assert.Contains(kind == "wrong_key" ? "no tensor \"noise\"" : "[2, 4, 8, 8]", err);
+        Assert.Equal([noise], Directory.GetFiles(dir));
+    }
+
+    [Theory]
+    [InlineData("truncated")]
+    [InlineData("lying_offsets")]
+    [InlineData("forbidden_pickle")]
+    public void CorruptModelsAreRefused(string kind)
+    {
+        string dir = CliRunner.TempDir();
+        string model = Path.Combine(dir, "model.safetensors");
+        byte[] good = File.ReadAllBytes(CliRunner.TinyDit);
+        switch (kind)
+        {
+            case "truncated":
+                File.WriteAllBytes(model, good[..(good.Length / 2)]);
+                break;
+            case "lying_offsets":
+                string text = System.Text.Encoding.UTF8.GetString(good, 8, (int)BitConverter.ToUInt64(good, 0));
+                int at = text.IndexOf("\"data_offsets\":[0,", StringComparison.Ordinal);
+                Assert.True(at >= 0);
+                byte[] bad = (byte[])good.Clone();
+                bad[8 + at + "\"data_offsets\":[".Length] = (byte)'1';           // begin 0 -> 1: size no longer matches
+                File.WriteAllBytes(model, bad);
+                break;
+            default:
+                model = CliRunner.Data("io", "forbidden_global.pt");
+                break;
+        }
+
+        string sample = Path.Combine(dir, "out.safetensors");
+        var (code, _, err) = CliRunner.Run("sample", "--model", model, "--steps", "2", "--save-tensor", sample, "--quiet");
+        Assert.Equal(1, code);
+        Assert.Contains(model, err);
+        Assert.False(File.Exists(sample));
+    }
+}
