@@ -256,6 +256,66 @@ public sealed class DitWeights
         return new DitWeights(config, parts, blocks, regenerate);
     }
 
+    /// <summary>
+    /// Random weights of <paramref name="config"/>'s shapes under the facebookresearch/DiT key names (every entry
+    /// from N(0, <paramref name="std"/>) by a seeded generator, pos_embed the sin-cos table), for benchmarks and
+    /// tests that need a model of a given size but not a trained one.
+    /// </summary>
+    public static TensorFile RandomFile(DitConfig config, int seed = 0, float std = 0.02f)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        config.Validate();
+        int d = config.Hidden, m = config.MlpHidden, p = config.Patch, c = config.InChannels;
+        var random = new Random(seed);
+        var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        void Add(string key, params int[] shape)
+        {
+            Tensor t = Tensor.Zeros(shape);
+            for (int i = 0; i < t.Length; i++)
+            {
+                double u1 = 1.0 - random.NextDouble(), u2 = random.NextDouble();
+                t.Data[i] = (float)(std * Math.Sqrt(-2.0 * Math.Log(u1)) * Math.Cos(2.0 * Math.PI * u2));
+            }
+
+            tensors[key] = t;
+        }
+
+        Add("x_embedder.proj.weight", d, c, p, p);
+        Add("x_embedder.proj.bias", d);
+        Add("t_embedder.mlp.0.weight", d, TimeFrequencyDim);
+        Add("t_embedder.mlp.0.bias", d);
+        Add("t_embedder.mlp.2.weight", d, d);
+        Add("t_embedder.mlp.2.bias", d);
+        Add("y_embedder.embedding_table.weight", config.NumClasses + 1, d);
+        for (int i = 0; i < config.Depth; i++)
+        {
+            Add(BlockKey(i, "attn.qkv.weight"), 3 * d, d);
+            Add(BlockKey(i, "attn.qkv.bias"), 3 * d);
+            Add(BlockKey(i, "attn.proj.weight"), d, d);
+            Add(BlockKey(i, "attn.proj.bias"), d);
+            Add(BlockKey(i, "mlp.fc1.weight"), m, d);
+            Add(BlockKey(i, "mlp.fc1.bias"), m);
+            Add(BlockKey(i, "mlp.fc2.weight"), d, m);
+            Add(BlockKey(i, "mlp.fc2.bias"), d);
+            Add(BlockKey(i, "adaLN_modulation.1.weight"), 6 * d, d);
+            Add(BlockKey(i, "adaLN_modulation.1.bias"), 6 * d);
+        }
+
+        Add("final_layer.adaLN_modulation.1.weight", 2 * d, d);
+        Add("final_layer.adaLN_modulation.1.bias", 2 * d);
+        Add("final_layer.linear.weight", p * p * config.OutChannels, d);
+        Add("final_layer.linear.bias", p * p * config.OutChannels);
+        var pos = Tensor.Zeros(1, config.Tokens, d);
+        Kernels.PosEmbed2D(pos.Data, d, config.Grid);
+        tensors["pos_embed"] = pos;
+        var metadata = new Dictionary<string, string>(StringComparer.Ordinal)
+        {
+            ["num_heads"] = config.Heads.ToString(CultureInfo.InvariantCulture),
+        };
+        var dtypes = tensors.Keys.ToDictionary(k => k, _ => StoredDType.F32, StringComparer.Ordinal);
+        return new TensorFile($"random {config.Name} (seed {seed})", tensors, metadata, dtypes);
+    }
+
     private static string BlockKey(int block, string name) => $"blocks.{block}.{name}";
 
     private static int ResolveHeads(TensorFile file, int depth, int hidden, int? heads)
