@@ -93,7 +93,7 @@ public sealed unsafe class ManagedGemm : IGemm
             switch (Isa)
             {
                 case GemmIsa.Avx512:
-                    Run<Avx512Kernel8x32>(job);;
+                    Run<Avx512Kernel8x32>(job);
                     break;
                 case GemmIsa.Avx2:
                     Run<Avx2Kernel6x16>(job);
