@@ -1,0 +1,172 @@
+using System;
+using System.Collections.Generic;
+using Xunit;
+
+namespace DitCache.Tensors.Tests;
+
+public class GemmTests
+{
+    // Ragged sizes around the tiles (Mr 8/6/4, Nr 32/16/8) and the blocks (Kc 256, Mc 96, Nc 512); k = 1159 crosses
+    // four Kc blocks with a ragged tail. (m, n, k).
+    private static readonly int[][] s_shapes =
+    [
+        [1, 1, 1], [1, 7, 7], [7, 1, 63], [7, 7, 7], [63, 64, 65], [64, 65, 63], [65, 63, 64], [64, 64, 64],
+        [1, 65, 1159], [7, 63, 1159], [65, 7, 1159], [130, 33, 70], [9, 530, 260],
+    ];
+
+    public static IEnumerable<object[]> Isas()
+    {
+        foreach (GemmIsa isa in Enum.GetValues<GemmIsa>())
+        {
+            if (isa != GemmIsa.Auto && ManagedGemm.IsSupported(isa))
+            {
+                yield return [isa];
+            }
+        }
+    }
+
+    public static IEnumerable<object[]> Cases()
+    {
+        foreach (object[] isa in Isas())
+        {
+            foreach (int threads in new[] { 1, 3 })
+            {
+                foreach (bool transB in new[] { false, true })
+                {
+                    foreach (bool accumulate in new[] { false, true })
+                    {
+                        yield return [isa[0], threads, transB, accumulate];
+                    }
+                }
+            }
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void Managed_matches_reference_on_ragged_shapes_with_strides(GemmIsa isa, int threads, bool transB, bool accumulate)
+    {
+        var gemm = new ManagedGemm(threads, isa);
+        Assert.Equal(isa, gemm.Isa);
+        Assert.Equal("managed-" + isa.ToString().ToLowerInvariant(), gemm.Name);
+        foreach (int[] s in s_shapes)
+        {
+            CheckAgainstReference(gemm, s[0], s[1], s[2], transB, accumulate);
+        }
+    }
+
+    [Fact]
+    public void Managed_uses_the_parallel_path_on_a_larger_shape()
+    {
+        // Above the parallel threshold, with a thread count that does not divide the tiles evenly.
+        foreach (object[] isa in Isas())
+        {
+            CheckAgainstReference(new ManagedGemm(2, (GemmIsa)isa[0]), 97, 130, 129, transB: true, accumulate: false);
+            CheckAgainstReference(new ManagedGemm(3, (GemmIsa)isa[0]), 200, 40, 70, transB: false, accumulate: true);
+        }
+    }
+
+    [Fact]
+    public void OpenBlas_matches_reference_when_installed()
+    {
+        if (!OpenBlasGemm.IsAvailable)
+        {
+            return;
+        }
+
+        var gemm = new OpenBlasGemm(2);
+        CheckAgainstReference(gemm, 65, 63, 1159, transB: true, accumulate: true);
+        CheckAgainstReference(gemm, 63, 65, 64, transB: false, accumulate: false);
+    }
+
+    [Fact]
+    public void Auto_picks_the_widest_supported_isa()
+    {
+        GemmIsa expected = ManagedGemm.IsSupported(GemmIsa.Avx512) ? GemmIsa.Avx512
+            : ManagedGemm.IsSupported(GemmIsa.Avx2) ? GemmIsa.Avx2 : GemmIsa.Scalar;
+        Assert.Equal(expected, new ManagedGemm().Isa);
+    }
+
+    [Theory]
+    [MemberData(nameof(Isas))]
+    public void Zero_k_clears_or_keeps_c(GemmIsa isa)
+    {
+        var gemm = new ManagedGemm(1, isa);
+        float[] c = [1f, 2f, 3f, 4f, TestUtil.Canary];
+        gemm.Multiply(2, 2, 0, [], 1, [], 2, false, c, 2, accumulate: true);
+        Assert.Equal([1f, 2f, 3f, 4f, TestUtil.Canary], c);
+        gemm.Multiply(2, 2, 0, [], 1, [], 2, false, c, 2);
+        Assert.Equal([0f, 0f, 0f, 0f, TestUtil.Canary], c);
+        gemm.Multiply(0, 0, 5, [], 5, [], 5, true, [], 1);
+    }
+
+    [Fact]
+    public void Invalid_arguments_throw()
+    {
+        var gemm = new ManagedGemm();
+        float[] a = new float[6];
+        float[] b = new float[6];
+        float[] c = new float[4];
+        Assert.Throws<ArgumentOutOfRangeException>(() => gemm.Multiply(2, 2, 3, a, 2, b, 2, false, c, 2));
+        Assert.Throws<ArgumentException>(() => gemm.Multiply(2, 2, 3, a, 3, b, 2, false, c.AsSpan(0, 3), 2));
+        Assert.Throws<ArgumentException>(() => gemm.Multiply(2, 2, 3, a, 3, a, 3, true, a, 2));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new ManagedGemm(0));
+    }
+
+    // C is filled with random values (used when accumulating) and every float not inside the m×n view, the
+    // ldc-gaps between rows and a tail after the last row, holds a canary that must survive.
+    internal static void CheckAgainstReference(IGemm gemm, int m, int n, int k, bool transB, bool accumulate)
+    {
+        int lda = k + 3;
+        int ldb = (transB ? k : n) + 5;
+        int ldc = n + 2;
+        int bRows = transB ? n : k;
+        float[] a = TestUtil.Random(((m - 1) * lda) + k, (m * 31) + k);
+        float[] b = TestUtil.Random(((bRows - 1) * ldb) + (transB ? k : n), (n * 17) + k + 1);
+        int cLength = ((m - 1) * ldc) + n;
+        float[] c0 = TestUtil.Random(cLength + TestUtil.CanaryLength, m + n + k);
+        for (int i = 0; i < c0.Length; i++)
+        {
+            if (i >= cLength || i % ldc >= n)
+            {
+                c0[i] = TestUtil.Canary;
+            }
+        }
+
+        float[] expected = (float[])c0.Clone();
+        Reference.MatMul(m, n, k, a, lda, b, ldb, transB, expected, ldc, accumulate);
+        float[] actual = (float[])c0.Clone();
+        gemm.Multiply(m, n, k, a, lda, b, ldb, transB, actual, ldc, accumulate);
+
+        // Float32 summation of k products (in any order, blocked or with FMA) is within γ_k·Σ|a·b| ≈ k·ε·Σ|a·b| of
+        // the exact sum (Higham, Accuracy and Stability, §3.1), plus ε for the final store of the reference.
+        double eps = Math.ScaleB(1.0, -24);
+        for (int i = 0; i < m; i++)
+        {
+            for (int j = 0; j < n; j++)
+            {
+                double mag = accumulate ? Math.Abs(c0[(i * ldc) + j]) : 0.0;
+                for (int p = 0; p < k; p++)
+                {
+                    float bv = transB ? b[(j * ldb) + p] : b[(p * ldb) + j];
+                    mag += Math.Abs((double)a[(i * lda) + p] * bv);
+                }
+
+                double tol = ((k + 2) * eps * mag) + 1e-30;
+                double e = expected[(i * ldc) + j];
+                double got = actual[(i * ldc) + j];
+                Assert.True(Math.Abs(got - e) <= tol,
+                    $"{gemm.Name} m={m} n={n} k={k} transB={transB} acc={accumulate}: C[{i},{j}] = {got:R}, expected {e:R} (tol {tol:E2})");
+            }
+        }
+
+        for (int i = 0; i < actual.Length; i++)
+        {
+            if (i >= cLength || i % ldc >= n)
+            {
+                Assert.True(actual[i] == TestUtil.Canary,
+                    $"{gemm.Name} m={m} n={n} k={k}: canary at {i} (row {i / ldc}, col {i % ldc}) overwritten with {actual[i]}");
+            }
+        }
+    }
+}

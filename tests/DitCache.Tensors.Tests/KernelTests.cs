@@ -1,0 +1,313 @@
+using System;
+using System.Collections.Generic;
+using Xunit;
+
+namespace DitCache.Tensors.Tests;
+
+/// <summary>Every kernel in Kernels/*.cs against its naive double-precision twin in <c>Reference</c>.</summary>
+public class KernelTests
+{
+    private const double Eps = 1.1920928955078125e-7; // float32 machine epsilon, 2^-23
+
+    private static readonly int[] s_ragged = [1, 7, 63, 64, 65, 1159];
+
+    public static IEnumerable<object[]> ElementwiseLengths()
+    {
+        for (int n = 0; n <= 70; n++)
+        {
+            yield return [n];
+        }
+
+        yield return [1159];
+    }
+
+    [Theory]
+    [MemberData(nameof(ElementwiseLengths))]
+    public void GeluTanh_matches_reference(int n)
+    {
+        float[] x = TestUtil.Random(n, n, 8f);
+        float[] expected = new float[n];
+        Reference.GeluTanh(x, expected);
+        float[] y = TestUtil.Guarded(n);
+        Kernels.GeluTanh(x, y);
+        // x·sigmoid(2u) with a vector exp of a few ulp: relative error a few ε; absolute floor for the deep negative tail.
+        TestUtil.AssertClose(expected, y, n, 16 * Eps, 1e-7, "gelu");
+        TestUtil.AssertCanaries(y, n);
+        Kernels.GeluTanh(x, x);
+        TestUtil.AssertEqual(y, x, n, "gelu in place");
+    }
+
+    [Theory]
+    [MemberData(nameof(ElementwiseLengths))]
+    public void Silu_matches_reference(int n)
+    {
+        float[] x = TestUtil.Random(n, n + 100, 12f);
+        float[] expected = new float[n];
+        Reference.Silu(x, expected);
+        float[] y = TestUtil.Guarded(n);
+        Kernels.Silu(x, y);
+        TestUtil.AssertClose(expected, y, n, 16 * Eps, 1e-7, "silu");
+        TestUtil.AssertCanaries(y, n);
+        Kernels.Silu(x, x);
+        TestUtil.AssertEqual(y, x, n, "silu in place");
+    }
+
+    [Fact]
+    public void Silu_and_gelu_saturate_like_torch()
+    {
+        float[] x = [-1000f, -90f, 0f, 90f, 1000f];
+        float[] y = new float[5];
+        Kernels.Silu(x, y);
+        Assert.Equal([-0f, -0f, 0f, 90f, 1000f], y);
+        Kernels.GeluTanh(x, y);
+        Assert.Equal([-0f, -0f, 0f, 90f, 1000f], y);
+    }
+
+    [Fact]
+    public void LayerNorm_matches_reference()
+    {
+        foreach (int rows in new[] { 1, 3 })
+        {
+            foreach (int dim in s_ragged)
+            {
+                // An offset mean checks the two-pass variance (E[x²] − E[x]² would cancel here).
+                float[] x = TestUtil.Random(rows * dim, dim + rows, 3f);
+                for (int i = 0; i < x.Length; i++)
+                {
+                    x[i] += 50f;
+                }
+
+                float[] expected = new float[rows * dim];
+                Reference.LayerNorm(x, expected, rows, dim, 1e-6f);
+                float[] y = TestUtil.Guarded(rows * dim);
+                Kernels.LayerNorm(x, y, rows, dim);
+                // Outputs are O(1); the float mean/variance carry ~dim·ε relative error amplified by |x|/std ≈ 30.
+                TestUtil.AssertClose(expected, y, rows * dim, 1e-5, 30 * dim * Eps, $"layernorm {rows}x{dim}");
+                TestUtil.AssertCanaries(y, rows * dim);
+            }
+        }
+    }
+
+    [Fact]
+    public void AddBias_matches_reference_exactly()
+    {
+        foreach (int rows in new[] { 1, 7 })
+        {
+            foreach (int cols in s_ragged)
+            {
+                float[] x = TestUtil.Random(rows * cols, cols);
+                float[] bias = TestUtil.Random(cols, cols + 1);
+                float[] expected = (float[])x.Clone();
+                Reference.AddBias(expected, bias, rows, cols);
+                float[] y = TestUtil.Guarded(rows * cols);
+                x.CopyTo(y, 0);
+                Kernels.AddBias(y, bias, rows, cols);
+                TestUtil.AssertEqual(expected, y, rows * cols, $"addbias {rows}x{cols}");
+                TestUtil.AssertCanaries(y, rows * cols);
+            }
+        }
+    }
+
+    [Fact]
+    public void Softmax_matches_reference()
+    {
+        foreach (int rows in new[] { 1, 5 })
+        {
+            foreach (int cols in new[] { 0, 1, 7, 63, 64, 65, 1159 })
+            {
+                float[] x = TestUtil.Random(rows * cols, cols + 7, 20f);
+                float[] expected = (float[])x.Clone();
+                Reference.Softmax(expected, rows, cols);
+                float[] y = TestUtil.Guarded(rows * cols);
+                x.CopyTo(y, 0);
+                Kernels.Softmax(y, rows, cols);
+                TestUtil.AssertClose(expected, y, rows * cols, 32 * Eps, 1e-9, $"softmax {rows}x{cols}");
+                TestUtil.AssertCanaries(y, rows * cols);
+            }
+        }
+    }
+
+    [Fact]
+    public void Softmax_is_stable_for_large_logits()
+    {
+        float[] x = [1000f, 1000f, -1000f];
+        Kernels.Softmax(x, 1, 3);
+        Assert.Equal([0.5f, 0.5f, 0f], x);
+    }
+
+    [Fact]
+    public void Modulate_and_GatedResidualAdd_match_reference()
+    {
+        const int Batch = 2;
+        foreach (int tokens in new[] { 1, 7, 65 })
+        {
+            foreach (int dim in s_ragged)
+            {
+                int modStride = (6 * dim) + 3;
+                int count = Batch * tokens * dim;
+                float[] x = TestUtil.Random(count, dim + tokens, 4f);
+                float[] mod = TestUtil.Random(Batch * modStride, dim);
+                float[] expected = new float[count];
+                Reference.Modulate(x, expected, mod, modStride, 0, dim, Batch, tokens, dim);
+                float[] y = TestUtil.Guarded(count);
+                Kernels.Modulate(x, y, mod, modStride, 0, dim, Batch, tokens, dim);
+                // x·(1 + s) + t in float with one FMA: two roundings of values ≤ |x|·2 + 1.
+                TestUtil.AssertClose(expected, y, count, 2 * Eps, 20 * Eps, $"modulate {tokens}x{dim}");
+                TestUtil.AssertCanaries(y, count);
+
+                float[] gated = TestUtil.Guarded(count);
+                x.CopyTo(gated, 0);
+                float[] expectedGated = (float[])x.Clone();
+                Reference.GatedResidualAdd(expectedGated, y, mod, modStride, 2 * dim, Batch, tokens, dim);
+                Kernels.GatedResidualAdd(gated, y, mod, modStride, 2 * dim, Batch, tokens, dim);
+                TestUtil.AssertClose(expectedGated, gated, count, Eps, 1e-30, $"gated {tokens}x{dim}");
+                TestUtil.AssertCanaries(gated, count);
+            }
+        }
+    }
+
+    [Fact]
+    public void Linear_matches_reference_with_and_without_bias()
+    {
+        var gemm = new ManagedGemm(2);
+        foreach (int rows in new[] { 1, 7, 65 })
+        {
+            foreach ((int inF, int outF) in new[] { (1, 7), (7, 63), (64, 65), (65, 64), (1159, 7) })
+            {
+                float[] x = TestUtil.Random(rows * inF, rows + inF);
+                float[] w = TestUtil.Random(outF * inF, outF + inF);
+                float[] bias = TestUtil.Random(outF, outF);
+                foreach (bool withBias in new[] { false, true })
+                {
+                    float[] b = withBias ? bias : [];
+                    float[] expected = new float[rows * outF];
+                    Reference.Linear(x, w, b, expected, rows, inF, outF);
+                    float[] y = TestUtil.Guarded(rows * outF);
+                    Kernels.Linear(gemm, x, w, b, y, rows, inF, outF);
+                    // |x|,|w| ≤ 1: Σ|x·w| ≤ inF, so the k·ε·Σ|a·b| GEMM bound is at most (inF + 2)·ε·(inF + 1).
+                    TestUtil.AssertClose(expected, y, rows * outF, 0, (inF + 2) * Eps * (inF + 1) / 2,
+                        $"linear {rows}x{inF}->{outF} bias={withBias}");
+                    TestUtil.AssertCanaries(y, rows * outF);
+                }
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(3)]
+    public void Attention_matches_reference(int threads)
+    {
+        const int Batch = 2;
+        foreach (int tokens in new[] { 1, 7, 64, 65 })
+        {
+            foreach ((int heads, int headDim) in new[] { (1, 1), (3, 7), (2, 64) })
+            {
+                int width = heads * headDim;
+                float[] qkv = TestUtil.Random(Batch * tokens * 3 * width, tokens + width, 2f);
+                float[] expected = new float[Batch * tokens * width];
+                Reference.Attention(qkv, expected, Batch, tokens, heads, headDim);
+                float[] y = TestUtil.Guarded(Batch * tokens * width);
+                int scratchSize = Kernels.AttentionScratchSize(tokens, headDim, threads);
+                float[] scratch = TestUtil.Guarded(scratchSize);
+                Kernels.Attention(qkv, y, Batch, tokens, heads, headDim, scratch.AsSpan(0, scratchSize), threads);
+                // Outputs are convex combinations of v (|v| ≤ 2): errors come from the headDim-long dots (logits
+                // ≤ 4·√headDim) through exp, and the tokens-long weighted sum.
+                TestUtil.AssertClose(expected, y, y.Length - TestUtil.CanaryLength, 0,
+                    (tokens + (8 * headDim) + 16) * 4 * Eps, $"attention t={tokens} h={heads} d={headDim}");
+                TestUtil.AssertCanaries(y, Batch * tokens * width);
+                TestUtil.AssertCanaries(scratch, scratchSize);
+            }
+        }
+    }
+
+    [Fact]
+    public void PatchEmbed_matches_reference()
+    {
+        var gemm = new ManagedGemm(2);
+        foreach ((int n, int c, int h, int w, int p, int dim) in new[]
+        {
+            (1, 1, 1, 1, 1, 1), (2, 4, 6, 4, 2, 7), (1, 3, 8, 12, 4, 65), (2, 1, 28, 28, 2, 64), (1, 4, 4, 4, 2, 1159),
+        })
+        {
+            int tokens = (h / p) * (w / p);
+            int patch = c * p * p;
+            float[] img = TestUtil.Random(n * c * h * w, h + w + c);
+            float[] weight = TestUtil.Random(dim * patch, dim + patch);
+            float[] bias = TestUtil.Random(dim, dim);
+            float[] expected = new float[n * tokens * dim];
+            Reference.PatchEmbed(img, weight, bias, expected, n, c, h, w, p, dim);
+            float[] y = TestUtil.Guarded(n * tokens * dim);
+            float[] scratch = TestUtil.Guarded(n * tokens * patch);
+            Kernels.PatchEmbed(gemm, img, weight, bias, y, scratch.AsSpan(0, n * tokens * patch), n, c, h, w, p, dim);
+            TestUtil.AssertClose(expected, y, n * tokens * dim, 0, (patch + 3) * Eps * (patch + 1),
+                $"patchembed n={n} c={c} {h}x{w} p={p} dim={dim}");
+            TestUtil.AssertCanaries(y, n * tokens * dim);
+            TestUtil.AssertCanaries(scratch, n * tokens * patch);
+        }
+    }
+
+    [Fact]
+    public void Unpatchify_matches_reference_exactly()
+    {
+        foreach ((int n, int c, int h, int w, int p) in new[] { (1, 1, 1, 1, 1), (2, 8, 4, 6, 2), (1, 3, 12, 8, 4), (2, 1, 28, 28, 2) })
+        {
+            int count = n * c * h * w;
+            float[] x = TestUtil.Random(count, count);
+            float[] expected = new float[count];
+            Reference.Unpatchify(x, expected, n, c, h, w, p);
+            float[] img = TestUtil.Guarded(count);
+            Kernels.Unpatchify(x, img, n, c, h, w, p);
+            TestUtil.AssertEqual(expected, img, count, $"unpatchify n={n} c={c} {h}x{w} p={p}");
+            TestUtil.AssertCanaries(img, count);
+        }
+    }
+
+    [Fact]
+    public void PosEmbed2D_matches_reference_exactly()
+    {
+        foreach (int dim in new[] { 4, 8, 64, 1152 })
+        {
+            foreach (int grid in new[] { 0, 1, 2, 7, 16 })
+            {
+                int count = grid * grid * dim;
+                float[] expected = new float[count];
+                Reference.PosEmbed2D(expected, dim, grid);
+                float[] y = TestUtil.Guarded(count);
+                Kernels.PosEmbed2D(y, dim, grid);
+                TestUtil.AssertEqual(expected, y, count, $"posembed dim={dim} grid={grid}");
+                TestUtil.AssertCanaries(y, count);
+            }
+        }
+    }
+
+    [Fact]
+    public void TimestepEmbedding_matches_reference()
+    {
+        float[] t = [0f, 1f, 7.5f, 63f, 500f, 999f];
+        foreach (int dim in new[] { 1, 2, 7, 64, 65, 256 })
+        {
+            int count = t.Length * dim;
+            float[] expected = new float[count];
+            Reference.TimestepEmbedding(t, expected, dim, 10000f);
+            float[] y = TestUtil.Guarded(count);
+            Kernels.TimestepEmbedding(t, y, dim);
+            // The kernel follows torch's float32 order: the argument t·f carries ~(|ln 10000| + 3)·ε relative error,
+            // so cos/sin are within |t·f|·13ε (plus an ulp of the result) of the double reference.
+            int half = dim / 2;
+            for (int i = 0; i < t.Length; i++)
+            {
+                for (int j = 0; j < dim; j++)
+                {
+                    double freq = half == 0 || j >= 2 * half ? 0 : Math.Exp(-Math.Log(10000.0) * (j % half) / half);
+                    double tol = (Math.Abs(t[i] * freq) * 13 * Eps) + (2 * Eps);
+                    double e = expected[(i * dim) + j];
+                    double a = y[(i * dim) + j];
+                    Assert.True(Math.Abs(a - e) <= tol, $"timestep dim={dim} t={t[i]} j={j}: {a:R} vs {e:R} (tol {tol:E2})");
+                }
+            }
+
+            TestUtil.AssertCanaries(y, count);
+        }
+    }
+}
