@@ -83,56 +83,39 @@ public static partial class Kernels
         }
     }
 
-    private static int PerThreadAttentionScratch(int tokens, int headDim) => (3 * tokens * headDim) + (tokens * tokens);
+    private static int PerThreadAttentionScratch(int tokens, int headDim) => tokens * tokens;
 
-    // One (batch item, head): gather q, k, v of the head into contiguous (tokens, headDim) blocks, S = q·kᵀ·scale,
-    // softmax rows of S, out = S·v.
+    // Attention runs its heads in parallel, so each head's two products use a one-thread GEMM (one level of
+    // threads only); its pack buffers are per thread, so concurrent heads do not share state.
+    private static readonly ManagedGemm s_headGemm = new(1);
+
+    // One (batch item, head), read in place from the strided qkv rows: S = q·kᵀ (T, T), S = softmax(S·scale) by
+    // rows, out_h = S·v written straight into the head's columns of the output.
     private static unsafe void AttentionHead(float* qkv, float* output, float* scratch, int b, int h, int tokens,
         int heads, int headDim)
     {
-        int width = heads * headDim;
-        float* q = scratch;
-        float* k = q + (tokens * headDim);
-        float* v = k + (tokens * headDim);
-        float* s = v + (tokens * headDim);
-        float* src = qkv + ((long)b * tokens * 3 * width) + (h * headDim);
-        for (int t = 0; t < tokens; t++)
-        {
-            float* row = src + ((long)t * 3 * width);
-            new ReadOnlySpan<float>(row, headDim).CopyTo(new Span<float>(q + (t * headDim), headDim));
-            new ReadOnlySpan<float>(row + width, headDim).CopyTo(new Span<float>(k + (t * headDim), headDim));
-            new ReadOnlySpan<float>(row + (2 * width), headDim).CopyTo(new Span<float>(v + (t * headDim), headDim));
-        }
-
+        int width = heads * headDim, ld = 3 * width;
+        float* q = qkv + ((long)b * tokens * ld) + (h * headDim);                                // (T, hd), stride 3D
+        float* k = q + width;                                                                    // (T, hd), stride 3D
+        float* v = k + width;                                                                    // (T, hd), stride 3D
+        float* o = output + ((long)b * tokens * width) + (h * headDim);                          // (T, hd), stride D
+        int strided = ((tokens - 1) * ld) + headDim;
+        var s = new Span<float>(scratch, tokens * tokens);                                       // (T, T)
+        s_headGemm.Multiply(tokens, tokens, headDim, new ReadOnlySpan<float>(q, strided), ld,
+            new ReadOnlySpan<float>(k, strided), ld, transB: true, s, tokens);
         float scale = 1f / MathF.Sqrt(headDim);
         for (int i = 0; i < tokens; i++)
         {
-            float* qi = q + (i * headDim);
-            float* si = s + (i * tokens);
-            for (int j = 0; j < tokens; j++)
+            Span<float> row = s.Slice(i * tokens, tokens);
+            for (int j = 0; j < row.Length; j++)
             {
-                float* kj = k + (j * headDim);
-                float dot = 0f;
-                for (int d = 0; d < headDim; d++)
-                {
-                    dot += qi[d] * kj[d];
-                }
-
-                si[j] = dot * scale;
+                row[j] *= scale;
             }
 
-            SoftmaxRow(new Span<float>(si, tokens));
-            float* oi = output + ((long)b * tokens * width) + ((long)i * width) + (h * headDim);
-            new Span<float>(oi, headDim).Clear();
-            for (int j = 0; j < tokens; j++)
-            {
-                float p = si[j];
-                float* vj = v + (j * headDim);
-                for (int d = 0; d < headDim; d++)
-                {
-                    oi[d] += p * vj[d];
-                }
-            }
+            SoftmaxRow(row);
         }
+
+        s_headGemm.Multiply(tokens, headDim, tokens, s, tokens, new ReadOnlySpan<float>(v, strided), ld, transB: false,
+            new Span<float>(o, ((tokens - 1) * width) + headDim), width);
     }
 }
