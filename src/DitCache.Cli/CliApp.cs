@@ -16,6 +16,7 @@ internal static class CliApp
         var root = new RootCommand("DitCache: Diffusion Transformer sampling with training-free feature caching.")
         {
             SampleCommand.Create(stdout, stderr, interactive),
+            EvaluateCommand.Create(stdout, stderr, interactive),
             InfoCommand.Create(stdout),
         };
 

@@ -190,7 +190,7 @@ internal static class SampleCommand
         return 0;
     }
 
-    private static int[] ParseClasses(string text)
+    internal static int[] ParseClasses(string text)
     {
         string[] parts = text.Split(',', StringSplitOptions.TrimEntries);
         var labels = new int[parts.Length];
@@ -205,7 +205,7 @@ internal static class SampleCommand
         return labels;
     }
 
-    private static void CheckOutputPath(string? path, string flag)
+    internal static void CheckOutputPath(string? path, string flag)
     {
         if (path is null)
         {
@@ -241,7 +241,7 @@ internal static class SampleCommand
         return noise;
     }
 
-    private static DitCacheException Usage(string message) => new(message, exitCode: 2);
+    internal static DitCacheException Usage(string message) => new(message, exitCode: 2);
 
     private sealed record SampleOptions(string? Model, string Classes, int Steps, string Sampler, float Cfg, int? CfgChannels,
         double Eta, string Cache, int Seed, string? Noise, string? SaveTensor, string? Report, string? Out, int? Columns,

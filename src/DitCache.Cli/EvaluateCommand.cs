@@ -1,0 +1,217 @@
+using System;
+using System.CommandLine;
+using System.Globalization;
+using System.IO;
+using System.Linq;
+using DitCache.Caching;
+using DitCache.Models;
+using DitCache.Sampling;
+using DitCache.Sampling.Data;
+using DitCache.Sampling.Evaluation;
+using DitCache.Sampling.Metrics;
+using DitCache.Tensors;
+using DitCache.Tensors.IO;
+using Spectre.Console;
+
+namespace DitCache.Cli;
+
+/// <summary>
+/// <c>ditcache evaluate</c>: sample K images of each Fashion-MNIST class and score them with the shipped classifier
+/// (accuracy under the requested class, Frechet distance of its features to the test set, the real floors). Every
+/// flag is checked before the run starts; every output goes through a temporary file.
+/// </summary>
+internal static class EvaluateCommand
+{
+    public static Command Create(TextWriter stdout, TextWriter stderr, bool interactive)
+    {
+        var model = new Option<string?>("--model") { Description = "DiT checkpoint (.safetensors or PyTorch .pt); default: the embedded Fashion-MNIST model" };
+        var perClass = new Option<int>("--samples-per-class") { Description = "images generated per class", DefaultValueFactory = _ => 100 };
+        var classes = new Option<string>("--classes") { Description = "comma-separated class labels to evaluate (grid rows), e.g. 0,5,9", DefaultValueFactory = _ => "0,1,2,3,4,5,6,7,8,9" };
+        var steps = new Option<int>("--steps") { Description = "sampling steps (respaced from 1000)", DefaultValueFactory = _ => 50 };
+        var sampler = new Option<string>("--sampler") { Description = "ddim or ddpm", DefaultValueFactory = _ => "ddim" };
+        var cfg = new Option<float>("--cfg") { Description = "classifier-free guidance scale; 1 disables guidance", DefaultValueFactory = _ => SampleCommand.DefaultCfg };
+        var cache = new Option<string>("--cache") { Description = "accelerator: name or name:key=value,...; " + string.Join("; ", CacheRegistry.Methods.Select(m => $"{m.Name} = {m.Summary}")), DefaultValueFactory = _ => "none" };
+        var seed = new Option<int>("--seed") { Description = "base seed; each sample's noise derives from (seed, class, index)", DefaultValueFactory = _ => 0 };
+        var batch = new Option<int>("--batch") { Description = "images per sampling run (the CFG batch is twice this)", DefaultValueFactory = _ => 100 };
+        var threads = new Option<int>("--threads") { Description = "threads for GEMM and kernels", DefaultValueFactory = _ => Environment.ProcessorCount };
+        var gemm = new Option<string>("--gemm") { Description = "GEMM backend: managed, openblas, or auto (OpenBLAS when libopenblas.so.0 is installed)", DefaultValueFactory = _ => "auto" };
+        var grid = new Option<string?>("--grid") { Description = "write a PNG grid: one row per class, its first --grid-columns samples" };
+        var gridColumns = new Option<int>("--grid-columns") { Description = "samples of each class in the --grid", DefaultValueFactory = _ => 10 };
+        var report = new Option<string?>("--report") { Description = "write a JSON report: settings, accuracy per class, Frechet distances with sample counts, seconds" };
+        var quiet = new Option<bool>("--quiet") { Description = "no progress bar and no summary" };
+
+        var command = new Command("evaluate", "Measure sample quality on Fashion-MNIST: classifier accuracy and Frechet distance to the test set.")
+        {
+            model, perClass, classes, steps, sampler, cfg, cache, seed, batch, threads, gemm, grid, gridColumns, report, quiet,
+        };
+
+        command.SetAction(parse =>
+        {
+            var o = new EvaluateOptions(
+                parse.GetValue(model), parse.GetValue(perClass), parse.GetValue(classes)!, parse.GetValue(steps),
+                parse.GetValue(sampler)!, parse.GetValue(cfg), parse.GetValue(cache)!, parse.GetValue(seed),
+                parse.GetValue(batch), parse.GetValue(threads), parse.GetValue(gemm)!, parse.GetValue(grid),
+                parse.GetValue(gridColumns), parse.GetValue(report), parse.GetValue(quiet));
+            return Run(o, stdout, stderr, interactive);
+        });
+        return command;
+    }
+
+    private static int Run(EvaluateOptions o, TextWriter stdout, TextWriter stderr, bool interactive)
+    {
+        // 1. Flags that need no model or data.
+        if (o.SamplesPerClass < 1)
+        {
+            throw SampleCommand.Usage($"--samples-per-class {o.SamplesPerClass} is invalid; give 1 or more");
+        }
+
+        int[] labels = SampleCommand.ParseClasses(o.Classes);
+        int bad = Array.FindIndex(labels, y => y >= FashionMnist.ClassCount);
+        if (bad >= 0)
+        {
+            throw SampleCommand.Usage($"--classes: class {labels[bad]} is out of range; Fashion-MNIST has classes 0..{FashionMnist.ClassCount - 1}");
+        }
+
+        if (labels.Distinct().Count() != labels.Length)
+        {
+            throw SampleCommand.Usage($"--classes '{o.Classes}' repeats a class; give each class once");
+        }
+
+        if (labels.Length * (long)o.SamplesPerClass < 2)
+        {
+            throw SampleCommand.Usage("--samples-per-class 1 with a single class is too few; the Frechet distance needs at least 2 samples");
+        }
+
+        if (labels.Length * (long)o.SamplesPerClass > 1_000_000)
+        {
+            throw SampleCommand.Usage($"--samples-per-class {o.SamplesPerClass} x {labels.Length} classes is over a million samples; give fewer");
+        }
+
+        if (o.Steps < 1 || o.Steps > 1000)
+        {
+            throw SampleCommand.Usage($"--steps {o.Steps} is out of range; give 1 to 1000");
+        }
+
+        if (o.Sampler is not ("ddim" or "ddpm"))
+        {
+            throw SampleCommand.Usage($"--sampler '{o.Sampler}' is unknown; choose ddim or ddpm");
+        }
+
+        if (!float.IsFinite(o.Cfg) || o.Cfg < 1f)
+        {
+            throw SampleCommand.Usage($"--cfg {o.Cfg.ToString(CultureInfo.InvariantCulture)} is invalid; give a number >= 1 (1 disables guidance)");
+        }
+
+        if (o.Batch < 1)
+        {
+            throw SampleCommand.Usage($"--batch {o.Batch} is invalid; give 1 or more");
+        }
+
+        if (o.Threads < 1)
+        {
+            throw SampleCommand.Usage($"--threads {o.Threads} is invalid; give 1 or more");
+        }
+
+        if (o.GridColumns < 1)
+        {
+            throw SampleCommand.Usage($"--grid-columns {o.GridColumns} is invalid; give 1 or more");
+        }
+
+        ICacheOptions cacheOptions = CacheRegistry.Parse(o.Cache);
+        SampleCommand.CheckOutputPath(o.Grid, "--grid");
+        SampleCommand.CheckOutputPath(o.Report, "--report");
+        IGemm gemm = GemmFactory.Create(o.Gemm, o.Threads);
+
+        // 2. Data, classifier and model (each reader's error names the file and the remedy).
+        FashionMnist test = FashionMnist.Load(FashionMnistSplit.Test);
+        FashionMnist train = FashionMnist.Load(FashionMnistSplit.Train);
+        FmnistClassifier classifier = FmnistClassifier.LoadDefault(gemm);
+        DitWeights weights = DefaultModel.LoadWeights(o.Model);
+        string modelName = o.Model ?? "embedded:" + DefaultModel.ResourceName;
+        var evaluation = new QualityEvaluation(new DitModel(weights, gemm, o.Threads), classifier, train);
+        var settings = new QualitySettings(o.SamplesPerClass, labels, o.Steps, o.Sampler, o.Cfg, cacheOptions, o.Seed, o.Batch, o.GridColumns);
+
+        // 3. Run: the reference features first (10,000 test images), then the sampling.
+        QualityResult result;
+        if (interactive && !o.Quiet)
+        {
+            var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(stderr) });
+            QualityResult? done = null;
+            console.Progress().AutoClear(true).Columns(
+                new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
+                .Start(ctx =>
+                {
+                    ProgressTask features = ctx.AddTask("features of the test images", maxValue: 1);
+                    ProgressTask sampling = ctx.AddTask($"{settings.TotalSamples} samples, {o.Sampler} x{o.Steps}, cache {o.Cache}", autoStart: false);
+                    QualityReference reference = QualityReference.Compute(classifier, test, labels);
+                    features.Value = 1;
+                    sampling.StartTask();
+                    done = evaluation.Run(settings, reference, (s, total) =>
+                    {
+                        sampling.MaxValue = total;
+                        sampling.Value = s;
+                    });
+                });
+            result = done!;
+        }
+        else
+        {
+            result = evaluation.Run(settings, QualityReference.Compute(classifier, test, labels));
+        }
+
+        // 4. Outputs, each through a temporary file.
+        if (o.Grid is not null)
+        {
+            byte[] png = Png.EncodeGrid(result.Grid, Math.Min(o.GridColumns, o.SamplesPerClass));
+            AtomicFile.Write(o.Grid, "--grid", s => s.Write(png));
+        }
+
+        if (o.Report is not null)
+        {
+            byte[] json = QualityReport.ToJson(result, weights.Config, modelName, classifier.Source, gemm.Name, o.Threads);
+            AtomicFile.Write(o.Report, "--report", s => s.Write(json));
+        }
+
+        if (!o.Quiet)
+        {
+            Print(stdout, result, weights.Config, modelName, gemm.Name, o.Threads);
+            foreach (string? path in new[] { o.Grid, o.Report })
+            {
+                if (path is not null)
+                {
+                    stdout.WriteLine($"wrote {path}");
+                }
+            }
+        }
+
+        return 0;
+    }
+
+    private static void Print(TextWriter o, QualityResult r, DitConfig c, string model, string gemm, int threads)
+    {
+        QualitySettings s = r.Settings;
+        QualityReference reference = r.Reference;
+        CultureInfo inv = CultureInfo.InvariantCulture;
+        o.WriteLine(string.Create(inv,
+            $"evaluated {model} ({c.Name}): {s.TotalSamples} samples ({s.SamplesPerClass} per class), {s.Sampler} {s.Steps} steps, cfg {s.CfgScale}, cache {s.Cache.Spec}, seed {s.Seed}, gemm {gemm}, {threads} threads"));
+        o.WriteLine(string.Create(inv, $"  accuracy                  {r.Accuracy:F4}  (classifier agrees with the requested class)"));
+        o.WriteLine(string.Create(inv, $"  FD vs test                {r.FrechetDistance:F3}  ({s.TotalSamples} generated vs {reference.Count} test)"));
+        if (r.MatchedFloor is double matched)
+        {
+            o.WriteLine(string.Create(inv, $"  floor at this N           {matched:F3}  ({s.TotalSamples} train vs {reference.Count} test)"));
+        }
+
+        o.WriteLine(string.Create(inv, $"  floor, test halves        {reference.Floor:F3}  ({reference.FloorCountA} vs {reference.FloorCountB} test)"));
+        o.WriteLine(string.Create(inv, $"  seconds                   {r.Seconds:F1}  (sampling {r.SamplingSeconds:F1}; {r.Flops / 1e12:F2} of {r.FullFlops / 1e12:F2} TFLOPs)"));
+        o.WriteLine("  per class:");
+        for (int i = 0; i < s.Classes.Length; i++)
+        {
+            int y = s.Classes[i];
+            o.WriteLine(string.Create(inv, $"    {y} {FashionMnist.ClassNames[y],-12} {r.ClassAccuracy[i]:F3}"));
+        }
+    }
+
+    private sealed record EvaluateOptions(string? Model, int SamplesPerClass, string Classes, int Steps, string Sampler,
+        float Cfg, string Cache, int Seed, int Batch, int Threads, string Gemm, string? Grid, int GridColumns,
+        string? Report, bool Quiet);
+}
