@@ -14,6 +14,9 @@ public static class CacheRegistry
     private static readonly (string Name, string Summary, Func<CacheSpec, ICacheOptions> Parse)[] s_methods =
     [
         ("none", "no caching: every block at every step", spec => NoCacheOptions.FromSpec(spec)),
+        ("fora", "FORA static reuse of attn/MLP outputs: n=3", spec => ForaOptions.FromSpec(spec)),
+        ("taylorseer", "TaylorSeer Taylor forecast per module: n=4,o=4,warmup=2", spec => TaylorSeerOptions.FromSpec(spec)),
+        ("foca", "FoCa-A BDF2 forecast + Heun calibration per module: n=5,warmup=2,corrector=on|off", spec => FocaOptions.FromSpec(spec)),
     ];
 
     /// <summary>Names and one-line summaries, for help text.</summary>

@@ -1,0 +1,195 @@
+using System;
+using DitCache.Tensors;
+
+namespace DitCache.Caching;
+
+/// <summary>
+/// TaylorSeer: From Reusing to Forecasting: Accelerating Diffusion Models with TaylorSeers (Liu et al., ICCV 2025,
+/// arXiv 2503.06923; official code Shenyi-Z/TaylorSeer <c>TaylorSeer-DiT/</c>; METHODS.md section 4.1). Per block and
+/// module, full steps store the feature and its divided differences up to order O; the steps between are a Taylor
+/// series in the step distance. Spec: <c>taylorseer:n=4,o=4</c> (knobs n, o, warmup).
+/// </summary>
+/// <param name="Interval">N (knob <c>n</c>, default 4 as the official README): after the warm-up a step is full once N−1 Taylor steps have run.</param>
+/// <param name="MaxOrder">O (knob <c>o</c>, default 4 as the official README): the highest derivative order kept; 0 is plain reuse.</param>
+/// <param name="Warmup">K (knob <c>warmup</c>, default 2 = the official <c>first_enhance</c> for DiT): steps 0 … K−1 are full.</param>
+public sealed record TaylorSeerOptions(int Interval = 4, int MaxOrder = 4, int Warmup = 2) : ICacheOptions
+{
+    /// <summary>The highest order accepted by <see cref="Validate"/>.</summary>
+    public const int MaxSupportedOrder = 8;
+
+    /// <inheritdoc/>
+    public string Name => "taylorseer";
+
+    /// <inheritdoc/>
+    public string Spec => $"taylorseer:n={Interval},o={MaxOrder},warmup={Warmup}";
+
+    /// <summary>Parses <c>taylorseer:n=N,o=O,warmup=K</c>; unknown knobs are errors.</summary>
+    public static TaylorSeerOptions FromSpec(CacheSpec spec)
+    {
+        var options = new TaylorSeerOptions(spec.GetInt("n", 4), spec.GetInt("o", 4), spec.GetInt("warmup", 2));
+        spec.RejectUnknownKeys();
+        return options;
+    }
+
+    /// <inheritdoc/>
+    public void Validate()
+    {
+        if (Interval < 1)
+        {
+            throw new DitCacheException($"--cache taylorseer: n={Interval} is not a valid interval; n must be at least 1 (1 computes every step)", exitCode: 2);
+        }
+
+        if (MaxOrder < 0 || MaxOrder > MaxSupportedOrder)
+        {
+            throw new DitCacheException($"--cache taylorseer: o={MaxOrder} is outside [0, {MaxSupportedOrder}]; o is the Taylor order (0 = reuse, the paper uses up to 4)", exitCode: 2);
+        }
+
+        if (Warmup < 1)
+        {
+            throw new DitCacheException($"--cache taylorseer: warmup={Warmup} must be at least 1 (step 0 is always computed)", exitCode: 2);
+        }
+    }
+
+    /// <summary>Which sampling ordinals n = 0 … steps−1 compute every block (the rest are Taylor steps).</summary>
+    public bool[] FullSteps(int steps) => Schedule(steps, Interval, Warmup);
+
+    /// <summary>
+    /// The official schedule (<c>cal_type.py</c>), shared by FoCa: steps 0 … warmup−1 are full; afterwards a counter
+    /// of cached steps makes the step full when it reaches N−1 and resets on every full step. With warm-up 2 the full
+    /// steps are 0, 1, 1+N, 1+2N, …; the last step is not forced to be full. 50 steps: 18 full at N = 3, 11 at N = 5.
+    /// </summary>
+    public static bool[] Schedule(int steps, int interval, int warmup)
+    {
+        var full = new bool[steps];
+        int counter = 0;
+        for (int n = 0; n < steps; n++)
+        {
+            if (n < warmup || counter == interval - 1)
+            {
+                full[n] = true;
+                counter = 0;
+            }
+            else
+            {
+                counter++;
+            }
+        }
+
+        return full;
+    }
+
+    /// <inheritdoc/>
+    public ICachePolicy Build(CacheRunInfo run)
+    {
+        Validate();
+        run.Validate();
+        return new TaylorSeer(FullSteps(run.Steps), MaxOrder + 1, run);
+    }
+}
+
+/// <summary>
+/// The TaylorSeer policy of one run: per (block, site) a stack of O+1 factors (B, T, D), allocated at build; see
+/// <see cref="TaylorForecaster"/> for the arithmetic.
+/// </summary>
+public sealed class TaylorSeer : ICachePolicy
+{
+    private readonly bool[] _full;
+    private readonly int _factors;         // O + 1
+    private readonly float[][] _stack;     // [site] (O+1, B, T, D): d_0 … d_O
+    private readonly int[] _count;         // [site] factors held (0 = nothing yet this run)
+    private readonly int[] _fullN;         // [site] ordinal of the last full step
+    private readonly int _length;
+    private int _n = -1;
+    private bool _isFull;
+
+    internal TaylorSeer(bool[] full, int factors, CacheRunInfo run)
+    {
+        _full = full;
+        _factors = factors;
+        _length = run.FeatureLength;
+        _stack = new float[2 * run.Depth][];
+        for (int k = 0; k < _stack.Length; k++)
+        {
+            _stack[k] = new float[checked(factors * _length)];
+        }
+
+        _count = new int[_stack.Length];
+        _fullN = new int[_stack.Length];
+        CacheBytes = (long)_stack.Length * factors * _length * sizeof(float);
+    }
+
+    /// <inheritdoc/>
+    public bool WantsBlockInput => false;
+
+    /// <inheritdoc/>
+    public long CacheBytes { get; }
+
+    /// <inheritdoc/>
+    public void BeginStep(int n, float timestep)
+    {
+        if (n < 0 || n >= _full.Length || (n != 0 && n != _n + 1))
+        {
+            throw new InvalidOperationException($"TaylorSeer was built for {_full.Length} steps and is at step {_n}; step {n} cannot follow (steps run 0, 1, 2, …)");
+        }
+
+        if (n == 0)
+        {
+            Array.Clear(_count);    // a new image: taylor_cache_init clears every key
+        }
+
+        _n = n;
+        _isFull = _full[n];
+    }
+
+    /// <inheritdoc/>
+    public bool TrySkipBlocks(Span<float> x) => false;
+
+    /// <inheritdoc/>
+    public bool TryForecast(FeatureSite site, Span<float> output)
+    {
+        int k = SiteIndex(site);
+        if (_isFull || _count[k] == 0)
+        {
+            return false;
+        }
+
+        Span<double> weights = stackalloc double[_count[k]];
+        TaylorForecaster.Weights(_n - _fullN[k], weights);
+        WeightedSum.Combine(_stack[k], _length, weights, output);
+        return true;
+    }
+
+    /// <inheritdoc/>
+    public void Record(FeatureSite site, ReadOnlySpan<float> output)
+    {
+        int k = SiteIndex(site);
+        if (output.Length != _length)
+        {
+            throw new ArgumentException($"feature of {site} has {output.Length} floats; this run's (B, T, D) has {_length}", nameof(output));
+        }
+
+        _count[k] = TaylorForecaster.UpdateFactors(_stack[k], _length, _count[k], _factors, output, _n - _fullN[k]);
+        _fullN[k] = _n;
+    }
+
+    /// <inheritdoc/>
+    public void RecordBlocks(ReadOnlySpan<float> blockInput, ReadOnlySpan<float> blockOutput)
+    {
+    }
+
+    private int SiteIndex(FeatureSite site)
+    {
+        if (_n < 0)
+        {
+            throw new InvalidOperationException("BeginStep must be called before the model runs");
+        }
+
+        int k = site.Index;
+        if ((uint)k >= (uint)_stack.Length)
+        {
+            throw new ArgumentOutOfRangeException(nameof(site), site, $"this run has {_stack.Length / 2} blocks");
+        }
+
+        return k;
+    }
+}
