@@ -1,0 +1,208 @@
+using System;
+using Xunit;
+
+namespace DitCache.Caching.Tests;
+
+/// <summary>The span math of the forecasters, against naive float64 references and closed forms.</summary>
+public class ForecasterTests
+{
+    [Fact]
+    public void WeightedSumMatchesTheNaiveSumAtEveryLength()
+    {
+        var random = new Random(7);
+        double[][] weightSets = [[], [0.5], [1.5, -0.5, 0.0, 0.5], [1, 2, 0.5, -1.0 / 6, 1.0 / 24], [0, 0, 0]];
+        for (int length = 0; length <= 70; length++)
+        {
+            foreach (double[] weights in weightSets)
+            {
+                var stack = new float[weights.Length * length];
+                for (int i = 0; i < stack.Length; i++)
+                {
+                    stack[i] = (float)((random.NextDouble() * 4) - 2);
+                }
+
+                var dst = new float[length + 3];
+                dst.AsSpan().Fill(99f);
+                WeightedSum.Combine(stack, length, weights, dst);
+                for (int i = 0; i < length; i++)
+                {
+                    double expected = 0;
+                    for (int k = 0; k < weights.Length; k++)
+                    {
+                        expected += weights[k] * stack[(k * length) + i];
+                    }
+
+                    Assert.True(Math.Abs(dst[i] - expected) <= 1e-5 * (1 + Math.Abs(expected)), $"length {length}, i {i}: {dst[i]} vs {expected}");
+                }
+
+                Assert.Equal([99f, 99f, 99f], dst[length..]);   // no tail overrun
+            }
+        }
+    }
+
+    [Fact]
+    public void WeightedSumRefusesAShortStack()
+    {
+        Assert.Throws<ArgumentException>(() => WeightedSum.Combine(new float[5], 3, [1.0, 1.0], new float[3]));
+        Assert.Throws<ArgumentException>(() => WeightedSum.Combine(new float[6], 3, [1.0, 1.0], new float[2]));
+    }
+
+    [Fact]
+    public void TaylorWeightsArePowersOverFactorials()
+    {
+        var w = new double[5];
+        TaylorForecaster.Weights(3.0, w);
+        Assert.Equal([1, 3, 4.5, 4.5, 81.0 / 24], w);
+    }
+
+    /// <summary>Samples p at full steps s_0 &lt; s_1 &lt; …, updates the factors, forecasts p(s_last + x).</summary>
+    private static (float[] Factors, int Count) Fit(Func<double, double> p, int[] fullSteps, int maxFactors)
+    {
+        var stack = new float[maxFactors];
+        int count = 0;
+        for (int k = 0; k < fullSteps.Length; k++)
+        {
+            double gap = k == 0 ? 0 : fullSteps[k] - fullSteps[k - 1];
+            count = TaylorForecaster.UpdateFactors(stack, 1, count, maxFactors, [(float)p(fullSteps[k])], gap);
+        }
+
+        return (stack, count);
+    }
+
+    private static double Forecast(float[] factors, int count, double x)
+    {
+        var w = new double[count];
+        TaylorForecaster.Weights(x, w);
+        var output = new float[1];
+        WeightedSum.Combine(factors, 1, w, output);
+        return output[0];
+    }
+
+    [Fact]
+    public void OrdersBuildUpOnePerFullStep()
+    {
+        Assert.Equal(1, Fit(n => n, [0], 3).Count);
+        Assert.Equal(2, Fit(n => n, [0, 1], 3).Count);
+        Assert.Equal(3, Fit(n => n, [0, 1, 5, 9], 3).Count);
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(4)]
+    public void TaylorIsExactOnLinearFeaturesWithTheOfficialGaps(int order)
+    {
+        // Full steps 0, 1, 5, 9, 13 (warm-up 2, N = 4): gaps 1 then 4; every order above 1 sees zero differences.
+        Func<double, double> p = n => 3.0 - (0.75 * n);
+        (float[] f, int count) = Fit(p, [0, 1, 5, 9, 13], order + 1);
+        for (int x = 1; x <= 3; x++)
+        {
+            Assert.Equal(p(13 + x), Forecast(f, count, x), 5);
+        }
+    }
+
+    [Theory]
+    [InlineData(1, 1)]
+    [InlineData(2, 1)]
+    [InlineData(2, 3)]
+    [InlineData(3, 4)]
+    [InlineData(4, 2)]
+    public void OrderKFactorsAreTheOfficialBackwardDifferencesAtUniformGaps(int k, int h)
+    {
+        // A degree-k polynomial sampled every h steps. The official recursion stores d_j = ∇^j p / h^j (backward
+        // differences over the latest gap), so d_k = k!·a_k exactly and d_j for j < k is the difference quotient.
+        double[] a = [0.3, -0.2, 0.05, 0.01, -0.002];
+        double P(double n)
+        {
+            double sum = 0, power = 1;
+            for (int j = 0; j <= k; j++)
+            {
+                sum += a[j] * power;
+                power *= n;
+            }
+
+            return sum;
+        }
+
+        int[] steps = new int[k + 1];
+        for (int s = 0; s <= k; s++)
+        {
+            steps[s] = 2 + (s * h);
+        }
+
+        (float[] f, int count) = Fit(P, steps, k + 1);
+        Assert.Equal(k + 1, count);
+
+        // Reference: backward differences in float64.
+        var diffs = new double[k + 1];
+        for (int s = 0; s <= k; s++)
+        {
+            diffs[s] = P(steps[s]);
+        }
+
+        double factorial = 1;
+        for (int j = 0; j <= k; j++)
+        {
+            double expected = diffs[k] / Math.Pow(h, j);
+            Assert.True(Math.Abs(f[j] - expected) <= 1e-4 * (1 + Math.Abs(expected)), $"d_{j}: {f[j]} vs {expected}");
+            for (int s = k; s > j; s--)
+            {
+                diffs[s] -= diffs[s - 1];
+            }
+
+            factorial *= Math.Max(1, j);
+        }
+
+        Assert.Equal(factorial * a[k], f[k], 3);   // d_k = k!·a_k
+
+        // The forecast is Σ_j d_j x^j / j! of those factors (checked at x = h / 2 and x = h − 1).
+        foreach (double x in new[] { h / 2.0, h - 1.0 })
+        {
+            double expected = 0, term = 1;
+            for (int j = 0; j <= k; j++)
+            {
+                expected += f[j] * term;
+                term *= x / (j + 1);
+            }
+
+            Assert.Equal(expected, Forecast(f, count, x), 4);
+        }
+    }
+
+    [Fact]
+    public void OfficialDifferencesAreNotDerivativesAboveOrderOne()
+    {
+        // Documented quirk (METHODS.md section 10, item 4): p(n) = n² at 0, 1, 2 gives d = (4, 3, 2), so the order-2
+        // forecast of p(3) is 4 + 3 + 2/2 = 8, not 9. TaylorSeer is exact only on features linear in n.
+        (float[] f, int count) = Fit(n => n * n, [0, 1, 2], 3);
+        Assert.Equal([4f, 3f, 2f], f);
+        Assert.Equal(8.0, Forecast(f, count, 1), 6);
+    }
+
+    [Fact]
+    public void FocaWeightsFollowSection24()
+    {
+        Assert.Equal((1.5, -0.5, 0.5), FocaForecaster.Weights(hasYp: true, hasDfull: true, corrector: true));
+        Assert.Equal((2.0, -1.0, 0.0), FocaForecaster.Weights(hasYp: true, hasDfull: true, corrector: false));
+        Assert.Equal((2.0, -1.0, 0.0), FocaForecaster.Weights(hasYp: true, hasDfull: false, corrector: true));
+        Assert.Equal((1.0, 0.0, 1.0), FocaForecaster.Weights(hasYp: false, hasDfull: true, corrector: true));
+        Assert.Equal((1.0, 0.0, 0.0), FocaForecaster.Weights(hasYp: false, hasDfull: false, corrector: true));
+
+        // Heun = half the BDF2 prediction plus half the full-step Euler step (METHODS.md 2.4 step 4), any h.
+        (double y, double yp, double d) = FocaForecaster.Weights(true, true, true, h: 0.25);
+        Assert.Equal((1.5, -0.5, 0.125), (y, yp, d));
+    }
+
+    [Fact]
+    public void FocaRecordFullStoresTheFeatureAndTheFullStepSlope()
+    {
+        float[] f = [4f, 1f, -2f], y = new float[3], full = [1f, 1f, 1f], d = new float[3];
+        FocaForecaster.RecordFull(f, y, full, d, hasFull: true, gap: 3);
+        Assert.Equal(f, y);
+        Assert.Equal(f, full);
+        Assert.Equal([1f, 0f, -1f], d);
+        FocaForecaster.RecordFull([5f, 5f, 5f], y, full, d, hasFull: false, gap: 0);
+        Assert.Equal([1f, 0f, -1f], d);
+        Assert.Throws<ArgumentException>(() => FocaForecaster.RecordFull(f, y, full, d, hasFull: true, gap: 0));
+    }
+}

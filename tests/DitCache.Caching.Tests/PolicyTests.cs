@@ -1,0 +1,287 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using Xunit;
+
+namespace DitCache.Caching.Tests;
+
+/// <summary>The policies through the seam with dummy blocks (diffusers test_*_cache style).</summary>
+public class PolicyTests
+{
+    private const int Steps = 50;
+
+    // Linear in n per (site, element), with dyadic coefficients so float32 holds every value exactly: the BDF2-only
+    // recursion re-feeds its last forecast as Yp at the next full step, which multiplies an error by −(N−1) per cycle,
+    // so round-off in inexact inputs would grow geometrically (a property of the method, see docs/accelerators/foca.md).
+    private static double Linear(int n, FeatureSite site, int i) => (0.125 * (site.Index + 1) * (i - 18)) + (((0.0625 * i) - (0.25 * site.Index)) * n);
+
+    // Smooth but not polynomial.
+    private static double Wave(int n, FeatureSite site, int i) => Math.Sin((0.13 * n) + (0.4 * i) + site.Index) * (1 + (0.01 * n));
+
+    public static TheoryData<string> Specs => new()
+    {
+        "fora:n=3", "fora:n=5", "taylorseer:n=3,o=1", "taylorseer:n=5,o=2", "taylorseer:n=4,o=4,warmup=3",
+        "foca:n=3", "foca:n=5", "foca:n=5,corrector=off", "foca:n=4,warmup=1",
+    };
+
+    [Theory]
+    [MemberData(nameof(Specs))]
+    public void ComputedStepsAreTheSchedule(string spec)
+    {
+        ICacheOptions options = CacheRegistry.Parse(spec);
+        (bool[] computed, _) = SeamHarness.Drive(options.Build(SeamHarness.Run(Steps)), Steps, Wave);
+        bool[] expected = options switch
+        {
+            ForaOptions f => f.FullSteps(Steps),
+            TaylorSeerOptions t => t.FullSteps(Steps),
+            FocaOptions f => f.FullSteps(Steps),
+            _ => throw new InvalidOperationException(spec),
+        };
+        Assert.Equal(SeamHarness.Ordinals(expected), SeamHarness.Ordinals(computed));
+    }
+
+    [Fact]
+    public void ForaReusesTheLastFullStep()
+    {
+        var options = new ForaOptions(3);
+        bool[] full = options.FullSteps(Steps);
+        (_, float[][][] outputs) = SeamHarness.Drive(options.Build(SeamHarness.Run(Steps)), Steps, Wave);
+        int last = 0;
+        for (int n = 0; n < Steps; n++)
+        {
+            last = full[n] ? n : last;
+            for (int k = 0; k < 2 * SeamHarness.Depth; k++)
+            {
+                Assert.Equal(outputs[last][k], outputs[n][k]);
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData("taylorseer:n=3,o=1")]
+    [InlineData("taylorseer:n=5,o=4")]
+    [InlineData("foca:n=3")]
+    [InlineData("foca:n=5")]
+    [InlineData("foca:n=5,corrector=off")]
+    [InlineData("foca:n=7,warmup=3")]
+    public void ForecastsAreExactOnFeaturesLinearInN(string spec)
+    {
+        ICacheOptions options = CacheRegistry.Parse(spec);
+        (_, float[][][] outputs) = SeamHarness.Drive(options.Build(SeamHarness.Run(Steps)), Steps, Linear);
+        for (int n = 0; n < Steps; n++)
+        {
+            for (int k = 0; k < 2 * SeamHarness.Depth; k++)
+            {
+                var site = new FeatureSite(k / 2, (Site)(k % 2));
+                double scale = 1 + Enumerable.Range(0, SeamHarness.Length).Max(i => Math.Abs(Linear(n, site, i)));
+                for (int i = 0; i < SeamHarness.Length; i++)
+                {
+                    // float32 round-off relative to the feature's magnitude (the BDF2 recursion accumulates it)
+                    double expected = Linear(n, site, i);
+                    Assert.True(Math.Abs(outputs[n][k][i] - expected) <= 2e-5 * scale,
+                        $"{spec} n={n} site={k} i={i}: {outputs[n][k][i]} vs {expected}");
+                }
+            }
+        }
+    }
+
+    /// <summary>FoCa-A of METHODS.md 2.4 written out in float64 for one scalar feature, h = 1.</summary>
+    private static double[] FocaReference(bool[] full, Func<int, double> f, bool corrector)
+    {
+        var output = new double[full.Length];
+        double? y = null, yp = null, ffull = null, dfull = null;
+        int nfull = 0;
+        for (int n = 0; n < full.Length; n++)
+        {
+            double value;
+            if (full[n])
+            {
+                value = f(n);
+                if (ffull is double last)
+                {
+                    dfull = (value - last) / (n - nfull);
+                }
+
+                ffull = value;
+                nfull = n;
+            }
+            else
+            {
+                double yv = y!.Value;
+                if (yp is double ypv)
+                {
+                    double dloc = yv - ypv;
+                    double p = (4.0 / 3 * yv) - (1.0 / 3 * ypv) + (2.0 / 3 * dloc);
+                    double dpred = ((3 * p) - (4 * yv) + ypv) / 2;
+                    value = corrector && dfull is double d ? yv + (0.5 * (d + dpred)) : p;
+                }
+                else
+                {
+                    value = dfull is double d ? yv + d : yv;
+                }
+            }
+
+            output[n] = value;
+            yp = y;
+            y = value;
+        }
+
+        return output;
+    }
+
+    /// <summary>TaylorSeer-DiT's official recursion (cal_type/derivative_approximation/taylor_formula) in float64.</summary>
+    private static double[] TaylorReference(bool[] full, Func<int, double> f, int order)
+    {
+        var output = new double[full.Length];
+        var factors = new List<double>();
+        int last = 0;
+        for (int n = 0; n < full.Length; n++)
+        {
+            if (full[n])
+            {
+                double gap = n - last;
+                var updated = new List<double> { f(n) };
+                for (int j = 0; j < order && j < factors.Count; j++)
+                {
+                    updated.Add((updated[j] - factors[j]) / gap);
+                }
+
+                factors = updated;
+                last = n;
+                output[n] = f(n);
+            }
+            else
+            {
+                double x = n - last, sum = 0, factorial = 1;
+                for (int j = 0; j < factors.Count; j++)
+                {
+                    factorial *= Math.Max(1, j);
+                    sum += factors[j] * Math.Pow(x, j) / factorial;
+                }
+
+                output[n] = sum;
+            }
+        }
+
+        return output;
+    }
+
+    [Theory]
+    [InlineData("foca:n=3")]
+    [InlineData("foca:n=5")]
+    [InlineData("foca:n=5,corrector=off")]
+    [InlineData("foca:n=4,warmup=1")]
+    [InlineData("taylorseer:n=4,o=4")]
+    [InlineData("taylorseer:n=5,o=2")]
+    [InlineData("taylorseer:n=3,o=0")]
+    public void ForecastsMatchTheFloat64Reference(string spec)
+    {
+        ICacheOptions options = CacheRegistry.Parse(spec);
+        (_, float[][][] outputs) = SeamHarness.Drive(options.Build(SeamHarness.Run(Steps)), Steps, Wave);
+        for (int k = 0; k < 2 * SeamHarness.Depth; k++)
+        {
+            var site = new FeatureSite(k / 2, (Site)(k % 2));
+            foreach (int i in new[] { 0, 5, 36 })
+            {
+                double[] expected = options switch
+                {
+                    FocaOptions f => FocaReference(f.FullSteps(Steps), n => (float)Wave(n, site, i), f.Corrector),
+                    TaylorSeerOptions t => TaylorReference(t.FullSteps(Steps), n => (float)Wave(n, site, i), t.MaxOrder),
+                    _ => throw new InvalidOperationException(spec),
+                };
+                for (int n = 0; n < Steps; n++)
+                {
+                    Assert.True(Math.Abs(outputs[n][k][i] - expected[n]) <= 2e-4 * (1 + Math.Abs(expected[n])),
+                        $"{spec} n={n} site={k} i={i}: {outputs[n][k][i]} vs {expected[n]}");
+                }
+            }
+        }
+    }
+
+    [Fact]
+    public void CorrectorChangesTheForecast()
+    {
+        (_, float[][][] heun) = SeamHarness.Drive(new FocaOptions(5).Build(SeamHarness.Run(Steps)), Steps, Wave);
+        (_, float[][][] bdf2) = SeamHarness.Drive(new FocaOptions(5, Corrector: false).Build(SeamHarness.Run(Steps)), Steps, Wave);
+        Assert.Equal(heun[1][0], bdf2[1][0]);
+        Assert.NotEqual(heun[2][0], bdf2[2][0]);
+    }
+
+    [Fact]
+    public void RunsAreIndependentOfWhatRanBefore()
+    {
+        string[] specs = ["foca:n=5", "taylorseer:n=4,o=2", "fora:n=3", "foca:n=3,corrector=off"];
+        var fresh = specs.ToDictionary(s => s, s => SeamHarness.Drive(CacheRegistry.Parse(s).Build(SeamHarness.Run(Steps)), Steps, Wave).Outputs);
+
+        // One after another, in reverse order, each built from the same options object, then a second run of one policy.
+        foreach (string spec in specs.Reverse())
+        {
+            ICachePolicy policy = CacheRegistry.Parse(spec).Build(SeamHarness.Run(Steps));
+            SeamHarness.Drive(policy, Steps, Linear);                           // a first image of another sequence
+            float[][][] again = SeamHarness.Drive(policy, Steps, Wave).Outputs; // n = 0 starts a new image
+            for (int n = 0; n < Steps; n++)
+            {
+                for (int k = 0; k < 2 * SeamHarness.Depth; k++)
+                {
+                    Assert.Equal(fresh[spec][n][k], again[n][k]);
+                }
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData("fora:n=3", 1)]
+    [InlineData("taylorseer:n=4,o=2", 3)]
+    [InlineData("taylorseer:n=4,o=4", 5)]
+    [InlineData("foca:n=5", 4)]
+    public void CacheBytesCountTheSlotsAllocatedAtBuild(string spec, int slots)
+    {
+        ICachePolicy policy = CacheRegistry.Parse(spec).Build(SeamHarness.Run(Steps));
+        Assert.Equal(2L * SeamHarness.Depth * slots * SeamHarness.Length * sizeof(float), policy.CacheBytes);
+    }
+
+    [Theory]
+    [InlineData("fora:n=3")]
+    [InlineData("taylorseer:n=4,o=4")]
+    [InlineData("foca:n=5")]
+    public void TheStepLoopAllocatesNothing(string spec)
+    {
+        ICachePolicy policy = CacheRegistry.Parse(spec).Build(SeamHarness.Run(Steps));
+        var feature = new float[SeamHarness.Length];
+        var output = new float[SeamHarness.Length];
+        void Loop()
+        {
+            for (int n = 0; n < Steps; n++)
+            {
+                policy.BeginStep(n, n);
+                for (int k = 0; k < 2 * SeamHarness.Depth; k++)
+                {
+                    var site = new FeatureSite(k / 2, (Site)(k % 2));
+                    if (!policy.TryForecast(site, output))
+                    {
+                        feature[0] = n;
+                        policy.Record(site, feature);
+                    }
+                }
+            }
+        }
+
+        Loop();     // warm up the JIT
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        Loop();
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+
+    [Fact]
+    public void MisuseIsReported()
+    {
+        ICachePolicy policy = new FocaOptions(5).Build(SeamHarness.Run(10));
+        Assert.Throws<InvalidOperationException>(() => policy.TryForecast(new FeatureSite(0, Site.Attn), new float[SeamHarness.Length]));
+        Assert.Throws<InvalidOperationException>(() => policy.BeginStep(1, 0));
+        policy.BeginStep(0, 999);
+        Assert.Throws<ArgumentException>(() => policy.Record(new FeatureSite(0, Site.Attn), new float[3]));
+        Assert.Throws<ArgumentOutOfRangeException>(() => policy.Record(new FeatureSite(SeamHarness.Depth, Site.Attn), new float[SeamHarness.Length]));
+        Assert.Throws<InvalidOperationException>(() => policy.BeginStep(2, 0));
+        Assert.Throws<InvalidOperationException>(() => new TaylorSeerOptions().Build(SeamHarness.Run(3)).BeginStep(3, 0));
+    }
+}
