@@ -193,6 +193,37 @@ public class ForecasterTests
         Assert.Equal((1.5, -0.5, 0.125), (y, yp, d));
     }
 
+    [Theory]
+    [InlineData(1.0, 1.0)]
+    [InlineData(20.0, 0.5)]
+    [InlineData(3.0, 2.5)]
+    [InlineData(0.7, 1.3)]
+    public void VariableStepFocaIsExactOnLinearFeatures(double h, double omega)
+    {
+        // F(s) = a + b·s sampled at s = −h/ω (Yp), 0 (Y); the forecast point is s = h. Dfull = b.
+        const double A = 0.8, B = -1.7;
+        double yp = A - (B * h / omega), y = A, target = A + (B * h);
+        foreach (bool corrector in new[] { true, false })
+        {
+            (double wy, double wyp, double wd) = FocaForecaster.Weights(true, true, corrector, h, omega);
+            Assert.Equal(target, (wy * y) + (wyp * yp) + (wd * B), 12);
+        }
+
+        (double y1, double yp1, double d1) = FocaForecaster.Weights(false, true, true, h, omega);
+        Assert.Equal(target, (y1 * y) + (yp1 * yp) + (d1 * B), 12);
+    }
+
+    [Fact]
+    public void CacheDitWeightsFollowSection26()
+    {
+        // pred = Ffull + c·(Ffull − FfullPrev + Y − Yp), c = e/2 up to e = 3, then the clamp w = 3/e: 1.5·w.
+        Assert.Equal((1.5, -0.5, 0.5, -0.5), FocaForecaster.CacheDitWeights(true, true, 1));
+        Assert.Equal((2.5, -1.5, 1.5, -1.5), FocaForecaster.CacheDitWeights(true, true, 3));
+        Assert.Equal((1 + 1.125, -1.125, 1.125, -1.125), FocaForecaster.CacheDitWeights(true, true, 4));
+        Assert.Equal((1.0, 0.0, 0.0, 0.0), FocaForecaster.CacheDitWeights(false, true, 2));
+        Assert.Equal((1.0, 0.0, 0.0, 0.0), FocaForecaster.CacheDitWeights(true, false, 2));
+    }
+
     [Fact]
     public void FocaRecordFullStoresTheFeatureAndTheFullStepSlope()
     {

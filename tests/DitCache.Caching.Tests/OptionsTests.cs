@@ -19,6 +19,10 @@ public class OptionsTests
     [InlineData("foca:warmup=0", "warmup=0")]
     [InlineData("foca:corrector=maybe", "corrector=maybe")]
     [InlineData("foca:n=5,o=2", "o")]
+    [InlineData("foca:time=sigma", "time=sigma")]
+    [InlineData("foca:reading=b", "reading=b")]
+    [InlineData("foca:reading=cachedit,corrector=off", "reading=cachedit")]
+    [InlineData("foca:reading=cachedit,time=t", "reading=cachedit")]
     public void BadKnobsAreUsageErrorsNamingTheKnob(string spec, string knob)
     {
         var e = Assert.Throws<DitCacheException>(() => CacheRegistry.Parse(spec));
@@ -50,6 +54,9 @@ public class OptionsTests
     [InlineData("foca:n=5")]
     [InlineData("foca:n=5,corrector=off")]
     [InlineData("foca:n=3,warmup=1,corrector=on")]
+    [InlineData("foca:n=5,time=t")]
+    [InlineData("foca:n=5,corrector=off,time=t")]
+    [InlineData("foca:n=4,reading=cachedit")]
     public void SpecRoundTrips(string spec)
     {
         ICacheOptions options = CacheRegistry.Parse(spec);
@@ -63,5 +70,17 @@ public class OptionsTests
         Assert.Equal(new TaylorSeerOptions(4, 2, 2), CacheRegistry.Parse("taylorseer:n=4,o=2"));
         Assert.Equal(new FocaOptions(5, 2, false), CacheRegistry.Parse("foca:n=5,corrector=off"));
         Assert.Equal(new FocaOptions(3, 4, true), CacheRegistry.Parse("foca:n=3,warmup=4"));
+        Assert.Equal(new FocaOptions(5, Time: FocaTime.Timestep), CacheRegistry.Parse("foca:time=t"));
+        Assert.Equal(new FocaOptions(5, Reading: FocaReading.CacheDit), CacheRegistry.Parse("foca:reading=cachedit"));
+    }
+
+    [Fact]
+    public void FocaTimeNeedsDecreasingTimesteps()
+    {
+        var run = new CacheRunInfo(3, [999f, 500f, 500f], 1, 4, 1, 1);
+        var e = Assert.Throws<DitCacheException>(() => new FocaOptions(Time: FocaTime.Timestep).Build(run));
+        Assert.Contains("time=t", e.Message);
+        Assert.Equal(2, e.ExitCode);
+        Assert.NotNull(new FocaOptions().Build(run));     // time=step ignores the grid
     }
 }

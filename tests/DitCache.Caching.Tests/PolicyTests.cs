@@ -21,7 +21,7 @@ public class PolicyTests
     public static TheoryData<string> Specs => new()
     {
         "fora:n=3", "fora:n=5", "taylorseer:n=3,o=1", "taylorseer:n=5,o=2", "taylorseer:n=4,o=4,warmup=3",
-        "foca:n=3", "foca:n=5", "foca:n=5,corrector=off", "foca:n=4,warmup=1",
+        "foca:n=3", "foca:n=5", "foca:n=5,corrector=off", "foca:n=4,warmup=1", "foca:n=5,time=t", "foca:n=5,reading=cachedit",
     };
 
     [Theory]
@@ -85,8 +85,11 @@ public class PolicyTests
         }
     }
 
-    /// <summary>FoCa-A of METHODS.md 2.4 written out in float64 for one scalar feature, h = 1.</summary>
-    private static double[] FocaReference(bool[] full, Func<int, double> f, bool corrector)
+    /// <summary>
+    /// FoCa-A of METHODS.md 2.4 written out in float64 for one scalar feature, on the time grid <paramref name="s"/>
+    /// (s = n for h = 1), with the variable-step BDF2 formulas as printed there (no simplification).
+    /// </summary>
+    private static double[] FocaReference(bool[] full, double[] s, Func<int, double> f, bool corrector)
     {
         var output = new double[full.Length];
         double? y = null, yp = null, ffull = null, dfull = null;
@@ -99,7 +102,7 @@ public class PolicyTests
                 value = f(n);
                 if (ffull is double last)
                 {
-                    dfull = (value - last) / (n - nfull);
+                    dfull = (value - last) / (s[n] - s[nfull]);
                 }
 
                 ffull = value;
@@ -107,23 +110,67 @@ public class PolicyTests
             }
             else
             {
-                double yv = y!.Value;
+                double yv = y!.Value, h = s[n] - s[n - 1];
                 if (yp is double ypv)
                 {
-                    double dloc = yv - ypv;
-                    double p = (4.0 / 3 * yv) - (1.0 / 3 * ypv) + (2.0 / 3 * dloc);
-                    double dpred = ((3 * p) - (4 * yv) + ypv) / 2;
-                    value = corrector && dfull is double d ? yv + (0.5 * (d + dpred)) : p;
+                    double hPrev = s[n - 1] - s[n - 2], w = h / hPrev;
+                    double dloc = (yv - ypv) / hPrev;
+                    double p = ((((1 + w) * (1 + w) * yv) - (w * w * ypv)) / (1 + (2 * w))) + (h * (1 + w) / (1 + (2 * w)) * dloc);
+                    double dpred = (((1 + (2 * w)) * p) - ((1 + w) * (1 + w) * yv) + (w * w * ypv)) / (h * (1 + w));
+                    value = corrector && dfull is double d ? yv + (h / 2 * (d + dpred)) : p;
                 }
                 else
                 {
-                    value = dfull is double d ? yv + d : yv;
+                    value = dfull is double d ? yv + (h * d) : yv;
                 }
             }
 
             output[n] = value;
             yp = y;
             y = value;
+        }
+
+        return output;
+    }
+
+    /// <summary>vipshop/cache-dit <c>foca.py</c> as paraphrased in METHODS.md 2.6, in float64, for one scalar feature.</summary>
+    private static double[] CacheDitReference(bool[] full, Func<int, double> f)
+    {
+        var output = new double[full.Length];
+        double? fk = null, fkm1 = null, ffull = null, ffullPrev = null;
+        int nfull = 0;
+        for (int n = 0; n < full.Length; n++)
+        {
+            double value;
+            if (full[n])
+            {
+                value = f(n);
+                ffullPrev = ffull;
+                ffull = value;
+                nfull = n;
+            }
+            else if (fkm1 is null || ffullPrev is null)
+            {
+                value = ffull!.Value;
+            }
+            else
+            {
+                int e = n - nfull;
+                double derivFull = ffull!.Value - ffullPrev.Value, derivCurr = fk!.Value - fkm1.Value;
+                if (e <= 3)
+                {
+                    value = ffull.Value + (e / 2.0 * (derivFull + derivCurr));
+                }
+                else
+                {
+                    double w = 3.0 / e;
+                    value = (w * (ffull.Value + (1.5 * (derivFull + derivCurr)))) + ((1 - w) * ffull.Value);
+                }
+            }
+
+            output[n] = value;
+            fkm1 = fk;
+            fk = value;
         }
 
         return output;
@@ -171,13 +218,19 @@ public class PolicyTests
     [InlineData("foca:n=5")]
     [InlineData("foca:n=5,corrector=off")]
     [InlineData("foca:n=4,warmup=1")]
+    [InlineData("foca:n=3,time=t")]
+    [InlineData("foca:n=5,time=t")]
+    [InlineData("foca:n=5,corrector=off,time=t")]
+    [InlineData("foca:n=3,reading=cachedit")]
+    [InlineData("foca:n=6,reading=cachedit")]
     [InlineData("taylorseer:n=4,o=4")]
     [InlineData("taylorseer:n=5,o=2")]
     [InlineData("taylorseer:n=3,o=0")]
     public void ForecastsMatchTheFloat64Reference(string spec)
     {
         ICacheOptions options = CacheRegistry.Parse(spec);
-        (_, float[][][] outputs) = SeamHarness.Drive(options.Build(SeamHarness.Run(Steps)), Steps, Wave);
+        CacheRunInfo run = SeamHarness.Run(Steps, SeamHarness.CurvedTimesteps(Steps));
+        (_, float[][][] outputs) = SeamHarness.Drive(options.Build(run), Steps, Wave);
         for (int k = 0; k < 2 * SeamHarness.Depth; k++)
         {
             var site = new FeatureSite(k / 2, (Site)(k % 2));
@@ -185,7 +238,8 @@ public class PolicyTests
             {
                 double[] expected = options switch
                 {
-                    FocaOptions f => FocaReference(f.FullSteps(Steps), n => (float)Wave(n, site, i), f.Corrector),
+                    FocaOptions { Reading: FocaReading.CacheDit } f => CacheDitReference(f.FullSteps(Steps), n => (float)Wave(n, site, i)),
+                    FocaOptions f => FocaReference(f.FullSteps(Steps), f.TimeGrid(run), n => (float)Wave(n, site, i), f.Corrector),
                     TaylorSeerOptions t => TaylorReference(t.FullSteps(Steps), n => (float)Wave(n, site, i), t.MaxOrder),
                     _ => throw new InvalidOperationException(spec),
                 };
@@ -196,6 +250,36 @@ public class PolicyTests
                 }
             }
         }
+    }
+
+    [Theory]
+    [InlineData("foca:n=3,time=t")]
+    [InlineData("foca:n=5,time=t")]
+    // BDF2-only (corrector=off) is exact in exact arithmetic too (VariableStepFocaIsExactOnLinearFeatures), but with
+    // non-dyadic step ratios its recursion amplifies float32 round-off by about N−1 per cycle; it is checked against
+    // the float64 reference instead (ForecastsMatchTheFloat64Reference).
+    public void VariableStepFocaIsExactOnFeaturesLinearInTheTimestep(string spec)
+    {
+        float[] t = SeamHarness.CurvedTimesteps(Steps);
+        double Feature(int n, FeatureSite site, int i) => (0.125 * (site.Index + 1) * (i - 18)) + ((0.0625 * i) - (0.25 * site.Index)) * (t[0] - t[n]) / 64;
+        (_, float[][][] outputs) = SeamHarness.Drive(CacheRegistry.Parse(spec).Build(SeamHarness.Run(Steps, t)), Steps, Feature);
+        for (int n = 0; n < Steps; n++)
+        {
+            for (int k = 0; k < 2 * SeamHarness.Depth; k++)
+            {
+                var site = new FeatureSite(k / 2, (Site)(k % 2));
+                double scale = 1 + Enumerable.Range(0, SeamHarness.Length).Max(i => Math.Abs(Feature(n, site, i)));
+                for (int i = 0; i < SeamHarness.Length; i++)
+                {
+                    double expected = Feature(n, site, i);
+                    Assert.True(Math.Abs(outputs[n][k][i] - expected) <= 1e-4 * scale, $"{spec} n={n} site={k} i={i}: {outputs[n][k][i]} vs {expected}");
+                }
+            }
+        }
+
+        // On the same grid, h = 1 step is not exact: the variant really uses the timesteps.
+        (_, float[][][] stepwise) = SeamHarness.Drive(new FocaOptions(5).Build(SeamHarness.Run(Steps, t)), Steps, Feature);
+        Assert.NotEqual(outputs[3][0], stepwise[3][0]);
     }
 
     [Fact]
@@ -210,7 +294,7 @@ public class PolicyTests
     [Fact]
     public void RunsAreIndependentOfWhatRanBefore()
     {
-        string[] specs = ["foca:n=5", "taylorseer:n=4,o=2", "fora:n=3", "foca:n=3,corrector=off"];
+        string[] specs = ["foca:n=5", "taylorseer:n=4,o=2", "fora:n=3", "foca:n=3,corrector=off", "foca:n=4,time=t", "foca:n=4,reading=cachedit"];
         var fresh = specs.ToDictionary(s => s, s => SeamHarness.Drive(CacheRegistry.Parse(s).Build(SeamHarness.Run(Steps)), Steps, Wave).Outputs);
 
         // One after another, in reverse order, each built from the same options object, then a second run of one policy.
@@ -234,6 +318,7 @@ public class PolicyTests
     [InlineData("taylorseer:n=4,o=2", 3)]
     [InlineData("taylorseer:n=4,o=4", 5)]
     [InlineData("foca:n=5", 4)]
+    [InlineData("foca:n=5,reading=cachedit", 4)]
     public void CacheBytesCountTheSlotsAllocatedAtBuild(string spec, int slots)
     {
         ICachePolicy policy = CacheRegistry.Parse(spec).Build(SeamHarness.Run(Steps));
@@ -244,6 +329,8 @@ public class PolicyTests
     [InlineData("fora:n=3")]
     [InlineData("taylorseer:n=4,o=4")]
     [InlineData("foca:n=5")]
+    [InlineData("foca:n=5,time=t")]
+    [InlineData("foca:n=5,reading=cachedit")]
     public void TheStepLoopAllocatesNothing(string spec)
     {
         ICachePolicy policy = CacheRegistry.Parse(spec).Build(SeamHarness.Run(Steps));

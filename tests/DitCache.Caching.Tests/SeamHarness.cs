@@ -17,6 +17,12 @@ internal sealed class SeamHarness
     public static CacheRunInfo Run(int steps) =>
         new(steps, Enumerable.Range(0, steps).Select(n => 999f - (n * 20f)).ToArray(), 1, Length, 1, Depth);
 
+    /// <summary>A non-uniform descending grid: t_n = round(999·(1 − n/S)^1.5), gaps shrinking toward t = 0.</summary>
+    public static float[] CurvedTimesteps(int steps) =>
+        Enumerable.Range(0, steps).Select(n => (float)Math.Round(999 * Math.Pow(1 - ((double)n / steps), 1.5))).ToArray();
+
+    public static CacheRunInfo Run(int steps, float[] timesteps) => new(steps, timesteps, 1, Length, 1, Depth);
+
     /// <summary>Runs every step; returns which steps computed every module and the module outputs per step and site.</summary>
     public static (bool[] Computed, float[][][] Outputs) Drive(ICachePolicy policy, int steps, Func<int, FeatureSite, int, double> feature)
     {

@@ -30,23 +30,45 @@ public static class FocaForecaster
 
     /// <summary>
     /// Weights (w_Y, w_Yp, w_Dfull) of the forecast, in float64. <paramref name="corrector"/> false is the BDF2-only
-    /// ablation (emit P). <paramref name="h"/> is the step in sampling steps (1 in FoCa-A).
+    /// ablation (emit P). <paramref name="h"/> is the step to the forecast point (1 sampling step in FoCa-A) and
+    /// <paramref name="omega"/> = h / (previous step) the step ratio ω of the variable-step BDF2 (1 for a uniform grid).
+    /// The variable-step predictor <c>[(1+ω)²Y − ω²Yp]/(1+2ω) + h(1+ω)/(1+2ω)·Dloc</c> with <c>Dloc = ω(Y − Yp)/h</c>
+    /// reduces to <c>(1+ω)Y − ωYp</c>, and its variable-step BDF2 slope equals Dloc again, so
+    /// <c>C = Y + h/2·(Dfull + Dloc) = (1 + ω/2)·Y − ω/2·Yp + h/2·Dfull</c>; at ω = h = 1 these are Eqs. 6–8.
     /// </summary>
-    public static (double Y, double Yp, double Dfull) Weights(bool hasYp, bool hasDfull, bool corrector, double h = 1.0)
+    public static (double Y, double Yp, double Dfull) Weights(bool hasYp, bool hasDfull, bool corrector, double h = 1.0, double omega = 1.0)
     {
         if (hasYp && hasDfull && corrector)
         {
-            // C = Y + h/2·(Dfull + (Y − Yp)/h)
-            return (1.5, -0.5, h / 2);
+            // C = Y + h/2·(Dfull + ω(Y − Yp)/h)
+            return (1 + (omega / 2), -omega / 2, h / 2);
         }
 
         if (hasYp)
         {
-            // P = 4/3·Y − 1/3·Yp + 2h/3·(Y − Yp)/h
-            return ((4.0 / 3.0) + (2.0 / 3.0), (-1.0 / 3.0) - (2.0 / 3.0), 0.0);
+            // P = [(1+ω)²Y − ω²Yp + h(1+ω)·ω(Y − Yp)/h] / (1+2ω) = [(1+ω)(1+2ω)Y − ω(1+2ω)Yp] / (1+2ω)
+            return (1 + omega, -omega, 0.0);
         }
 
         return hasDfull ? (1.0, 0.0, h) : (1.0, 0.0, 0.0);
+    }
+
+    /// <summary>
+    /// The cache-dit reading ("FoCa-B", METHODS.md section 2.6; vipshop/cache-dit <c>calibrators/foca.py</c>), as
+    /// weights (w_Ffull, w_FfullPrev, w_Y, w_Yp) with <paramref name="elapsed"/> e = steps since the last full step:
+    /// <c>pred = Ffull + c·[(Ffull − FfullPrev) + (Y − Yp)]</c>, c = e/2 for e ≤ 3, else 4.5/e (its horizon clamp
+    /// <c>w·(Ffull + 1.5·(…)) + (1 − w)·Ffull</c> with w = 3/e). The full-step difference is not divided by the gap,
+    /// a quirk kept on purpose. Without FfullPrev or Yp: plain reuse of Ffull.
+    /// </summary>
+    public static (double Full, double FullPrev, double Y, double Yp) CacheDitWeights(bool hasFullPrev, bool hasYp, int elapsed)
+    {
+        if (!hasFullPrev || !hasYp)
+        {
+            return (1.0, 0.0, 0.0, 0.0);
+        }
+
+        double c = elapsed <= 3 ? elapsed / 2.0 : 4.5 / elapsed;
+        return (1 + c, -c, c, -c);
     }
 
     /// <summary>
