@@ -16,7 +16,8 @@ public static class CacheRegistry
         ("none", "no caching: every block at every step", spec => NoCacheOptions.FromSpec(spec)),
         ("fora", "FORA static reuse of attn/MLP outputs: n=3", spec => ForaOptions.FromSpec(spec)),
         ("taylorseer", "TaylorSeer Taylor forecast per module: n=4,o=4,warmup=2", spec => TaylorSeerOptions.FromSpec(spec)),
-        ("foca", "FoCa-A BDF2 forecast + Heun calibration per module: n=5,warmup=2,corrector=on|off", spec => FocaOptions.FromSpec(spec)),
+        ("foca", "FoCa-A BDF2 forecast + Heun calibration per module: n=5,warmup=2,corrector=on|off,time=step|t,reading=paper|cachedit", spec => FocaOptions.FromSpec(spec)),
+        ("spectrum", "Spectrum Chebyshev + linear forecast of the block stack: n=2,alpha=0.75,m=4,lam=0.1,w=0.5,warmup=5", spec => SpectrumOptions.FromSpec(spec)),
     ];
 
     /// <summary>Names and one-line summaries, for help text.</summary>

@@ -12,7 +12,7 @@ namespace DitCache.Caching;
 public static class WeightedSum
 {
     /// <summary>The most weights one <see cref="Combine"/> call takes.</summary>
-    public const int MaxSlots = 16;
+    public const int MaxSlots = 128;
 
     /// <summary>
     /// <paramref name="stack"/> holds slots of <paramref name="length"/> floats back to back (slot k at k·length);
