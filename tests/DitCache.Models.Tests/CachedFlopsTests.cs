@@ -19,6 +19,7 @@ public class CachedFlopsTests
         ForaOptions f => f.FullSteps(steps),
         TaylorSeerOptions t => t.FullSteps(steps),
         FocaOptions f => f.FullSteps(steps),
+        SpectrumOptions f => f.FullSteps(steps),
         _ => throw new ArgumentException(options.Spec, nameof(options)),
     };
 
@@ -38,6 +39,33 @@ public class CachedFlopsTests
         double total = full.Sum(f => f ? DitFlops.Forward(c, Batch) : c.Depth * DitFlops.AdaLn(c, Batch));
         Assert.Equal(fullSteps, full.Count(f => f));
         Assert.Equal(teraflops, total / 1e12, 2);             // the tables print two decimals
+    }
+
+    [Fact]
+    public void SpectrumCachedStepsCountNothing()
+    {
+        // METHODS.md 0: no block runs on a Spectrum cached step, not even adaLN. 14 computed steps of 50.
+        DitConfig c = DitConfig.FromPreset("DiT-XL/2", 256);
+        bool[] full = FullSteps(CacheRegistry.Parse("spectrum:n=2,alpha=0.75"), 50);
+        Assert.Equal(14, full.Count(f => f));
+        Assert.Equal(6.646, full.Count(f => f) * DitFlops.Forward(c, 2) / 1e12, 3);
+
+        var model = new DitModel(DitWeights.FromFile(Golden.Weights), new ManagedGemm(1), 1);
+        DitRunState s = model.CreateState(2);
+        var output = new float[Golden.Get("out").Length];
+        var options = new SpectrumOptions(Warmup: 2);
+        bool[] schedule = options.FullSteps(4);
+        Assert.Equal([true, true, false, true], schedule);
+        ICachePolicy policy = options.Build(new CacheRunInfo(4, [999f, 666f, 333f, 0f], 2, model.Config.Tokens, model.Config.Hidden, model.Config.Depth));
+        for (int n = 0; n < 4; n++)
+        {
+            policy.BeginStep(n, 999 - (333 * n));
+            model.Forward(Golden.Get("x").Data, [999 - (333 * n), 999 - (333 * n)], Golden.Labels("y"), s, policy, output);
+            Assert.Equal(schedule[n], s.LastFullyComputed);
+            Assert.Equal(!schedule[n], s.LastBlocksSkipped);
+            Assert.Equal(schedule[n] ? DitFlops.Forward(model.Config, 2) : 0, s.LastFlops, 6);
+            Assert.All(output, v => Assert.True(float.IsFinite(v)));
+        }
     }
 
     [Fact]
