@@ -12,7 +12,7 @@ namespace DitCache.Caching;
 /// match exactly. Spec: <c>foca:n=5</c>; <c>foca:n=5,corrector=off</c> is the BDF2-only ablation;
 /// <c>time=t</c> (variable-step BDF2 on the model timesteps) and <c>reading=cachedit</c> (FoCa-B) are named variants.
 /// </summary>
-/// <param name="Interval">N (knob <c>n</c>, default 5, the DiT setting of the paper's tables with TaylorSeer's schedule: 11 full steps of 50).</param>
+/// <param name="Interval">N (knob <c>n</c>, default 5: one of the paper's DiT-XL/2 settings, 11 full steps of 50 at 5.24 TFLOPs; its tables also list N = 2 and 3).</param>
 /// <param name="Warmup">K (knob <c>warmup</c>, default 2 as TaylorSeer-DiT): steps 0 … K−1 are full.</param>
 /// <param name="Corrector">Knob <c>corrector=on|off</c> (default on): off emits the BDF2 prediction alone (Fig. 7 ablation).</param>
 /// <param name="Time">
