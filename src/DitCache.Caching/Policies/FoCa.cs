@@ -237,13 +237,13 @@ public sealed class FoCa : ICachePolicy
         Span<float> stack = _stack[k];
         Span<float> current = stack.Slice((_n & 1) * _length, _length);
         Span<float> full = stack.Slice(FocaForecaster.FullSlot * _length, _length);
-        Span<float> fourth = stack.Slice(FocaForecaster.DerivativeSlot * _length, _length);
+        Span<float> dfullOrPrevFull = stack.Slice(FocaForecaster.DerivativeSlot * _length, _length);
         if (_cacheDit)
         {
             // F_full_prev <- F_full; F_full <- F; F_km1 <- F_k; F_k <- F
             if (_fulls[k] > 0)
             {
-                full.CopyTo(fourth);
+                full.CopyTo(dfullOrPrevFull);
             }
 
             output.CopyTo(full);
@@ -251,7 +251,7 @@ public sealed class FoCa : ICachePolicy
         }
         else
         {
-            FocaForecaster.RecordFull(output, current, full, fourth, hasFull: _fulls[k] > 0, gap: _time[_n] - _time[_fullN[k]]);
+            FocaForecaster.RecordFull(output, current, full, dfullOrPrevFull, hasFull: _fulls[k] > 0, gap: _time[_n] - _time[_fullN[k]]);
         }
 
         _fulls[k] = Math.Min(_fulls[k] + 1, 2);
