@@ -62,7 +62,7 @@ internal static class SampleCommand
     }
 
     /// <summary>The guidance scale used when --cfg is not given (models/README.md explains the choice).</summary>
-    public const float DefaultCfg = 1.5f;
+    public const float DefaultCfg = 4.0f;
 
     private static int Run(SampleOptions o, TextWriter stdout, TextWriter stderr, bool interactive)
     {

@@ -78,9 +78,10 @@ def main():
         for k in ("hidden", "depth", "heads", "patch"):
             setattr(args, k, cfg[k])
     else:
+        cfg = {k: getattr(args, k) for k in ("hidden", "depth", "heads", "patch", "batch", "lr", "warmup", "ema", "seed")}
+        cfg["argv"] = sys.argv
         with open(cfg_path, "w") as f:
-            json.dump({k: getattr(args, k) for k in ("hidden", "depth", "heads", "patch", "batch", "lr", "warmup",
-                                                    "ema", "seed")}, f)
+            json.dump(cfg, f)
 
     torch.manual_seed(args.seed)
     model = build(args).to(args.device)
@@ -106,7 +107,9 @@ def main():
             "num_heads": args.heads, "image_size": 28, "in_channels": 1, "num_classes": 10,
             "dataset": "Fashion-MNIST (Debian dataset-fashion-mnist, MIT)", "training_steps": step,
             "final_loss": f"{last_loss:.5f}", "batch_size": args.batch, "lr": args.lr, "ema_decay": args.ema,
-            "command": "/usr/bin/python3 tools/train/train_dit.py --out " + args.out + " && " +
+            "command": " ".join(shlex.quote(a) for a in ["/usr/bin/python3"] + cfg.get("argv", ["tools/train/train_dit.py",
+                                                                                          "--out", args.out])) +
+                       f" (stopped after step {step}) && " +
                        " ".join(shlex.quote(a) for a in ["/usr/bin/python3"] + sys.argv),
         }
         sd = {k: v.float() for k, v in ema.state_dict().items()}
