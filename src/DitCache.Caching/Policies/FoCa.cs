@@ -264,19 +264,5 @@ public sealed class FoCa : ICachePolicy
     {
     }
 
-    private int SiteIndex(FeatureSite site)
-    {
-        if (_n < 0)
-        {
-            throw new InvalidOperationException("BeginStep must be called before the model runs");
-        }
-
-        int k = site.Index;
-        if ((uint)k >= (uint)_stack.Length)
-        {
-            throw new ArgumentOutOfRangeException(nameof(site), site, $"this run has {_stack.Length / 2} blocks");
-        }
-
-        return k;
-    }
+    private int SiteIndex(FeatureSite site) => PolicyChecks.SiteIndex(site, _n, _stack.Length);
 }

@@ -142,19 +142,5 @@ public sealed class Fora : ICachePolicy
     {
     }
 
-    private int SiteIndex(FeatureSite site)
-    {
-        if (_n < 0)
-        {
-            throw new InvalidOperationException("BeginStep must be called before the model runs");
-        }
-
-        int k = site.Index;
-        if ((uint)k >= (uint)_store.Length)
-        {
-            throw new ArgumentOutOfRangeException(nameof(site), site, $"this run has {_store.Length / 2} blocks");
-        }
-
-        return k;
-    }
+    private int SiteIndex(FeatureSite site) => PolicyChecks.SiteIndex(site, _n, _store.Length);
 }
