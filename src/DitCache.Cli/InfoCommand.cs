@@ -2,12 +2,17 @@ using System;
 using System.CommandLine;
 using System.Globalization;
 using System.IO;
+using DitCache.Caching;
 using DitCache.Models;
+using DitCache.Sampling;
 using DitCache.Tensors;
 
 namespace DitCache.Cli;
 
-/// <summary><c>ditcache info</c>: a model's config, parameter count and GFLOPs per image forward.</summary>
+/// <summary>
+/// <c>ditcache info</c>: a model's config, parameter count and GFLOPs per image forward; with <c>--cache</c>, the
+/// feature memory that accelerator holds for a run of <c>--images</c> images (the CFG batch doubles the rows).
+/// </summary>
 internal static class InfoCommand
 {
     public static Command Create(TextWriter stdout)
@@ -16,9 +21,13 @@ internal static class InfoCommand
         var preset = new Option<string?>("--preset") { Description = "a DiT preset instead of a checkpoint, e.g. DiT-XL/2" };
         var imageSize = new Option<int>("--image-size") { Description = "image side in pixels for --preset (latent side = image/8)", DefaultValueFactory = _ => 256 };
         var heads = new Option<int?>("--heads") { Description = "attention heads when the checkpoint does not say and matches no preset" };
-        var command = new Command("info", "Print a model's config, parameter count and GFLOPs per image forward (DiT-paper convention).")
+        var cache = new Option<string?>("--cache") { Description = "also print the feature memory this accelerator holds for one run, e.g. foca:n=5" };
+        var images = new Option<int>("--images") { Description = "images sampled at once, for --cache", DefaultValueFactory = _ => 1 };
+        var steps = new Option<int>("--steps") { Description = "sampling steps, for --cache", DefaultValueFactory = _ => 50 };
+        var cfg = new Option<float>("--cfg") { Description = "guidance scale, for --cache (above 1 the batch holds a conditional and an unconditional row per image)", DefaultValueFactory = _ => SampleCommand.DefaultCfg };
+        var command = new Command("info", "Print a model's config, parameter count and GFLOPs per image forward (DiT-paper convention), and with --cache the accelerator's memory.")
         {
-            model, preset, imageSize, heads,
+            model, preset, imageSize, heads, cache, images, steps, cfg,
         };
         command.SetAction(parse =>
         {
@@ -44,6 +53,11 @@ internal static class InfoCommand
             }
 
             Print(stdout, config, source);
+            if (parse.GetValue(cache) is { } spec)
+            {
+                PrintCache(stdout, config, CacheRegistry.Parse(spec), parse.GetValue(images), parse.GetValue(steps), parse.GetValue(cfg));
+            }
+
             return 0;
         });
         return command;
@@ -63,5 +77,31 @@ internal static class InfoCommand
         o.WriteLine($"classes:      {c.NumClasses} (+1 null class for guidance)");
         o.WriteLine(string.Create(inv, $"parameters:   {c.ParameterCount:N0}"));
         o.WriteLine(string.Create(inv, $"gflops:       {DitFlops.Forward(c, 1) / 1e9:0.00####} per image forward (blocks only, 2 FLOPs per multiply-add; METHODS.md 9.1)"));
+    }
+
+    private static void PrintCache(TextWriter o, DitConfig c, ICacheOptions options, int images, int steps, float cfg)
+    {
+        if (images < 1)
+        {
+            throw SampleCommand.Usage($"--images {images} is invalid; give 1 or more");
+        }
+
+        if (steps < 1 || steps > 1000)
+        {
+            throw SampleCommand.Usage($"--steps {steps} is out of range; give 1 to 1000");
+        }
+
+        if (!float.IsFinite(cfg) || cfg < 1f)
+        {
+            throw SampleCommand.Usage($"--cfg {cfg.ToString(CultureInfo.InvariantCulture)} is invalid; give a number >= 1 (1 disables guidance)");
+        }
+
+        int rows = cfg > 1f ? 2 * images : images;
+        var grid = new GaussianDiffusion(steps).SamplingTimesteps;
+        long bytes = options.Build(new CacheRunInfo(steps, grid, rows, c.Tokens, c.Hidden, c.Depth)).CacheBytes;
+        long feature = (long)rows * c.Tokens * c.Hidden * sizeof(float);
+        CultureInfo inv = CultureInfo.InvariantCulture;
+        o.WriteLine(string.Create(inv,
+            $"cache:        {options.Spec} holds {bytes:N0} bytes ({bytes / 1048576.0:0.##} MiB) for {images} image(s), {rows} rows, {steps} steps = {bytes / (double)feature:0.#} feature tensors of {feature:N0} bytes"));
     }
 }

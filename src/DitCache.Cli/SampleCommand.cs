@@ -41,11 +41,12 @@ internal static class SampleCommand
         var heads = new Option<int?>("--heads") { Description = "attention heads when the checkpoint does not say and matches no preset" };
         var inputSize = new Option<int?>("--input-size") { Description = "model input side when the checkpoint has no pos_embed" };
         var quiet = new Option<bool>("--quiet") { Description = "no progress bar and no summary" };
+        var shadow = new Option<bool>("--shadow") { Description = "diagnostics: also compute the true features on cached steps and report the forecast's relative L2 error per step and site (slower; the sample is unchanged)" };
 
         var command = new Command("sample", "Sample images with a DiT, optionally accelerated by a cache policy.")
         {
             model, classes, steps, sampler, cfg, cfgChannels, eta, cache, seed, noise, saveTensor, report, output, columns,
-            threads, gemm, heads, inputSize, quiet,
+            threads, gemm, heads, inputSize, quiet, shadow,
         };
 
         command.SetAction(parse =>
@@ -55,7 +56,7 @@ internal static class SampleCommand
                 parse.GetValue(cfg), parse.GetValue(cfgChannels), parse.GetValue(eta), parse.GetValue(cache)!,
                 parse.GetValue(seed), parse.GetValue(noise), parse.GetValue(saveTensor), parse.GetValue(report),
                 parse.GetValue(output), parse.GetValue(columns), parse.GetValue(threads), parse.GetValue(gemm)!,
-                parse.GetValue(heads), parse.GetValue(inputSize), parse.GetValue(quiet));
+                parse.GetValue(heads), parse.GetValue(inputSize), parse.GetValue(quiet), parse.GetValue(shadow));
             return Run(o, stdout, stderr, interactive);
         });
         return command;
@@ -133,7 +134,7 @@ internal static class SampleCommand
 
         // 3. Run.
         var pipeline = new DiffusionPipeline(new DitModel(weights, gemm, o.Threads));
-        var request = new SampleRequest(labels, o.Steps, o.Sampler, o.Cfg, o.CfgChannels, o.Eta, o.Seed, initialNoise);
+        var request = new SampleRequest(labels, o.Steps, o.Sampler, o.Cfg, o.CfgChannels, o.Eta, o.Seed, initialNoise, o.Shadow);
         SampleResult result;
         if (interactive && !o.Quiet)
         {
@@ -178,6 +179,15 @@ internal static class SampleCommand
                 $"sampled {labels.Length} image(s) with {c.Name} ({o.Sampler}, {o.Steps} steps, cfg {o.Cfg}, cache {result.Cache}, gemm {gemm.Name}, {o.Threads} threads)"));
             stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"{result.Seconds:F2} s; {result.Flops / 1e9:F1} of {result.FullFlops / 1e9:F1} GFLOPs ({result.FullFlops / Math.Max(result.Flops, 1):F2}x fewer); {computed}/{o.Steps} steps fully computed"));
+            if (result.Telemetry.ShadowErrors is { } errors && result.Telemetry.ShadowBlocksErrors is { } blocks)
+            {
+                double[] all = errors.SelectMany(e => e).Concat(blocks).Where(double.IsFinite).ToArray();
+                stdout.WriteLine(all.Length == 0
+                    ? "shadow: nothing was forecast"
+                    : string.Create(CultureInfo.InvariantCulture,
+                        $"shadow: forecast relative L2 mean {all.Average():G4}, max {all.Max():G4} over {all.Length} forecast site-steps"));
+            }
+
             foreach (string? path in new[] { o.Out, o.SaveTensor, o.Report })
             {
                 if (path is not null)
@@ -245,5 +255,5 @@ internal static class SampleCommand
 
     private sealed record SampleOptions(string? Model, string Classes, int Steps, string Sampler, float Cfg, int? CfgChannels,
         double Eta, string Cache, int Seed, string? Noise, string? SaveTensor, string? Report, string? Out, int? Columns,
-        int Threads, string Gemm, int? Heads, int? InputSize, bool Quiet);
+        int Threads, string Gemm, int? Heads, int? InputSize, bool Quiet, bool Shadow);
 }

@@ -16,8 +16,10 @@ namespace DitCache.Sampling;
 /// <param name="Eta">DDIM η (0 = deterministic).</param>
 /// <param name="Seed">Seed of the Gaussian noise.</param>
 /// <param name="Noise">Initial noise (N, C, H, W) instead of seeded noise; null to draw it.</param>
+/// <param name="Shadow">Diagnostics: also compute the true features on cached steps and record the forecast error
+/// (<see cref="DitRunState.Shadow"/>); the sample is unchanged, the wall clock is not representative.</param>
 public sealed record SampleRequest(int[] Classes, int Steps, string Sampler = "ddim", float CfgScale = 1.5f,
-    int? GuidedChannels = null, double Eta = 0.0, int Seed = 0, Tensor? Noise = null);
+    int? GuidedChannels = null, double Eta = 0.0, int Seed = 0, Tensor? Noise = null, bool Shadow = false);
 
 /// <summary>What one sampling step did (n = 0 is the noisiest step).</summary>
 /// <param name="N">Sampling ordinal.</param>
@@ -39,8 +41,56 @@ public readonly record struct StepRecord(int N, int Timestep, bool Computed, dou
 /// <param name="CacheBytes">Feature storage the cache policy held.</param>
 /// <param name="Sampler">Sampler name.</param>
 /// <param name="Cache">Cache spec.</param>
+/// <param name="Telemetry">Per step and site: computed, forecast or skipped, and with shadow the forecast errors.</param>
 public sealed record SampleResult(Tensor Sample, StepRecord[] Steps, double Flops, double FullFlops, double Seconds,
-    long CacheBytes, string Sampler, string Cache);
+    long CacheBytes, string Sampler, string Cache, StepTelemetry Telemetry);
+
+/// <summary>
+/// Per-step, per-site telemetry of a run, allocated before the loop. Sites are indexed block·2 + (0 attention,
+/// 1 MLP), the order of <see cref="DitRunState.LastSites"/>.
+/// </summary>
+public sealed class StepTelemetry
+{
+    /// <summary>Room for <paramref name="steps"/> steps of <paramref name="sites"/> sites.</summary>
+    public StepTelemetry(int steps, int sites, bool shadow)
+    {
+        Sites = new SiteOutcome[steps][];
+        for (int i = 0; i < steps; i++)
+        {
+            Sites[i] = new SiteOutcome[sites];
+        }
+
+        if (shadow)
+        {
+            ShadowErrors = new double[steps][];
+            for (int i = 0; i < steps; i++)
+            {
+                ShadowErrors[i] = new double[sites];
+            }
+
+            ShadowBlocksErrors = new double[steps];
+        }
+    }
+
+    /// <summary>[step][site]: what the forward did there.</summary>
+    public SiteOutcome[][] Sites { get; }
+
+    /// <summary>[step][site]: relative L2 of the forecast against the true module output; NaN where computed. Null without shadow.</summary>
+    public double[][]? ShadowErrors { get; }
+
+    /// <summary>[step]: relative L2 of a forecast block-stack output; NaN where the blocks ran. Null without shadow.</summary>
+    public double[]? ShadowBlocksErrors { get; }
+
+    internal void Capture(int step, DitRunState state)
+    {
+        state.LastSites.CopyTo(Sites[step]);
+        if (ShadowErrors is not null && ShadowBlocksErrors is not null)
+        {
+            state.LastShadowErrors.CopyTo(ShadowErrors[step]);
+            ShadowBlocksErrors[step] = state.LastShadowBlocksError;
+        }
+    }
+}
 
 /// <summary>
 /// The explicit denoising loop (DiT <c>sample.py</c> + <c>p_sample_loop</c>/<c>ddim_sample_loop</c>): noise, then for
@@ -85,6 +135,8 @@ public sealed class DiffusionPipeline
         int batch = useCfg ? 2 * n : n;
         int guided = request.GuidedChannels ?? c.InChannels;
         DitRunState state = _model.CreateState(batch);
+        state.Shadow = request.Shadow;
+        var telemetry = new StepTelemetry(steps, 2 * c.Depth, request.Shadow);
         ICachePolicy policy = cache.Build(new CacheRunInfo(steps, diffusion.SamplingTimesteps, batch, c.Tokens, c.Hidden, c.Depth));
         INoiseSource noiseSource = stepNoise ?? new GaussianNoise(request.Seed);
 
@@ -128,6 +180,7 @@ public sealed class DiffusionPipeline
             scheduler.Step(index, modelOut, x, n, noise);
             records[step] = new StepRecord(step, t, state.LastFullyComputed, state.LastFlops, state.LastModulesComputed,
                 state.LastModulesForecast, state.LastBlocksSkipped);
+            telemetry.Capture(step, state);
             flops += state.LastFlops;
             progress?.Invoke(step + 1, steps);
         }
@@ -135,7 +188,7 @@ public sealed class DiffusionPipeline
         clock.Stop();
         double full = steps * DitFlops.Forward(c, batch);
         return new SampleResult(new Tensor(x, n, c.InChannels, c.InputSize, c.InputSize), records, flops, full,
-            clock.Elapsed.TotalSeconds, policy.CacheBytes, scheduler.Name, cache.Spec);
+            clock.Elapsed.TotalSeconds, policy.CacheBytes, scheduler.Name, cache.Spec, telemetry);
     }
 
     private static void Validate(SampleRequest request, DitConfig c)

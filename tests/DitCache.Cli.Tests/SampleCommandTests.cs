@@ -50,6 +50,42 @@ public class SampleCommandTests
     }
 
     [Fact]
+    public void ShadowReportCarriesSitesAndForecastErrors()
+    {
+        string dir = CliRunner.TempDir();
+        string report = Path.Combine(dir, "report.json");
+        var (code, output, err) = CliRunner.Run("sample", "--model", CliRunner.TinyDit, "--classes", "3,7", "--steps", "12",
+            "--cfg", "1.5", "--cache", "fora:n=3", "--shadow", "--report", report, "--threads", "1");
+        Assert.True(code == 0, err);
+        Assert.Contains("shadow: forecast relative L2 mean", output);
+
+        using JsonDocument doc = JsonDocument.Parse(File.ReadAllBytes(report));
+        JsonElement root = doc.RootElement;
+        Assert.True(root.GetProperty("shadow").GetBoolean());
+        JsonElement[] steps = root.GetProperty("steps").EnumerateArray().ToArray();
+        Assert.Contains(steps, s => !s.GetProperty("computed").GetBoolean());
+        foreach (JsonElement s in steps)
+        {
+            bool computed = s.GetProperty("computed").GetBoolean();
+            Assert.Equal(computed ? "CCCC" : "FFFF", s.GetProperty("sites").GetString());
+            Assert.All(s.GetProperty("shadow_rel_l2").EnumerateArray(), e =>
+            {
+                if (computed)
+                {
+                    Assert.Equal(JsonValueKind.Null, e.ValueKind);
+                }
+                else
+                {
+                    Assert.InRange(e.GetDouble(), 1e-9, 1.0);
+                }
+            });
+            Assert.Equal(JsonValueKind.Null, s.GetProperty("shadow_blocks_rel_l2").ValueKind);
+        }
+
+        Assert.Equal(65536, root.GetProperty("cache_bytes").GetInt64());  // 2 blocks x 2 sites x (4 rows x 16 tokens x 64) floats
+    }
+
+    [Fact]
     public void LatentModelRefusesPngBeforeRunning()
     {
         string dir = CliRunner.TempDir();

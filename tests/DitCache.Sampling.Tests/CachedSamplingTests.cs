@@ -88,6 +88,13 @@ public class CachedSamplingTests
         long bytes = blockLevel ? full.Count(f => f) : 2L * c.Depth * slots;
         Assert.Equal(bytes * 4 * c.Tokens * c.Hidden * sizeof(float), result.CacheBytes);
 
+        char cachedLetter = blockLevel ? 'S' : 'F';
+        for (int n = 0; n < Steps; n++)
+        {
+            Assert.Equal(new string(full[n] ? 'C' : cachedLetter, 2 * c.Depth), RunReport.SiteLetters(result.Telemetry.Sites[n]));
+        }
+
+        Assert.Null(result.Telemetry.ShadowErrors);
         double error = RelativeL2(reference.Sample.Data, result.Sample.Data);
         _output.WriteLine($"{spec}: {full.Count(f => f)} full steps, FLOPs x{result.FullFlops / result.Flops:F2}, relative L2 {error:E3}");
         Assert.True(error < bound, $"{spec}: relative L2 {error:E3} to the uncached sample exceeds {bound}");
@@ -111,5 +118,34 @@ public class CachedSamplingTests
         Assert.Equal(foca.Sample.Data, Sample(new FocaOptions(5)).Sample.Data);
         Assert.Equal(taylor.Sample.Data, Sample(new TaylorSeerOptions(4, 2)).Sample.Data);
         Assert.Equal(s_uncached.Value.Sample.Data, Sample(new NoCacheOptions()).Sample.Data);
+    }
+
+    [Theory]
+    [InlineData("foca:n=5")]
+    [InlineData("spectrum:n=2,alpha=0.75")]
+    public void ShadowRunsMeasureEveryForecastAndChangeNothing(string spec)
+    {
+        ICacheOptions options = CacheRegistry.Parse(spec);
+        SampleResult plain = Sample(options);
+        SampleResult shadow = s_pipeline.Value.Run(new SampleRequest([3, 7], Steps, "ddim", CfgScale: 1.5f, Seed: 0, Shadow: true), options);
+        Assert.Equal(plain.Sample.Data, shadow.Sample.Data);
+        Assert.Equal(plain.Flops, shadow.Flops);
+        double[][] errors = shadow.Telemetry.ShadowErrors!;
+        double[] blocks = shadow.Telemetry.ShadowBlocksErrors!;
+        for (int n = 0; n < Steps; n++)
+        {
+            SiteOutcome[] sites = shadow.Telemetry.Sites[n];
+            for (int i = 0; i < sites.Length; i++)
+            {
+                Assert.Equal(sites[i] == SiteOutcome.Forecast, double.IsFinite(errors[n][i]));
+            }
+
+            Assert.Equal(shadow.Steps[n].BlocksSkipped, double.IsFinite(blocks[n]));
+        }
+
+        double[] measured = errors.SelectMany(e => e).Concat(blocks).Where(double.IsFinite).ToArray();
+        Assert.NotEmpty(measured);
+        Assert.All(measured, e => Assert.InRange(e, 1e-9, 1.0));
+        _output.WriteLine($"{spec}: shadow relative L2 mean {measured.Average():E3}, max {measured.Max():E3}");
     }
 }

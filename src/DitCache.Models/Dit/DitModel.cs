@@ -88,7 +88,7 @@ public sealed class DitModel
     {
         DitBlockWeights bw = _w.Blocks[l];
         DitConfig c = Config;
-        int b = s.Batch, t = c.Tokens, d = c.Hidden, rows = b * t, stride = 6 * d;
+        int b = s.Batch, t = c.Tokens, d = c.Hidden, stride = 6 * d;
 
         // adaLN-Zero: c -> (shift, scale, gate) x 2, always from the current conditioning, even on cached steps.
         Kernels.Linear(_gemm, s.SiluC, bw.AdaLnW, bw.AdaLnB, s.Mod, b, d, 6 * d);                                     // (B, 6D)
@@ -98,18 +98,18 @@ public sealed class DitModel
         var attnSite = new FeatureSite(l, Site.Attn);
         if (cache.TryForecast(attnSite, s.Feature))                                                                   // cache: module forecast
         {
-            s.LastModulesForecast++;
+            Forecasted(attnSite, s);
+            if (s.Shadow)
+            {
+                Attention(bw, s, s.ShadowFeature);                                                                     // diagnostics: the true output
+                s.ShadowErrors[attnSite.Index] = RelativeL2(s.Feature, s.ShadowFeature);
+            }
         }
         else
         {
-            Kernels.LayerNorm(s.X, s.H, rows, d);                                                                      // (B, T, D)
-            Kernels.Modulate(s.H, s.H, s.Mod, stride, (int)Mod.ShiftMsa * d, (int)Mod.ScaleMsa * d, b, t, d);        // (B, T, D)
-            Kernels.Linear(_gemm, s.H, bw.QkvW, bw.QkvB, s.Qkv, rows, d, 3 * d);                                      // (B, T, 3D)
-            Kernels.Attention(s.Qkv, s.AttnCore, b, t, c.Heads, c.HeadDim, s.AttnScratch, _threads);                 // (B, T, D)
-            Kernels.Linear(_gemm, s.AttnCore, bw.ProjW, bw.ProjB, s.Feature, rows, d, d);                             // (B, T, D)
+            Attention(bw, s, s.Feature);                                                                               // (B, T, D)
             cache.Record(attnSite, s.Feature);                                                                         // cache: record
-            s.LastModulesComputed++;
-            s.LastFlops += DitFlops.Attention(c, b) + DitFlops.LayerNorm(c, b);
+            Computed(attnSite, s, DitFlops.Attention(c, b) + DitFlops.LayerNorm(c, b));
         }
 
         Tap?.Invoke($"block{l}.attn", s.Feature);
@@ -119,23 +119,74 @@ public sealed class DitModel
         var mlpSite = new FeatureSite(l, Site.Mlp);
         if (cache.TryForecast(mlpSite, s.Feature))                                                                    // cache: module forecast
         {
-            s.LastModulesForecast++;
+            Forecasted(mlpSite, s);
+            if (s.Shadow)
+            {
+                Mlp(bw, s, s.ShadowFeature);                                                                           // diagnostics: the true output
+                s.ShadowErrors[mlpSite.Index] = RelativeL2(s.Feature, s.ShadowFeature);
+            }
         }
         else
         {
-            Kernels.LayerNorm(s.X, s.H, rows, d);                                                                      // (B, T, D)
-            Kernels.Modulate(s.H, s.H, s.Mod, stride, (int)Mod.ShiftMlp * d, (int)Mod.ScaleMlp * d, b, t, d);        // (B, T, D)
-            Kernels.Linear(_gemm, s.H, bw.Fc1W, bw.Fc1B, s.MlpHidden, rows, d, c.MlpHidden);                          // (B, T, 4D)
-            Kernels.GeluTanh(s.MlpHidden, s.MlpHidden);                                                                // (B, T, 4D)
-            Kernels.Linear(_gemm, s.MlpHidden, bw.Fc2W, bw.Fc2B, s.Feature, rows, c.MlpHidden, d);                    // (B, T, D)
+            Mlp(bw, s, s.Feature);                                                                                     // (B, T, D)
             cache.Record(mlpSite, s.Feature);                                                                          // cache: record
-            s.LastModulesComputed++;
-            s.LastFlops += DitFlops.Mlp(c, b) + DitFlops.LayerNorm(c, b);
+            Computed(mlpSite, s, DitFlops.Mlp(c, b) + DitFlops.LayerNorm(c, b));
         }
 
         Tap?.Invoke($"block{l}.mlp", s.Feature);
         Kernels.GatedResidualAdd(s.X, s.Feature, s.Mod, stride, (int)Mod.GateMlp * d, b, t, d);                       // x += gate * mlp
         Tap?.Invoke($"block{l}", s.X);
+    }
+
+    /// <summary>attn(modulate(norm1(x), shift_msa, scale_msa)) up to attn.proj, into <paramref name="dst"/> (B, T, D).</summary>
+    private void Attention(DitBlockWeights bw, DitRunState s, Span<float> dst)
+    {
+        DitConfig c = Config;
+        int b = s.Batch, t = c.Tokens, d = c.Hidden, rows = b * t, stride = 6 * d;
+        Kernels.LayerNorm(s.X, s.H, rows, d);                                                                          // (B, T, D)
+        Kernels.Modulate(s.H, s.H, s.Mod, stride, (int)Mod.ShiftMsa * d, (int)Mod.ScaleMsa * d, b, t, d);            // (B, T, D)
+        Kernels.Linear(_gemm, s.H, bw.QkvW, bw.QkvB, s.Qkv, rows, d, 3 * d);                                          // (B, T, 3D)
+        Kernels.Attention(s.Qkv, s.AttnCore, b, t, c.Heads, c.HeadDim, s.AttnScratch, _threads);                     // (B, T, D)
+        Kernels.Linear(_gemm, s.AttnCore, bw.ProjW, bw.ProjB, dst, rows, d, d);                                       // (B, T, D)
+    }
+
+    /// <summary>mlp(modulate(norm2(x), shift_mlp, scale_mlp)) up to fc2, into <paramref name="dst"/> (B, T, D).</summary>
+    private void Mlp(DitBlockWeights bw, DitRunState s, Span<float> dst)
+    {
+        DitConfig c = Config;
+        int b = s.Batch, t = c.Tokens, d = c.Hidden, rows = b * t, stride = 6 * d;
+        Kernels.LayerNorm(s.X, s.H, rows, d);                                                                          // (B, T, D)
+        Kernels.Modulate(s.H, s.H, s.Mod, stride, (int)Mod.ShiftMlp * d, (int)Mod.ScaleMlp * d, b, t, d);            // (B, T, D)
+        Kernels.Linear(_gemm, s.H, bw.Fc1W, bw.Fc1B, s.MlpHidden, rows, d, c.MlpHidden);                              // (B, T, 4D)
+        Kernels.GeluTanh(s.MlpHidden, s.MlpHidden);                                                                    // (B, T, 4D)
+        Kernels.Linear(_gemm, s.MlpHidden, bw.Fc2W, bw.Fc2B, dst, rows, c.MlpHidden, d);                              // (B, T, D)
+    }
+
+    private static void Computed(FeatureSite site, DitRunState s, double flops)
+    {
+        s.Sites[site.Index] = SiteOutcome.Computed;
+        s.LastModulesComputed++;
+        s.LastFlops += flops;
+    }
+
+    private static void Forecasted(FeatureSite site, DitRunState s)
+    {
+        s.Sites[site.Index] = SiteOutcome.Forecast;
+        s.LastModulesForecast++;
+    }
+
+    /// <summary>‖a − b‖₂ / ‖b‖₂ in double (0 when both are zero).</summary>
+    private static double RelativeL2(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
+    {
+        double num = 0, den = 0;
+        for (int i = 0; i < b.Length; i++)
+        {
+            double e = a[i] - (double)b[i];
+            num += e * e;
+            den += (double)b[i] * b[i];
+        }
+
+        return den > 0 ? Math.Sqrt(num / den) : (num > 0 ? double.PositiveInfinity : 0);
     }
 
     // ------------------------------------------------------------------------------------------------------------
@@ -168,15 +219,27 @@ public sealed class DitModel
         s.LastModulesComputed = 0;
         s.LastModulesForecast = 0;
         s.LastBlocksSkipped = false;
+        s.Sites.AsSpan().Clear();                                                                                  // SiteOutcome.Skipped
+        s.ShadowErrors.AsSpan().Fill(double.NaN);
+        s.LastShadowBlocksError = double.NaN;
 
         EmbedPatches(x, s);                                                                                            // (B, T, D)
         EmbedConditioning(timesteps, labels, s);                                                                       // (B, D)
         Tap?.Invoke("x_embed", s.X);
         Tap?.Invoke("c", s.C);
 
+        if (s.Shadow)
+        {
+            s.X.CopyTo(s.ShadowInput, 0);                                                                              // diagnostics: keep the stack input
+        }
+
         if (cache.TrySkipBlocks(s.X))                                                                                 // cache: whole stack
         {
             s.LastBlocksSkipped = true;
+            if (s.Shadow)
+            {
+                ShadowBlocks(s);                                                                                       // diagnostics: the true stack
+            }
         }
         else
         {
@@ -196,6 +259,28 @@ public sealed class DitModel
         FinalLayer(s);                                                                                                 // (B, T, p*p*out)
         DitConfig c = Config;
         Kernels.Unpatchify(s.FinalOut, output, s.Batch, c.OutChannels, c.InputSize, c.InputSize, c.Patch);           // (B, out, H, W)
+    }
+
+    /// <summary>
+    /// Diagnostics for a skipped block stack: runs every block on the kept input, measures the forecast against it,
+    /// then puts the forecast back so the sample, FLOPs and counters are those of the cached run.
+    /// </summary>
+    private void ShadowBlocks(DitRunState s)
+    {
+        double flops = s.LastFlops;
+        int computed = s.LastModulesComputed;
+        s.X.CopyTo(s.ShadowForecast, 0);
+        s.ShadowInput.CopyTo(s.X, 0);
+        for (int l = 0; l < Config.Depth; l++)
+        {
+            Block(l, s, NoCache.Instance);
+        }
+
+        s.LastShadowBlocksError = RelativeL2(s.ShadowForecast, s.X);
+        s.ShadowForecast.CopyTo(s.X, 0);
+        s.Sites.AsSpan().Clear();                                                                                  // SiteOutcome.Skipped
+        s.LastFlops = flops;
+        s.LastModulesComputed = computed;
     }
 
     /// <summary>

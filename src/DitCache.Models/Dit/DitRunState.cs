@@ -41,6 +41,8 @@ public sealed class DitRunState
         CfgInput = new float[b * config.InChannels * pixels];
         CfgTimesteps = new float[b];
         CfgLabels = new int[b];
+        _sites = new SiteOutcome[2 * config.Depth];
+        _shadowError = new double[2 * config.Depth];
     }
 
     /// <summary>The config these buffers fit.</summary>
@@ -123,4 +125,71 @@ public sealed class DitRunState
 
     /// <summary>True when the last forward ran every block in full.</summary>
     public bool LastFullyComputed => !LastBlocksSkipped && LastModulesForecast == 0;
+
+    private readonly SiteOutcome[] _sites;
+    private readonly double[] _shadowError;
+    private float[]? _shadowFeature, _shadowInput, _shadowForecast;
+
+    /// <summary>What happened at each site in the last forward, indexed block·2 + (0 attention, 1 MLP).</summary>
+    public ReadOnlySpan<SiteOutcome> LastSites => _sites;
+
+    internal SiteOutcome[] Sites => _sites;
+
+    /// <summary>
+    /// Diagnostics only: when set, every forecast module (and a skipped block stack) is also computed from the same
+    /// inputs, and the relative L2 error of the stand-in is kept in <see cref="LastShadowErrors"/> and
+    /// <see cref="LastShadowBlocksError"/>. The sample is unchanged (the stand-in still feeds the model); the wall
+    /// clock is not representative. Setting it allocates three (B, T, D) buffers once.
+    /// </summary>
+    public bool Shadow
+    {
+        get => _shadowFeature is not null;
+        set
+        {
+            if (value && _shadowFeature is null)
+            {
+                int n = X.Length;
+                _shadowFeature = new float[n];
+                _shadowInput = new float[n];
+                _shadowForecast = new float[n];
+            }
+            else if (!value)
+            {
+                _shadowFeature = _shadowInput = _shadowForecast = null;
+            }
+        }
+    }
+
+    /// <summary>
+    /// With <see cref="Shadow"/>: per site of the last forward, ‖forecast − true‖₂ / ‖true‖₂ over the whole batch;
+    /// NaN where the site was computed (or the whole stack was skipped).
+    /// </summary>
+    public ReadOnlySpan<double> LastShadowErrors => _shadowError;
+
+    internal double[] ShadowErrors => _shadowError;
+
+    /// <summary>With <see cref="Shadow"/>: relative L2 error of a forecast block-stack output; NaN when the blocks ran.</summary>
+    public double LastShadowBlocksError { get; internal set; } = double.NaN;
+
+    /// <summary>Shadow: the true module output on a forecast step (B, T, D).</summary>
+    internal float[] ShadowFeature => _shadowFeature ?? throw new InvalidOperationException("shadow buffers not allocated");
+
+    /// <summary>Shadow: the block-stack input kept before a block-level cache may overwrite it (B, T, D).</summary>
+    internal float[] ShadowInput => _shadowInput ?? throw new InvalidOperationException("shadow buffers not allocated");
+
+    /// <summary>Shadow: the forecast block-stack output held while the true stack runs (B, T, D).</summary>
+    internal float[] ShadowForecast => _shadowForecast ?? throw new InvalidOperationException("shadow buffers not allocated");
+}
+
+/// <summary>What a forward did at one cache site.</summary>
+public enum SiteOutcome : byte
+{
+    /// <summary>The whole block stack was replaced by a block-level forecast.</summary>
+    Skipped,
+
+    /// <summary>The module ran.</summary>
+    Computed,
+
+    /// <summary>The cache stood in for the module.</summary>
+    Forecast,
 }

@@ -7,7 +7,10 @@ namespace DitCache.Sampling;
 /// <summary>
 /// The JSON report of one sampling run (<c>ditcache sample --report</c>): per-step records (n = 0 is the noisiest
 /// step, t the model timestep, computed = every block ran), FLOPs in the DiT-paper convention for the whole run
-/// including the CFG batch, and the wall clock of the sampling loop.
+/// including the CFG batch, and the wall clock of the sampling loop. Each step carries <c>sites</c>, one letter per
+/// cache site in block order (attention then MLP of block 0, then block 1, ...): C computed, F forecast, S skipped
+/// with the whole block stack. A <c>--shadow</c> run adds per step the relative L2 error of every forecast site
+/// (<c>shadow_rel_l2</c>, null where computed) and of a forecast block stack (<c>shadow_blocks_rel_l2</c>).
 /// </summary>
 public static class RunReport
 {
@@ -50,6 +53,9 @@ public static class RunReport
             json.WriteNumber("seconds", result.Seconds);
             json.WriteNumber("cache_bytes", result.CacheBytes);
             json.WriteNumber("computed_steps", System.Array.FindAll(result.Steps, s => s.Computed).Length);
+            json.WriteString("site_order", "per block: attn, mlp; C computed, F forecast, S skipped with the block stack");
+            StepTelemetry telemetry = result.Telemetry;
+            json.WriteBoolean("shadow", telemetry.ShadowErrors is not null);
             json.WriteStartArray("steps");
             foreach (StepRecord s in result.Steps)
             {
@@ -61,6 +67,20 @@ public static class RunReport
                 json.WriteNumber("modules_computed", s.ModulesComputed);
                 json.WriteNumber("modules_forecast", s.ModulesForecast);
                 json.WriteBoolean("blocks_skipped", s.BlocksSkipped);
+                json.WriteString("sites", SiteLetters(telemetry.Sites[s.N]));
+                if (telemetry.ShadowErrors is { } errors && telemetry.ShadowBlocksErrors is { } blocks)
+                {
+                    json.WriteStartArray("shadow_rel_l2");
+                    foreach (double e in errors[s.N])
+                    {
+                        WriteNumberOrNull(json, e);
+                    }
+
+                    json.WriteEndArray();
+                    json.WritePropertyName("shadow_blocks_rel_l2");
+                    WriteNumberOrNull(json, blocks[s.N]);
+                }
+
                 json.WriteEndObject();
             }
 
@@ -69,5 +89,31 @@ public static class RunReport
         }
 
         return stream.ToArray();
+    }
+
+    /// <summary>One letter per site: C computed, F forecast, S skipped with the block stack.</summary>
+    public static string SiteLetters(SiteOutcome[] sites) => string.Create(sites.Length, sites, static (span, src) =>
+    {
+        for (int i = 0; i < src.Length; i++)
+        {
+            span[i] = src[i] switch
+            {
+                SiteOutcome.Computed => 'C',
+                SiteOutcome.Forecast => 'F',
+                _ => 'S',
+            };
+        }
+    });
+
+    private static void WriteNumberOrNull(Utf8JsonWriter json, double value)
+    {
+        if (double.IsFinite(value))
+        {
+            json.WriteNumberValue(value);
+        }
+        else
+        {
+            json.WriteNullValue();
+        }
     }
 }
