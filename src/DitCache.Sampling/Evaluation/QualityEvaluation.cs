@@ -48,9 +48,11 @@ public sealed record QualitySettings(int SamplesPerClass, int[] Classes, int Ste
 /// <param name="SamplingSeconds">Wall clock of the sampling loops alone.</param>
 /// <param name="Flops">FLOPs of all sampling runs (DiT-paper convention, whole CFG batch).</param>
 /// <param name="FullFlops">FLOPs of the same runs with every block computed.</param>
+/// <param name="FirstRun">The first batch's pipeline result: its per-step records and telemetry show the schedule.</param>
+/// <param name="CacheBytes">The most feature memory the cache held in any batch.</param>
 public sealed record QualityResult(QualitySettings Settings, Tensor Samples, int[] Labels, int[] Predictions,
     double Accuracy, double[] ClassAccuracy, double FrechetDistance, QualityReference Reference, double? MatchedFloor,
-    Tensor Grid, double Seconds, double SamplingSeconds, double Flops, double FullFlops);
+    Tensor Grid, double Seconds, double SamplingSeconds, double Flops, double FullFlops, SampleResult FirstRun, long CacheBytes);
 
 /// <summary>
 /// The real side of the comparison: classifier features of the Fashion-MNIST test images of the evaluated classes
@@ -216,6 +218,8 @@ public sealed class QualityEvaluation
         int batches = (n + settings.BatchSize - 1) / settings.BatchSize;
         int totalSteps = batches * settings.Steps;
         double samplingSeconds = 0, flops = 0, fullFlops = 0;
+        SampleResult? first = null;
+        long cacheBytes = 0;
         for (int b = 0; b < batches; b++)
         {
             int start = b * settings.BatchSize, count = Math.Min(settings.BatchSize, n - start);
@@ -235,6 +239,8 @@ public sealed class QualityEvaluation
             samplingSeconds += result.Seconds;
             flops += result.Flops;
             fullFlops += result.FullFlops;
+            first ??= result;
+            cacheBytes = Math.Max(cacheBytes, result.CacheBytes);
         }
 
         // 2. Score the clamped samples.
@@ -264,7 +270,7 @@ public sealed class QualityEvaluation
 
         FeatureStatistics generated = FeatureStatistics.FromFeatures(features, n, FmnistClassifier.FeatureSize);
         double fd = Metrics.FrechetDistance.Compute(generated, reference.Statistics);
-        double? matched = _train is null ? null : MatchedFloor(settings, reference);
+        double? matched = _train is null ? null : MatchedFloorFor(settings.SamplesPerClass, settings.Classes, reference);
 
         // 3. The grid: the first G samples of each class, one row per class.
         int g = Math.Min(settings.GridColumns, k), rows = settings.Classes.Length;
@@ -278,7 +284,7 @@ public sealed class QualityEvaluation
         int size = FashionMnist.ImageSize;
         return new QualityResult(settings, new Tensor(samples, n, 1, size, size), labels, predictions, (double)correct / n,
             classAccuracy, fd, reference, matched, new Tensor(grid, rows * g, 1, size, size), clock.Elapsed.TotalSeconds,
-            samplingSeconds, flops, fullFlops);
+            samplingSeconds, flops, fullFlops, first!, cacheBytes);
     }
 
     /// <summary>
@@ -295,15 +301,20 @@ public sealed class QualityEvaluation
         return (int)(z & 0x7FFFFFFF);
     }
 
-    private double MatchedFloor(QualitySettings settings, QualityReference reference)
+    /// <summary>
+    /// The Frechet distance of <paramref name="samplesPerClass"/> real training images per class (the first ones of
+    /// each class) against <paramref name="reference"/>: what a perfect model would score at that sample size.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The evaluation was built without a training split.</exception>
+    public double MatchedFloorFor(int samplesPerClass, IReadOnlyList<int> classes, QualityReference reference)
     {
-        FashionMnist train = _train!;
-        var indices = new List<int>(settings.TotalSamples);
+        FashionMnist train = _train ?? throw new InvalidOperationException("the matched floor needs the training split; pass it to the constructor");
+        var indices = new List<int>(samplesPerClass * classes.Count);
         ReadOnlySpan<byte> labels = train.Labels;
-        foreach (int y in settings.Classes)
+        foreach (int y in classes)
         {
             int taken = 0;
-            for (int i = 0; i < labels.Length && taken < settings.SamplesPerClass; i++)
+            for (int i = 0; i < labels.Length && taken < samplesPerClass; i++)
             {
                 if (labels[i] == y)
                 {
