@@ -116,7 +116,7 @@ public sealed class BenchResults
     public required int Samples { get; init; }
 
     /// <summary>Timed repeats per configuration.</summary>
-    public required int Repeats { get; init; }
+    public required int Repeats { get; set; }
 
     /// <summary>Base seed (every configuration sees the same initial noise).</summary>
     public required int Seed { get; init; }
