@@ -176,8 +176,11 @@ public class PolicyTests
         return output;
     }
 
-    /// <summary>TaylorSeer-DiT's official recursion (cal_type/derivative_approximation/taylor_formula) in float64.</summary>
-    private static double[] TaylorReference(bool[] full, Func<int, double> f, int order)
+    /// <summary>
+    /// TaylorSeer-DiT's official recursion (cal_type/derivative_approximation/taylor_formula) in float64; differences
+    /// are formed only from ordinal first_enhance − 1 = warmup − 1 on (METHODS.md 4.1).
+    /// </summary>
+    private static double[] TaylorReference(bool[] full, Func<int, double> f, int order, int warmup)
     {
         var output = new double[full.Length];
         var factors = new List<double>();
@@ -188,7 +191,7 @@ public class PolicyTests
             {
                 double gap = n - last;
                 var updated = new List<double> { f(n) };
-                for (int j = 0; j < order && j < factors.Count; j++)
+                for (int j = 0; j < order && j < factors.Count && n >= warmup - 1; j++)
                 {
                     updated.Add((updated[j] - factors[j]) / gap);
                 }
@@ -226,6 +229,8 @@ public class PolicyTests
     [InlineData("taylorseer:n=4,o=4")]
     [InlineData("taylorseer:n=5,o=2")]
     [InlineData("taylorseer:n=3,o=0")]
+    [InlineData("taylorseer:n=4,o=4,warmup=3")]
+    [InlineData("taylorseer:n=3,o=2,warmup=4")]
     public void ForecastsMatchTheFloat64Reference(string spec)
     {
         ICacheOptions options = CacheRegistry.Parse(spec);
@@ -240,7 +245,7 @@ public class PolicyTests
                 {
                     FocaOptions { Reading: FocaReading.CacheDit } f => CacheDitReference(f.FullSteps(Steps), n => (float)Wave(n, site, i)),
                     FocaOptions f => FocaReference(f.FullSteps(Steps), f.TimeGrid(run), n => (float)Wave(n, site, i), f.Corrector),
-                    TaylorSeerOptions t => TaylorReference(t.FullSteps(Steps), n => (float)Wave(n, site, i), t.MaxOrder),
+                    TaylorSeerOptions t => TaylorReference(t.FullSteps(Steps), n => (float)Wave(n, site, i), t.MaxOrder, t.Warmup),
                     _ => throw new InvalidOperationException(spec),
                 };
                 for (int n = 0; n < Steps; n++)

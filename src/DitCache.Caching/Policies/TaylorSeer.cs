@@ -83,7 +83,7 @@ public sealed record TaylorSeerOptions(int Interval = 4, int MaxOrder = 4, int W
     {
         Validate();
         run.Validate();
-        return new TaylorSeer(FullSteps(run.Steps), MaxOrder + 1, run);
+        return new TaylorSeer(FullSteps(run.Steps), MaxOrder + 1, Warmup, run);
     }
 }
 
@@ -99,13 +99,15 @@ public sealed class TaylorSeer : ICachePolicy
     private readonly int[] _count;         // [site] factors held (0 = nothing yet this run)
     private readonly int[] _fullN;         // [site] ordinal of the last full step
     private readonly int _length;
+    private readonly int _firstDifference;  // first ordinal whose full step forms differences: warmup − 1
     private int _n = -1;
     private bool _isFull;
 
-    internal TaylorSeer(bool[] full, int factors, CacheRunInfo run)
+    internal TaylorSeer(bool[] full, int factors, int warmup, CacheRunInfo run)
     {
         _full = full;
         _factors = factors;
+        _firstDifference = warmup - 1;
         _length = run.FeatureLength;
         _stack = new float[2 * run.Depth][];
         for (int k = 0; k < _stack.Length; k++)
@@ -168,7 +170,11 @@ public sealed class TaylorSeer : ICachePolicy
             throw new ArgumentException($"feature of {site} has {output.Length} floats; this run's (B, T, D) has {_length}", nameof(output));
         }
 
-        _count[k] = TaylorForecaster.UpdateFactors(_stack[k], _length, _count[k], _factors, output, _n - _fullN[k]);
+        // The official gate (derivative_approximation runs only while i < S − first_enhance + 1, METHODS.md 4.1; the
+        // same rule is TaylorSeer-FLUX's "step ≥ 2" for first_enhance 3, 4.2): a full step before ordinal warmup − 1
+        // keeps d_0 = F alone, so with warmup 3 the first difference is F(2) − F(1), not one built on F(0).
+        int held = _n >= _firstDifference ? _count[k] : 0;
+        _count[k] = TaylorForecaster.UpdateFactors(_stack[k], _length, held, _factors, output, _n - _fullN[k]);
         _fullN[k] = _n;
     }
 
