@@ -79,10 +79,10 @@ public sealed class BenchRunner
     /// <param name="settings">Sampling settings (must equal those of <paramref name="results"/>).</param>
     /// <param name="reference">The real test-set features and floor.</param>
     /// <param name="results">Results to extend (new or loaded from a previous run).</param>
-    /// <param name="checkpoint">Called after every configuration with the results so far.</param>
+    /// <param name="checkpoint">Called after every configuration with the results so far and the entry just measured.</param>
     /// <param name="progress">(label, images done, images total) while sampling.</param>
     public void Run(IReadOnlyList<BenchConfig> plan, BenchSettings settings, QualityReference reference, BenchResults results,
-        Action<BenchResults> checkpoint, Action<string, int, int>? progress = null)
+        Action<BenchResults, BenchEntry> checkpoint, Action<string, int, int>? progress = null)
     {
         settings.Validate();
         var referenceSamples = new Dictionary<float, Tensor>();
@@ -109,7 +109,7 @@ public sealed class BenchRunner
                 }
 
                 UpdateSpeedups(results);
-                checkpoint(results);
+                checkpoint(results, entry);
             }
         }
     }
