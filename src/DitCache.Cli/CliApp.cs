@@ -17,6 +17,7 @@ internal static class CliApp
         {
             SampleCommand.Create(stdout, stderr, interactive),
             EvaluateCommand.Create(stdout, stderr, interactive),
+            BenchCommand.Create(stdout, stderr, interactive),
             InfoCommand.Create(stdout),
         };
 
