@@ -53,7 +53,7 @@ public static partial class BenchReport
         sb.Append("|:---|").Append(string.Concat(Enumerable.Repeat("---:|", s_columns.Length - 1))).Append('\n');
         foreach (BenchEntry e in r.Entries)
         {
-            sb.Append("| ").Append(string.Join(" | ", Cells(e).Select(c => c.Replace("|", "\\|", StringComparison.Ordinal)))).Append(" |\n");
+            sb.Append("| ").Append(string.Join(" | ", Cells(e).Select(MarkdownCell))).Append(" |\n");
         }
 
         return sb.ToString();
@@ -219,6 +219,10 @@ public static partial class BenchReport
 
     private static string FloorsText(BenchResults r) => string.Create(s_inv,
         $"Real-data floors of the Frechet distance: {Fixed(r.FloorFrechetDistance, "0.00")} between the two halves of the test set, {Fixed(r.MatchedFloorFrechetDistance, "0.00")} for real training images at the same sample count (matched floor).");
+
+    /// <summary>A table cell: pipes escaped, and angle brackets as entities so GitHub does not read them as HTML.</summary>
+    private static string MarkdownCell(string text) => text.Replace("|", "\\|", StringComparison.Ordinal)
+        .Replace("<", "&lt;", StringComparison.Ordinal).Replace(">", "&gt;", StringComparison.Ordinal);
 
     private static string Fixed(double v, string format) => double.IsFinite(v) ? v.ToString(format, s_inv) : "—";
 

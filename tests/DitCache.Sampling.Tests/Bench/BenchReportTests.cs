@@ -61,7 +61,8 @@ public sealed class BenchReportTests
         Assert.All(rows, row => Assert.Equal(columns, row.Count(c => c == '|')));
         for (int i = 0; i < r.Entries.Count; i++)
         {
-            Assert.StartsWith("| " + r.Entries[i].Config.Label + " |", rows[i + 2], StringComparison.Ordinal);
+            string label = r.Entries[i].Config.Label.Replace("<", "&lt;", StringComparison.Ordinal).Replace(">", "&gt;", StringComparison.Ordinal);
+            Assert.StartsWith("| " + label + " |", rows[i + 2], StringComparison.Ordinal);
         }
 
         Assert.Contains("| ref |", rows[2], StringComparison.Ordinal);
@@ -156,6 +157,43 @@ public sealed class BenchReportTests
     }
 
     [Fact]
+    public void Empty_results_and_several_guidance_scales_still_render()
+    {
+        BenchResults empty = Small();
+        empty.Entries.Clear();
+        Assert.Single(ParseCsv(BenchReport.Csv(empty)));
+        Assert.Equal(2, BenchReport.Markdown(empty).Split('\n').Count(l => l.StartsWith('|')));
+        ParseSvg("psnr", BenchReport.FrontierPsnrSvg(empty));
+        ParseSvg("fd", BenchReport.FrontierFdSvg(empty));
+        ParseSvg("timeline", BenchReport.TimelineSvg(empty));
+        Assert.Null(BenchReport.ShadowSvg(empty));
+        Assert.Contains("<svg", BenchReport.Html(empty), StringComparison.Ordinal);
+        Assert.Throws<ArgumentException>(() => BenchReport.GridPng(empty));
+
+        // a second guidance scale with its own reference, a 100-step entry, and an entry without images
+        BenchResults r = Small();
+        BenchConfig Cfg4(string cache, int steps, string family, string label, bool reference = false) =>
+            new(cache, steps, 4f) { Family = family, Label = label, IsReference = reference };
+        r.Entries.Add(Entry(Cfg4("none", 50, "full", "Full 50 steps cfg 4", reference: true), 50, 1, double.PositiveInfinity, 1, 66.0, 11, speedup: 1));
+        r.Entries.Add(Entry(Cfg4("foca:n=5", 100, "foca", "FoCa n=5 100 steps cfg 4"), 20, 2.4, 33.0, 0.97, 67.0, 12, strip: []));
+        foreach ((string name, string? svg) in Svgs(r))
+        {
+            XDocument doc = ParseSvg(name, svg!);
+            if (name == "frontier-fd")
+            {
+                string text = string.Join("\n", doc.Descendants(s_svg + "text").Select(t => t.Value));
+                Assert.Contains("reference cfg 1.5: 70.1", text, StringComparison.Ordinal);
+                Assert.Contains("reference cfg 4: 66.0", text, StringComparison.Ordinal);
+                Assert.Contains("foca (cfg 4)", text, StringComparison.Ordinal);
+            }
+        }
+
+        string html = BenchReport.Html(r);
+        Assert.Contains("no images", html, StringComparison.Ordinal);
+        Assert.Throws<ArgumentException>(() => BenchReport.GridPng(r));
+    }
+
+    [Fact]
     public void GridPng_is_one_row_per_entry_and_one_column_per_strip_class()
     {
         BenchResults r = Small();
@@ -195,6 +233,11 @@ public sealed class BenchReportTests
         foreach ((string name, string? svg) in Svgs(r))
         {
             File.WriteAllText(Path.Combine(dir, name + ".svg"), svg);
+        }
+
+        foreach ((string name, string? svg) in Svgs(Small()))
+        {
+            File.WriteAllText(Path.Combine(dir, "small-" + name + ".svg"), svg);
         }
     }
 
