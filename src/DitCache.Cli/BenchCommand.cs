@@ -213,6 +213,11 @@ internal static class BenchCommand
             files.Add(("shadow.svg", Utf8(shadow)));
         }
 
+        if (BenchReport.ShadowPerBlockSvg(planned) is { } perBlock)
+        {
+            files.Add(("shadow-per-block.svg", Utf8(perBlock)));
+        }
+
         foreach ((string name, byte[] bytes) in files)
         {
             AtomicFile.Write(Path.Combine(outDir, name), "--out", s => s.Write(bytes));
