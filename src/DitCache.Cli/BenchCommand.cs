@@ -184,7 +184,7 @@ internal static class BenchCommand
                 if (!o.Quiet)
                 {
                     stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                        $"measured {last.Config.Label} (repeat {last.Seconds.Count}/{settings.Repeats}): {last.MedianSeconds:F1} s, FLOPs x{last.FlopsSpeedup:F2}, PSNR {last.Psnr:F2} dB, FD {last.FrechetDistance:F2}"));
+                        $"measured {last.Config.Label} (repeat {last.Seconds.Count}/{settings.Repeats}): {last.MedianSeconds:F1} s, FLOPs x{last.FlopsSpeedup:F2}, PSNR {(last.Config.IsReference ? "ref" : last.Psnr.ToString("F2", CultureInfo.InvariantCulture) + " dB")}, FD {last.FrechetDistance:F2}"));
                 }
             });
         }
