@@ -120,8 +120,9 @@ internal static class BenchCommand
         FashionMnist test = FashionMnist.Load(FashionMnistSplit.Test);
         FashionMnist train = FashionMnist.Load(FashionMnistSplit.Train);
         FmnistClassifier classifier = FmnistClassifier.LoadDefault(gemm);
-        DitWeights weights = DefaultModel.LoadWeights(o.Model);
-        string modelName = o.Model ?? "embedded:" + DefaultModel.ResourceName;
+        TensorFile modelFile = o.Model is null ? DefaultModel.Load() : Checkpoint.Load(o.Model);
+        DitWeights weights = DitWeights.FromFile(modelFile);
+        string modelName = (o.Model ?? "embedded:" + DefaultModel.ResourceName) + " " + Fingerprint(modelFile);
         var runner = new BenchRunner(new DitModel(weights, gemm, o.Threads), classifier, train);
         QualityReference reference = QualityReference.Compute(classifier, test, QualitySettings.AllClasses);
         BenchResults results = BenchRunner.NewResults(settings, modelName, Machine(), CommandLine(o), o.Threads, gemm.Name,
@@ -233,6 +234,23 @@ internal static class BenchCommand
     }
 
     private static byte[] Utf8(string text) => System.Text.Encoding.UTF8.GetBytes(text);
+
+    /// <summary>
+    /// Identifies the weights, so a results file is never resumed with another model under the same name: the
+    /// training steps from the metadata when present, and a SHA-256 over every tensor's name and values.
+    /// </summary>
+    private static string Fingerprint(TensorFile file)
+    {
+        using var sha = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+        foreach (string key in file.Tensors.Keys.Order(StringComparer.Ordinal))
+        {
+            sha.AppendData(System.Text.Encoding.UTF8.GetBytes(key));
+            sha.AppendData(MemoryMarshal.AsBytes(file.Tensors[key].Data.AsSpan()));
+        }
+
+        string hash = Convert.ToHexStringLower(sha.GetHashAndReset())[..12];
+        return file.Metadata.TryGetValue("training_steps", out string? steps) ? $"(step {steps}, sha256 {hash})" : $"(sha256 {hash})";
+    }
 
     /// <summary>CPU model, cores, ISA, OS and runtime: the machine line of every report.</summary>
     internal static string Machine()

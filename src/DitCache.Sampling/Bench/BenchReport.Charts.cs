@@ -39,8 +39,13 @@ public static partial class BenchReport
     /// </summary>
     public static string FrontierFdSvg(BenchResults r)
     {
+        // A diverged configuration (FD in the thousands) would squash every other point into a sliver: distances
+        // above three times the typical one go to the off-scale band at the top, with their value in the tooltip.
+        double[] fds = [.. r.Entries.Select(e => e.FrechetDistance).Where(double.IsFinite).Order()];
+        double offScale = fds.Length == 0 ? double.PositiveInfinity : 3 * Math.Max(fds[fds.Length / 2], fds[0]);
         var plot = new SvgPlot
         {
+            CapLabel = string.Create(s_inv, $"≥{offScale:0}"),
             Title = "Quality against compute: Frechet distance to Fashion-MNIST",
             Note = FrontierNote(r),
             XLabel = "FLOPs speedup over the reference",
@@ -49,7 +54,7 @@ public static partial class BenchReport
             XSuffix = "×",
             MinLegendWidth = LegendWidth,
         };
-        plot.Series.AddRange(FamilySeries(r, e => e.FrechetDistance, capAt: null));
+        plot.Series.AddRange(FamilySeries(r, e => e.FrechetDistance, capAt: offScale));
         bool manyCfg = r.Entries.Select(e => e.Config.Cfg).Distinct().Count() > 1;
         foreach (BenchEntry e in r.Entries.Where(e => e.Config.IsReference && double.IsFinite(e.FrechetDistance)))
         {
