@@ -53,6 +53,43 @@ public class KernelTests
     }
 
     [Fact]
+    public void Exp_matches_double_over_the_float_range()
+    {
+        // Dense over [-110, 95] (underflow to denormals and 0, the normal range, overflow to +inf), then special values;
+        // lengths that leave Vector512, Vector256 and scalar tails.
+        var values = new System.Collections.Generic.List<float>();
+        for (double v = -110; v <= 95; v += 0.0137)
+        {
+            values.Add((float)v);
+        }
+
+        values.AddRange([0f, -0f, 1e-30f, -1e-30f, 88.72f, 88.73f, -87.33f, -103.9f, float.PositiveInfinity,
+            float.NegativeInfinity, float.NaN, float.MaxValue, float.MinValue]);
+        foreach (int n in new[] { values.Count, values.Count - 9, values.Count - 17 })
+        {
+            float[] x = values.GetRange(0, n).ToArray();
+            float[] y = TestUtil.Guarded(n);
+            UnaryApply.Run<ExpOperator>(x, y);
+            for (int i = 0; i < n; i++)
+            {
+                double e = Math.Exp(x[i]);
+                float expected = (float)e;
+                if (float.IsNaN(x[i]) || float.IsInfinity(expected) || expected == 0f)
+                {
+                    Assert.True(expected.Equals(y[i]), $"exp({x[i]:R}) = {y[i]:R}, expected {expected:R}");
+                }
+                else
+                {
+                    // 2 ulp relative in the normal range; denormals keep an absolute error of an ulp of the smallest normal.
+                    Assert.True(Math.Abs(y[i] - e) <= (2 * Eps * e) + 1.5e-45, $"exp({x[i]:R}) = {y[i]:R}, expected {e:R}");
+                }
+            }
+
+            TestUtil.AssertCanaries(y, n);
+        }
+    }
+
+    [Fact]
     public void Silu_and_gelu_saturate_like_torch()
     {
         float[] x = [-1000f, -90f, 0f, 90f, 1000f];

@@ -324,11 +324,11 @@ public static partial class Kernels
                 }
 
                 Vector512<float> m1 = Vector512.Max(m, blockMax);
-                Vector512<float> c = Vector512.Exp(m - m1);
+                Vector512<float> c = ExpOperator.Invoke(m - m1);
                 Vector512<float> acc = Vector512<float>.Zero;
                 for (int j = 0; j < rows; j++)
                 {
-                    Vector512<float> e = Vector512.Exp(Vector512.Load(s + (j * nr) + i) - m1);
+                    Vector512<float> e = ExpOperator.Invoke(Vector512.Load(s + (j * nr) + i) - m1);
                     e.Store(s + (j * nr) + i);
                     acc += e;
                 }
@@ -351,11 +351,11 @@ public static partial class Kernels
                 }
 
                 Vector256<float> m1 = Vector256.Max(m, blockMax);
-                Vector256<float> c = Vector256.Exp(m - m1);
+                Vector256<float> c = ExpOperator.Invoke(m - m1);
                 Vector256<float> acc = Vector256<float>.Zero;
                 for (int j = 0; j < rows; j++)
                 {
-                    Vector256<float> e = Vector256.Exp(Vector256.Load(s + (j * nr) + i) - m1);
+                    Vector256<float> e = ExpOperator.Invoke(Vector256.Load(s + (j * nr) + i) - m1);
                     e.Store(s + (j * nr) + i);
                     acc += e;
                 }
