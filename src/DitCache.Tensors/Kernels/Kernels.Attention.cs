@@ -1,14 +1,16 @@
 using System;
+using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace DitCache.Tensors;
 
 public static partial class Kernels
 {
-    // Keys per online-softmax block, in micro-kernel panels of Mr keys: 64 keys with AVX-512 (8x32 tiles), 48 with
-    // AVX2 (6x16), 32 scalar (4x8). The block's scores (keys x Nr queries, 8 KiB with AVX-512) stay in L1.
-    private const int AttentionKeyPanels = 8;
+    // Keys per online-softmax block, in micro-kernel panels of Nr keys: 128 keys with AVX-512 (8x32 tiles), 64 with
+    // AVX2 (6x16), 32 scalar (4x8). A block's scores (Mr x 128 floats, 4 KiB) stay in L1.
+    private const int AttentionKeyPanels = 4;
 
     private static readonly GemmIsa s_attentionIsa = ManagedGemm.Resolve(GemmIsa.Auto);
 
@@ -38,13 +40,13 @@ public static partial class Kernels
     /// </summary>
     /// <remarks>
     /// Flash-attention style (online softmax, Milakov &amp; Gimelshein 2018; Dao et al. 2022): the tokens×tokens
-    /// score matrix is never formed. For a block of queries the kernel streams over blocks of keys, keeping per
-    /// query the running maximum m and the running sum l of exp(s − m), rescaling the accumulated output when m
-    /// grows, and divides by l at the end. The 1/√headDim scale is folded into the packed queries. Both block
-    /// products run on <see cref="ManagedGemm"/>'s register-tiled micro-kernels, in transposed form so that no
-    /// block is repacked: Sᵀ (keys × queries) = K·Qᵀ, and Oᵀ (headDim × queries) += Vᵀ·Pᵀ, with queries in the
-    /// vector lanes, so the softmax bookkeeping is lane-wise too. Use <see cref="AttentionWithProbabilities"/> when
-    /// the attention maps themselves are wanted.
+    /// score matrix is never formed. For a block of Mr queries the kernel streams over blocks of keys, keeping per
+    /// query the running maximum m and the running sum l of exp((s − m)/√headDim), rescales the accumulated output
+    /// when m grows, and divides by l at the end; the 1/√headDim scale is applied inside that exponential. Both block
+    /// products run on <see cref="ManagedGemm"/>'s register-tiled micro-kernels (<c>RunRows</c>) reading the query,
+    /// probability and value rows in place: S = Q·Kᵀ against Kᵀ packed once per head, O += P·V straight from the
+    /// value rows, so only Kᵀ is ever transposed. Use <see cref="AttentionWithProbabilities"/> when the attention
+    /// maps themselves are wanted.
     /// </remarks>
     /// <exception cref="ArgumentException">A span is too short, or output overlaps qkv or scratch.</exception>
     public static void Attention(ReadOnlySpan<float> qkv, Span<float> output, int batch, int tokens, int heads,
@@ -132,27 +134,27 @@ public static partial class Kernels
     {
         private FlashLayout(int tokens, int headDim, int mr, int nr)
         {
-            long dims = RoundUp(headDim, mr), keys = RoundUp(tokens, mr), keyBlock = mr * AttentionKeyPanels;
-            QueriesT = 0;                                           // (headDim, Nr) one query block, transposed
-            Keys = QueriesT + RoundUp((long)headDim * nr, 16);      // (keys, headDim) in Mr-key panels
-            ValuesT = Keys + RoundUp(keys * headDim, 16);           // (dims, tokens) in Mr-dim panels
-            Scores = ValuesT + RoundUp(dims * tokens, 16);          // (keyBlock, Nr) Sᵀ, then Pᵀ
-            OutT = Scores + RoundUp(keyBlock * nr, 16);             // (dims, Nr) accumulated Oᵀ
-            Max = OutT + RoundUp(dims * nr, 16);                    // (Nr) running max
-            Sum = Max + RoundUp(nr, 16);                            // (Nr) running sum
-            Correction = Sum + RoundUp(nr, 16);                     // (Nr) exp(m_old − m_new)
-            Total = Correction + RoundUp(nr, 16) + 16;              // + 16: room to align the thread's base
+            long keys = RoundUp(tokens, nr), dims = RoundUp(headDim, nr), keyBlock = nr * AttentionKeyPanels;
+            KeysT = 0;                                              // (headDim, keys) Kᵀ, keys past T zero
+            ValueTail = KeysT + RoundUp(headDim * keys, 16);        // (tokens, Nr) V's last partial Nr columns
+            QueryTail = ValueTail + RoundUp((long)tokens * nr, 16); // (Mr, headDim) a last partial query block
+            Scores = QueryTail + RoundUp((long)mr * headDim, 16);   // (Mr, keyBlock) S, then P
+            Out = Scores + RoundUp(mr * keyBlock, 16);              // (Mr, dims) accumulated O
+            Max = Out + RoundUp(mr * dims, 16);                     // (Mr) running max of the raw scores
+            Sum = Max + 16;                                         // (Mr) running sum
+            Correction = Sum + 16;                                  // (Mr) exp((m_old − m_new)·scale)
+            Total = Correction + 16 + 16;                           // + 16: room to align the thread's base
         }
 
-        public long QueriesT { get; }
+        public long KeysT { get; }
 
-        public long Keys { get; }
+        public long ValueTail { get; }
 
-        public long ValuesT { get; }
+        public long QueryTail { get; }
 
         public long Scores { get; }
 
-        public long OutT { get; }
+        public long Out { get; }
 
         public long Max { get; }
 
@@ -168,7 +170,7 @@ public static partial class Kernels
         private static long RoundUp(long x, int multiple) => (x + multiple - 1) / multiple * multiple;
     }
 
-    // One (batch item, head): pack K and Vᵀ once, then per block of Nr queries stream over blocks of keys.
+    // One (batch item, head): Kᵀ packed once, then per block of Mr queries an online softmax over blocks of keys.
     [SkipLocalsInit]
     private static unsafe void FlashAttentionHead<TKernel>(void* context, int item, int slot)
         where TKernel : IGemmMicroKernel
@@ -185,239 +187,251 @@ public static partial class Kernels
 
         FlashLayout lay = FlashLayout.Of<TKernel>(tokens, headDim);
         float* scratch = (float*)(((nint)(job.Scratch + (slot * job.PerThread)) + 63) & ~(nint)63);
-        float* qt = scratch + lay.QueriesT, kp = scratch + lay.Keys, vt = scratch + lay.ValuesT;
-        float* st = scratch + lay.Scores, ot = scratch + lay.OutT;
+        float* kt = scratch + lay.KeysT, vtail = scratch + lay.ValueTail, qtail = scratch + lay.QueryTail;
+        float* sp = scratch + lay.Scores, acc = scratch + lay.Out;
         float* max = scratch + lay.Max, sum = scratch + lay.Sum, corr = scratch + lay.Correction;
-        int dims = (headDim + mr - 1) / mr * mr, keyBlock = mr * AttentionKeyPanels;
+        int keys = (tokens + nr - 1) / nr * nr, dims = (headDim + nr - 1) / nr * nr, fullDims = headDim / nr * nr;
+        int keyBlock = nr * AttentionKeyPanels;
 
-        PackKeyPanels(k, ld, tokens, headDim, mr, kp);                                           // K  (T↑Mr, hd)
-        PackValuePanels(v, ld, tokens, headDim, mr, vt);                                         // Vᵀ (hd↑Mr, T)
-        for (int q0 = 0; q0 < tokens; q0 += nr)
+        PackKeysTransposed(k, ld, tokens, headDim, keys, kt);                                    // Kᵀ (hd, T↑Nr)
+        if (fullDims < headDim)
         {
-            int nq = Math.Min(nr, tokens - q0);
-            PackQueriesTransposed(q + (q0 * ld), ld, nq, headDim, nr, job.Scale, qt);           // Qᵀ·scale (hd, Nr)
-            new Span<float>(max, nr).Fill(float.NegativeInfinity);
-            new Span<float>(sum, nr).Clear();
-            new Span<float>(ot, dims * nr).Clear();
+            PackColumns(v + fullDims, ld, tokens, headDim - fullDims, nr, vtail);                // V[:, fullDims..] (T, Nr)
+        }
+
+        for (int q0 = 0; q0 < tokens; q0 += mr)
+        {
+            int nq = Math.Min(mr, tokens - q0);
+            float* qa = q + (q0 * ld);
+            nint lda = ld;
+            if (nq < mr)
+            {
+                PackColumns(qa, ld, nq, headDim, headDim, qtail);                                // the last queries, zero rows after
+                new Span<float>(qtail + (nq * headDim), (mr - nq) * headDim).Clear();
+                qa = qtail;
+                lda = headDim;
+            }
+
+            new Span<float>(max, mr).Fill(float.NegativeInfinity);
+            new Span<float>(sum, mr).Clear();
+            new Span<float>(acc, mr * dims).Clear();
             for (int j0 = 0; j0 < tokens; j0 += keyBlock)
             {
                 int nk = Math.Min(keyBlock, tokens - j0);
-                for (int jr = 0; jr < nk; jr += mr)
+                for (int jr = 0; jr < nk; jr += nr)
                 {
-                    TKernel.Run(headDim, kp + ((long)(j0 + jr) * headDim), qt, st + (jr * nr), nr, add: false);   // Sᵀ (nk, Nr)
+                    TKernel.RunRows(headDim, qa, lda, kt + j0 + jr, keys, sp + jr, keyBlock, add: false);  // S (Mr, nk)
                 }
 
-                OnlineSoftmaxBlock(st, nk, nr, max, sum, corr);                                  // Sᵀ → Pᵀ; m, l updated
+                OnlineSoftmaxRows(sp, mr, nk, keyBlock, job.Scale, max, sum, corr);             // S → P; m, l updated
                 if (j0 > 0)
                 {
-                    ScaleLanes(ot, dims, nr, corr);                                              // Oᵀ[:, i] *= exp(m_old − m_new)
+                    for (int i = 0; i < mr; i++)
+                    {
+                        var row = new Span<float>(acc + (i * dims), dims);
+                        VectorMath.ShiftScale(row, row, 0f, corr[i]);                            // O *= exp(m_old − m_new)
+                    }
                 }
 
-                for (int pr = 0; pr < dims; pr += mr)
+                for (int c0 = 0; c0 < fullDims; c0 += nr)
                 {
-                    TKernel.Run(nk, vt + ((long)pr * tokens) + (j0 * mr), st, ot + (pr * nr), nr, add: true);    // Oᵀ += Vᵀ·Pᵀ
+                    TKernel.RunRows(nk, sp, keyBlock, v + (j0 * ld) + c0, ld, acc + c0, dims, add: true);   // O += P·V
+                }
+
+                if (fullDims < headDim)
+                {
+                    TKernel.RunRows(nk, sp, keyBlock, vtail + (j0 * nr), nr, acc + fullDims, dims, add: true);
                 }
             }
 
             for (int i = 0; i < nq; i++)
             {
-                float inv = 1f / sum[i];
-                float* dst = o + ((long)(q0 + i) * width);
-                for (int p = 0; p < headDim; p++)
-                {
-                    dst[p] = ot[(p * nr) + i] * inv;                                             // out = Oᵀᵀ / l
-                }
+                VectorMath.ShiftScale(new ReadOnlySpan<float>(acc + (i * dims), headDim),
+                    new Span<float>(o + ((q0 + i) * (nint)width), headDim), 0f, 1f / sum[i]);     // out = O / l
             }
         }
     }
 
-    // K rows → panels of Mr keys, each headDim steps of Mr floats (the micro-kernel's A layout); keys past T are 0.
-    private static unsafe void PackKeyPanels(float* k, nint ld, int tokens, int headDim, int mr, float* dst)
+    // Kᵀ: dst[p·keys + j] = k[j·ld + p] for j < tokens, 0 for tokens ≤ j < keys. With AVX, 8×8 blocks go through
+    // registers (the unpack/shuffle/permute transpose): a third of the instructions of element-wise copies.
+    private static unsafe void PackKeysTransposed(float* k, nint ld, int tokens, int headDim, int keys, float* dst)
     {
-        for (int j0 = 0; j0 < tokens; j0 += mr)
+        int j0 = 0;
+        if (Avx.IsSupported)
         {
-            float* panel = dst + ((long)j0 * headDim);
-            for (int r = 0; r < mr; r++)
+            for (; j0 <= tokens - 8; j0 += 8)
             {
-                float* d = panel + r;
-                if (j0 + r < tokens)
+                int p0 = 0;
+                for (; p0 <= headDim - 8; p0 += 8)
                 {
-                    float* src = k + ((j0 + r) * ld);
-                    for (int p = 0; p < headDim; p++)
-                    {
-                        d[p * mr] = src[p];
-                    }
+                    float* src = k + (j0 * ld) + p0;
+                    Transpose8x8(src, ld, dst + (p0 * keys) + j0, keys);
                 }
-                else
+
+                for (int j = j0; j < j0 + 8; j++)
                 {
-                    for (int p = 0; p < headDim; p++)
+                    for (int p = p0; p < headDim; p++)
                     {
-                        d[p * mr] = 0f;
+                        dst[(p * keys) + j] = k[(j * ld) + p];
                     }
                 }
             }
         }
-    }
 
-    // Vᵀ → panels of Mr head dimensions, each T steps (keys) of Mr floats; dimensions past headDim are 0.
-    private static unsafe void PackValuePanels(float* v, nint ld, int tokens, int headDim, int mr, float* dst)
-    {
-        for (int p0 = 0; p0 < headDim; p0 += mr)
+        for (int j = j0; j < tokens; j++)
         {
-            float* panel = dst + ((long)p0 * tokens);
-            int valid = Math.Min(mr, headDim - p0);
-            for (int j = 0; j < tokens; j++)
+            float* src = k + (j * ld);
+            float* d = dst + j;
+            for (int p = 0; p < headDim; p++)
             {
-                float* src = v + (j * ld) + p0;
-                float* d = panel + (j * mr);
-                for (int r = 0; r < valid; r++)
-                {
-                    d[r] = src[r];
-                }
-
-                for (int r = valid; r < mr; r++)
-                {
-                    d[r] = 0f;
-                }
+                d[p * keys] = src[p];
             }
+        }
+
+        for (int p = 0; p < headDim; p++)
+        {
+            new Span<float>(dst + (p * keys) + tokens, keys - tokens).Clear();
         }
     }
 
-    // Qᵀ·scale for nq ≤ Nr queries → headDim steps of Nr floats (the micro-kernel's B layout); missing queries are 0.
-    private static unsafe void PackQueriesTransposed(float* q, nint ld, int nq, int headDim, int nr, float scale, float* dst)
+    // dst[r·ldd + i] = src[i·lds + r] for an 8×8 block.
+    private static unsafe void Transpose8x8(float* src, nint lds, float* dst, nint ldd)
     {
-        for (int i = 0; i < nr; i++)
+        Vector256<float> r0 = Avx.LoadVector256(src), r1 = Avx.LoadVector256(src + lds);
+        Vector256<float> r2 = Avx.LoadVector256(src + (2 * lds)), r3 = Avx.LoadVector256(src + (3 * lds));
+        Vector256<float> r4 = Avx.LoadVector256(src + (4 * lds)), r5 = Avx.LoadVector256(src + (5 * lds));
+        Vector256<float> r6 = Avx.LoadVector256(src + (6 * lds)), r7 = Avx.LoadVector256(src + (7 * lds));
+        Vector256<float> t0 = Avx.UnpackLow(r0, r1), t1 = Avx.UnpackHigh(r0, r1);
+        Vector256<float> t2 = Avx.UnpackLow(r2, r3), t3 = Avx.UnpackHigh(r2, r3);
+        Vector256<float> t4 = Avx.UnpackLow(r4, r5), t5 = Avx.UnpackHigh(r4, r5);
+        Vector256<float> t6 = Avx.UnpackLow(r6, r7), t7 = Avx.UnpackHigh(r6, r7);
+        Vector256<float> u0 = Avx.Shuffle(t0, t2, 0x44), u1 = Avx.Shuffle(t0, t2, 0xEE);
+        Vector256<float> u2 = Avx.Shuffle(t1, t3, 0x44), u3 = Avx.Shuffle(t1, t3, 0xEE);
+        Vector256<float> u4 = Avx.Shuffle(t4, t6, 0x44), u5 = Avx.Shuffle(t4, t6, 0xEE);
+        Vector256<float> u6 = Avx.Shuffle(t5, t7, 0x44), u7 = Avx.Shuffle(t5, t7, 0xEE);
+        Avx.Store(dst, Avx.Permute2x128(u0, u4, 0x20));
+        Avx.Store(dst + ldd, Avx.Permute2x128(u1, u5, 0x20));
+        Avx.Store(dst + (2 * ldd), Avx.Permute2x128(u2, u6, 0x20));
+        Avx.Store(dst + (3 * ldd), Avx.Permute2x128(u3, u7, 0x20));
+        Avx.Store(dst + (4 * ldd), Avx.Permute2x128(u0, u4, 0x31));
+        Avx.Store(dst + (5 * ldd), Avx.Permute2x128(u1, u5, 0x31));
+        Avx.Store(dst + (6 * ldd), Avx.Permute2x128(u2, u6, 0x31));
+        Avx.Store(dst + (7 * ldd), Avx.Permute2x128(u3, u7, 0x31));
+    }
+
+    // rows × cols from a strided source into a dense (rows, width) block, columns past cols zero.
+    private static unsafe void PackColumns(float* src, nint ld, int rows, int cols, int width, float* dst)
+    {
+        for (int r = 0; r < rows; r++)
         {
-            float* d = dst + i;
-            if (i < nq)
-            {
-                float* src = q + (i * ld);
-                for (int p = 0; p < headDim; p++)
-                {
-                    d[p * nr] = src[p] * scale;
-                }
-            }
-            else
-            {
-                for (int p = 0; p < headDim; p++)
-                {
-                    d[p * nr] = 0f;
-                }
-            }
+            new ReadOnlySpan<float>(src + (r * ld), cols).CopyTo(new Span<float>(dst + (r * width), cols));
+            new Span<float>(dst + (r * width) + cols, width - cols).Clear();
         }
     }
 
-    // Online softmax over one key block of Sᵀ (rows = nk keys, Nr query lanes), lane-wise: m' = max(m, max_j s_j),
-    // c = exp(m − m'), p_j = exp(s_j − m') in place, l = l·c + Σ_j p_j, m = m'. Writes c to corr.
-    private static unsafe void OnlineSoftmaxBlock(float* s, int rows, int nr, float* max, float* sum, float* corr)
+    // Online softmax over one key block of S (rows × cols raw scores q·k, row stride lds), row by row:
+    // m' = max(m, max_j s_j), c = exp((m − m')·scale), p_j = exp((s_j − m')·scale) in place, l = l·c + Σ_j p_j.
+    // The columns up to the next vector multiple (inside the block, which is a multiple of 16 wide) are set to −inf
+    // first, so every row runs in whole vectors and those columns come out as p = 0.
+    private static unsafe void OnlineSoftmaxRows(float* s, int rows, int cols, int lds, float scale, float* max,
+        float* sum, float* corr)
     {
-        int i = 0;
-        if (Vector512.IsHardwareAccelerated)
+        int width = Vector512.IsHardwareAccelerated ? Vector512<float>.Count
+            : Vector256.IsHardwareAccelerated ? Vector256<float>.Count : 1;
+        int padded = (cols + width - 1) / width * width;
+        Debug.Assert(padded <= lds, "the score block is a multiple of the vector width");
+        for (int i = 0; i < rows; i++)
         {
-            for (; i <= nr - Vector512<float>.Count; i += Vector512<float>.Count)
-            {
-                Vector512<float> m = Vector512.Load(max + i);
-                Vector512<float> blockMax = Vector512.Load(s + i);
-                for (int j = 1; j < rows; j++)
-                {
-                    blockMax = Vector512.Max(blockMax, Vector512.Load(s + (j * nr) + i));
-                }
-
-                Vector512<float> m1 = Vector512.Max(m, blockMax);
-                Vector512<float> c = ExpOperator.Invoke(m - m1);
-                Vector512<float> acc = Vector512<float>.Zero;
-                for (int j = 0; j < rows; j++)
-                {
-                    Vector512<float> e = ExpOperator.Invoke(Vector512.Load(s + (j * nr) + i) - m1);
-                    e.Store(s + (j * nr) + i);
-                    acc += e;
-                }
-
-                Vector512.FusedMultiplyAdd(Vector512.Load(sum + i), c, acc).Store(sum + i);
-                m1.Store(max + i);
-                c.Store(corr + i);
-            }
-        }
-
-        if (Vector256.IsHardwareAccelerated)
-        {
-            for (; i <= nr - Vector256<float>.Count; i += Vector256<float>.Count)
-            {
-                Vector256<float> m = Vector256.Load(max + i);
-                Vector256<float> blockMax = Vector256.Load(s + i);
-                for (int j = 1; j < rows; j++)
-                {
-                    blockMax = Vector256.Max(blockMax, Vector256.Load(s + (j * nr) + i));
-                }
-
-                Vector256<float> m1 = Vector256.Max(m, blockMax);
-                Vector256<float> c = ExpOperator.Invoke(m - m1);
-                Vector256<float> acc = Vector256<float>.Zero;
-                for (int j = 0; j < rows; j++)
-                {
-                    Vector256<float> e = ExpOperator.Invoke(Vector256.Load(s + (j * nr) + i) - m1);
-                    e.Store(s + (j * nr) + i);
-                    acc += e;
-                }
-
-                Vector256.FusedMultiplyAdd(Vector256.Load(sum + i), c, acc).Store(sum + i);
-                m1.Store(max + i);
-                c.Store(corr + i);
-            }
-        }
-
-        for (; i < nr; i++)
-        {
-            float m = max[i];
-            float blockMax = s[i];
-            for (int j = 1; j < rows; j++)
-            {
-                blockMax = MathF.Max(blockMax, s[(j * nr) + i]);
-            }
-
-            float m1 = MathF.Max(m, blockMax);
-            float c = MathF.Exp(m - m1);
-            float acc = 0f;
-            for (int j = 0; j < rows; j++)
-            {
-                float e = MathF.Exp(s[(j * nr) + i] - m1);
-                s[(j * nr) + i] = e;
-                acc += e;
-            }
-
-            sum[i] = MathF.FusedMultiplyAdd(sum[i], c, acc);
+            float* row = s + (i * lds);
+            new Span<float>(row + cols, padded - cols).Fill(float.NegativeInfinity);
+            float m0 = max[i];
+            float m1 = MathF.Max(m0, RowMax(row, padded));
+            float c = MathF.Exp((m0 - m1) * scale);
+            sum[i] = MathF.FusedMultiplyAdd(sum[i], c, RowExpSum(row, padded, m1, scale));
             max[i] = m1;
             corr[i] = c;
         }
     }
 
-    // x[r, i] *= c[i] for a (rows, Nr) block.
-    private static unsafe void ScaleLanes(float* x, int rows, int nr, float* c)
+    // max_j x[j] over n floats, n a multiple of the widest accelerated vector (or any n without one).
+    private static unsafe float RowMax(float* x, int n)
     {
-        for (int r = 0; r < rows; r++)
+        if (Vector512.IsHardwareAccelerated)
         {
-            float* row = x + ((long)r * nr);
-            int i = 0;
-            if (Vector512.IsHardwareAccelerated)
+            Vector512<float> acc = Vector512.Load(x);
+            for (int j = Vector512<float>.Count; j < n; j += Vector512<float>.Count)
             {
-                for (; i <= nr - Vector512<float>.Count; i += Vector512<float>.Count)
-                {
-                    (Vector512.Load(row + i) * Vector512.Load(c + i)).Store(row + i);
-                }
+                acc = Vector512.Max(acc, Vector512.Load(x + j));
             }
 
-            if (Vector256.IsHardwareAccelerated)
-            {
-                for (; i <= nr - Vector256<float>.Count; i += Vector256<float>.Count)
-                {
-                    (Vector256.Load(row + i) * Vector256.Load(c + i)).Store(row + i);
-                }
-            }
-
-            for (; i < nr; i++)
-            {
-                row[i] *= c[i];
-            }
+            return HorizontalMax(Vector256.Max(acc.GetLower(), acc.GetUpper()));
         }
+
+        if (Vector256.IsHardwareAccelerated)
+        {
+            Vector256<float> acc = Vector256.Load(x);
+            for (int j = Vector256<float>.Count; j < n; j += Vector256<float>.Count)
+            {
+                acc = Vector256.Max(acc, Vector256.Load(x + j));
+            }
+
+            return HorizontalMax(acc);
+        }
+
+        float m = x[0];
+        for (int j = 1; j < n; j++)
+        {
+            m = MathF.Max(m, x[j]);
+        }
+
+        return m;
+    }
+
+    private static float HorizontalMax(Vector256<float> v)
+    {
+        Vector128<float> m = Vector128.Max(v.GetLower(), v.GetUpper());
+        m = Vector128.Max(m, Vector128.Shuffle(m, Vector128.Create(2, 3, 0, 1)));
+        m = Vector128.Max(m, Vector128.Shuffle(m, Vector128.Create(1, 0, 3, 2)));
+        return m.ToScalar();
+    }
+
+    // x[j] = exp((x[j] − shift)·scale) in place over n floats (n as in RowMax); returns Σ_j x[j].
+    private static unsafe float RowExpSum(float* x, int n, float shift, float scale)
+    {
+        if (Vector512.IsHardwareAccelerated)
+        {
+            Vector512<float> sh = Vector512.Create(shift), sc = Vector512.Create(scale), acc = Vector512<float>.Zero;
+            for (int j = 0; j < n; j += Vector512<float>.Count)
+            {
+                Vector512<float> e = ExpOperator.Invoke((Vector512.Load(x + j) - sh) * sc);
+                e.Store(x + j);
+                acc += e;
+            }
+
+            return Vector512.Sum(acc);
+        }
+
+        if (Vector256.IsHardwareAccelerated)
+        {
+            Vector256<float> sh = Vector256.Create(shift), sc = Vector256.Create(scale), acc = Vector256<float>.Zero;
+            for (int j = 0; j < n; j += Vector256<float>.Count)
+            {
+                Vector256<float> e = ExpOperator.Invoke((Vector256.Load(x + j) - sh) * sc);
+                e.Store(x + j);
+                acc += e;
+            }
+
+            return Vector256.Sum(acc);
+        }
+
+        float sum = 0f;
+        for (int j = 0; j < n; j++)
+        {
+            float e = MathF.Exp((x[j] - shift) * scale);
+            x[j] = e;
+            sum += e;
+        }
+
+        return sum;
     }
 }
