@@ -1,5 +1,6 @@
 using System;
 using System.Runtime.ExceptionServices;
+using System.Runtime.InteropServices;
 using System.Threading;
 
 namespace DitCache.Tensors;
@@ -95,13 +96,34 @@ internal static unsafe class WorkerPool
         }
     }
 
+    /// <summary>
+    /// The function-pointer <c>Run</c> for a delegate <c>body(item, slot)</c>:
+    /// for code off the step loop (set-up, tests), since the caller's closure is an allocation.
+    /// </summary>
+    public static void Run(Action<int, int> body, int items, int threads)
+    {
+        GCHandle handle = GCHandle.Alloc(body);
+        try
+        {
+            Run(&InvokeDelegate, (void*)GCHandle.ToIntPtr(handle), items, threads);
+        }
+        finally
+        {
+            handle.Free();
+        }
+    }
+
+    private static void InvokeDelegate(void* context, int item, int slot) =>
+        ((Action<int, int>)GCHandle.FromIntPtr((nint)context).Target!)(item, slot);
+
     /// <summary>Worker threads started so far (diagnostics and tests).</summary>
     public static int ThreadCount => Volatile.Read(ref s_threads).Length;
 
     /// <summary>
-    /// Bytes the worker threads have allocated on the managed heap since they started, as each last saw it at the end
-    /// of a region (<see cref="GC.GetAllocatedBytesForCurrentThread"/>): with the caller's own counter this accounts
-    /// for every byte a parallel kernel allocates, without the noise of the rest of the process.
+    /// Bytes the worker threads have allocated on the managed heap while running regions (their share of the bodies
+    /// plus the pool's own hand-out loop; not their start-up), summed over the workers and measured with
+    /// <see cref="GC.GetAllocatedBytesForCurrentThread"/>. With the caller's own counter this accounts for every byte
+    /// a parallel kernel allocates, without the noise of the rest of the process.
     /// </summary>
     public static long WorkerAllocatedBytes
     {
@@ -160,6 +182,7 @@ internal static unsafe class WorkerPool
         while (true)
         {
             s_start.Wait();
+            long before = GC.GetAllocatedBytesForCurrentThread();
             int slot = Interlocked.Increment(ref s_slots);
             try
             {
@@ -170,7 +193,8 @@ internal static unsafe class WorkerPool
                 Interlocked.CompareExchange(ref s_error, e, null);
             }
 
-            Volatile.Write(ref Volatile.Read(ref s_allocated)[me], GC.GetAllocatedBytesForCurrentThread());
+            ref long allocated = ref Volatile.Read(ref s_allocated)[me];
+            Volatile.Write(ref allocated, allocated + GC.GetAllocatedBytesForCurrentThread() - before);
             if (Interlocked.Decrement(ref s_pending) == 0)
             {
                 s_done.Release();

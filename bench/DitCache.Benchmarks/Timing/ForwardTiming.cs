@@ -8,7 +8,8 @@ namespace DitCache.Benchmarks;
 /// <summary>
 /// <c>forward [threads] [rounds] [gemm]</c>: median ms of one model forward for the shipped model (batch 20 with CFG,
 /// so 40 rows) and a DiT-S/2-shaped random model (256 tokens, batch 2). Public API only, so the same file builds
-/// against an older checkout for a before/after comparison (run the two builds in alternation).
+/// against an older checkout for a before/after comparison (run the two builds in alternation). With a fifth
+/// argument, the two outputs are also written there as raw float32 (shipped, then DiT-S/2) to compare builds.
 /// </summary>
 internal static class ForwardTiming
 {
@@ -45,6 +46,12 @@ internal static class ForwardTiming
         Console.WriteLine($"RESULT shipped-b{N}-cfg {gemm} t{threads} {ms[0]:F3}");
         Console.WriteLine($"RESULT dit-s2-b2 {gemm} t{threads} {ms[1]:F3}");
         Console.WriteLine($"CHECK {Sum(eps):R} {Sum(outS2):R}");
+        if (args.Length > 4)
+        {
+            using var file = System.IO.File.Create(args[4]);
+            file.Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes<float>(eps));
+            file.Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes<float>(outS2));
+        }
     }
 
     private static float[] Wave(int n)

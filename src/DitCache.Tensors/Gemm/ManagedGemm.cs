@@ -133,6 +133,7 @@ public sealed unsafe class ManagedGemm : IGemm
             return;
         }
 
+        EnsurePackBuffers();                    // the caller may get no block this time, and a block in a later call
         (int tm, int tn) = Grid(workers, mPanels, nPanels, TKernel.Mr, TKernel.Nr);
         var grid = new GridJob { Job = job, Tm = tm, Tn = tn, MPanels = mPanels, NPanels = nPanels };
         WorkerPool.Run(&GridBlock<TKernel>, &grid, tm * tn, tm * tn);
