@@ -1,1 +1,27 @@
-namespace DitCache.Benchmarks; internal static class Program { private static void Main(string[] args) => BenchmarkDotNet.Running.BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args); }
+using System;
+
+namespace DitCache.Benchmarks;
+
+internal static class Program
+{
+    // "attention", "forward" and "alloc" are plain timing/probe modes for a shared machine (Timing/); anything else
+    // goes to BenchmarkDotNet.
+    private static void Main(string[] args)
+    {
+        switch (args.Length > 0 ? args[0] : "")
+        {
+            case "attention":
+                AttentionTiming.Run(args);
+                break;
+            case "forward":
+                ForwardTiming.Run(args);
+                break;
+            case "alloc":
+                AllocationProbe.Run(args);
+                break;
+            default:
+                BenchmarkDotNet.Running.BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+                break;
+        }
+    }
+}

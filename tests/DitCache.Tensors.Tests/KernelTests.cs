@@ -53,6 +53,43 @@ public class KernelTests
     }
 
     [Fact]
+    public void Exp_matches_double_over_the_float_range()
+    {
+        // Dense over [-110, 95] (underflow to denormals and 0, the normal range, overflow to +inf), then special values;
+        // lengths that leave Vector512, Vector256 and scalar tails.
+        var values = new System.Collections.Generic.List<float>();
+        for (double v = -110; v <= 95; v += 0.0137)
+        {
+            values.Add((float)v);
+        }
+
+        values.AddRange([0f, -0f, 1e-30f, -1e-30f, 88.72f, 88.73f, -87.33f, -103.9f, float.PositiveInfinity,
+            float.NegativeInfinity, float.NaN, float.MaxValue, float.MinValue]);
+        foreach (int n in new[] { values.Count, values.Count - 9, values.Count - 17 })
+        {
+            float[] x = values.GetRange(0, n).ToArray();
+            float[] y = TestUtil.Guarded(n);
+            UnaryApply.Run<ExpOperator>(x, y);
+            for (int i = 0; i < n; i++)
+            {
+                double e = Math.Exp(x[i]);
+                float expected = (float)e;
+                if (float.IsNaN(x[i]) || float.IsInfinity(expected) || expected == 0f)
+                {
+                    Assert.True(expected.Equals(y[i]), $"exp({x[i]:R}) = {y[i]:R}, expected {expected:R}");
+                }
+                else
+                {
+                    // 2 ulp relative in the normal range; denormals keep an absolute error of an ulp of the smallest normal.
+                    Assert.True(Math.Abs(y[i] - e) <= (2 * Eps * e) + 1.5e-45, $"exp({x[i]:R}) = {y[i]:R}, expected {e:R}");
+                }
+            }
+
+            TestUtil.AssertCanaries(y, n);
+        }
+    }
+
+    [Fact]
     public void Silu_and_gelu_saturate_like_torch()
     {
         float[] x = [-1000f, -90f, 0f, 90f, 1000f];
@@ -193,30 +230,203 @@ public class KernelTests
         }
     }
 
+    public static TheoryData<int, int> AttentionShapes()
+    {
+        var data = new TheoryData<int, int>();
+        foreach (int tokens in new[] { 1, 7, 16, 63, 64, 65, 196, 257 })
+        {
+            foreach (int headDim in new[] { 1, 7, 16, 32, 64, 72 })
+            {
+                data.Add(tokens, headDim);
+            }
+        }
+
+        return data;
+    }
+
+    // Every micro-kernel ISA this machine runs: the flash kernel's block products use them, its softmax bookkeeping
+    // takes the widest accelerated vector (or scalar code) that divides the ISA's tile width.
+    private static IEnumerable<GemmIsa> AttentionIsas()
+    {
+        foreach (GemmIsa isa in new[] { GemmIsa.Avx512, GemmIsa.Avx2, GemmIsa.Scalar })
+        {
+            if (ManagedGemm.IsSupported(isa))
+            {
+                yield return isa;
+            }
+        }
+    }
+
+    // Outputs are convex combinations of v (|v| ≤ 2): errors come from the headDim-long dots (logits ≤ 4·√headDim)
+    // through exp, and the tokens-long weighted sum.
+    private static double AttentionTolerance(int tokens, int headDim) => (tokens + (8 * headDim) + 16) * 4 * Eps;
+
+    [Theory]
+    [MemberData(nameof(AttentionShapes))]
+    public void Attention_matches_reference(int tokens, int headDim)
+    {
+        const int Batch = 2, Heads = 3;
+        int width = Heads * headDim, count = Batch * tokens * width;
+        float[] qkv = TestUtil.Random(Batch * tokens * 3 * width, tokens + width, 2f);
+        float[] expected = new float[count];
+        Reference.Attention(qkv, expected, Batch, tokens, Heads, headDim);
+        foreach (int threads in new[] { 1, 3 })
+        {
+            int scratchSize = Kernels.AttentionScratchSize(tokens, headDim, threads);
+            foreach (GemmIsa isa in AttentionIsas())
+            {
+                float[] y = TestUtil.Guarded(count);
+                float[] scratch = TestUtil.Guarded(scratchSize);
+                Kernels.AttentionOn(isa, qkv, y, Batch, tokens, Heads, headDim, scratch.AsSpan(0, scratchSize), threads);
+                TestUtil.AssertClose(expected, y, count, 0, AttentionTolerance(tokens, headDim),
+                    $"attention {isa} threads={threads} t={tokens} d={headDim}");
+                TestUtil.AssertCanaries(y, count);
+                TestUtil.AssertCanaries(scratch, scratchSize);
+            }
+
+            float[] auto = TestUtil.Guarded(count);
+            Kernels.Attention(qkv, auto, Batch, tokens, Heads, headDim, new float[scratchSize], threads);
+            TestUtil.AssertClose(expected, auto, count, 0, AttentionTolerance(tokens, headDim), $"attention auto t={tokens} d={headDim}");
+        }
+    }
+
+    [Fact]
+    public void Attention_is_stable_for_large_logits()
+    {
+        // q·k up to 64·30² = 57,600 after scaling: exp would overflow without the running max.
+        const int Tokens = 70, HeadDim = 64;
+        float[] qkv = TestUtil.Random(Tokens * 3 * HeadDim, 5, 30f);
+        float[] expected = new float[Tokens * HeadDim];
+        Reference.Attention(qkv, expected, 1, Tokens, 1, HeadDim);
+        float[] y = new float[Tokens * HeadDim];
+        foreach (GemmIsa isa in AttentionIsas())
+        {
+            Kernels.AttentionOn(isa, qkv, y, 1, Tokens, 1, HeadDim, new float[Kernels.AttentionScratchSize(Tokens, HeadDim, 1)], 1);
+            TestUtil.AssertClose(expected, y, y.Length, 1e-3, 1e-3, $"attention large logits {isa}");
+        }
+    }
+
     [Theory]
     [InlineData(1)]
     [InlineData(3)]
-    public void Attention_matches_reference(int threads)
+    public void AttentionWithProbabilities_matches_reference(int threads)
     {
         const int Batch = 2;
         foreach (int tokens in new[] { 1, 7, 64, 65 })
         {
-            foreach ((int heads, int headDim) in new[] { (1, 1), (3, 7), (2, 64) })
+            foreach ((int heads, int headDim) in new[] { (1, 1), (3, 7), (2, 64), (3, 72) })
             {
-                int width = heads * headDim;
+                int width = heads * headDim, count = Batch * tokens * width, maps = Batch * heads * tokens * tokens;
                 float[] qkv = TestUtil.Random(Batch * tokens * 3 * width, tokens + width, 2f);
-                float[] expected = new float[Batch * tokens * width];
+                float[] expected = new float[count];
+                float[] expectedMaps = new float[maps];
                 Reference.Attention(qkv, expected, Batch, tokens, heads, headDim);
-                float[] y = TestUtil.Guarded(Batch * tokens * width);
-                int scratchSize = Kernels.AttentionScratchSize(tokens, headDim, threads);
-                float[] scratch = TestUtil.Guarded(scratchSize);
-                Kernels.Attention(qkv, y, Batch, tokens, heads, headDim, scratch.AsSpan(0, scratchSize), threads);
-                // Outputs are convex combinations of v (|v| ≤ 2): errors come from the headDim-long dots (logits
-                // ≤ 4·√headDim) through exp, and the tokens-long weighted sum.
-                TestUtil.AssertClose(expected, y, y.Length - TestUtil.CanaryLength, 0,
-                    (tokens + (8 * headDim) + 16) * 4 * Eps, $"attention t={tokens} h={heads} d={headDim}");
-                TestUtil.AssertCanaries(y, Batch * tokens * width);
-                TestUtil.AssertCanaries(scratch, scratchSize);
+                Reference.AttentionProbabilities(qkv, expectedMaps, Batch, tokens, heads, headDim);
+                float[] y = TestUtil.Guarded(count);
+                float[] p = TestUtil.Guarded(maps);
+                Kernels.AttentionWithProbabilities(qkv, y, p.AsSpan(0, maps), Batch, tokens, heads, headDim, threads);
+                TestUtil.AssertClose(expected, y, count, 0, AttentionTolerance(tokens, headDim),
+                    $"attention+maps t={tokens} h={heads} d={headDim}");
+                // Probabilities in [0, 1]: the logit error (≤ 8·headDim·ε·4) carries over relatively through exp.
+                TestUtil.AssertClose(expectedMaps, p, maps, (8 * headDim + 32) * 4 * Eps, 1e-9, $"maps t={tokens} h={heads} d={headDim}");
+                TestUtil.AssertCanaries(y, count);
+                TestUtil.AssertCanaries(p, maps);
+            }
+        }
+    }
+
+    [Fact]
+    public void Attention_checks_its_scratch()
+    {
+        float[] qkv = new float[2 * 10 * 3 * 64];
+        float[] y = new float[2 * 10 * 64];
+        int size = Kernels.AttentionScratchSize(10, 64, 2);
+        Assert.Throws<ArgumentException>(() => Kernels.Attention(qkv, y, 2, 10, 1, 64, new float[size - 1], 2));
+        Assert.Throws<ArgumentException>(() => Kernels.Attention(qkv, qkv.AsSpan(0, y.Length), 2, 10, 1, 64, new float[size], 2));
+    }
+
+    [Fact]
+    public void LayerNormModulate_matches_reference_and_the_unfused_pair()
+    {
+        const int Batch = 2;
+        foreach (int tokens in new[] { 1, 7, 65 })
+        {
+            foreach (int dim in s_ragged)
+            {
+                int modStride = (6 * dim) + 3;
+                int count = Batch * tokens * dim;
+                float[] x = TestUtil.Random(count, dim + tokens, 3f);
+                for (int i = 0; i < x.Length; i++)
+                {
+                    x[i] += 5f;
+                }
+
+                float[] mod = TestUtil.Random(Batch * modStride, dim + 1);
+                float[] expected = new float[count];
+                Reference.LayerNormModulate(x, expected, mod, modStride, 3 * dim, 4 * dim, Batch, tokens, dim, 1e-6f);
+                float[] y = TestUtil.Guarded(count);
+                Kernels.LayerNormModulate(x, y, mod, modStride, 3 * dim, 4 * dim, Batch, tokens, dim);
+                // LayerNorm's error (see LayerNorm_matches_reference, here |x|/std ≈ 3) times |1 + scale| ≤ 2, plus the FMA.
+                TestUtil.AssertClose(expected, y, count, 1e-5, 2 * 3 * dim * Eps + (8 * Eps), $"layernorm+modulate {tokens}x{dim}");
+                TestUtil.AssertCanaries(y, count);
+
+                // Same arithmetic as LayerNorm then Modulate: bit for bit.
+                float[] pair = new float[count];
+                Kernels.LayerNorm(x, pair, Batch * tokens, dim);
+                Kernels.Modulate(pair, pair, mod, modStride, 3 * dim, 4 * dim, Batch, tokens, dim);
+                TestUtil.AssertEqual(pair, y, count, $"fused vs pair {tokens}x{dim}");
+
+                Kernels.LayerNormModulate(x, x, mod, modStride, 3 * dim, 4 * dim, Batch, tokens, dim);
+                TestUtil.AssertEqual(y, x, count, $"in place {tokens}x{dim}");
+            }
+        }
+    }
+
+    [Fact]
+    public void AddBiasGeluTanh_matches_reference()
+    {
+        foreach (int rows in new[] { 1, 7 })
+        {
+            foreach (int cols in new[] { 0, 1, 7, 8, 15, 16, 17, 63, 64, 65, 1159 })
+            {
+                float[] x = TestUtil.Random(rows * cols, cols + rows, 6f);
+                float[] bias = TestUtil.Random(cols, cols + 2, 2f);
+                float[] expected = (float[])x.Clone();
+                Reference.AddBiasGeluTanh(expected, bias, rows, cols);
+                float[] y = TestUtil.Guarded(rows * cols);
+                x.CopyTo(y, 0);
+                Kernels.AddBiasGeluTanh(y, bias, rows, cols);
+                // GeluTanh's bound plus one rounding of x + b.
+                TestUtil.AssertClose(expected, y, rows * cols, 24 * Eps, 1e-7, $"bias+gelu {rows}x{cols}");
+                TestUtil.AssertCanaries(y, rows * cols);
+            }
+        }
+    }
+
+    [Fact]
+    public void LinearGeluTanh_matches_reference()
+    {
+        var gemm = new ManagedGemm(2);
+        foreach (int rows in new[] { 1, 7, 65 })
+        {
+            foreach ((int inF, int outF) in new[] { (1, 7), (7, 63), (64, 65), (65, 64), (300, 17) })
+            {
+                float[] x = TestUtil.Random(rows * inF, rows + inF);
+                float[] w = TestUtil.Random(outF * inF, outF + inF);
+                float[] bias = TestUtil.Random(outF, outF);
+                foreach (bool withBias in new[] { false, true })
+                {
+                    float[] b = withBias ? bias : [];
+                    float[] expected = new float[rows * outF];
+                    Reference.Linear(x, w, b, expected, rows, inF, outF);
+                    Reference.GeluTanh(expected, expected);
+                    float[] y = TestUtil.Guarded(rows * outF);
+                    Kernels.LinearGeluTanh(gemm, x, w, b, y, rows, inF, outF);
+                    // The Linear bound (GELU's slope is at most 1.13) plus GELU's own relative error.
+                    TestUtil.AssertClose(expected, y, rows * outF, 24 * Eps, (inF + 2) * Eps * (inF + 1) * 0.6,
+                        $"linear+gelu {rows}x{inF}->{outF} bias={withBias}");
+                    TestUtil.AssertCanaries(y, rows * outF);
+                }
             }
         }
     }

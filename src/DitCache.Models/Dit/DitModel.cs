@@ -21,7 +21,21 @@ public sealed class DitModel
     private readonly IGemm _gemm;
     private readonly int _threads;
 
-    /// <summary>A model over <paramref name="weights"/>; <paramref name="threads"/> parallelises attention heads.</summary>
+    /// <summary>
+    /// A model over <paramref name="weights"/>. <paramref name="gemm"/> runs every Linear with its own thread count;
+    /// <paramref name="threads"/> is the thread count of the model's own kernels (attention heads), normally the same
+    /// as the GEMM's (<c>--threads</c> sets both).
+    /// </summary>
+    /// <remarks>
+    /// One level of threads at a time. Every kernel call returns before the next starts, and each parallelises on its
+    /// own: the managed GEMM and the attention heads on DitCache.Tensors' shared worker pool (persistent
+    /// threads, nothing allocated per call; a call made from inside a parallel region runs inline), OpenBLAS on its
+    /// own pthreads, whose count <see cref="OpenBlasGemm"/> sets with <c>openblas_set_num_threads(threads)</c> before
+    /// every call. Attention never calls the <see cref="IGemm"/>: its block products run on the managed
+    /// micro-kernels inside the pool's threads, so with OpenBLAS no BLAS call is ever in flight while attention heads
+    /// run, and BLAS threads never nest inside ours or ours inside BLAS's. (OpenBLAS's idle threads busy-wait with
+    /// sched_yield for a short while after a call, bounded by OPENBLAS_THREAD_TIMEOUT; they yield to our workers.)
+    /// </remarks>
     public DitModel(DitWeights weights, IGemm gemm, int threads)
     {
         _w = weights;
@@ -143,8 +157,7 @@ public sealed class DitModel
     {
         DitConfig c = Config;
         int b = s.Batch, t = c.Tokens, d = c.Hidden, rows = b * t, stride = 6 * d;
-        Kernels.LayerNorm(s.X, s.H, rows, d);                                                                          // (B, T, D)
-        Kernels.Modulate(s.H, s.H, s.Mod, stride, (int)Mod.ShiftMsa * d, (int)Mod.ScaleMsa * d, b, t, d);            // (B, T, D)
+        Kernels.LayerNormModulate(s.X, s.H, s.Mod, stride, (int)Mod.ShiftMsa * d, (int)Mod.ScaleMsa * d, b, t, d);   // (B, T, D)
         Kernels.Linear(_gemm, s.H, bw.QkvW, bw.QkvB, s.Qkv, rows, d, 3 * d);                                          // (B, T, 3D)
         Kernels.Attention(s.Qkv, s.AttnCore, b, t, c.Heads, c.HeadDim, s.AttnScratch, _threads);                     // (B, T, D)
         Kernels.Linear(_gemm, s.AttnCore, bw.ProjW, bw.ProjB, dst, rows, d, d);                                       // (B, T, D)
@@ -155,10 +168,8 @@ public sealed class DitModel
     {
         DitConfig c = Config;
         int b = s.Batch, t = c.Tokens, d = c.Hidden, rows = b * t, stride = 6 * d;
-        Kernels.LayerNorm(s.X, s.H, rows, d);                                                                          // (B, T, D)
-        Kernels.Modulate(s.H, s.H, s.Mod, stride, (int)Mod.ShiftMlp * d, (int)Mod.ScaleMlp * d, b, t, d);            // (B, T, D)
-        Kernels.Linear(_gemm, s.H, bw.Fc1W, bw.Fc1B, s.MlpHidden, rows, d, c.MlpHidden);                              // (B, T, 4D)
-        Kernels.GeluTanh(s.MlpHidden, s.MlpHidden);                                                                    // (B, T, 4D)
+        Kernels.LayerNormModulate(s.X, s.H, s.Mod, stride, (int)Mod.ShiftMlp * d, (int)Mod.ScaleMlp * d, b, t, d);   // (B, T, D)
+        Kernels.LinearGeluTanh(_gemm, s.H, bw.Fc1W, bw.Fc1B, s.MlpHidden, rows, d, c.MlpHidden);                      // (B, T, 4D)
         Kernels.Linear(_gemm, s.MlpHidden, bw.Fc2W, bw.Fc2B, dst, rows, c.MlpHidden, d);                              // (B, T, D)
     }
 
@@ -197,8 +208,7 @@ public sealed class DitModel
         DitConfig c = Config;
         int b = s.Batch, t = c.Tokens, d = c.Hidden, outPerToken = c.Patch * c.Patch * c.OutChannels;
         Kernels.Linear(_gemm, s.SiluC, _w.FinalAdaLnW, _w.FinalAdaLnB, s.FinalMod, b, d, 2 * d);                     // (B, 2D)
-        Kernels.LayerNorm(s.X, s.H, b * t, d);                                                                         // (B, T, D)
-        Kernels.Modulate(s.H, s.H, s.FinalMod, 2 * d, 0, d, b, t, d);                                                  // (B, T, D)
+        Kernels.LayerNormModulate(s.X, s.H, s.FinalMod, 2 * d, 0, d, b, t, d);                                         // (B, T, D)
         Kernels.Linear(_gemm, s.H, _w.FinalW, _w.FinalB, s.FinalOut, b * t, d, outPerToken);                          // (B, T, p*p*out)
     }
 

@@ -75,7 +75,7 @@ public sealed class DitRunState
     /// <summary>Patch-embedding im2col (B·T, C·p·p).</summary>
     internal float[] Im2Col { get; }
 
-    /// <summary>Attention scores scratch.</summary>
+    /// <summary>Flash-attention scratch, per thread: packed K, Vᵀ, one query block and its running softmax state.</summary>
     internal float[] AttnScratch { get; }
 
     /// <summary>Sinusoidal timestep features (B, 256).</summary>

@@ -1,3 +1,5 @@
+using System;
+using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
@@ -23,6 +25,13 @@ internal unsafe interface IGemmMicroKernel
     /// Adds onto C when <paramref name="add"/>, else overwrites it.
     /// </summary>
     static abstract void Run(int kc, float* a, float* b, float* c, nint ldc, bool add);
+
+    /// <summary>
+    /// The same tile product on unpacked row-major operands: <c>C[i, 0..Nr] (+)= Σ_p a[i·lda + p]·b[p·ldb + 0..Nr]</c>
+    /// for i &lt; Mr, p &lt; kc. The attention kernels use it on rows read in place (queries, probabilities, values)
+    /// where packing would cost as much as the product. Every one of the Mr rows of A and Nr columns of B is read.
+    /// </summary>
+    static abstract void RunRows(int kc, float* a, nint lda, float* b, nint ldb, float* c, nint ldc, bool add);
 }
 
 /// <summary>
@@ -73,6 +82,56 @@ internal readonly unsafe struct Avx512Kernel8x32 : IGemmMicroKernel
             c71 = Vector512.FusedMultiplyAdd(av, b1, c71);
             a += 8;
             b += 32;
+        }
+
+        Store(c, c00, c01, add);
+        Store(c + ldc, c10, c11, add);
+        Store(c + (2 * ldc), c20, c21, add);
+        Store(c + (3 * ldc), c30, c31, add);
+        Store(c + (4 * ldc), c40, c41, add);
+        Store(c + (5 * ldc), c50, c51, add);
+        Store(c + (6 * ldc), c60, c61, add);
+        Store(c + (7 * ldc), c70, c71, add);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void RunRows(int kc, float* a, nint lda, float* b, nint ldb, float* c, nint ldc, bool add)
+    {
+        float* a0 = a, a1 = a + lda, a2 = a + (2 * lda), a3 = a + (3 * lda);
+        float* a4 = a + (4 * lda), a5 = a + (5 * lda), a6 = a + (6 * lda), a7 = a + (7 * lda);
+        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default;
+        Vector512<float> c20 = default, c21 = default, c30 = default, c31 = default;
+        Vector512<float> c40 = default, c41 = default, c50 = default, c51 = default;
+        Vector512<float> c60 = default, c61 = default, c70 = default, c71 = default;
+        for (int p = 0; p < kc; p++)
+        {
+            Vector512<float> b0 = Vector512.Load(b);
+            Vector512<float> b1 = Vector512.Load(b + 16);
+            Vector512<float> av = Vector512.Create(a0[p]);
+            c00 = Vector512.FusedMultiplyAdd(av, b0, c00);
+            c01 = Vector512.FusedMultiplyAdd(av, b1, c01);
+            av = Vector512.Create(a1[p]);
+            c10 = Vector512.FusedMultiplyAdd(av, b0, c10);
+            c11 = Vector512.FusedMultiplyAdd(av, b1, c11);
+            av = Vector512.Create(a2[p]);
+            c20 = Vector512.FusedMultiplyAdd(av, b0, c20);
+            c21 = Vector512.FusedMultiplyAdd(av, b1, c21);
+            av = Vector512.Create(a3[p]);
+            c30 = Vector512.FusedMultiplyAdd(av, b0, c30);
+            c31 = Vector512.FusedMultiplyAdd(av, b1, c31);
+            av = Vector512.Create(a4[p]);
+            c40 = Vector512.FusedMultiplyAdd(av, b0, c40);
+            c41 = Vector512.FusedMultiplyAdd(av, b1, c41);
+            av = Vector512.Create(a5[p]);
+            c50 = Vector512.FusedMultiplyAdd(av, b0, c50);
+            c51 = Vector512.FusedMultiplyAdd(av, b1, c51);
+            av = Vector512.Create(a6[p]);
+            c60 = Vector512.FusedMultiplyAdd(av, b0, c60);
+            c61 = Vector512.FusedMultiplyAdd(av, b1, c61);
+            av = Vector512.Create(a7[p]);
+            c70 = Vector512.FusedMultiplyAdd(av, b0, c70);
+            c71 = Vector512.FusedMultiplyAdd(av, b1, c71);
+            b += ldb;
         }
 
         Store(c, c00, c01, add);
@@ -149,6 +208,46 @@ internal readonly unsafe struct Avx2Kernel6x16 : IGemmMicroKernel
         Store(c + (5 * ldc), c50, c51, add);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void RunRows(int kc, float* a, nint lda, float* b, nint ldb, float* c, nint ldc, bool add)
+    {
+        float* a0 = a, a1 = a + lda, a2 = a + (2 * lda), a3 = a + (3 * lda), a4 = a + (4 * lda), a5 = a + (5 * lda);
+        Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default;
+        Vector256<float> c20 = default, c21 = default, c30 = default, c31 = default;
+        Vector256<float> c40 = default, c41 = default, c50 = default, c51 = default;
+        for (int p = 0; p < kc; p++)
+        {
+            Vector256<float> b0 = Vector256.Load(b);
+            Vector256<float> b1 = Vector256.Load(b + 8);
+            Vector256<float> av = Vector256.Create(a0[p]);
+            c00 = Vector256.FusedMultiplyAdd(av, b0, c00);
+            c01 = Vector256.FusedMultiplyAdd(av, b1, c01);
+            av = Vector256.Create(a1[p]);
+            c10 = Vector256.FusedMultiplyAdd(av, b0, c10);
+            c11 = Vector256.FusedMultiplyAdd(av, b1, c11);
+            av = Vector256.Create(a2[p]);
+            c20 = Vector256.FusedMultiplyAdd(av, b0, c20);
+            c21 = Vector256.FusedMultiplyAdd(av, b1, c21);
+            av = Vector256.Create(a3[p]);
+            c30 = Vector256.FusedMultiplyAdd(av, b0, c30);
+            c31 = Vector256.FusedMultiplyAdd(av, b1, c31);
+            av = Vector256.Create(a4[p]);
+            c40 = Vector256.FusedMultiplyAdd(av, b0, c40);
+            c41 = Vector256.FusedMultiplyAdd(av, b1, c41);
+            av = Vector256.Create(a5[p]);
+            c50 = Vector256.FusedMultiplyAdd(av, b0, c50);
+            c51 = Vector256.FusedMultiplyAdd(av, b1, c51);
+            b += ldb;
+        }
+
+        Store(c, c00, c01, add);
+        Store(c + ldc, c10, c11, add);
+        Store(c + (2 * ldc), c20, c21, add);
+        Store(c + (3 * ldc), c30, c31, add);
+        Store(c + (4 * ldc), c40, c41, add);
+        Store(c + (5 * ldc), c50, c51, add);
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Store(float* row, Vector256<float> v0, Vector256<float> v1, bool add)
     {
@@ -197,6 +296,53 @@ internal readonly unsafe struct ScalarKernel4x8 : IGemmMicroKernel
             {
                 dst[j] = add ? dst[j] + acc[(i * 8) + j] : acc[(i * 8) + j];
             }
+        }
+    }
+
+    public static void RunRows(int kc, float* a, nint lda, float* b, nint ldb, float* c, nint ldc, bool add)
+    {
+        float* acc = stackalloc float[4 * 8];
+        new System.Span<float>(acc, 4 * 8).Clear();
+        for (int p = 0; p < kc; p++)
+        {
+            for (int i = 0; i < 4; i++)
+            {
+                float av = a[(i * lda) + p];
+                float* row = acc + (i * 8);
+                for (int j = 0; j < 8; j++)
+                {
+                    row[j] += av * b[j];
+                }
+            }
+
+            b += ldb;
+        }
+
+        for (int i = 0; i < 4; i++)
+        {
+            float* dst = c + (i * ldc);
+            for (int j = 0; j < 8; j++)
+            {
+                dst[j] = add ? dst[j] + acc[(i * 8) + j] : acc[(i * 8) + j];
+            }
+        }
+    }
+}
+
+/// <summary>Span entry points to the micro-kernels, for tests (which are built without unsafe code).</summary>
+internal static unsafe class MicroKernel
+{
+    /// <summary><see cref="IGemmMicroKernel.RunRows"/> over spans; the spans must cover every row and column it reads.</summary>
+    public static void RunRows<TKernel>(int kc, ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb,
+        Span<float> c, int ldc, bool add)
+        where TKernel : IGemmMicroKernel
+    {
+        Debug.Assert(a.Length >= ((TKernel.Mr - 1) * lda) + kc && c.Length >= ((TKernel.Mr - 1) * ldc) + TKernel.Nr);
+        fixed (float* pa = a)
+        fixed (float* pb = b)
+        fixed (float* pc = c)
+        {
+            TKernel.RunRows(kc, pa, lda, pb, ldb, pc, ldc, add);
         }
     }
 }

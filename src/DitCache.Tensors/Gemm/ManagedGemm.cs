@@ -1,8 +1,8 @@
 using System;
+using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
-using System.Threading.Tasks;
 
 namespace DitCache.Tensors;
 
@@ -14,10 +14,11 @@ namespace DitCache.Tensors;
 /// only their valid part is written, so ragged m, n, k and any strides are handled without touching C out of range.
 /// </summary>
 /// <remarks>
-/// Threads: one level of parallelism, <see cref="Parallel.For(int, int, ParallelOptions, Action{int})"/> over a
-/// tm×tn grid of C blocks chosen to balance tiles (columns first: each thread then packs only its own part of B,
-/// the larger operand for Linear layers). Pack buffers are per thread (<see cref="ThreadStaticAttribute"/>, pinned,
-/// 64-byte aligned, sized once), so steady-state calls allocate only the small Parallel.For bookkeeping.
+/// Threads: one level of parallelism, the shared <see cref="WorkerPool"/> over a tm×tn grid of C blocks chosen to
+/// balance tiles (columns first: each thread then packs only its own part of B, the larger operand for Linear
+/// layers). A call made from inside another parallel region (an attention head, say) runs on its own thread only.
+/// Pack buffers are per thread (<see cref="ThreadStaticAttribute"/>, pinned, 64-byte aligned, sized once) and the
+/// pool's threads are persistent, so steady-state calls allocate nothing.
 /// </remarks>
 public sealed unsafe class ManagedGemm : IGemm
 {
@@ -105,7 +106,7 @@ public sealed unsafe class ManagedGemm : IGemm
         }
     }
 
-    private static GemmIsa Resolve(GemmIsa isa)
+    internal static GemmIsa Resolve(GemmIsa isa)
     {
         if (isa == GemmIsa.Auto)
         {
@@ -132,20 +133,27 @@ public sealed unsafe class ManagedGemm : IGemm
             return;
         }
 
+        EnsurePackBuffers();                    // the caller may get no block this time, and a block in a later call
         (int tm, int tn) = Grid(workers, mPanels, nPanels, TKernel.Mr, TKernel.Nr);
-        Parallel.For(0, tm * tn, new ParallelOptions { MaxDegreeOfParallelism = tm * tn }, w =>
+        var grid = new GridJob { Job = job, Tm = tm, Tn = tn, MPanels = mPanels, NPanels = nPanels };
+        WorkerPool.Run(&GridBlock<TKernel>, &grid, tm * tn, tm * tn);
+    }
+
+    // One block w of the tm×tn grid of C, on whichever pool thread picked it up.
+    private static void GridBlock<TKernel>(void* context, int w, int slot)
+        where TKernel : IGemmMicroKernel
+    {
+        ref readonly GridJob g = ref *(GridJob*)context;
+        int wm = w / g.Tn;
+        int wn = w % g.Tn;
+        int m0 = Math.Min(g.Job.M, (int)((long)g.MPanels * wm / g.Tm) * TKernel.Mr);
+        int m1 = Math.Min(g.Job.M, (int)((long)g.MPanels * (wm + 1) / g.Tm) * TKernel.Mr);
+        int n0 = Math.Min(g.Job.N, (int)((long)g.NPanels * wn / g.Tn) * TKernel.Nr);
+        int n1 = Math.Min(g.Job.N, (int)((long)g.NPanels * (wn + 1) / g.Tn) * TKernel.Nr);
+        if (m0 < m1 && n0 < n1)
         {
-            int wm = w / tn;
-            int wn = w % tn;
-            int m0 = Math.Min(job.M, (int)((long)mPanels * wm / tm) * TKernel.Mr);
-            int m1 = Math.Min(job.M, (int)((long)mPanels * (wm + 1) / tm) * TKernel.Mr);
-            int n0 = Math.Min(job.N, (int)((long)nPanels * wn / tn) * TKernel.Nr);
-            int n1 = Math.Min(job.N, (int)((long)nPanels * (wn + 1) / tn) * TKernel.Nr);
-            if (m0 < m1 && n0 < n1)
-            {
-                Block<TKernel>(job, m0, m1, n0, n1);
-            }
-        });
+            Block<TKernel>(g.Job, m0, m1, n0, n1);
+        }
     }
 
     // Picks tm×tn = workers (tn a divisor) minimising the largest block in tiles, plus a small charge for the
@@ -334,28 +342,51 @@ public sealed unsafe class ManagedGemm : IGemm
     }
 
     // The calling thread's pack buffers: A (mc×Kc) then B (Kc×nc), both 64-byte aligned, in one pinned array that
-    // lives as long as the thread (thread-pool threads are reused, so this allocates once per thread).
+    // lives as long as the thread. Sized for the largest mc and nc of every micro-kernel, so it never grows.
     private static float* PackBuffers(int mc, int nc, out float* bp)
     {
-        int aSize = mc * Kc;
-        int needed = aSize + (Kc * nc) + 32;
-        float[]? buffer = s_packBuffer;
-        if (buffer is null || buffer.Length < needed)
-        {
-            buffer = GC.AllocateUninitializedArray<float>(needed, pinned: true);
-            s_packBuffer = buffer;
-        }
-
+        Debug.Assert(mc <= McMax && nc <= NcMax, "pack buffer sized for McMax x NcMax");
+        float[] buffer = s_packBuffer ?? AllocatePackBuffer();
         float* ap = Align64((float*)Unsafe.AsPointer(ref buffer[0]));
-        bp = Align64(ap + aSize);
+        bp = Align64(ap + (mc * Kc));
         return ap;
+    }
+
+    /// <summary>
+    /// Gives the calling thread its pack buffers now (about 620 KB, once per thread) rather than on its first GEMM
+    /// block. The worker pool's threads call it when they start: with dynamic scheduling a worker's first block can
+    /// come at any step of a run, and the step loop must not allocate.
+    /// </summary>
+    internal static void EnsurePackBuffers()
+    {
+        if (s_packBuffer is null)
+        {
+            AllocatePackBuffer();
+        }
+    }
+
+    private static float[] AllocatePackBuffer()
+    {
+        float[] buffer = GC.AllocateUninitializedArray<float>((McMax * Kc) + (Kc * NcMax) + 32, pinned: true);
+        s_packBuffer = buffer;
+        return buffer;
     }
 
     private static float* Align64(float* p) => (float*)(((nint)p + 63) & ~(nint)63);
 
     private static int Ceil(int x, int y) => (x + y - 1) / y;
 
-    // Everything one call needs, by value so the Parallel.For body can capture it.
+    // A multi-threaded call: the job and its tm×tn grid of C blocks, on the caller's stack while the pool runs it.
+    private struct GridJob
+    {
+        public Job Job;
+        public int Tm;
+        public int Tn;
+        public int MPanels;
+        public int NPanels;
+    }
+
+    // Everything one call needs.
     private readonly struct Job(int m, int n, int k, float* a, int lda, float* b, int ldb, bool transB, float* c, int ldc,
         bool accumulate)
     {

@@ -1,4 +1,5 @@
 using System;
+using System.Runtime.CompilerServices;
 
 namespace DitCache.Tensors;
 
@@ -29,6 +30,19 @@ internal static class KernelChecks
         }
     }
 
+    /// <summary>
+    /// As <see cref="Length(int, long, string, string)"/> with the shape as an interpolated string that is formatted
+    /// only when the check fails: kernels run in the sampling loop, which must not allocate (STYLE.md rule 4).
+    /// </summary>
+    public static void Length(int actual, long needed, string name,
+        [InterpolatedStringHandlerArgument("actual", "needed")] ref ShapeHandler shape)
+    {
+        if (actual < needed)
+        {
+            throw new ArgumentException($"{name} holds {actual} floats but {shape.ToStringAndClear()} needs {needed}", name);
+        }
+    }
+
     /// <summary>Destination must be the source itself (in place) or not overlap it at all.</summary>
     public static void SameOrDisjoint(ReadOnlySpan<float> x, ReadOnlySpan<float> y, string xName, string yName)
     {
@@ -46,4 +60,27 @@ internal static class KernelChecks
             throw new ArgumentException($"{yName} overlaps {xName}; this kernel needs disjoint buffers", yName);
         }
     }
+}
+
+/// <summary>
+/// Builds a shape description for <see cref="KernelChecks.Length(int, long, string, ref ShapeHandler)"/> only when
+/// the length check is going to fail (the <c>Debug.Assert</c> message-handler pattern); otherwise every append is
+/// skipped and nothing is allocated.
+/// </summary>
+[InterpolatedStringHandler]
+internal ref struct ShapeHandler
+{
+    private DefaultInterpolatedStringHandler _inner;
+
+    public ShapeHandler(int literalLength, int formattedCount, int actual, long needed, out bool shouldAppend)
+    {
+        shouldAppend = actual < needed;
+        _inner = shouldAppend ? new DefaultInterpolatedStringHandler(literalLength, formattedCount) : default;
+    }
+
+    public void AppendLiteral(string value) => _inner.AppendLiteral(value);
+
+    public void AppendFormatted<T>(T value) => _inner.AppendFormatted(value);
+
+    public string ToStringAndClear() => _inner.ToStringAndClear();
 }

@@ -209,6 +209,96 @@ internal static class Reference
         }
     }
 
+    /// <summary>The attention maps softmax(q·kᵀ/√headDim) into probabilities (batch, heads, tokens, tokens).</summary>
+    public static void AttentionProbabilities(ReadOnlySpan<float> qkv, Span<float> probabilities, int batch, int tokens,
+        int heads, int headDim)
+    {
+        int width = heads * headDim;
+        double scale = 1.0 / Math.Sqrt(headDim);
+        double[] s = new double[tokens];
+        for (int b = 0; b < batch; b++)
+        {
+            for (int h = 0; h < heads; h++)
+            {
+                for (int i = 0; i < tokens; i++)
+                {
+                    double max = double.NegativeInfinity;
+                    for (int j = 0; j < tokens; j++)
+                    {
+                        double dot = 0;
+                        for (int d = 0; d < headDim; d++)
+                        {
+                            dot += (double)qkv[(((b * tokens) + i) * 3 * width) + (h * headDim) + d]
+                                * qkv[(((b * tokens) + j) * 3 * width) + width + (h * headDim) + d];
+                        }
+
+                        s[j] = dot * scale;
+                        max = Math.Max(max, s[j]);
+                    }
+
+                    double sum = 0;
+                    for (int j = 0; j < tokens; j++)
+                    {
+                        sum += Math.Exp(s[j] - max);
+                    }
+
+                    for (int j = 0; j < tokens; j++)
+                    {
+                        probabilities[(((((b * heads) + h) * tokens) + i) * tokens) + j] = (float)(Math.Exp(s[j] - max) / sum);
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>LayerNorm (no affine, biased variance) then modulate, per (batch, token) row, in double.</summary>
+    public static void LayerNormModulate(ReadOnlySpan<float> x, Span<float> y, ReadOnlySpan<float> mod, int modStride,
+        int shiftOffset, int scaleOffset, int batch, int tokens, int dim, float eps)
+    {
+        for (int b = 0; b < batch; b++)
+        {
+            for (int t = 0; t < tokens; t++)
+            {
+                int row = ((b * tokens) + t) * dim;
+                double mean = 0;
+                for (int j = 0; j < dim; j++)
+                {
+                    mean += x[row + j];
+                }
+
+                mean /= dim;
+                double variance = 0;
+                for (int j = 0; j < dim; j++)
+                {
+                    double d = x[row + j] - mean;
+                    variance += d * d;
+                }
+
+                variance /= dim;
+                double inv = 1.0 / Math.Sqrt(variance + eps);
+                for (int j = 0; j < dim; j++)
+                {
+                    double shift = mod[(b * modStride) + shiftOffset + j];
+                    double scale = mod[(b * modStride) + scaleOffset + j];
+                    y[row + j] = (float)(((x[row + j] - mean) * inv * (1.0 + scale)) + shift);
+                }
+            }
+        }
+    }
+
+    /// <summary>x[r, :] = GELU_tanh(x[r, :] + bias), in double.</summary>
+    public static void AddBiasGeluTanh(Span<float> x, ReadOnlySpan<float> bias, int rows, int cols)
+    {
+        for (int r = 0; r < rows; r++)
+        {
+            for (int j = 0; j < cols; j++)
+            {
+                double v = (double)x[(r * cols) + j] + bias[j];
+                x[(r * cols) + j] = (float)(0.5 * v * (1.0 + Math.Tanh(Math.Sqrt(2.0 / Math.PI) * (v + (0.044715 * v * v * v)))));
+            }
+        }
+    }
+
     /// <summary>Direct convolution with kernel = stride = p, no im2col.</summary>
     public static void PatchEmbed(ReadOnlySpan<float> img, ReadOnlySpan<float> weight, ReadOnlySpan<float> bias,
         Span<float> output, int n, int c, int h, int w, int p, int dim)

@@ -175,7 +175,7 @@ internal static class VectorMath
             Vector512<float> acc = Vector512<float>.Zero;
             for (; i <= n - Vector512<float>.Count; i += Vector512<float>.Count)
             {
-                Vector512<float> e = Vector512.Exp(Vector512.LoadUnsafe(ref xs, (nuint)i) - sh);
+                Vector512<float> e = ExpOperator.Invoke(Vector512.LoadUnsafe(ref xs, (nuint)i) - sh);
                 e.StoreUnsafe(ref xs, (nuint)i);
                 acc += e;
             }
@@ -188,7 +188,7 @@ internal static class VectorMath
             Vector256<float> acc = Vector256<float>.Zero;
             for (; i <= n - Vector256<float>.Count; i += Vector256<float>.Count)
             {
-                Vector256<float> e = Vector256.Exp(Vector256.LoadUnsafe(ref xs, (nuint)i) - sh);
+                Vector256<float> e = ExpOperator.Invoke(Vector256.LoadUnsafe(ref xs, (nuint)i) - sh);
                 e.StoreUnsafe(ref xs, (nuint)i);
                 acc += e;
             }

@@ -19,12 +19,12 @@ internal readonly struct GeluTanhOperator : IUnaryOperator
     public static Vector256<float> Invoke(Vector256<float> x)
     {
         Vector256<float> inner = Vector256.FusedMultiplyAdd(Vector256.Create(C3) * x, x, Vector256.Create(C1));
-        return x / (Vector256<float>.One + Vector256.Exp(x * inner));
+        return x / (Vector256<float>.One + ExpOperator.Invoke(x * inner));
     }
 
     public static Vector512<float> Invoke(Vector512<float> x)
     {
         Vector512<float> inner = Vector512.FusedMultiplyAdd(Vector512.Create(C3) * x, x, Vector512.Create(C1));
-        return x / (Vector512<float>.One + Vector512.Exp(x * inner));
+        return x / (Vector512<float>.One + ExpOperator.Invoke(x * inner));
     }
 }

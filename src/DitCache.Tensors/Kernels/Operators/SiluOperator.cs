@@ -8,7 +8,7 @@ internal readonly struct SiluOperator : IUnaryOperator
 {
     public static float Invoke(float x) => x / (1f + MathF.Exp(-x));
 
-    public static Vector256<float> Invoke(Vector256<float> x) => x / (Vector256<float>.One + Vector256.Exp(-x));
+    public static Vector256<float> Invoke(Vector256<float> x) => x / (Vector256<float>.One + ExpOperator.Invoke(-x));
 
-    public static Vector512<float> Invoke(Vector512<float> x) => x / (Vector512<float>.One + Vector512.Exp(-x));
+    public static Vector512<float> Invoke(Vector512<float> x) => x / (Vector512<float>.One + ExpOperator.Invoke(-x));
 }
