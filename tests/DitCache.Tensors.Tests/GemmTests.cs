@@ -6,8 +6,8 @@ namespace DitCache.Tensors.Tests;
 
 public class GemmTests
 {
-    // Ragged sizes around the tiles (Mr 8/6/4, Nr 32/16/8) and the blocks (Kc 256, Mc 96, Nc 512); k = 1159 crosses
-    // four Kc blocks with a ragged tail. (m, n, k).
+    // Ragged sizes around the tiles (Mr 8/6/4, Nr 32/16/8) and the blocks (KcMax 512, the BF16 row block 96, slab
+    // widths 288 to 1152 columns); k = 1159 is cut into three k blocks of 387 and 385. (m, n, k).
     private static readonly int[][] s_shapes =
     [
         [1, 1, 1], [1, 7, 7], [7, 1, 63], [7, 7, 7], [63, 64, 65], [64, 65, 63], [65, 63, 64], [64, 64, 64],
@@ -73,7 +73,7 @@ public class GemmTests
     [MemberData(nameof(PreparedCases))]
     public void Prepared_weight_gives_the_result_of_packing_per_call(GemmIsa isa, GemmPrecision precision, int threads)
     {
-        // Same panels, same blocking, same sums: bit for bit the unprepared result. Shapes cross Kc (384) and the
+        // Same panels, same blocking, same sums: bit for bit the unprepared result. Shapes cross KcMax (512) and the
         // panel width, and the parallel threshold.
         foreach ((int m, int n, int k) in new[] { (7, 63, 1159), (130, 97, 64), (9, 33, 9), (64, 530, 385) })
         {

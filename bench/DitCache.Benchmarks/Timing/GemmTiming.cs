@@ -6,7 +6,7 @@ using DitCache.Tensors;
 namespace DitCache.Benchmarks;
 
 /// <summary>
-/// <c>gemm [threads=1,2] [rounds=15] [backends=managed,openblas] [shape filter]</c>: the GEMM backends on the DiT
+/// <c>gemm [threads=1,2] [rounds=15] [backends=managed,openblas] [shape filters, comma-separated]</c>: the GEMM backends on the DiT
 /// Linear shapes (C = A·Bᵀ, B a [n, k] weight), alternated call batch by call batch in one process (<see cref="Timer"/>),
 /// so that load from other processes on a shared machine hits them alike. Prints the median ms per call, GFLOP/s and
 /// each backend's ratio to the last one (by default managed / OpenBLAS, the acceptance number). The weight is
@@ -32,7 +32,7 @@ internal static class GemmTiming
         int[] threadCounts = Array.ConvertAll((args.Length > 1 ? args[1] : "1,2").Split(','), int.Parse);
         int rounds = args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 15;
         string[] backends = (args.Length > 3 ? args[3] : "managed,openblas").Split(',');
-        string filter = args.Length > 4 ? args[4] : "";
+        string[] filters = args.Length > 4 ? args[4].Split(',') : [""];
 
         Console.WriteLine($"gemm: C = A·Bᵀ, median of {rounds} alternating rounds; ISA {ManagedGemm.Resolve(GemmIsa.Auto)}; "
             + $"ratio = backend / {backends[^1]} in GFLOP/s");
@@ -55,7 +55,7 @@ internal static class GemmTiming
         {
             foreach ((string name, int m, int n, int k) in s_shapes)
             {
-                if (filter.Length > 0 && !name.Contains(filter, StringComparison.OrdinalIgnoreCase))
+                if (!Array.Exists(filters, f => name.Contains(f, StringComparison.OrdinalIgnoreCase)))
                 {
                     continue;
                 }

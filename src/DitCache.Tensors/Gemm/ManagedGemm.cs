@@ -27,11 +27,13 @@ namespace DitCache.Tensors;
 /// </remarks>
 public sealed unsafe class ManagedGemm : IGemm
 {
-    // Cache blocking for Zen 4 (32 KiB L1d, 1 MiB L2 per core). k is cut into near-equal blocks of at most KcMax;
-    // Mr rows of A over one k block (8 × 384 floats = 12 KiB) stay in L1 while the micro-kernel sweeps a kc×nc slab
-    // of packed B that fits SlabFloats (576 KiB) and so stays in L2 next to the rows of A streaming through.
-    private static readonly int s_kcMax = Tunable("DITCACHE_GEMM_KC", 384);
-    private static readonly int s_slabFloats = Tunable("DITCACHE_GEMM_SLAB", 384 * 384);
+    // Cache blocking for Zen 4 (32 KiB L1d, 1 MiB L2 per core). k is cut into near-equal blocks of at most KcMax
+    // (k = 1152 → 3 × 384, 4608 → 9 × 512, 512 → 1: C is then loaded and stored once); Mr rows of A over one k block
+    // (8 × 512 floats = 16 KiB at most) stay in L1 while the micro-kernel sweeps a kc×nc slab of packed B that fits
+    // SlabFloats (576 KiB) and so stays in L2 next to the rows of A streaming through. KcMax 512 against 256 and 384
+    // was worth ~15 % at the shipped model's fc2 (k = 512) and nothing measurable elsewhere (docs/benchmarks/gemm.md).
+    private const int KcMax = 512;
+    private const int SlabFloats = 384 * 384;
 
     // BF16 path: rows of A are rounded into the pack buffer this many at a time (a multiple of every Mr).
     private const int McMax = 96;
@@ -274,9 +276,9 @@ public sealed unsafe class ManagedGemm : IGemm
         int mr = TKernel.Mr;
         int nr = TKernel.Nr;
         int words = TFormat.IsBf16 ? nr / 2 : nr;              // 32-bit words per k step of a packed B panel
-        int kBlocks = Ceil(job.K, s_kcMax);
+        int kBlocks = Ceil(job.K, KcMax);
         int kc = Ceil(job.K, kBlocks);
-        int nc = Math.Max(nr, (int)Math.Min(int.MaxValue, (long)s_slabFloats * nr / ((long)kc * words)) / nr * nr);
+        int nc = Math.Max(nr, (int)Math.Min(int.MaxValue, (long)SlabFloats * nr / ((long)kc * words)) / nr * nr);
         int mc = TFormat.IsBf16 ? McMax : m1 - m0;
         float* bp = PackBuffers(out float* ap, out float* scratch);
         float* edge = stackalloc float[(mr * nr) + 16];
@@ -396,14 +398,14 @@ public sealed unsafe class ManagedGemm : IGemm
     {
         float[] buffer = s_packBuffer ?? AllocatePackBuffer();
         float* bp = Align64((float*)Unsafe.AsPointer(ref buffer[0]));
-        ap = Align64(bp + s_slabFloats);
-        scratch = Align64(ap + (McMax * s_kcMax));
-        Debug.Assert(scratch + (s_kcMax * NrMax) <= (float*)Unsafe.AsPointer(ref buffer[0]) + buffer.Length);
+        ap = Align64(bp + SlabFloats);
+        scratch = Align64(ap + (McMax * KcMax));
+        Debug.Assert(scratch + (KcMax * NrMax) <= (float*)Unsafe.AsPointer(ref buffer[0]) + buffer.Length);
         return bp;
     }
 
     /// <summary>
-    /// Gives the calling thread its pack buffers now (about 800 KB, once per thread) rather than on its first GEMM
+    /// Gives the calling thread its pack buffers now (about 850 KB, once per thread) rather than on its first GEMM
     /// block. The worker pool's threads call it when they start: with dynamic scheduling a worker's first block can
     /// come at any step of a run, and the step loop must not allocate.
     /// </summary>
@@ -417,14 +419,11 @@ public sealed unsafe class ManagedGemm : IGemm
 
     private static float[] AllocatePackBuffer()
     {
-        float[] buffer = GC.AllocateUninitializedArray<float>(s_slabFloats + (McMax * s_kcMax) + (s_kcMax * NrMax) + 64,
+        float[] buffer = GC.AllocateUninitializedArray<float>(SlabFloats + (McMax * KcMax) + (KcMax * NrMax) + 64,
             pinned: true);
         s_packBuffer = buffer;
         return buffer;
     }
-
-    private static int Tunable(string name, int fallback) =>
-        int.TryParse(Environment.GetEnvironmentVariable(name), out int v) && v > 0 ? v : fallback;
 
     private static float* Align64(float* p) => (float*)(((nint)p + 63) & ~(nint)63);
 
@@ -478,13 +477,13 @@ public sealed unsafe class ManagedGemm : IGemm
             nint stride = (nint)k * words;
             float[] storage = GC.AllocateUninitializedArray<float>((int)(Ceil(n, nr) * stride) + 16, pinned: true);
             float* panels = Align64((float*)Unsafe.AsPointer(ref storage[0]));
-            float[] scratch = bf16 ? new float[s_kcMax * nr] : [];
+            float[] scratch = bf16 ? new float[KcMax * nr] : [];
             fixed (float* w = weight)
             fixed (float* s = scratch)
             {
-                for (int pc = 0; pc < k; pc += s_kcMax)
+                for (int pc = 0; pc < k; pc += KcMax)
                 {
-                    int kcur = Math.Min(s_kcMax, k - pc);
+                    int kcur = Math.Min(KcMax, k - pc);
                     if (bf16)
                     {
                         GemmPacking.PackBf16(w, k, transB: true, 0, n, pc, kcur, nr, (uint*)panels + ((nint)pc * words), stride, s);
