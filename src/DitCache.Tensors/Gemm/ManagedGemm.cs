@@ -30,8 +30,8 @@ public sealed unsafe class ManagedGemm : IGemm
     // Cache blocking for Zen 4 (32 KiB L1d, 1 MiB L2 per core). k is cut into near-equal blocks of at most KcMax
     // (k = 1152 → 3 × 384, 4608 → 9 × 512, 512 → 1: C is then loaded and stored once); Mr rows of A over one k block
     // (8 × 512 floats = 16 KiB at most) stay in L1 while the micro-kernel sweeps a kc×nc slab of packed B that fits
-    // SlabFloats (576 KiB) and so stays in L2 next to the rows of A streaming through. KcMax 512 against 256 and 384
-    // was worth ~15 % at the shipped model's fc2 (k = 512) and nothing measurable elsewhere (docs/benchmarks/gemm.md).
+    // SlabFloats (576 KiB) and so stays in L2 next to the rows of A streaming through. KcMax 512 against 384 and 256
+    // was worth 12 % and 15 % at the shipped model's fc2 (k = 512), nothing measurable elsewhere (docs/benchmarks/gemm.md).
     private const int KcMax = 512;
     private const int SlabFloats = 384 * 384;
 
