@@ -104,6 +104,14 @@ public class GemmTests
             prepared.Multiply(m, n - 1, k, a, k, w, k, transB: true, c1, n);
             plain.Multiply(m, n - 1, k, a, k, w, k, transB: true, c2, n);
             Assert.Equal(c2, c1);
+
+            // The packed copy is what the prepared GEMM multiplies by: a change to the array after Prepare (which the
+            // contract forbids) does not show, so the calls above did take the prepared path.
+            float[] before = new float[m * n];
+            prepared.Multiply(m, n, k, a, k, w, k, transB: true, before, n);
+            w[0] += 1f;
+            prepared.Multiply(m, n, k, a, k, w, k, transB: true, c1, n);
+            Assert.Equal(before, c1);
         }
     }
 
