@@ -5,8 +5,11 @@ using DitCache.Tensors;
 namespace DitCache.Benchmarks;
 
 /// <summary>
-/// SGEMM at DiT-XL/2 Linear shapes (m = 512 tokens, weights [n, k] so transB = true): qkv/proj-sized
-/// (512, 1152, 1152), fc1 (512, 4608, 1152), fc2 (512, 1152, 4608). GFLOP/s = 2·m·n·k / mean.
+/// SGEMM at the DiT Linear shapes (weights [n, k] so transB = true), the weight prepared once as the model does
+/// (<see cref="IGemm.Prepare"/>): DiT-XL/2 at m = 512 tokens, attn.proj (512, 1152, 1152), qkv (512, 3456, 1152),
+/// fc1 (512, 4608, 1152), fc2 (512, 1152, 4608); the shipped model at batch 100 with CFG, m = 200 × 49 = 9800 rows,
+/// qkv (9800, 384, 128), attn.proj (9800, 128, 128), fc1 (9800, 512, 128), fc2 (9800, 128, 512).
+/// GFLOP/s = 2·m·n·k / mean. On a shared machine prefer the interleaved <c>gemm</c> timing mode for ratios.
 /// </summary>
 [MemoryDiagnoser]
 public class GemmBenchmarks
@@ -19,10 +22,11 @@ public class GemmBenchmarks
     private float[] _c = [];
     private IGemm _gemm = null!;
 
-    [Params("512x1152x1152", "512x4608x1152", "512x1152x4608")]
+    [Params("512x1152x1152", "512x3456x1152", "512x4608x1152", "512x1152x4608",
+        "9800x384x128", "9800x128x128", "9800x512x128", "9800x128x512")]
     public string Shape { get; set; } = "512x1152x1152";
 
-    [Params("managed", "openblas")]
+    [Params("managed", "managed-bf16", "openblas")]
     public string Backend { get; set; } = "managed";
 
     [Params(1, 2)]
@@ -48,6 +52,7 @@ public class GemmBenchmarks
         }
 
         _gemm = GemmFactory.Create(Backend, Threads);
+        _gemm.Prepare(_b, _n, _k);
     }
 
     [Benchmark]

@@ -4,7 +4,7 @@ namespace DitCache.Benchmarks;
 
 internal static class Program
 {
-    // "attention", "forward" and "alloc" are plain timing/probe modes for a shared machine (Timing/); anything else
+    // "attention", "forward", "gemm", "precision" and "alloc" are plain timing/probe modes for a shared machine (Timing/); anything else
     // goes to BenchmarkDotNet.
     private static void Main(string[] args)
     {
@@ -15,6 +15,12 @@ internal static class Program
                 break;
             case "forward":
                 ForwardTiming.Run(args);
+                break;
+            case "gemm":
+                GemmTiming.Run(args);
+                break;
+            case "precision":
+                PrecisionProbe.Run(args);
                 break;
             case "alloc":
                 AllocationProbe.Run(args);

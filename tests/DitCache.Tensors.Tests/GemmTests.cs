@@ -6,8 +6,8 @@ namespace DitCache.Tensors.Tests;
 
 public class GemmTests
 {
-    // Ragged sizes around the tiles (Mr 8/6/4, Nr 32/16/8) and the blocks (Kc 256, Mc 96, Nc 512); k = 1159 crosses
-    // four Kc blocks with a ragged tail. (m, n, k).
+    // Ragged sizes around the tiles (Mr 8/6/4, Nr 32/16/8) and the blocks (KcMax 512, the BF16 row block 96, slab
+    // widths 288 to 1152 columns); k = 1159 is cut into three k blocks of 387 and 385. (m, n, k).
     private static readonly int[][] s_shapes =
     [
         [1, 1, 1], [1, 7, 7], [7, 1, 63], [7, 7, 7], [63, 64, 65], [64, 65, 63], [65, 63, 64], [64, 64, 64],
@@ -52,6 +52,127 @@ public class GemmTests
         foreach (int[] s in s_shapes)
         {
             CheckAgainstReference(gemm, s[0], s[1], s[2], transB, accumulate);
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void Bf16_matches_reference_on_bf16_rounded_inputs(GemmIsa isa, int threads, bool transB, bool accumulate)
+    {
+        // Oracle: Reference.MatMul on A and B rounded to BF16 by BFloat16.Round (nearest even); the products of BF16
+        // values are exact in float32, so the GEMM must be within float32 summation error of it.
+        var gemm = new ManagedGemm(threads, isa, GemmPrecision.BFloat16);
+        Assert.Equal("managed-" + isa.ToString().ToLowerInvariant() + "-bf16", gemm.Name);
+        foreach (int[] s in s_shapes)
+        {
+            CheckAgainstReference(gemm, s[0], s[1], s[2], transB, accumulate, BFloat16.Round);
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(PreparedCases))]
+    public void Prepared_weight_gives_the_result_of_packing_per_call(GemmIsa isa, GemmPrecision precision, int threads)
+    {
+        // Same panels, same blocking, same sums: bit for bit the unprepared result. Shapes cross KcMax (512) and the
+        // panel width, and the parallel threshold.
+        foreach ((int m, int n, int k) in new[] { (7, 63, 1159), (130, 97, 64), (9, 33, 9), (64, 530, 385) })
+        {
+            float[] a = TestUtil.Random(m * k, m + k);
+            float[] w = TestUtil.Random(n * k, n + k);
+            float[] c0 = TestUtil.Random(m * n, m + n);
+            var plain = new ManagedGemm(threads, isa, precision);
+            var prepared = new ManagedGemm(threads, isa, precision);
+            prepared.Prepare(w, n, k);
+            prepared.Prepare(w, n, k);                                  // a second time: ignored
+            foreach (bool accumulate in new[] { false, true })
+            {
+                float[] expected = (float[])c0.Clone();
+                plain.Multiply(m, n, k, a, k, w, k, transB: true, expected, n, accumulate);
+                float[] actual = (float[])c0.Clone();
+                prepared.Multiply(m, n, k, a, k, w, k, transB: true, actual, n, accumulate);
+                Assert.Equal(expected, actual);
+            }
+
+            // A different array of the same shape, and the prepared one under another view, are not confused with it.
+            CheckAgainstReference(prepared, m, n, k, transB: true, accumulate: false,
+                precision == GemmPrecision.BFloat16 ? BFloat16.Round : null);
+            float[] other = TestUtil.Random(n * k, 7);
+            float[] c1 = new float[m * n], c2 = new float[m * n];
+            prepared.Multiply(m, n, k, a, k, other, k, transB: true, c1, n);
+            plain.Multiply(m, n, k, a, k, other, k, transB: true, c2, n);
+            Assert.Equal(c2, c1);
+            prepared.Multiply(m, n - 1, k, a, k, w, k, transB: true, c1, n);
+            plain.Multiply(m, n - 1, k, a, k, w, k, transB: true, c2, n);
+            Assert.Equal(c2, c1);
+
+            // The packed copy is what the prepared GEMM multiplies by: a change to the array after Prepare (which the
+            // contract forbids) does not show, so the calls above did take the prepared path.
+            float[] before = new float[m * n];
+            prepared.Multiply(m, n, k, a, k, w, k, transB: true, before, n);
+            w[0] += 1f;
+            prepared.Multiply(m, n, k, a, k, w, k, transB: true, c1, n);
+            Assert.Equal(before, c1);
+        }
+    }
+
+    public static IEnumerable<object[]> PreparedCases()
+    {
+        foreach (object[] isa in Isas())
+        {
+            foreach (GemmPrecision precision in Enum.GetValues<GemmPrecision>())
+            {
+                foreach (int threads in new[] { 1, 2 })
+                {
+                    yield return [isa[0], precision, threads];
+                }
+            }
+        }
+    }
+
+    [Fact]
+    public void Prepare_checks_its_arguments()
+    {
+        var gemm = new ManagedGemm();
+        Assert.Throws<ArgumentNullException>(() => gemm.Prepare(null!, 2, 2));
+        Assert.Throws<ArgumentOutOfRangeException>(() => gemm.Prepare(new float[4], 0, 2));
+        Assert.Throws<ArgumentException>(() => gemm.Prepare(new float[3], 2, 2));
+        IGemm blas = new NoPrepareGemm();
+        blas.Prepare(new float[4], 2, 2);                                // the interface default does nothing
+    }
+
+    [Fact]
+    public void Factory_builds_the_bf16_backend_and_a_float32_one_for_metrics()
+    {
+        IGemm gemm = GemmFactory.Create("Managed-BF16", 2);
+        var managed = Assert.IsType<ManagedGemm>(gemm);
+        Assert.Equal(GemmPrecision.BFloat16, managed.Precision);
+        Assert.Equal(2, managed.Threads);
+        var metrics = Assert.IsType<ManagedGemm>(GemmFactory.Float32(gemm));
+        Assert.Equal(GemmPrecision.Float32, metrics.Precision);
+        Assert.Equal(2, metrics.Threads);
+        IGemm plain = GemmFactory.Create("managed", 1);
+        Assert.Same(plain, GemmFactory.Float32(plain));
+        Assert.Contains("managed-bf16", GemmFactory.Backends);
+    }
+
+    [Theory]
+    [MemberData(nameof(Isas))]
+    public void Prepared_calls_allocate_nothing(GemmIsa isa)
+    {
+        foreach (GemmPrecision precision in Enum.GetValues<GemmPrecision>())
+        {
+            const int M = 70, N = 90, K = 400;
+            float[] a = TestUtil.Random(M * K, 1), w = TestUtil.Random(N * K, 2), c = new float[M * N];
+            var gemm = new ManagedGemm(1, isa, precision);
+            gemm.Prepare(w, N, K);
+            gemm.Multiply(M, N, K, a, K, w, K, transB: true, c, N);        // first call: this thread's pack buffers
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            for (int i = 0; i < 3; i++)
+            {
+                gemm.Multiply(M, N, K, a, K, w, K, transB: true, c, N, accumulate: true);
+            }
+
+            Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
         }
     }
 
@@ -172,7 +293,9 @@ public class GemmTests
 
     // C is filled with random values (used when accumulating) and every float not inside the m×n view, the
     // ldc-gaps between rows and a tail after the last row, holds a canary that must survive.
-    internal static void CheckAgainstReference(IGemm gemm, int m, int n, int k, bool transB, bool accumulate)
+    // With `round`, the oracle multiplies round(a) by round(b) (what a BF16 GEMM must compute).
+    internal static void CheckAgainstReference(IGemm gemm, int m, int n, int k, bool transB, bool accumulate,
+        Func<float, float>? round = null)
     {
         int lda = k + 3;
         int ldb = (transB ? k : n) + 5;
@@ -190,10 +313,16 @@ public class GemmTests
             }
         }
 
-        float[] expected = (float[])c0.Clone();
-        Reference.MatMul(m, n, k, a, lda, b, ldb, transB, expected, ldc, accumulate);
         float[] actual = (float[])c0.Clone();
         gemm.Multiply(m, n, k, a, lda, b, ldb, transB, actual, ldc, accumulate);
+        if (round is not null)
+        {
+            a = Array.ConvertAll(a, x => round(x));
+            b = Array.ConvertAll(b, x => round(x));
+        }
+
+        float[] expected = (float[])c0.Clone();
+        Reference.MatMul(m, n, k, a, lda, b, ldb, transB, expected, ldc, accumulate);
 
         // Float32 summation of k products (in any order, blocked or with FMA) is within γ_k·Σ|a·b| ≈ k·ε·Σ|a·b| of
         // the exact sum (Higham, Accuracy and Stability, §3.1), plus ε for the final store of the reference.
@@ -225,5 +354,16 @@ public class GemmTests
                     $"{gemm.Name} m={m} n={n} k={k}: canary at {i} (row {i / ldc}, col {i % ldc}) overwritten with {actual[i]}");
             }
         }
+    }
+
+    // An IGemm that keeps the interface's default Prepare.
+    private sealed class NoPrepareGemm : IGemm
+    {
+        public string Name => "none";
+
+        public int Threads => 1;
+
+        public void Multiply(int m, int n, int k, ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb,
+            bool transB, Span<float> c, int ldc, bool accumulate = false) => throw new NotSupportedException();
     }
 }

@@ -35,16 +35,43 @@ public sealed class DitModel
     /// micro-kernels inside the pool's threads, so with OpenBLAS no BLAS call is ever in flight while attention heads
     /// run, and BLAS threads never nest inside ours or ours inside BLAS's. (OpenBLAS's idle threads busy-wait with
     /// sched_yield for a short while after a call, bounded by OPENBLAS_THREAD_TIMEOUT; they yield to our workers.)
+    /// Every Linear weight is handed to <see cref="IGemm.Prepare"/> here, once: the managed GEMM packs it into its
+    /// panel layout (and to BF16 with <c>--gemm managed-bf16</c>), OpenBLAS ignores it. The weights must not change
+    /// afterwards.
     /// </remarks>
     public DitModel(DitWeights weights, IGemm gemm, int threads)
     {
+        ArgumentNullException.ThrowIfNull(weights);
+        ArgumentNullException.ThrowIfNull(gemm);
         _w = weights;
         _gemm = gemm;
         _threads = Math.Max(1, threads);
+        PrepareWeights();
     }
 
     /// <summary>The model's config.</summary>
     public DitConfig Config => _w.Config;
+
+    // Every weight the GEMM sees, as [out, in] (the Linear layout); the patch-embedding conv is a Linear over im2col rows.
+    private void PrepareWeights()
+    {
+        DitConfig c = Config;
+        int d = c.Hidden;
+        _gemm.Prepare(_w.PatchW, d, c.InChannels * c.Patch * c.Patch);
+        _gemm.Prepare(_w.TimeW0, d, DitWeights.TimeFrequencyDim);
+        _gemm.Prepare(_w.TimeW2, d, d);
+        foreach (DitBlockWeights bw in _w.Blocks)
+        {
+            _gemm.Prepare(bw.AdaLnW, 6 * d, d);
+            _gemm.Prepare(bw.QkvW, 3 * d, d);
+            _gemm.Prepare(bw.ProjW, d, d);
+            _gemm.Prepare(bw.Fc1W, c.MlpHidden, d);
+            _gemm.Prepare(bw.Fc2W, d, c.MlpHidden);
+        }
+
+        _gemm.Prepare(_w.FinalAdaLnW, 2 * d, d);
+        _gemm.Prepare(_w.FinalW, c.Patch * c.Patch * c.OutChannels, d);
+    }
 
     /// <summary>The weights.</summary>
     public DitWeights Weights => _w;

@@ -7,11 +7,13 @@ namespace DitCache.Tensors;
 public static class GemmFactory
 {
     /// <summary>The accepted backend names.</summary>
-    public static IReadOnlyList<string> Backends { get; } = ["managed", "openblas", "auto"];
+    public static IReadOnlyList<string> Backends { get; } = ["managed", "managed-bf16", "openblas", "auto"];
 
     /// <summary>
-    /// "managed" → <see cref="ManagedGemm"/>; "openblas" → <see cref="OpenBlasGemm"/> (fails if the library is
-    /// missing); "auto" → OpenBLAS when <see cref="OpenBlasGemm.IsAvailable"/>, else managed. Case-insensitive.
+    /// "managed" → <see cref="ManagedGemm"/>; "managed-bf16" → <see cref="ManagedGemm"/> with
+    /// <see cref="GemmPrecision.BFloat16"/> (opt-in: both operands rounded to BF16, float32 accumulation);
+    /// "openblas" → <see cref="OpenBlasGemm"/> (fails if the library is missing); "auto" → OpenBLAS when
+    /// <see cref="OpenBlasGemm.IsAvailable"/>, else managed. Case-insensitive.
     /// </summary>
     /// <exception cref="DitCacheException">Unknown backend name (exit code 2), or OpenBLAS requested but missing.</exception>
     public static IGemm Create(string backend, int threads)
@@ -26,6 +28,8 @@ public static class GemmFactory
         {
             case "managed":
                 return new ManagedGemm(threads);
+            case "managed-bf16":
+                return new ManagedGemm(threads, GemmIsa.Auto, GemmPrecision.BFloat16);
             case "openblas":
                 return new OpenBlasGemm(threads);
             case "auto":
@@ -34,5 +38,15 @@ public static class GemmFactory
                 throw new DitCacheException(
                     $"unknown GEMM backend '{backend}'; expected one of: {string.Join(", ", Backends)}", 2);
         }
+    }
+
+    /// <summary>
+    /// <paramref name="gemm"/> itself, or a float32 <see cref="ManagedGemm"/> with its thread count when it rounds to
+    /// BF16: for the metrics' classifier, which measures the samples and so must not change with the backend under test.
+    /// </summary>
+    public static IGemm Float32(IGemm gemm)
+    {
+        ArgumentNullException.ThrowIfNull(gemm);
+        return gemm is ManagedGemm { Precision: GemmPrecision.BFloat16 } m ? new ManagedGemm(m.Threads, m.Isa) : gemm;
     }
 }

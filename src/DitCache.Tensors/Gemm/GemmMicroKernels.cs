@@ -2,29 +2,43 @@ using System;
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace DitCache.Tensors;
 
 /// <summary>
 /// A register-blocked GEMM micro-kernel (the BLIS/GotoBLAS "micro-kernel"; llamafile tinyBLAS's <c>gemm&lt;RM, RN&gt;</c>):
-/// multiplies one packed <see cref="Mr"/>×kc panel of A by one packed kc×<see cref="Nr"/> panel of B, keeping the
-/// Mr×Nr tile of C in registers for the whole kc loop. Operator-struct pattern, so <c>ManagedGemm</c> is specialised
-/// per ISA by the JIT.
+/// multiplies Mr rows of A by one kc×<see cref="Nr"/> panel of B, keeping the Mr×Nr tile of C in registers for the
+/// whole kc loop. Operator-struct pattern, so <c>ManagedGemm</c> and the attention kernels are specialised per ISA by
+/// the JIT. A is always read in place, row by row (stride lda): a row's kc floats stay in L1 while the kernel sweeps
+/// the B panels, so packing A would only add a copy.
 /// </summary>
+/// <remarks>
+/// This file's AVX-512 and AVX2 ladders were written out by a generator (the same three loops per ISA, differing only
+/// in how a k step gets its B vectors); edit them in the same pattern.
+/// </remarks>
 internal unsafe interface IGemmMicroKernel
 {
-    /// <summary>Rows of the C tile (A panel height).</summary>
+    /// <summary>Rows of the C tile.</summary>
     static abstract int Mr { get; }
 
     /// <summary>Columns of the C tile (B panel width).</summary>
     static abstract int Nr { get; }
 
     /// <summary>
-    /// <c>C[0..Mr, 0..Nr] (+)= Σ_p a[p·Mr + i]·b[p·Nr + j]</c> for p &lt; kc. <paramref name="a"/> is a packed A panel
-    /// (kc steps of Mr floats), <paramref name="b"/> a packed B panel (kc steps of Nr floats, 64-byte aligned).
-    /// Adds onto C when <paramref name="add"/>, else overwrites it.
+    /// <c>C[i, 0..Nr] (+)= Σ_p a[i·lda + p]·b[p·Nr + 0..Nr]</c> for i &lt; Mr, p &lt; kc: A rows in place, B a packed
+    /// float32 panel (kc steps of Nr floats, 64-byte aligned). Adds onto C when <paramref name="add"/>, else
+    /// overwrites it. Every one of the Mr rows of A is read.
     /// </summary>
-    static abstract void Run(int kc, float* a, float* b, float* c, nint ldc, bool add);
+    static abstract void Run(int kc, float* a, nint lda, float* b, float* c, nint ldc, bool add);
+
+    /// <summary>
+    /// As <see cref="Run"/> with B a packed BF16 panel: kc steps of Nr/2 32-bit lanes, lane j holding column j in its
+    /// low half and column j + Nr/2 in its high half (<see cref="BFloat16"/>). A BF16 value is the upper half of a
+    /// float32, so a shift (low half) and a mask (high half) turn one lane into two exact float32 values; products
+    /// and sums are float32 FMAs, as in <c>VDPBF16PS</c>.
+    /// </summary>
+    static abstract void RunBf16(int kc, float* a, nint lda, uint* b, float* c, nint ldc, bool add);
 
     /// <summary>
     /// The same tile product on unpacked row-major operands: <c>C[i, 0..Nr] (+)= Σ_p a[i·lda + p]·b[p·ldb + 0..Nr]</c>
@@ -35,9 +49,9 @@ internal unsafe interface IGemmMicroKernel
 }
 
 /// <summary>
-/// AVX-512: 8×32 tile = 16 zmm accumulators; per k step two B loads and eight broadcasts of A (folded into the FMA as
-/// embedded broadcasts), 16 FMAs. Zen 4 issues one 512-bit FMA per cycle (latency 4), so 16 independent chains hide
-/// the latency with room to spare and the loads stay well under the two-per-cycle limit.
+/// AVX-512: 8×32 tile = 16 zmm accumulators; per k step two B loads (or one BF16 pair load and a shift and a mask),
+/// eight broadcasts of A and 16 FMAs. Zen 4 issues one 512-bit FMA per cycle (latency 4), so 16 independent chains
+/// hide the latency and the loads stay well under the three-per-cycle limit.
 /// </summary>
 internal readonly unsafe struct Avx512Kernel8x32 : IGemmMicroKernel
 {
@@ -46,8 +60,11 @@ internal readonly unsafe struct Avx512Kernel8x32 : IGemmMicroKernel
     public static int Nr => 32;
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Run(int kc, float* a, float* b, float* c, nint ldc, bool add)
+    public static void Run(int kc, float* a, nint lda, float* b, float* c, nint ldc, bool add)
     {
+        PrefetchTile(c, ldc);
+        float* a0 = a, a1 = a + lda, a2 = a + (2 * lda), a3 = a + (3 * lda);
+        float* a4 = a + (4 * lda), a5 = a + (5 * lda), a6 = a + (6 * lda), a7 = a + (7 * lda);
         Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default;
         Vector512<float> c20 = default, c21 = default, c30 = default, c31 = default;
         Vector512<float> c40 = default, c41 = default, c50 = default, c51 = default;
@@ -56,32 +73,84 @@ internal readonly unsafe struct Avx512Kernel8x32 : IGemmMicroKernel
         {
             Vector512<float> b0 = Vector512.Load(b);
             Vector512<float> b1 = Vector512.Load(b + 16);
-            Vector512<float> av = Vector512.Create(a[0]);
+            Vector512<float> av = Vector512.Create(a0[p]);
             c00 = Vector512.FusedMultiplyAdd(av, b0, c00);
             c01 = Vector512.FusedMultiplyAdd(av, b1, c01);
-            av = Vector512.Create(a[1]);
+            av = Vector512.Create(a1[p]);
             c10 = Vector512.FusedMultiplyAdd(av, b0, c10);
             c11 = Vector512.FusedMultiplyAdd(av, b1, c11);
-            av = Vector512.Create(a[2]);
+            av = Vector512.Create(a2[p]);
             c20 = Vector512.FusedMultiplyAdd(av, b0, c20);
             c21 = Vector512.FusedMultiplyAdd(av, b1, c21);
-            av = Vector512.Create(a[3]);
+            av = Vector512.Create(a3[p]);
             c30 = Vector512.FusedMultiplyAdd(av, b0, c30);
             c31 = Vector512.FusedMultiplyAdd(av, b1, c31);
-            av = Vector512.Create(a[4]);
+            av = Vector512.Create(a4[p]);
             c40 = Vector512.FusedMultiplyAdd(av, b0, c40);
             c41 = Vector512.FusedMultiplyAdd(av, b1, c41);
-            av = Vector512.Create(a[5]);
+            av = Vector512.Create(a5[p]);
             c50 = Vector512.FusedMultiplyAdd(av, b0, c50);
             c51 = Vector512.FusedMultiplyAdd(av, b1, c51);
-            av = Vector512.Create(a[6]);
+            av = Vector512.Create(a6[p]);
             c60 = Vector512.FusedMultiplyAdd(av, b0, c60);
             c61 = Vector512.FusedMultiplyAdd(av, b1, c61);
-            av = Vector512.Create(a[7]);
+            av = Vector512.Create(a7[p]);
             c70 = Vector512.FusedMultiplyAdd(av, b0, c70);
             c71 = Vector512.FusedMultiplyAdd(av, b1, c71);
-            a += 8;
             b += 32;
+        }
+
+        Store(c, c00, c01, add);
+        Store(c + ldc, c10, c11, add);
+        Store(c + (2 * ldc), c20, c21, add);
+        Store(c + (3 * ldc), c30, c31, add);
+        Store(c + (4 * ldc), c40, c41, add);
+        Store(c + (5 * ldc), c50, c51, add);
+        Store(c + (6 * ldc), c60, c61, add);
+        Store(c + (7 * ldc), c70, c71, add);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void RunBf16(int kc, float* a, nint lda, uint* b, float* c, nint ldc, bool add)
+    {
+        PrefetchTile(c, ldc);
+        float* a0 = a, a1 = a + lda, a2 = a + (2 * lda), a3 = a + (3 * lda);
+        float* a4 = a + (4 * lda), a5 = a + (5 * lda), a6 = a + (6 * lda), a7 = a + (7 * lda);
+        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default;
+        Vector512<float> c20 = default, c21 = default, c30 = default, c31 = default;
+        Vector512<float> c40 = default, c41 = default, c50 = default, c51 = default;
+        Vector512<float> c60 = default, c61 = default, c70 = default, c71 = default;
+        Vector512<uint> high = Vector512.Create(0xFFFF0000u);
+        for (int p = 0; p < kc; p++)
+        {
+            Vector512<uint> pair = Vector512.Load(b);                    // lane j: column j low, column j + 16 high
+            Vector512<float> b0 = (pair << 16).AsSingle();
+            Vector512<float> b1 = (pair & high).AsSingle();
+            Vector512<float> av = Vector512.Create(a0[p]);
+            c00 = Vector512.FusedMultiplyAdd(av, b0, c00);
+            c01 = Vector512.FusedMultiplyAdd(av, b1, c01);
+            av = Vector512.Create(a1[p]);
+            c10 = Vector512.FusedMultiplyAdd(av, b0, c10);
+            c11 = Vector512.FusedMultiplyAdd(av, b1, c11);
+            av = Vector512.Create(a2[p]);
+            c20 = Vector512.FusedMultiplyAdd(av, b0, c20);
+            c21 = Vector512.FusedMultiplyAdd(av, b1, c21);
+            av = Vector512.Create(a3[p]);
+            c30 = Vector512.FusedMultiplyAdd(av, b0, c30);
+            c31 = Vector512.FusedMultiplyAdd(av, b1, c31);
+            av = Vector512.Create(a4[p]);
+            c40 = Vector512.FusedMultiplyAdd(av, b0, c40);
+            c41 = Vector512.FusedMultiplyAdd(av, b1, c41);
+            av = Vector512.Create(a5[p]);
+            c50 = Vector512.FusedMultiplyAdd(av, b0, c50);
+            c51 = Vector512.FusedMultiplyAdd(av, b1, c51);
+            av = Vector512.Create(a6[p]);
+            c60 = Vector512.FusedMultiplyAdd(av, b0, c60);
+            c61 = Vector512.FusedMultiplyAdd(av, b1, c61);
+            av = Vector512.Create(a7[p]);
+            c70 = Vector512.FusedMultiplyAdd(av, b0, c70);
+            c71 = Vector512.FusedMultiplyAdd(av, b1, c71);
+            b += 16;
         }
 
         Store(c, c00, c01, add);
@@ -144,6 +213,22 @@ internal readonly unsafe struct Avx512Kernel8x32 : IGemmMicroKernel
         Store(c + (7 * ldc), c70, c71, add);
     }
 
+    // Asks for the C tile's lines now, so that the loads (add) or the write-allocates (overwrite) at the end find
+    // them in L1 instead of stalling on memory: with k = 128 one tile's products take only ~1 µs.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PrefetchTile(float* c, nint ldc)
+    {
+        if (Sse.IsSupported)
+        {
+            for (int i = 0; i < 8; i++)
+            {
+                Sse.Prefetch0(c + (i * ldc));
+                Sse.Prefetch0(c + (i * ldc) + 16);
+                Sse.Prefetch0(c + (i * ldc) + 31);
+            }
+        }
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Store(float* row, Vector512<float> v0, Vector512<float> v1, bool add)
     {
@@ -169,8 +254,11 @@ internal readonly unsafe struct Avx2Kernel6x16 : IGemmMicroKernel
     public static int Nr => 16;
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Run(int kc, float* a, float* b, float* c, nint ldc, bool add)
+    public static void Run(int kc, float* a, nint lda, float* b, float* c, nint ldc, bool add)
     {
+        PrefetchTile(c, ldc);
+        float* a0 = a, a1 = a + lda, a2 = a + (2 * lda), a3 = a + (3 * lda);
+        float* a4 = a + (4 * lda), a5 = a + (5 * lda);
         Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default;
         Vector256<float> c20 = default, c21 = default, c30 = default, c31 = default;
         Vector256<float> c40 = default, c41 = default, c50 = default, c51 = default;
@@ -178,26 +266,69 @@ internal readonly unsafe struct Avx2Kernel6x16 : IGemmMicroKernel
         {
             Vector256<float> b0 = Vector256.Load(b);
             Vector256<float> b1 = Vector256.Load(b + 8);
-            Vector256<float> av = Vector256.Create(a[0]);
+            Vector256<float> av = Vector256.Create(a0[p]);
             c00 = Vector256.FusedMultiplyAdd(av, b0, c00);
             c01 = Vector256.FusedMultiplyAdd(av, b1, c01);
-            av = Vector256.Create(a[1]);
+            av = Vector256.Create(a1[p]);
             c10 = Vector256.FusedMultiplyAdd(av, b0, c10);
             c11 = Vector256.FusedMultiplyAdd(av, b1, c11);
-            av = Vector256.Create(a[2]);
+            av = Vector256.Create(a2[p]);
             c20 = Vector256.FusedMultiplyAdd(av, b0, c20);
             c21 = Vector256.FusedMultiplyAdd(av, b1, c21);
-            av = Vector256.Create(a[3]);
+            av = Vector256.Create(a3[p]);
             c30 = Vector256.FusedMultiplyAdd(av, b0, c30);
             c31 = Vector256.FusedMultiplyAdd(av, b1, c31);
-            av = Vector256.Create(a[4]);
+            av = Vector256.Create(a4[p]);
             c40 = Vector256.FusedMultiplyAdd(av, b0, c40);
             c41 = Vector256.FusedMultiplyAdd(av, b1, c41);
-            av = Vector256.Create(a[5]);
+            av = Vector256.Create(a5[p]);
             c50 = Vector256.FusedMultiplyAdd(av, b0, c50);
             c51 = Vector256.FusedMultiplyAdd(av, b1, c51);
-            a += 6;
             b += 16;
+        }
+
+        Store(c, c00, c01, add);
+        Store(c + ldc, c10, c11, add);
+        Store(c + (2 * ldc), c20, c21, add);
+        Store(c + (3 * ldc), c30, c31, add);
+        Store(c + (4 * ldc), c40, c41, add);
+        Store(c + (5 * ldc), c50, c51, add);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void RunBf16(int kc, float* a, nint lda, uint* b, float* c, nint ldc, bool add)
+    {
+        PrefetchTile(c, ldc);
+        float* a0 = a, a1 = a + lda, a2 = a + (2 * lda), a3 = a + (3 * lda);
+        float* a4 = a + (4 * lda), a5 = a + (5 * lda);
+        Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default;
+        Vector256<float> c20 = default, c21 = default, c30 = default, c31 = default;
+        Vector256<float> c40 = default, c41 = default, c50 = default, c51 = default;
+        Vector256<uint> high = Vector256.Create(0xFFFF0000u);
+        for (int p = 0; p < kc; p++)
+        {
+            Vector256<uint> pair = Vector256.Load(b);                    // lane j: column j low, column j + 8 high
+            Vector256<float> b0 = (pair << 16).AsSingle();
+            Vector256<float> b1 = (pair & high).AsSingle();
+            Vector256<float> av = Vector256.Create(a0[p]);
+            c00 = Vector256.FusedMultiplyAdd(av, b0, c00);
+            c01 = Vector256.FusedMultiplyAdd(av, b1, c01);
+            av = Vector256.Create(a1[p]);
+            c10 = Vector256.FusedMultiplyAdd(av, b0, c10);
+            c11 = Vector256.FusedMultiplyAdd(av, b1, c11);
+            av = Vector256.Create(a2[p]);
+            c20 = Vector256.FusedMultiplyAdd(av, b0, c20);
+            c21 = Vector256.FusedMultiplyAdd(av, b1, c21);
+            av = Vector256.Create(a3[p]);
+            c30 = Vector256.FusedMultiplyAdd(av, b0, c30);
+            c31 = Vector256.FusedMultiplyAdd(av, b1, c31);
+            av = Vector256.Create(a4[p]);
+            c40 = Vector256.FusedMultiplyAdd(av, b0, c40);
+            c41 = Vector256.FusedMultiplyAdd(av, b1, c41);
+            av = Vector256.Create(a5[p]);
+            c50 = Vector256.FusedMultiplyAdd(av, b0, c50);
+            c51 = Vector256.FusedMultiplyAdd(av, b1, c51);
+            b += 8;
         }
 
         Store(c, c00, c01, add);
@@ -211,7 +342,8 @@ internal readonly unsafe struct Avx2Kernel6x16 : IGemmMicroKernel
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void RunRows(int kc, float* a, nint lda, float* b, nint ldb, float* c, nint ldc, bool add)
     {
-        float* a0 = a, a1 = a + lda, a2 = a + (2 * lda), a3 = a + (3 * lda), a4 = a + (4 * lda), a5 = a + (5 * lda);
+        float* a0 = a, a1 = a + lda, a2 = a + (2 * lda), a3 = a + (3 * lda);
+        float* a4 = a + (4 * lda), a5 = a + (5 * lda);
         Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default;
         Vector256<float> c20 = default, c21 = default, c30 = default, c31 = default;
         Vector256<float> c40 = default, c41 = default, c50 = default, c51 = default;
@@ -248,6 +380,21 @@ internal readonly unsafe struct Avx2Kernel6x16 : IGemmMicroKernel
         Store(c + (5 * ldc), c50, c51, add);
     }
 
+    // Asks for the C tile's lines now, so that the loads (add) or the write-allocates (overwrite) at the end find
+    // them in L1 instead of stalling on memory: with k = 128 one tile's products take only ~1 µs.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PrefetchTile(float* c, nint ldc)
+    {
+        if (Sse.IsSupported)
+        {
+            for (int i = 0; i < 6; i++)
+            {
+                Sse.Prefetch0(c + (i * ldc));
+                Sse.Prefetch0(c + (i * ldc) + 15);
+            }
+        }
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Store(float* row, Vector256<float> v0, Vector256<float> v1, bool add)
     {
@@ -262,47 +409,49 @@ internal readonly unsafe struct Avx2Kernel6x16 : IGemmMicroKernel
     }
 }
 
-/// <summary>Portable 4×8 tile with plain float FMAs: the fallback, and a check of the packing logic on any machine.</summary>
+/// <summary>Portable 4×8 tile with plain float FMAs: the fallback, and a check of the blocking logic on any machine.</summary>
 internal readonly unsafe struct ScalarKernel4x8 : IGemmMicroKernel
 {
     public static int Mr => 4;
 
     public static int Nr => 8;
 
-    public static void Run(int kc, float* a, float* b, float* c, nint ldc, bool add)
+    public static void Run(int kc, float* a, nint lda, float* b, float* c, nint ldc, bool add) =>
+        RunRows(kc, a, lda, b, 8, c, ldc, add);
+
+    public static void RunBf16(int kc, float* a, nint lda, uint* b, float* c, nint ldc, bool add)
     {
         float* acc = stackalloc float[4 * 8];
-        new System.Span<float>(acc, 4 * 8).Clear();
+        new Span<float>(acc, 4 * 8).Clear();
+        float* bp = stackalloc float[8];
         for (int p = 0; p < kc; p++)
         {
+            for (int j = 0; j < 4; j++)
+            {
+                bp[j] = BitConverter.UInt32BitsToSingle(b[j] << 16);
+                bp[j + 4] = BitConverter.UInt32BitsToSingle(b[j] & 0xFFFF0000u);
+            }
+
             for (int i = 0; i < 4; i++)
             {
-                float av = a[i];
+                float av = a[(i * lda) + p];
                 float* row = acc + (i * 8);
                 for (int j = 0; j < 8; j++)
                 {
-                    row[j] += av * b[j];
+                    row[j] += av * bp[j];
                 }
             }
 
-            a += 4;
-            b += 8;
+            b += 4;
         }
 
-        for (int i = 0; i < 4; i++)
-        {
-            float* dst = c + (i * ldc);
-            for (int j = 0; j < 8; j++)
-            {
-                dst[j] = add ? dst[j] + acc[(i * 8) + j] : acc[(i * 8) + j];
-            }
-        }
+        StoreTile(acc, c, ldc, add);
     }
 
     public static void RunRows(int kc, float* a, nint lda, float* b, nint ldb, float* c, nint ldc, bool add)
     {
         float* acc = stackalloc float[4 * 8];
-        new System.Span<float>(acc, 4 * 8).Clear();
+        new Span<float>(acc, 4 * 8).Clear();
         for (int p = 0; p < kc; p++)
         {
             for (int i = 0; i < 4; i++)
@@ -318,6 +467,11 @@ internal readonly unsafe struct ScalarKernel4x8 : IGemmMicroKernel
             b += ldb;
         }
 
+        StoreTile(acc, c, ldc, add);
+    }
+
+    private static void StoreTile(float* acc, float* c, nint ldc, bool add)
+    {
         for (int i = 0; i < 4; i++)
         {
             float* dst = c + (i * ldc);

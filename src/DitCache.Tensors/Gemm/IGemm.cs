@@ -16,6 +16,16 @@ public interface IGemm
     /// <summary>Threads this backend uses for one call.</summary>
     int Threads { get; }
 
+    /// <summary>
+    /// Declares <paramref name="weight"/> (n×k, row-major: a Linear weight, used with transB = true and ldb = k) a
+    /// constant operand of later calls, so that the backend may keep it in its own layout (packed panels, BF16) and
+    /// skip converting it on every call. The caller must not change the array afterwards. A backend with nothing to
+    /// prepare ignores it (the default).
+    /// </summary>
+    void Prepare(float[] weight, int n, int k)
+    {
+    }
+
     /// <summary>Computes <c>C (+)= A·op(B)</c>; see the type remarks for layouts.</summary>
     void Multiply(int m, int n, int k, ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb, bool transB,
         Span<float> c, int ldc, bool accumulate = false);

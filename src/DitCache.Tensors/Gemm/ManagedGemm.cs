@@ -1,32 +1,45 @@
 using System;
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
+using System.Threading;
 
 namespace DitCache.Tensors;
 
 /// <summary>
 /// Managed single-precision GEMM (see <see cref="IGemm"/> for the layouts), built the GotoBLAS/BLIS way: C is cut
-/// into per-thread blocks; within a block, a kc×nc slab of op(B) is packed into Nr-wide panels (kept in L2), an
-/// mc×kc slab of A into Mr-tall panels, and a register-blocked micro-kernel (<see cref="IGemmMicroKernel"/>) runs
-/// over the Mr×Nr tiles. Edge tiles are computed into a small scratch tile (the packers zero-pad A and B) and
-/// only their valid part is written, so ragged m, n, k and any strides are handled without touching C out of range.
+/// into per-thread blocks; within a block, a kc×nc slab of op(B) in Nr-wide packed panels stays in L2 while a
+/// register-blocked micro-kernel (<see cref="IGemmMicroKernel"/>) runs over the Mr×Nr tiles, reading Mr rows of A in
+/// place (their kc floats stay in L1 across the slab). Edge tiles are computed into a small scratch tile (the B
+/// panels are zero-padded, the last rows of a ragged m are copied zero-padded) and only their valid part is written,
+/// so ragged m, n, k and any strides are handled without touching C out of range.
 /// </summary>
 /// <remarks>
-/// Threads: one level of parallelism, the shared <see cref="WorkerPool"/> over a tm×tn grid of C blocks chosen to
-/// balance tiles (columns first: each thread then packs only its own part of B, the larger operand for Linear
-/// layers). A call made from inside another parallel region (an attention head, say) runs on its own thread only.
-/// Pack buffers are per thread (<see cref="ThreadStaticAttribute"/>, pinned, 64-byte aligned, sized once) and the
-/// pool's threads are persistent, so steady-state calls allocate nothing.
+/// <para>Weights: <see cref="Prepare"/> packs a constant B (a Linear weight) once; later calls with that array skip
+/// packing B. With <see cref="GemmPrecision.BFloat16"/> the prepared panels hold BF16, half the bytes.</para>
+/// <para>Threads: one level of parallelism, the shared <see cref="WorkerPool"/> over a tm×tn grid of C blocks chosen
+/// to balance tiles (columns first: each thread then packs only its own part of B). A call made from inside another
+/// parallel region (an attention head, say) runs on its own thread only. Pack buffers are per thread
+/// (<see cref="ThreadStaticAttribute"/>, pinned, 64-byte aligned, sized once) and the pool's threads are persistent,
+/// so steady-state calls allocate nothing.</para>
 /// </remarks>
 public sealed unsafe class ManagedGemm : IGemm
 {
-    // Cache blocking for Zen 4 (32 KiB L1d, 1 MiB L2 per core): one packed A micro-panel (Mr×Kc, 8 KiB for 8×256)
-    // stays in L1 while the kernel sweeps the packed B slab (Kc×Nc ≤ 512 KiB) out of L2.
-    private const int Kc = 256;
+    // Cache blocking for Zen 4 (32 KiB L1d, 1 MiB L2 per core). k is cut into near-equal blocks of at most KcMax
+    // (k = 1152 → 3 × 384, 4608 → 9 × 512, 512 → 1: C is then loaded and stored once); Mr rows of A over one k block
+    // (8 × 512 floats = 16 KiB at most) stay in L1 while the micro-kernel sweeps a kc×nc slab of packed B that fits
+    // SlabFloats (576 KiB) and so stays in L2 next to the rows of A streaming through. KcMax 512 against 384 and 256
+    // was worth 12 % and 15 % at the shipped model's fc2 (k = 512), nothing measurable elsewhere (docs/benchmarks/gemm.md).
+    private const int KcMax = 512;
+    private const int SlabFloats = 384 * 384;
+
+    // BF16 path: rows of A are rounded into the pack buffer this many at a time (a multiple of every Mr).
     private const int McMax = 96;
-    private const int NcMax = 512;
+
+    // Widest Nr of any micro-kernel (sizes the per-thread BF16 panel scratch).
+    private const int NrMax = 32;
 
     // Below this many multiply-adds one thread is faster than waking others.
     private const long ParallelThreshold = 1L << 17;
@@ -34,15 +47,22 @@ public sealed unsafe class ManagedGemm : IGemm
     [ThreadStatic]
     private static float[]? s_packBuffer;
 
-    /// <summary>Creates the GEMM with <paramref name="threads"/> worker threads and the given micro-kernel ISA.</summary>
+    private readonly Lock _prepareGate = new();
+    private PreparedWeight[] _prepared = [];
+
+    /// <summary>
+    /// Creates the GEMM with <paramref name="threads"/> worker threads, the given micro-kernel ISA and
+    /// <paramref name="precision"/>.
+    /// </summary>
     /// <exception cref="ArgumentOutOfRangeException">threads is below 1.</exception>
     /// <exception cref="DitCacheException">The requested ISA is not supported by this machine.</exception>
-    public ManagedGemm(int threads = 1, GemmIsa isa = GemmIsa.Auto)
+    public ManagedGemm(int threads = 1, GemmIsa isa = GemmIsa.Auto, GemmPrecision precision = GemmPrecision.Float32)
     {
         KernelChecks.Positive(threads, nameof(threads));
         Isa = Resolve(isa);
         Threads = threads;
-        Name = "managed-" + Isa.ToString().ToLowerInvariant();
+        Precision = precision;
+        Name = "managed-" + Isa.ToString().ToLowerInvariant() + (precision == GemmPrecision.BFloat16 ? "-bf16" : "");
     }
 
     /// <inheritdoc/>
@@ -54,6 +74,9 @@ public sealed unsafe class ManagedGemm : IGemm
     /// <summary>The micro-kernel ISA actually used (never <see cref="GemmIsa.Auto"/>).</summary>
     public GemmIsa Isa { get; }
 
+    /// <summary>Float32, or both operands rounded to BF16 (<see cref="GemmPrecision"/>).</summary>
+    public GemmPrecision Precision { get; }
+
     /// <summary>Whether this machine can run <paramref name="isa"/>.</summary>
     public static bool IsSupported(GemmIsa isa) => isa switch
     {
@@ -62,6 +85,36 @@ public sealed unsafe class ManagedGemm : IGemm
         GemmIsa.Avx2 => Vector256.IsHardwareAccelerated && Avx2.IsSupported && Fma.IsSupported,
         _ => false,
     };
+
+    /// <summary>
+    /// Packs <paramref name="weight"/> (n×k, row-major: a Linear weight, used as op(B) = Bᵀ) once, in this GEMM's
+    /// panel layout and precision; later <see cref="Multiply"/> calls with transB, this array as b, ldb = k and the
+    /// same n and k use the packed copy instead of packing B again. The caller must not change the array afterwards.
+    /// Costs one packed copy of the weight (n rounded up to the panel width, × k floats; half that for BF16), kept as
+    /// long as this GEMM. Preparing the same array again does nothing.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">n or k is not positive.</exception>
+    /// <exception cref="ArgumentException">The array holds fewer than n·k floats.</exception>
+    public void Prepare(float[] weight, int n, int k)
+    {
+        ArgumentNullException.ThrowIfNull(weight);
+        KernelChecks.Positive(n, nameof(n));
+        KernelChecks.Positive(k, nameof(k));
+        KernelChecks.Length(weight.Length, (long)n * k, nameof(weight), $"[n {n}, k {k}]");
+        lock (_prepareGate)
+        {
+            foreach (PreparedWeight p in _prepared)
+            {
+                if (ReferenceEquals(p.Weight, weight) && p.N == n && p.K == k)
+                {
+                    return;
+                }
+            }
+
+            int nr = Isa switch { GemmIsa.Avx512 => Avx512Kernel8x32.Nr, GemmIsa.Avx2 => Avx2Kernel6x16.Nr, _ => ScalarKernel4x8.Nr };
+            Volatile.Write(ref _prepared, [.. _prepared, PreparedWeight.Pack(weight, n, k, nr, Precision)]);
+        }
+    }
 
     /// <inheritdoc/>
     public void Multiply(int m, int n, int k, ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb, bool transB,
@@ -90,17 +143,29 @@ public sealed unsafe class ManagedGemm : IGemm
                 return;
             }
 
-            var job = new Job(m, n, k, pa, lda, pb, ldb, transB, pc, ldc, accumulate);
+            PreparedWeight? prepared = transB && ldb == k ? Find(pb, n, k) : null;   // kept alive by _prepared
+            var job = new Job(m, n, k, pa, lda, pb, ldb, transB, pc, ldc, accumulate,
+                prepared is null ? null : prepared.Panels, prepared is null ? 0 : prepared.PanelStride);
+            bool bf16 = Precision == GemmPrecision.BFloat16;
             switch (Isa)
             {
+                case GemmIsa.Avx512 when bf16:
+                    Run<Avx512Kernel8x32, Bf16Panels>(job);
+                    break;
                 case GemmIsa.Avx512:
-                    Run<Avx512Kernel8x32>(job);
+                    Run<Avx512Kernel8x32, Float32Panels>(job);
+                    break;
+                case GemmIsa.Avx2 when bf16:
+                    Run<Avx2Kernel6x16, Bf16Panels>(job);
                     break;
                 case GemmIsa.Avx2:
-                    Run<Avx2Kernel6x16>(job);
+                    Run<Avx2Kernel6x16, Float32Panels>(job);
+                    break;
+                case GemmIsa.Scalar when bf16:
+                    Run<ScalarKernel4x8, Bf16Panels>(job);
                     break;
                 default:
-                    Run<ScalarKernel4x8>(job);
+                    Run<ScalarKernel4x8, Float32Panels>(job);
                     break;
             }
         }
@@ -121,27 +186,45 @@ public sealed unsafe class ManagedGemm : IGemm
         return isa;
     }
 
-    private void Run<TKernel>(Job job)
+    // The prepared copy of the weight at b, if any. The address comparison is safe without pinning the registered
+    // arrays: b is pinned by the caller's fixed, so no other array can sit at its address, and if the registered
+    // array is b's array it cannot move while we look.
+    private PreparedWeight? Find(float* b, int n, int k)
+    {
+        foreach (PreparedWeight p in Volatile.Read(ref _prepared))
+        {
+            if (p.N == n && p.K == k && Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(p.Weight)) == b)
+            {
+                return p;
+            }
+        }
+
+        return null;
+    }
+
+    private void Run<TKernel, TFormat>(Job job)
         where TKernel : IGemmMicroKernel
+        where TFormat : IPanelFormat
     {
         int mPanels = Ceil(job.M, TKernel.Mr);
         int nPanels = Ceil(job.N, TKernel.Nr);
         int workers = (long)job.M * job.N * job.K < ParallelThreshold ? 1 : Math.Min(Threads, mPanels * nPanels);
         if (workers == 1)
         {
-            Block<TKernel>(job, 0, job.M, 0, job.N);
+            Block<TKernel, TFormat>(job, 0, job.M, 0, job.N);
             return;
         }
 
         EnsurePackBuffers();                    // the caller may get no block this time, and a block in a later call
         (int tm, int tn) = Grid(workers, mPanels, nPanels, TKernel.Mr, TKernel.Nr);
         var grid = new GridJob { Job = job, Tm = tm, Tn = tn, MPanels = mPanels, NPanels = nPanels };
-        WorkerPool.Run(&GridBlock<TKernel>, &grid, tm * tn, tm * tn);
+        WorkerPool.Run(&GridBlock<TKernel, TFormat>, &grid, tm * tn, tm * tn);
     }
 
     // One block w of the tm×tn grid of C, on whichever pool thread picked it up.
-    private static void GridBlock<TKernel>(void* context, int w, int slot)
+    private static void GridBlock<TKernel, TFormat>(void* context, int w, int slot)
         where TKernel : IGemmMicroKernel
+        where TFormat : IPanelFormat
     {
         ref readonly GridJob g = ref *(GridJob*)context;
         int wm = w / g.Tn;
@@ -152,7 +235,7 @@ public sealed unsafe class ManagedGemm : IGemm
         int n1 = Math.Min(g.Job.N, (int)((long)g.NPanels * (wn + 1) / g.Tn) * TKernel.Nr);
         if (m0 < m1 && n0 < n1)
         {
-            Block<TKernel>(g.Job, m0, m1, n0, n1);
+            Block<TKernel, TFormat>(g.Job, m0, m1, n0, n1);
         }
     }
 
@@ -186,58 +269,105 @@ public sealed unsafe class ManagedGemm : IGemm
     }
 
     // C[m0..m1, n0..n1] (+)= A[m0..m1, :]·op(B)[:, n0..n1] on the calling thread.
-    private static void Block<TKernel>(in Job job, int m0, int m1, int n0, int n1)
+    private static void Block<TKernel, TFormat>(in Job job, int m0, int m1, int n0, int n1)
         where TKernel : IGemmMicroKernel
+        where TFormat : IPanelFormat
     {
         int mr = TKernel.Mr;
         int nr = TKernel.Nr;
-        int mc = McMax / mr * mr;
-        int nc = NcMax / nr * nr;
-        float* ap = PackBuffers(mc, nc, out float* bp);
+        int words = TFormat.IsBf16 ? nr / 2 : nr;              // 32-bit words per k step of a packed B panel
+        int kBlocks = Ceil(job.K, KcMax);
+        int kc = Ceil(job.K, kBlocks);
+        int nc = Math.Max(nr, (int)Math.Min(int.MaxValue, (long)SlabFloats * nr / ((long)kc * words)) / nr * nr);
+        int mc = TFormat.IsBf16 ? McMax : m1 - m0;
+        float* bp = PackBuffers(out float* ap, out float* scratch);
         float* edge = stackalloc float[(mr * nr) + 16];
         edge = Align64(edge);
         for (int jc = n0; jc < n1; jc += nc)
         {
             int ncur = Math.Min(nc, n1 - jc);
-            for (int pc = 0; pc < job.K; pc += Kc)
+            for (int pc = 0; pc < job.K; pc += kc)
             {
-                int kcur = Math.Min(Kc, job.K - pc);
+                int kcur = Math.Min(kc, job.K - pc);
                 bool add = job.Accumulate || pc > 0;
-                if (job.TransB)
+                float* slab;
+                nint panelStride;
+                if (job.Packed != null)
                 {
-                    PackBTransposed(job.B, job.Ldb, jc, ncur, pc, kcur, nr, bp);
+                    slab = job.Packed + ((nint)(jc / nr) * job.PackedStride) + ((nint)pc * words);
+                    panelStride = job.PackedStride;
                 }
                 else
                 {
-                    PackB(job.B, job.Ldb, jc, ncur, pc, kcur, nr, bp);
+                    slab = bp;
+                    panelStride = (nint)kcur * words;
+                    if (TFormat.IsBf16)
+                    {
+                        GemmPacking.PackBf16(job.B, job.Ldb, job.TransB, jc, ncur, pc, kcur, nr, (uint*)bp, panelStride, scratch);
+                    }
+                    else
+                    {
+                        GemmPacking.PackF32(job.B, job.Ldb, job.TransB, jc, ncur, pc, kcur, nr, bp, panelStride);
+                    }
                 }
 
                 for (int ic = m0; ic < m1; ic += mc)
                 {
                     int mcur = Math.Min(mc, m1 - ic);
-                    PackA(job.A, job.Lda, ic, mcur, pc, kcur, mr, ap);
+                    float* a = job.A + (ic * job.Lda) + pc;
+                    nint lda = job.Lda;
+                    if (TFormat.IsBf16)
+                    {
+                        GemmPacking.RoundRowsBf16(a, lda, mcur, kcur, Ceil(mcur, mr) * mr, ap);
+                        a = ap;
+                        lda = kcur;
+                    }
+
                     for (int ir = 0; ir < mcur; ir += mr)
                     {
                         int rows = Math.Min(mr, mcur - ir);
-                        float* apanel = ap + ((long)ir * kcur);
-                        float* crow = job.C + ((long)(ic + ir) * job.Ldc) + jc;
+                        float* arow = a + (ir * lda);
+                        nint ldr = lda;
+                        if (rows < mr && !TFormat.IsBf16)
+                        {
+                            GemmPacking.CopyRows(arow, lda, rows, kcur, mr, ap);
+                            arow = ap;
+                            ldr = kcur;
+                        }
+
+                        float* crow = job.C + ((ic + ir) * job.Ldc) + jc;
                         for (int jr = 0; jr < ncur; jr += nr)
                         {
                             int cols = Math.Min(nr, ncur - jr);
-                            float* bpanel = bp + ((long)jr * kcur);
+                            float* bpanel = slab + ((nint)(jr / nr) * panelStride);
                             if (rows == mr && cols == nr)
                             {
-                                TKernel.Run(kcur, apanel, bpanel, crow + jr, job.Ldc, add);
+                                Kernel<TKernel, TFormat>(kcur, arow, ldr, bpanel, crow + jr, job.Ldc, add);
                             }
                             else
                             {
-                                TKernel.Run(kcur, apanel, bpanel, edge, nr, add: false);
+                                Kernel<TKernel, TFormat>(kcur, arow, ldr, bpanel, edge, nr, add: false);
                                 MergeEdge(edge, nr, crow + jr, job.Ldc, rows, cols, add);
                             }
                         }
                     }
                 }
             }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Kernel<TKernel, TFormat>(int kc, float* a, nint lda, float* b, float* c, nint ldc, bool add)
+        where TKernel : IGemmMicroKernel
+        where TFormat : IPanelFormat
+    {
+        if (TFormat.IsBf16)
+        {
+            TKernel.RunBf16(kc, a, lda, (uint*)b, c, ldc, add);
+        }
+        else
+        {
+            TKernel.Run(kc, a, lda, b, c, ldc, add);
         }
     }
 
@@ -261,99 +391,21 @@ public sealed unsafe class ManagedGemm : IGemm
         }
     }
 
-    // A[i0..i0+rows, p0..p0+kc] → Mr-tall panels, each kc steps of Mr floats (row-interleaved); rows past the end are 0.
-    private static void PackA(float* a, nint lda, int i0, int rows, int p0, int kc, int mr, float* dst)
+    // The calling thread's pack buffers, 64-byte aligned, in one pinned array that lives as long as the thread:
+    // the B slab (SlabFloats), the A rows (McMax × KcMax: BF16-rounded rows, or the zero-padded last rows of a ragged
+    // m), and one float32 panel (KcMax × NrMax) that BF16 packing converts from.
+    private static float* PackBuffers(out float* ap, out float* scratch)
     {
-        for (int ir = 0; ir < rows; ir += mr)
-        {
-            int valid = Math.Min(mr, rows - ir);
-            float* panel = dst + ((long)ir * kc);
-            for (int r = 0; r < valid; r++)
-            {
-                float* src = a + ((i0 + ir + r) * lda) + p0;
-                float* d = panel + r;
-                for (int p = 0; p < kc; p++)
-                {
-                    d[p * mr] = src[p];
-                }
-            }
-
-            for (int r = valid; r < mr; r++)
-            {
-                float* d = panel + r;
-                for (int p = 0; p < kc; p++)
-                {
-                    d[p * mr] = 0f;
-                }
-            }
-        }
-    }
-
-    // B (k×n) rows p0..p0+kc, columns j0..j0+cols → Nr-wide panels, each kc steps of Nr floats; missing columns are 0.
-    private static void PackB(float* b, nint ldb, int j0, int cols, int p0, int kc, int nr, float* dst)
-    {
-        for (int jr = 0; jr < cols; jr += nr)
-        {
-            int valid = Math.Min(nr, cols - jr);
-            float* panel = dst + ((long)jr * kc);
-            for (int p = 0; p < kc; p++)
-            {
-                float* src = b + ((p0 + p) * ldb) + j0 + jr;
-                float* d = panel + (p * nr);
-                if (valid == nr)
-                {
-                    new ReadOnlySpan<float>(src, nr).CopyTo(new Span<float>(d, nr));
-                }
-                else
-                {
-                    new ReadOnlySpan<float>(src, valid).CopyTo(new Span<float>(d, valid));
-                    new Span<float>(d + valid, nr - valid).Clear();
-                }
-            }
-        }
-    }
-
-    // Bᵀ where B is n×k (a Linear weight): rows j0..j0+cols of B, columns p0..p0+kc → the same panel layout as PackB.
-    private static void PackBTransposed(float* b, nint ldb, int j0, int cols, int p0, int kc, int nr, float* dst)
-    {
-        for (int jr = 0; jr < cols; jr += nr)
-        {
-            int valid = Math.Min(nr, cols - jr);
-            float* panel = dst + ((long)jr * kc);
-            for (int j = 0; j < valid; j++)
-            {
-                float* src = b + ((j0 + jr + j) * ldb) + p0;
-                float* d = panel + j;
-                for (int p = 0; p < kc; p++)
-                {
-                    d[p * nr] = src[p];
-                }
-            }
-
-            for (int j = valid; j < nr; j++)
-            {
-                float* d = panel + j;
-                for (int p = 0; p < kc; p++)
-                {
-                    d[p * nr] = 0f;
-                }
-            }
-        }
-    }
-
-    // The calling thread's pack buffers: A (mc×Kc) then B (Kc×nc), both 64-byte aligned, in one pinned array that
-    // lives as long as the thread. Sized for the largest mc and nc of every micro-kernel, so it never grows.
-    private static float* PackBuffers(int mc, int nc, out float* bp)
-    {
-        Debug.Assert(mc <= McMax && nc <= NcMax, "pack buffer sized for McMax x NcMax");
         float[] buffer = s_packBuffer ?? AllocatePackBuffer();
-        float* ap = Align64((float*)Unsafe.AsPointer(ref buffer[0]));
-        bp = Align64(ap + (mc * Kc));
-        return ap;
+        float* bp = Align64((float*)Unsafe.AsPointer(ref buffer[0]));
+        ap = Align64(bp + SlabFloats);
+        scratch = Align64(ap + (McMax * KcMax));
+        Debug.Assert(scratch + (KcMax * NrMax) <= (float*)Unsafe.AsPointer(ref buffer[0]) + buffer.Length);
+        return bp;
     }
 
     /// <summary>
-    /// Gives the calling thread its pack buffers now (about 620 KB, once per thread) rather than on its first GEMM
+    /// Gives the calling thread its pack buffers now (about 850 KB, once per thread) rather than on its first GEMM
     /// block. The worker pool's threads call it when they start: with dynamic scheduling a worker's first block can
     /// come at any step of a run, and the step loop must not allocate.
     /// </summary>
@@ -367,7 +419,8 @@ public sealed unsafe class ManagedGemm : IGemm
 
     private static float[] AllocatePackBuffer()
     {
-        float[] buffer = GC.AllocateUninitializedArray<float>((McMax * Kc) + (Kc * NcMax) + 32, pinned: true);
+        float[] buffer = GC.AllocateUninitializedArray<float>(SlabFloats + (McMax * KcMax) + (KcMax * NrMax) + 64,
+            pinned: true);
         s_packBuffer = buffer;
         return buffer;
     }
@@ -375,6 +428,76 @@ public sealed unsafe class ManagedGemm : IGemm
     private static float* Align64(float* p) => (float*)(((nint)p + 63) & ~(nint)63);
 
     private static int Ceil(int x, int y) => (x + y - 1) / y;
+
+    // Float32 or BF16 B panels; a type parameter so that the JIT compiles each ISA × precision without branches.
+    private interface IPanelFormat
+    {
+        static abstract bool IsBf16 { get; }
+    }
+
+    private readonly struct Float32Panels : IPanelFormat
+    {
+        public static bool IsBf16 => false;
+    }
+
+    private readonly struct Bf16Panels : IPanelFormat
+    {
+        public static bool IsBf16 => true;
+    }
+
+    // A weight packed once by Prepare: ceil(n / nr) panels of k steps × words, panel q at Panels + q·PanelStride.
+    private sealed class PreparedWeight
+    {
+        private readonly float[] _storage;                      // pinned: Panels points into it
+
+        private PreparedWeight(float[] weight, int n, int k, float[] storage, float* panels, nint panelStride)
+        {
+            Weight = weight;
+            N = n;
+            K = k;
+            _storage = storage;
+            Panels = panels;
+            PanelStride = panelStride;
+        }
+
+        public float[] Weight { get; }
+
+        public int N { get; }
+
+        public int K { get; }
+
+        public float* Panels { get; }
+
+        public nint PanelStride { get; }
+
+        public static PreparedWeight Pack(float[] weight, int n, int k, int nr, GemmPrecision precision)
+        {
+            bool bf16 = precision == GemmPrecision.BFloat16;
+            int words = bf16 ? nr / 2 : nr;
+            nint stride = (nint)k * words;
+            float[] storage = GC.AllocateUninitializedArray<float>((int)(Ceil(n, nr) * stride) + 16, pinned: true);
+            float* panels = Align64((float*)Unsafe.AsPointer(ref storage[0]));
+            float[] scratch = bf16 ? new float[KcMax * nr] : [];
+            fixed (float* w = weight)
+            fixed (float* s = scratch)
+            {
+                for (int pc = 0; pc < k; pc += KcMax)
+                {
+                    int kcur = Math.Min(KcMax, k - pc);
+                    if (bf16)
+                    {
+                        GemmPacking.PackBf16(w, k, transB: true, 0, n, pc, kcur, nr, (uint*)panels + ((nint)pc * words), stride, s);
+                    }
+                    else
+                    {
+                        GemmPacking.PackF32(w, k, transB: true, 0, n, pc, kcur, nr, panels + ((nint)pc * words), stride);
+                    }
+                }
+            }
+
+            return new PreparedWeight(weight, n, k, storage, panels, stride);
+        }
+    }
 
     // A multi-threaded call: the job and its tm×tn grid of C blocks, on the caller's stack while the pool runs it.
     private struct GridJob
@@ -388,7 +511,7 @@ public sealed unsafe class ManagedGemm : IGemm
 
     // Everything one call needs.
     private readonly struct Job(int m, int n, int k, float* a, int lda, float* b, int ldb, bool transB, float* c, int ldc,
-        bool accumulate)
+        bool accumulate, float* packed, nint packedStride)
     {
         public int M { get; } = m;
 
@@ -411,5 +534,10 @@ public sealed unsafe class ManagedGemm : IGemm
         public nint Ldc { get; } = ldc;
 
         public bool Accumulate { get; } = accumulate;
+
+        // B's prepared panels (null: pack B per call) and their stride.
+        public float* Packed { get; } = packed;
+
+        public nint PackedStride { get; } = packedStride;
     }
 }

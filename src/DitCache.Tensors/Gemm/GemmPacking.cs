@@ -1,0 +1,228 @@
+using System;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace DitCache.Tensors;
+
+/// <summary>
+/// The copies <see cref="ManagedGemm"/> makes of its operands. B goes into Nr-wide panels, one k step of Nr values
+/// after another (float32), or Nr/2 32-bit lanes per k step (BF16 pairs, lane j = column j low and column j + Nr/2
+/// high, see <see cref="IGemmMicroKernel.RunBf16"/>); missing columns are zero. A is read in place, except the last
+/// few rows of a ragged m (copied zero-padded to Mr rows) and, on the BF16 path, a block of rows rounded to BF16.
+/// </summary>
+internal static unsafe class GemmPacking
+{
+    /// <summary>
+    /// op(B) rows p0..p0+kc, columns j0..j0+cols → float32 panels of <paramref name="nr"/> columns, panel q at
+    /// <c>dst + q·panelStride</c>, each kc steps of nr floats. op(B) is B (k×n, row stride ldb) or, when
+    /// <paramref name="transB"/>, Bᵀ of an n×k B (a Linear weight).
+    /// </summary>
+    public static void PackF32(float* b, nint ldb, bool transB, int j0, int cols, int p0, int kc, int nr, float* dst,
+        nint panelStride)
+    {
+        for (int jr = 0; jr < cols; jr += nr)
+        {
+            int valid = Math.Min(nr, cols - jr);
+            float* panel = dst + (jr / nr * panelStride);
+            if (transB)
+            {
+                PanelTransposed(b + ((j0 + jr) * ldb) + p0, ldb, valid, kc, nr, panel);
+            }
+            else
+            {
+                PanelRows(b + (p0 * ldb) + j0 + jr, ldb, valid, kc, nr, panel);
+            }
+        }
+    }
+
+    /// <summary>
+    /// As <see cref="PackF32"/> into BF16-pair panels (nr/2 lanes per k step, panel q at <c>dst + q·panelStride</c>
+    /// lanes), each value rounded to nearest even. <paramref name="scratch"/> holds one float32 panel (kc·nr floats).
+    /// </summary>
+    public static void PackBf16(float* b, nint ldb, bool transB, int j0, int cols, int p0, int kc, int nr, uint* dst,
+        nint panelStride, float* scratch)
+    {
+        for (int jr = 0; jr < cols; jr += nr)
+        {
+            int valid = Math.Min(nr, cols - jr);
+            if (transB)
+            {
+                PanelTransposed(b + ((j0 + jr) * ldb) + p0, ldb, valid, kc, nr, scratch);
+            }
+            else
+            {
+                PanelRows(b + (p0 * ldb) + j0 + jr, ldb, valid, kc, nr, scratch);
+            }
+
+            PairsBf16(scratch, kc, nr, dst + (jr / nr * panelStride));
+        }
+    }
+
+    /// <summary>
+    /// rows × kc of A (row stride lda) → dst (row stride kc) rounded to BF16 (as float32 values), then rows up to
+    /// <paramref name="paddedRows"/> zero.
+    /// </summary>
+    public static void RoundRowsBf16(float* a, nint lda, int rows, int kc, int paddedRows, float* dst)
+    {
+        for (int i = 0; i < rows; i++)
+        {
+            float* src = a + (i * lda);
+            float* d = dst + ((nint)i * kc);
+            int p = 0;
+            if (Vector512.IsHardwareAccelerated)
+            {
+                for (; p <= kc - 16; p += 16)
+                {
+                    BFloat16.RoundBits(Vector512.Load(src + p)).AsSingle().Store(d + p);
+                }
+            }
+            else if (Vector256.IsHardwareAccelerated)
+            {
+                for (; p <= kc - 8; p += 8)
+                {
+                    BFloat16.RoundBits(Vector256.Load(src + p)).AsSingle().Store(d + p);
+                }
+            }
+
+            for (; p < kc; p++)
+            {
+                d[p] = BFloat16.Round(src[p]);
+            }
+        }
+
+        new Span<float>(dst + ((nint)rows * kc), (paddedRows - rows) * kc).Clear();
+    }
+
+    /// <summary>rows × kc of A (row stride lda) → dst (row stride kc), then rows up to paddedRows zero.</summary>
+    public static void CopyRows(float* a, nint lda, int rows, int kc, int paddedRows, float* dst)
+    {
+        for (int i = 0; i < rows; i++)
+        {
+            new ReadOnlySpan<float>(a + (i * lda), kc).CopyTo(new Span<float>(dst + ((nint)i * kc), kc));
+        }
+
+        new Span<float>(dst + ((nint)rows * kc), (paddedRows - rows) * kc).Clear();
+    }
+
+    // One panel from B (k×n): kc rows of `valid` contiguous floats → kc steps of nr, zero past valid.
+    private static void PanelRows(float* src, nint ldb, int valid, int kc, int nr, float* panel)
+    {
+        for (int p = 0; p < kc; p++)
+        {
+            float* d = panel + (p * nr);
+            new ReadOnlySpan<float>(src + (p * ldb), valid).CopyTo(new Span<float>(d, valid));
+            if (valid < nr)
+            {
+                new Span<float>(d + valid, nr - valid).Clear();
+            }
+        }
+    }
+
+    // One panel from an n×k B: `valid` rows of kc floats → kc steps of nr (a transpose), zero past valid. With AVX
+    // the 8×8 blocks go through registers (the unpack/shuffle/permute transpose): the weights of a Linear layer are
+    // all packed this way when not prepared, and the scalar strided copy cost ~5 % of an m = 512 product.
+    private static void PanelTransposed(float* src, nint ldb, int valid, int kc, int nr, float* panel)
+    {
+        int j0 = 0;
+        if (Avx.IsSupported)
+        {
+            for (; j0 <= valid - 8; j0 += 8)
+            {
+                int p = 0;
+                for (; p <= kc - 8; p += 8)
+                {
+                    Transpose8x8(src + (j0 * ldb) + p, ldb, panel + (p * nr) + j0, nr);
+                }
+
+                for (; p < kc; p++)
+                {
+                    for (int j = j0; j < j0 + 8; j++)
+                    {
+                        panel[(p * nr) + j] = src[(j * ldb) + p];
+                    }
+                }
+            }
+        }
+
+        for (int j = j0; j < valid; j++)
+        {
+            float* s = src + (j * ldb);
+            float* d = panel + j;
+            for (int p = 0; p < kc; p++)
+            {
+                d[p * nr] = s[p];
+            }
+        }
+
+        if (valid < nr)
+        {
+            for (int p = 0; p < kc; p++)
+            {
+                new Span<float>(panel + (p * nr) + valid, nr - valid).Clear();
+            }
+        }
+    }
+
+    // A float32 panel (kc steps of nr) → BF16 pairs (kc steps of nr/2 lanes: column j low, column j + nr/2 high).
+    private static void PairsBf16(float* panel, int kc, int nr, uint* dst)
+    {
+        int half = nr / 2;
+        for (int p = 0; p < kc; p++)
+        {
+            float* s = panel + (p * nr);
+            uint* d = dst + (p * half);
+            int j = 0;
+            if (Vector512.IsHardwareAccelerated)
+            {
+                for (; j <= half - 16; j += 16)
+                {
+                    Vector512<uint> lo = BFloat16.RoundBits(Vector512.Load(s + j));
+                    Vector512<uint> hi = BFloat16.RoundBits(Vector512.Load(s + half + j));
+                    ((lo >> 16) | hi).Store(d + j);
+                }
+            }
+
+            if (Vector256.IsHardwareAccelerated)
+            {
+                for (; j <= half - 8; j += 8)
+                {
+                    Vector256<uint> lo = BFloat16.RoundBits(Vector256.Load(s + j));
+                    Vector256<uint> hi = BFloat16.RoundBits(Vector256.Load(s + half + j));
+                    ((lo >> 16) | hi).Store(d + j);
+                }
+            }
+
+            for (; j < half; j++)
+            {
+                d[j] = (BFloat16.RoundBits(s[j]) >> 16) | BFloat16.RoundBits(s[half + j]);
+            }
+        }
+    }
+
+    // dst[r·ldd + i] = src[i·lds + r] for an 8×8 block (as Kernels.Attention's Kᵀ packing).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Transpose8x8(float* src, nint lds, float* dst, nint ldd)
+    {
+        Vector256<float> r0 = Avx.LoadVector256(src), r1 = Avx.LoadVector256(src + lds);
+        Vector256<float> r2 = Avx.LoadVector256(src + (2 * lds)), r3 = Avx.LoadVector256(src + (3 * lds));
+        Vector256<float> r4 = Avx.LoadVector256(src + (4 * lds)), r5 = Avx.LoadVector256(src + (5 * lds));
+        Vector256<float> r6 = Avx.LoadVector256(src + (6 * lds)), r7 = Avx.LoadVector256(src + (7 * lds));
+        Vector256<float> t0 = Avx.UnpackLow(r0, r1), t1 = Avx.UnpackHigh(r0, r1);
+        Vector256<float> t2 = Avx.UnpackLow(r2, r3), t3 = Avx.UnpackHigh(r2, r3);
+        Vector256<float> t4 = Avx.UnpackLow(r4, r5), t5 = Avx.UnpackHigh(r4, r5);
+        Vector256<float> t6 = Avx.UnpackLow(r6, r7), t7 = Avx.UnpackHigh(r6, r7);
+        Vector256<float> u0 = Avx.Shuffle(t0, t2, 0x44), u1 = Avx.Shuffle(t0, t2, 0xEE);
+        Vector256<float> u2 = Avx.Shuffle(t1, t3, 0x44), u3 = Avx.Shuffle(t1, t3, 0xEE);
+        Vector256<float> u4 = Avx.Shuffle(t4, t6, 0x44), u5 = Avx.Shuffle(t4, t6, 0xEE);
+        Vector256<float> u6 = Avx.Shuffle(t5, t7, 0x44), u7 = Avx.Shuffle(t5, t7, 0xEE);
+        Avx.Store(dst, Avx.Permute2x128(u0, u4, 0x20));
+        Avx.Store(dst + ldd, Avx.Permute2x128(u1, u5, 0x20));
+        Avx.Store(dst + (2 * ldd), Avx.Permute2x128(u2, u6, 0x20));
+        Avx.Store(dst + (3 * ldd), Avx.Permute2x128(u3, u7, 0x20));
+        Avx.Store(dst + (4 * ldd), Avx.Permute2x128(u0, u4, 0x31));
+        Avx.Store(dst + (5 * ldd), Avx.Permute2x128(u1, u5, 0x31));
+        Avx.Store(dst + (6 * ldd), Avx.Permute2x128(u2, u6, 0x31));
+        Avx.Store(dst + (7 * ldd), Avx.Permute2x128(u3, u7, 0x31));
+    }
+}
