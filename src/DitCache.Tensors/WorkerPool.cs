@@ -19,7 +19,9 @@ namespace DitCache.Tensors;
 /// from an unrelated thread) runs inline on its caller: there is never more than one level of parallel work and never
 /// more threads busy than the running region asked for. Worker threads are created on first need, grow to the largest
 /// thread count asked for, are background threads, and block on a semaphore between regions (no spinning beyond the
-/// semaphore's short spin), so they cost nothing while OpenBLAS or anything else runs.</para>
+/// semaphore's short spin), so they cost nothing while OpenBLAS or anything else runs. When the caller has run out
+/// of items it takes back the start permits of helpers that have not woken yet, so a region never waits on a thread
+/// that did not get a core (on a shared machine, a helper can stay unscheduled for a whole time slice).</para>
 /// </remarks>
 internal static unsafe class WorkerPool
 {
@@ -71,16 +73,26 @@ internal static unsafe class WorkerPool
             s_pending = helpers;
             s_error = null;
             s_start.Release(helpers);
-            try
+            WorkToTheEnd(0);
+
+            // A helper that has not woken up yet is not waited for: its start permit is taken back, so a region never
+            // waits on a thread the scheduler has not run (on a loaded machine that can be a whole time slice, longer
+            // than the region). Helpers that did wake may still read the caller's context: wait for the last one.
+            bool waitForHelpers = true;
+            while (s_start.Wait(0))
             {
-                Work(0);
-            }
-            catch (Exception e)
-            {
-                Interlocked.CompareExchange(ref s_error, e, null);
+                if (Interlocked.Decrement(ref s_pending) == 0)
+                {
+                    waitForHelpers = false;
+                    break;
+                }
             }
 
-            s_done.Wait();                      // the workers may still read the caller's context until here
+            if (waitForHelpers)
+            {
+                s_done.Wait();
+            }
+
             Exception? error = s_error;
             s_error = null;
             s_body = null;
@@ -140,6 +152,24 @@ internal static unsafe class WorkerPool
         }
     }
 
+    // Runs items until none is left; an item that throws is recorded (the first exception wins) and the thread goes
+    // on with the next, so every item runs even when the caller ends up running them all alone.
+    private static void WorkToTheEnd(int slot)
+    {
+        while (true)
+        {
+            try
+            {
+                Work(slot);
+                return;
+            }
+            catch (Exception e)
+            {
+                Interlocked.CompareExchange(ref s_error, e, null);
+            }
+        }
+    }
+
     private static void Work(int slot)
     {
         delegate*<void*, int, int, void> body = s_body;
@@ -184,14 +214,7 @@ internal static unsafe class WorkerPool
             s_start.Wait();
             long before = GC.GetAllocatedBytesForCurrentThread();
             int slot = Interlocked.Increment(ref s_slots);
-            try
-            {
-                Work(slot);
-            }
-            catch (Exception e)
-            {
-                Interlocked.CompareExchange(ref s_error, e, null);
-            }
+            WorkToTheEnd(slot);
 
             ref long allocated = ref Volatile.Read(ref s_allocated)[me];
             Volatile.Write(ref allocated, allocated + GC.GetAllocatedBytesForCurrentThread() - before);
