@@ -230,6 +230,57 @@ public class KernelTests
         }
     }
 
+    [Fact]
+    public void LinearFewRows_matches_reference_on_every_isa_with_and_without_bias()
+    {
+        // Ragged output features around every tile height (Mr 8/6/4), row counts around every tile width (Nr 32/16/8)
+        // and past one row block, in features up to past a GEMM k block; one thread and three.
+        foreach (GemmIsa isa in AttentionIsas())
+        {
+            foreach (int rows in new[] { 1, 7, 20, 33, 65 })
+            {
+                foreach ((int inF, int outF) in new[] { (1, 7), (7, 63), (128, 768), (65, 64), (300, 13) })
+                {
+                    float[] x = TestUtil.Random(rows * inF, rows + inF);
+                    float[] w = TestUtil.Random(outF * inF, outF + inF);
+                    float[] bias = TestUtil.Random(outF, outF);
+                    foreach (bool withBias in new[] { false, true })
+                    {
+                        float[] b = withBias ? bias : [];
+                        float[] expected = new float[rows * outF];
+                        Reference.Linear(x, w, b, expected, rows, inF, outF);
+                        foreach (int threads in new[] { 1, 3 })
+                        {
+                            float[] y = TestUtil.Guarded(rows * outF);
+                            Kernels.LinearFewRowsOn(isa, x, w, b, y, rows, inF, outF, new float[Kernels.LinearFewRowsScratchSize(inF)], threads);
+                            TestUtil.AssertClose(expected, y, rows * outF, 0, (inF + 2) * Eps * (inF + 1) / 2,
+                                $"few-rows linear {isa} {rows}x{inF}->{outF} bias={withBias} threads={threads}");
+                            TestUtil.AssertCanaries(y, rows * outF);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    [Fact]
+    public void LinearFewRows_is_bit_identical_to_the_managed_gemm_within_one_k_block()
+    {
+        // The adaLN shapes of the shipped model (inF 128) and the timestep MLP (inF 256): the same fused multiply-add
+        // chain per output, so the same bits as Linear on ManagedGemm.
+        foreach (GemmIsa isa in AttentionIsas())
+        {
+            foreach ((int rows, int inF, int outF) in new[] { (20, 128, 768), (20, 128, 256), (40, 256, 128), (3, 64, 13) })
+            {
+                float[] x = TestUtil.Random(rows * inF, 5), w = TestUtil.Random(outF * inF, 6), b = TestUtil.Random(outF, 7);
+                float[] expected = new float[rows * outF], y = new float[rows * outF];
+                Kernels.Linear(new ManagedGemm(2, isa), x, w, b, expected, rows, inF, outF);
+                Kernels.LinearFewRowsOn(isa, x, w, b, y, rows, inF, outF, new float[Kernels.LinearFewRowsScratchSize(inF)], 2);
+                Assert.Equal(expected, y);
+            }
+        }
+    }
+
     public static TheoryData<int, int> AttentionShapes()
     {
         var data = new TheoryData<int, int>();

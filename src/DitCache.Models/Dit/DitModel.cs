@@ -21,6 +21,10 @@ public sealed class DitModel
     private readonly IGemm _gemm;
     private readonly int _threads;
 
+    // Up to this many rows the conditioning Linears read their weights in place; above, a GEMM (whose packing is
+    // then shared by enough rows) is faster.
+    private const int FewConditionRows = 64;
+
     /// <summary>
     /// A model over <paramref name="weights"/>. <paramref name="gemm"/> runs every Linear with its own thread count;
     /// <paramref name="threads"/> is the thread count of the model's own kernels (attention heads), normally the same
@@ -94,21 +98,86 @@ public sealed class DitModel
         Kernels.AddBias(s.X, _w.PosEmbed, b, t * d);                                                                   // (B, T, D) + pos_embed
     }
 
-    /// <summary>c = t_embedder(t) + y_embedder(y); y_embedder is a table lookup (no label dropout at inference).</summary>
+    /// <summary>
+    /// c = t_embedder(t) + y_embedder(y); y_embedder is a table lookup (no label dropout at inference). c depends on
+    /// (t, y) alone, so the conditioning path runs on the distinct (t, y) rows of the batch (U of them, in order of
+    /// first appearance) and <c>s.CondRow[i]</c> maps batch row i to its distinct row: with CFG every null-label row
+    /// of a step is the same row, so 2N rows of N classes need at most N + 1. c itself is written for all B rows.
+    /// </summary>
     private void EmbedConditioning(ReadOnlySpan<float> timesteps, ReadOnlySpan<int> labels, DitRunState s)
     {
         int b = s.Batch, d = Config.Hidden;
-        Kernels.TimestepEmbedding(timesteps, s.TimeFreq, DitWeights.TimeFrequencyDim);                                 // (B, 256)
-        Kernels.Linear(_gemm, s.TimeFreq, _w.TimeW0, _w.TimeB0, s.TimeHidden, b, DitWeights.TimeFrequencyDim, d);     // (B, D)
-        Kernels.Silu(s.TimeHidden, s.TimeHidden);                                                                      // (B, D)
-        Kernels.Linear(_gemm, s.TimeHidden, _w.TimeW2, _w.TimeB2, s.C, b, d, d);                                       // (B, D)
-        Tap?.Invoke("t_emb", s.C);
-        for (int i = 0; i < b; i++)
+        int u = DistinctConditions(timesteps, labels, s);
+        Kernels.TimestepEmbedding(s.CondTimesteps.AsSpan(0, u), s.TimeFreq.AsSpan(0, u * DitWeights.TimeFrequencyDim),
+            DitWeights.TimeFrequencyDim);                                                                              // (U, 256)
+        ConditionLinear(s.TimeFreq, _w.TimeW0, _w.TimeB0, s.TimeHidden, u, DitWeights.TimeFrequencyDim, d, s);        // (U, D)
+        Kernels.Silu(s.TimeHidden.AsSpan(0, u * d), s.TimeHidden.AsSpan(0, u * d));                                     // (U, D)
+        ConditionLinear(s.TimeHidden, _w.TimeW2, _w.TimeB2, s.CondC, u, d, d, s);                                     // (U, D)
+        if (Tap is not null)
         {
-            Kernels.AddBias(s.C.AsSpan(i * d, d), _w.LabelTable.AsSpan(labels[i] * d, d), 1, d);                      // (D) += table[y]
+            Expand(s.CondC, s.C, d, s);
+            Tap("t_emb", s.C);                                                                                         // (B, D)
         }
 
-        Kernels.Silu(s.C, s.SiluC);                                                                                    // (B, D) adaLN input
+        for (int i = 0; i < u; i++)
+        {
+            Kernels.AddBias(s.CondC.AsSpan(i * d, d), _w.LabelTable.AsSpan(s.CondLabels[i] * d, d), 1, d);            // (D) += table[y]
+        }
+
+        Kernels.Silu(s.CondC.AsSpan(0, u * d), s.SiluC.AsSpan(0, u * d));                                               // (U, D) adaLN input
+        Expand(s.CondC, s.C, d, s);                                                                                    // (B, D)
+    }
+
+    /// <summary>Fills s.CondRow, s.CondTimesteps and s.CondLabels; returns the number U of distinct (t, y) rows.</summary>
+    private static int DistinctConditions(ReadOnlySpan<float> timesteps, ReadOnlySpan<int> labels, DitRunState s)
+    {
+        int u = 0;
+        for (int i = 0; i < s.Batch; i++)
+        {
+            int bits = BitConverter.SingleToInt32Bits(timesteps[i]), j = 0;
+            while (j < u && (BitConverter.SingleToInt32Bits(s.CondTimesteps[j]) != bits || s.CondLabels[j] != labels[i]))
+            {
+                j++;
+            }
+
+            if (j == u)
+            {
+                s.CondTimesteps[u] = timesteps[i];
+                s.CondLabels[u] = labels[i];
+                u++;
+            }
+
+            s.CondRow[i] = j;
+        }
+
+        s.CondCount = u;
+        return u;
+    }
+
+    /// <summary>Batch row i of <paramref name="all"/> (B, width) ← distinct row CondRow[i] of <paramref name="distinct"/>.</summary>
+    private static void Expand(ReadOnlySpan<float> distinct, Span<float> all, int width, DitRunState s)
+    {
+        for (int i = 0; i < s.Batch; i++)
+        {
+            distinct.Slice(s.CondRow[i] * width, width).CopyTo(all.Slice(i * width, width));
+        }
+    }
+
+    /// <summary>
+    /// A Linear on the distinct conditioning rows (timestep MLP, adaLN): with few rows the weight is read in place
+    /// (<see cref="Kernels.LinearFewRows"/>, whatever the GEMM backend), since packing it for a GEMM costs as much as
+    /// the product; these are most of the work of a cached step.
+    /// </summary>
+    private void ConditionLinear(ReadOnlySpan<float> x, float[] w, float[] bias, Span<float> y, int rows, int inF, int outF, DitRunState s)
+    {
+        if (rows <= FewConditionRows)
+        {
+            Kernels.LinearFewRows(x[..(rows * inF)], w, bias, y[..(rows * outF)], rows, inF, outF, s.FewRowsScratch, _threads);
+        }
+        else
+        {
+            Kernels.Linear(_gemm, x[..(rows * inF)], w, bias, y[..(rows * outF)], rows, inF, outF);
+        }
     }
 
     // ------------------------------------------------------------------------------------------------------------
@@ -132,7 +201,8 @@ public sealed class DitModel
         int b = s.Batch, t = c.Tokens, d = c.Hidden, stride = 6 * d;
 
         // adaLN-Zero: c -> (shift, scale, gate) x 2, always from the current conditioning, even on cached steps.
-        Kernels.Linear(_gemm, s.SiluC, bw.AdaLnW, bw.AdaLnB, s.Mod, b, d, 6 * d);                                     // (B, 6D)
+        ConditionLinear(s.SiluC, bw.AdaLnW, bw.AdaLnB, s.CondMod, s.CondCount, d, 6 * d, s);                          // (U, 6D)
+        Expand(s.CondMod, s.Mod, 6 * d, s);                                                                            // (B, 6D)
         s.LastFlops += DitFlops.AdaLn(c, b);
 
         // x = x + gate_msa * attn(modulate(norm1(x), shift_msa, scale_msa))
@@ -234,7 +304,8 @@ public sealed class DitModel
     {
         DitConfig c = Config;
         int b = s.Batch, t = c.Tokens, d = c.Hidden, outPerToken = c.Patch * c.Patch * c.OutChannels;
-        Kernels.Linear(_gemm, s.SiluC, _w.FinalAdaLnW, _w.FinalAdaLnB, s.FinalMod, b, d, 2 * d);                     // (B, 2D)
+        ConditionLinear(s.SiluC, _w.FinalAdaLnW, _w.FinalAdaLnB, s.CondMod, s.CondCount, d, 2 * d, s);                // (U, 2D)
+        Expand(s.CondMod, s.FinalMod, 2 * d, s);                                                                       // (B, 2D)
         Kernels.LayerNormModulate(s.X, s.H, s.FinalMod, 2 * d, 0, d, b, t, d);                                         // (B, T, D)
         Kernels.Linear(_gemm, s.H, _w.FinalW, _w.FinalB, s.FinalOut, b * t, d, outPerToken);                          // (B, T, p*p*out)
     }

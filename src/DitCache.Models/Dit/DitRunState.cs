@@ -30,9 +30,15 @@ public sealed class DitRunState
         MlpHidden = new float[b * t * config.MlpHidden];
         Im2Col = new float[b * t * config.InChannels * p * p];
         AttnScratch = new float[Kernels.AttentionScratchSize(t, config.HeadDim, Math.Max(1, threads))];
+        FewRowsScratch = new float[Kernels.LinearFewRowsScratchSize(Math.Max(d, DitWeights.TimeFrequencyDim))];
         TimeFreq = new float[b * DitWeights.TimeFrequencyDim];
         TimeHidden = new float[b * d];
         C = new float[b * d];
+        CondC = new float[b * d];
+        CondRow = new int[b];
+        CondTimesteps = new float[b];
+        CondLabels = new int[b];
+        CondMod = new float[b * 6 * d];
         SiluC = new float[b * d];
         Mod = new float[b * 6 * d];
         FinalMod = new float[b * 2 * d];
@@ -78,16 +84,37 @@ public sealed class DitRunState
     /// <summary>Flash-attention scratch, per thread: packed K, Vᵀ, one query block and its running softmax state.</summary>
     internal float[] AttnScratch { get; }
 
-    /// <summary>Sinusoidal timestep features (B, 256).</summary>
+    /// <summary>Scratch of the conditioning Linears (<see cref="Kernels.LinearFewRows"/>): xᵀ and a weight tail tile.</summary>
+    internal float[] FewRowsScratch { get; }
+
+    /// <summary>Sinusoidal timestep features of the distinct rows (U, 256).</summary>
     internal float[] TimeFreq { get; }
 
-    /// <summary>Timestep MLP hidden (B, D).</summary>
+    /// <summary>Timestep MLP hidden of the distinct rows (U, D).</summary>
     internal float[] TimeHidden { get; }
 
     /// <summary>Conditioning c = t_emb + y_emb (B, D).</summary>
     internal float[] C { get; }
 
-    /// <summary>SiLU(c), the input of every adaLN projection (B, D).</summary>
+    /// <summary>Batch row → its distinct (timestep, label) row (B).</summary>
+    internal int[] CondRow { get; }
+
+    /// <summary>Distinct (timestep, label) rows of the current forward, U ≤ B.</summary>
+    internal int CondCount { get; set; }
+
+    /// <summary>Timestep of each distinct row (U).</summary>
+    internal float[] CondTimesteps { get; }
+
+    /// <summary>Label of each distinct row (U).</summary>
+    internal int[] CondLabels { get; }
+
+    /// <summary>c of each distinct row (U, D).</summary>
+    internal float[] CondC { get; }
+
+    /// <summary>Modulation of each distinct row before it is copied out to <see cref="Mod"/> or <see cref="FinalMod"/> (U, 6D).</summary>
+    internal float[] CondMod { get; }
+
+    /// <summary>SiLU(c) of each distinct row, the input of every adaLN projection (U, D).</summary>
     internal float[] SiluC { get; }
 
     /// <summary>Current block's modulation: shift/scale/gate for attention then MLP (B, 6D).</summary>
