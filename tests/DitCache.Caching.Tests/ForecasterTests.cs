@@ -227,13 +227,84 @@ public class ForecasterTests
     [Fact]
     public void FocaRecordFullStoresTheFeatureAndTheFullStepSlope()
     {
-        float[] f = [4f, 1f, -2f], y = new float[3], full = [1f, 1f, 1f], d = new float[3];
-        FocaForecaster.RecordFull(f, y, full, d, hasFull: true, gap: 3);
-        Assert.Equal(f, y);
-        Assert.Equal(f, full);
-        Assert.Equal([1f, 0f, -1f], d);
-        FocaForecaster.RecordFull([5f, 5f, 5f], y, full, d, hasFull: false, gap: 0);
-        Assert.Equal([1f, 0f, -1f], d);
-        Assert.Throws<ArgumentException>(() => FocaForecaster.RecordFull(f, y, full, d, hasFull: true, gap: 0));
+        // Into a separate slot, then in place over Ffull (the slot the policy prefers), at lengths that cover the
+        // vector bodies and the scalar tails.
+        var random = new Random(3);
+        foreach (int length in new[] { 0, 1, 3, 15, 16, 17, 33, 70 })
+        {
+            float[] f = Draw(random, length), full = Draw(random, length);
+            float[] expectedD = new float[length];
+            for (int i = 0; i < length; i++)
+            {
+                expectedD[i] = (f[i] - full[i]) * (float)(1.0 / 3);
+            }
+
+            float[] into = new float[length], d = new float[length];
+            FocaForecaster.RecordFull(f, full, d, into, hasFull: true, gap: 3);
+            Assert.Equal(f, into);
+            Assert.Equal(expectedD, d);
+
+            d.AsSpan().Clear();
+            FocaForecaster.RecordFull(f, full, d, full, hasFull: true, gap: 3);
+            Assert.Equal(f, full);
+            Assert.Equal(expectedD, d);
+        }
+
+        float[] y = new float[3], keep = [1f, 0f, -1f];
+        FocaForecaster.RecordFull([5f, 5f, 5f], default, keep, y, hasFull: false, gap: 0);
+        Assert.Equal([5f, 5f, 5f], y);
+        Assert.Equal([1f, 0f, -1f], keep);
+        Assert.Throws<ArgumentException>(() => FocaForecaster.RecordFull([4f, 1f, -2f], new float[3], new float[3], y, hasFull: true, gap: 0));
+        Assert.Throws<ArgumentException>(() => FocaForecaster.RecordFull([4f, 1f, -2f], new float[2], new float[3], y, hasFull: true, gap: 1));
+    }
+
+    [Fact]
+    public void CombineTermsMatchesCombineBitForBitAndFillsTheCopy()
+    {
+        // The fused four-term pass against the stack form (the oracle the policies used before), for every subset of
+        // nonzero weights, with the copy separate and aliasing the second term.
+        var random = new Random(11);
+        double[] w = [1.5, -0.5, 0.25, 0.5];
+        foreach (int length in new[] { 0, 1, 7, 16, 31, 48, 70 })
+        {
+            float[] stack = Draw(random, 4 * length);
+            for (int mask = 0; mask < 16; mask++)
+            {
+                double[] weights = new double[4];
+                for (int k = 0; k < 4; k++)
+                {
+                    weights[k] = (mask & (1 << k)) != 0 ? w[k] : 0.0;
+                }
+
+                float[] expected = new float[length];
+                WeightedSum.Combine(stack, length, weights, expected);
+                float[] dst = new float[length + 2], copy = new float[length];
+                dst.AsSpan().Fill(99f);
+                WeightedSum.CombineTerms(length, stack.AsSpan(0, length), weights[0], stack.AsSpan(length, length), weights[1],
+                    stack.AsSpan(2 * length, length), weights[2], stack.AsSpan(3 * length, length), weights[3], dst, copy);
+                Assert.Equal(expected, dst[..length]);
+                Assert.Equal(expected, copy);
+                Assert.Equal([99f, 99f], dst[length..]);
+
+                float[] aliased = (float[])stack.Clone();
+                WeightedSum.CombineTerms(length, aliased.AsSpan(0, length), weights[0], aliased.AsSpan(length, length), weights[1],
+                    aliased.AsSpan(2 * length, length), weights[2], aliased.AsSpan(3 * length, length), weights[3], dst,
+                    aliased.AsSpan(length, length));
+                Assert.Equal(expected, aliased[length..(2 * length)]);
+            }
+        }
+
+        Assert.Throws<ArgumentException>(() => WeightedSum.CombineTerms(3, new float[2], 1.0, default, 0, default, 0, default, 0, new float[3], default));
+    }
+
+    private static float[] Draw(Random random, int length)
+    {
+        float[] x = new float[length];
+        for (int i = 0; i < length; i++)
+        {
+            x[i] = (float)((random.NextDouble() * 4) - 2);
+        }
+
+        return x;
     }
 }

@@ -1,5 +1,7 @@
 using System;
-using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 
 namespace DitCache.Caching;
 
@@ -15,17 +17,18 @@ namespace DitCache.Caching;
 /// <c>C = Y + h/2·(Dfull + Dloc) = 1.5·Y − 0.5·Yp + h/2·Dfull</c>.</item>
 /// </list>
 /// Fallbacks: no Yp → <c>Y + h·Dfull</c>; no Dfull → P (or Y without Yp either). The forecast is the
-/// combination <see cref="Weights"/> of (Y, Yp, Dfull) evaluated by <see cref="WeightedSum.Combine"/>.
+/// combination <see cref="Weights"/> of (Y, Yp, Dfull) evaluated by <see cref="WeightedSum.CombineTerms"/>, which
+/// also stores it as the next step's Y in the same pass.
 /// </summary>
 public static class FocaForecaster
 {
-    /// <summary>Slots of the per-feature stack: two rolling values, the last full value and its derivative.</summary>
+    /// <summary>
+    /// Slots of the per-feature stack: room for Y, Yp, Ffull and Dfull (Y and Ffull share a slot right after a full
+    /// step, so three values rotate through three slots).
+    /// </summary>
     public const int Slots = 4;
 
-    /// <summary>Slot of the last fully computed value Ffull.</summary>
-    public const int FullSlot = 2;
-
-    /// <summary>Slot of the derivative at the last full step Dfull.</summary>
+    /// <summary>The slot that holds Dfull for the whole run; Y, Yp and Ffull rotate through the others.</summary>
     public const int DerivativeSlot = 3;
 
     /// <summary>
@@ -72,16 +75,22 @@ public static class FocaForecaster
     }
 
     /// <summary>
-    /// A full step's bookkeeping in one pass: <c>Dfull ← (F − Ffull)/gap</c> when <paramref name="hasFull"/>, then
-    /// <c>Ffull ← F</c> and <c>Y ← F</c> (<paramref name="y"/> is the slot that receives this step's value).
+    /// A full step's bookkeeping in one pass: <c>Dfull ← (F − Ffull)/gap</c> when <paramref name="hasFull"/>, and the
+    /// new value F stored into <paramref name="destination"/>, which becomes both the new Ffull and the new Y (the
+    /// policy points both roles at it instead of keeping two copies). <paramref name="destination"/> may be
+    /// <paramref name="full"/> itself (each element is read before it is written); <paramref name="derivative"/> must
+    /// not overlap the others. Without <paramref name="hasFull"/>, <paramref name="full"/> and
+    /// <paramref name="derivative"/> are not touched and may be empty.
     /// </summary>
     /// <exception cref="ArgumentException">Spans of different lengths, or a non-positive gap.</exception>
-    public static void RecordFull(ReadOnlySpan<float> feature, Span<float> y, Span<float> full, Span<float> derivative, bool hasFull, double gap)
+    public static void RecordFull(ReadOnlySpan<float> feature, ReadOnlySpan<float> full, Span<float> derivative,
+        Span<float> destination, bool hasFull, double gap)
     {
         int length = feature.Length;
-        if (y.Length != length || full.Length != length || derivative.Length != length)
+        if (destination.Length != length || (hasFull && (full.Length != length || derivative.Length != length)))
         {
-            throw new ArgumentException($"FoCa record: feature {length}, Y {y.Length}, Ffull {full.Length}, Dfull {derivative.Length} floats differ");
+            throw new ArgumentException(
+                $"FoCa record: feature {length}, Ffull {full.Length}, Dfull {derivative.Length}, destination {destination.Length} floats differ");
         }
 
         if (hasFull && !(gap > 0))
@@ -89,27 +98,42 @@ public static class FocaForecaster
             throw new ArgumentException($"the gap between full steps must be positive, got {gap}", nameof(gap));
         }
 
-        if (hasFull)
+        if (!hasFull)
         {
-            float inv = (float)(1.0 / gap);
-            int i = 0;
-            int width = Vector<float>.Count;
-            if (Vector.IsHardwareAccelerated)
-            {
-                for (; i <= length - width; i += width)
-                {
-                    var f = new Vector<float>(feature.Slice(i, width));
-                    ((f - new Vector<float>(full.Slice(i, width))) * inv).CopyTo(derivative.Slice(i, width));
-                }
-            }
+            feature.CopyTo(destination);
+            return;
+        }
 
-            for (; i < length; i++)
+        float inv = (float)(1.0 / gap);
+        ref float f = ref MemoryMarshal.GetReference(feature);
+        ref float old = ref MemoryMarshal.GetReference(full);
+        ref float d = ref MemoryMarshal.GetReference(derivative);
+        ref float y = ref MemoryMarshal.GetReference(destination);
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            for (; i <= length - Vector512<float>.Count; i += Vector512<float>.Count)
             {
-                derivative[i] = (feature[i] - full[i]) * inv;
+                Vector512<float> v = Vector512.LoadUnsafe(ref f, (nuint)i);
+                ((v - Vector512.LoadUnsafe(ref old, (nuint)i)) * inv).StoreUnsafe(ref d, (nuint)i);
+                v.StoreUnsafe(ref y, (nuint)i);
+            }
+        }
+        else if (Vector256.IsHardwareAccelerated)
+        {
+            for (; i <= length - Vector256<float>.Count; i += Vector256<float>.Count)
+            {
+                Vector256<float> v = Vector256.LoadUnsafe(ref f, (nuint)i);
+                ((v - Vector256.LoadUnsafe(ref old, (nuint)i)) * inv).StoreUnsafe(ref d, (nuint)i);
+                v.StoreUnsafe(ref y, (nuint)i);
             }
         }
 
-        feature.CopyTo(full);
-        feature.CopyTo(y);
+        for (; i < length; i++)
+        {
+            float v = Unsafe.Add(ref f, i);
+            Unsafe.Add(ref d, i) = (v - Unsafe.Add(ref old, i)) * inv;
+            Unsafe.Add(ref y, i) = v;
+        }
     }
 }

@@ -122,20 +122,29 @@ public enum FocaReading
 }
 
 /// <summary>
-/// The FoCa policy of one run. Per (block, site) a stack of 4 (B, T, D) slots allocated at build: two rolling
-/// values (step n writes slot n mod 2, so slot (n−1) mod 2 is Y and slot n mod 2 is Yp until overwritten), Ffull,
-/// and Dfull (reading=paper) or the previous full value (reading=cachedit). See <see cref="FocaForecaster"/>.
+/// The FoCa policy of one run. Per (block, site) a stack of 4 (B, T, D) slots allocated at build, and per site the
+/// slot of each value: Y (the value at the last step), Yp (the step before), Ffull, and Dfull (reading=paper, always
+/// slot 3) or the previous full value (reading=cachedit). Values never move: a step writes its one new value into a
+/// slot nobody needs any more (preferably one it reads in the same pass) and the roles are re-pointed, so a cached
+/// step is one fused pass (forecast into the model's buffer and into the stack) and a full step is one pass (Dfull
+/// and the new value, which is Y and Ffull at once). See <see cref="FocaForecaster"/>.
 /// </summary>
 public sealed class FoCa : ICachePolicy
 {
+    private const int None = -1;
+
     private readonly bool[] _full;
     private readonly bool _corrector;
     private readonly bool _cacheDit;
     private readonly double[] _time;       // [n] time coordinate s_n (n, or t_0 − t_n)
-    private readonly float[][] _stack;     // [site] (4, B, T, D): rolling value ×2, Ffull, Dfull or previous Ffull
+    private readonly float[][] _stack;     // [site] (4, B, T, D)
     private readonly int[] _window;        // [site] rolling values held: 0, 1 (Y) or 2 (Y and Yp)
-    private readonly int[] _fulls;         // [site] full records this run, capped at 2 (1: Ffull, 2: Dfull too)
+    private readonly int[] _fulls;         // [site] full records this run, capped at 2 (1: Ffull, 2: Dfull or FfullPrev too)
     private readonly int[] _fullN;         // [site] ordinal of the last full step
+    private readonly int[] _y;             // [site] slot of Y
+    private readonly int[] _yp;            // [site] slot of Yp
+    private readonly int[] _ffull;         // [site] slot of Ffull
+    private readonly int[] _prevFull;      // [site] slot of the previous Ffull (reading=cachedit)
     private readonly int _length;
     private int _n = -1;
     private bool _isFull;
@@ -156,6 +165,10 @@ public sealed class FoCa : ICachePolicy
         _window = new int[_stack.Length];
         _fulls = new int[_stack.Length];
         _fullN = new int[_stack.Length];
+        _y = new int[_stack.Length];
+        _yp = new int[_stack.Length];
+        _ffull = new int[_stack.Length];
+        _prevFull = new int[_stack.Length];
         CacheBytes = (long)_stack.Length * FocaForecaster.Slots * _length * sizeof(float);
     }
 
@@ -177,6 +190,10 @@ public sealed class FoCa : ICachePolicy
         {
             Array.Clear(_window);
             Array.Clear(_fulls);
+            Array.Fill(_y, None);
+            Array.Fill(_yp, None);
+            Array.Fill(_ffull, None);
+            Array.Fill(_prevFull, None);
         }
 
         _n = n;
@@ -195,32 +212,32 @@ public sealed class FoCa : ICachePolicy
             return false;
         }
 
-        Span<double> weights = stackalloc double[FocaForecaster.Slots];
-        weights.Clear();
-        int y = (_n - 1) & 1, yp = _n & 1;
         bool hasYp = _window[k] == 2;
+        int y = _y[k], yp = hasYp ? _yp[k] : None, full = _ffull[k];
+        double wy, wyp, wf = 0, wd;
+        int aux;                                // Dfull (paper) or the previous Ffull (cachedit)
         if (_cacheDit)
         {
-            (double wf, double wfp, double wy, double wyp) = FocaForecaster.CacheDitWeights(_fulls[k] == 2, hasYp, _n - _fullN[k]);
-            weights[FocaForecaster.FullSlot] = wf;
-            weights[FocaForecaster.DerivativeSlot] = wfp;
-            weights[y] += wy;
-            weights[yp] += wyp;
+            (wf, double wfp, wy, wyp) = FocaForecaster.CacheDitWeights(_fulls[k] == 2, hasYp, _n - _fullN[k]);
+            aux = _prevFull[k];
+            wd = wfp;
         }
         else
         {
             double h = _time[_n] - _time[_n - 1];
             double omega = _n >= 2 ? h / (_time[_n - 1] - _time[_n - 2]) : 1.0;
-            (double wy, double wyp, double wd) = FocaForecaster.Weights(hasYp, _fulls[k] == 2, _corrector, h, omega);
-            weights[y] = wy;
-            weights[yp] = wyp;
-            weights[FocaForecaster.DerivativeSlot] = wd;
+            (wy, wyp, wd) = FocaForecaster.Weights(hasYp, _fulls[k] == 2, _corrector, h, omega);
+            aux = FocaForecaster.DerivativeSlot;
         }
 
-        WeightedSum.Combine(_stack[k], _length, weights, output);
-
-        // The calibrated forecast re-enters the window: Yp <- Y, Y <- C.
-        output[.._length].CopyTo(_stack[k].AsSpan((_n & 1) * _length, _length));
+        // The calibrated forecast re-enters the window (Yp <- Y, Y <- C): C goes into a slot that holds neither Y,
+        // Ffull nor the auxiliary value, preferably Yp's, which this pass reads anyway.
+        int into = FreeSlot(yp, y, full, aux);
+        Span<float> stack = _stack[k];
+        WeightedSum.CombineTerms(_length, Slot(stack, y), wy, Slot(stack, yp), wyp, Slot(stack, full), wf, Slot(stack, aux), wd,
+            output, stack.Slice(into * _length, _length));
+        _yp[k] = y;
+        _y[k] = into;
         _window[k] = 2;
         return true;
     }
@@ -235,25 +252,29 @@ public sealed class FoCa : ICachePolicy
         }
 
         Span<float> stack = _stack[k];
-        Span<float> current = stack.Slice((_n & 1) * _length, _length);
-        Span<float> full = stack.Slice(FocaForecaster.FullSlot * _length, _length);
-        Span<float> dfullOrPrevFull = stack.Slice(FocaForecaster.DerivativeSlot * _length, _length);
+        bool hasFull = _fulls[k] > 0;
+        int y = _window[k] > 0 ? _y[k] : None, full = hasFull ? _ffull[k] : None;
+        int into;
         if (_cacheDit)
         {
-            // F_full_prev <- F_full; F_full <- F; F_km1 <- F_k; F_k <- F
-            if (_fulls[k] > 0)
-            {
-                full.CopyTo(dfullOrPrevFull);
-            }
-
-            output.CopyTo(full);
-            output.CopyTo(current);
+            // F_full_prev <- F_full; F_full <- F; F_km1 <- F_k; F_k <- F: one copy of F, the rest re-pointed.
+            into = FreeSlot(None, y, full, None);
+            output.CopyTo(stack.Slice(into * _length, _length));
+            _prevFull[k] = full;
         }
         else
         {
-            FocaForecaster.RecordFull(output, current, full, dfullOrPrevFull, hasFull: _fulls[k] > 0, gap: _time[_n] - _time[_fullN[k]]);
+            // Dfull <- (F - Ffull)/gap and F into one slot that becomes both Ffull and Y; the old Ffull's slot is
+            // preferred (read in this pass) unless it is also Y, which stays as Yp.
+            into = FreeSlot(full != y ? full : None, y, FocaForecaster.DerivativeSlot, None);
+            Span<float> derivative = hasFull ? stack.Slice(FocaForecaster.DerivativeSlot * _length, _length) : default;
+            FocaForecaster.RecordFull(output, Slot(stack, full), derivative, stack.Slice(into * _length, _length), hasFull,
+                gap: _time[_n] - _time[_fullN[k]]);
         }
 
+        _yp[k] = y;
+        _y[k] = into;
+        _ffull[k] = into;
         _fulls[k] = Math.Min(_fulls[k] + 1, 2);
         _fullN[k] = _n;
         _window[k] = Math.Min(_window[k] + 1, 2);
@@ -263,6 +284,29 @@ public sealed class FoCa : ICachePolicy
     public void RecordBlocks(ReadOnlySpan<float> blockInput, ReadOnlySpan<float> blockOutput)
     {
     }
+
+    /// <summary>
+    /// A slot none of <paramref name="keep0"/>, <paramref name="keep1"/>, <paramref name="keep2"/> holds:
+    /// <paramref name="preferred"/> when it qualifies, else the lowest that does. With four slots and at most three
+    /// values kept there is always one.
+    /// </summary>
+    private static int FreeSlot(int preferred, int keep0, int keep1, int keep2)
+    {
+        if (preferred != None && preferred != keep0 && preferred != keep1 && preferred != keep2)
+        {
+            return preferred;
+        }
+
+        for (int slot = 0; ; slot++)
+        {
+            if (slot != keep0 && slot != keep1 && slot != keep2)
+            {
+                return slot;
+            }
+        }
+    }
+
+    private ReadOnlySpan<float> Slot(Span<float> stack, int slot) => slot == None ? default : stack.Slice(slot * _length, _length);
 
     private int SiteIndex(FeatureSite site) => PolicyChecks.SiteIndex(site, _n, _stack.Length);
 }
