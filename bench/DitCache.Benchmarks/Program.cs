@@ -4,8 +4,8 @@ namespace DitCache.Benchmarks;
 
 internal static class Program
 {
-    // "attention", "forward", "gemm", "precision" and "alloc" are plain timing/probe modes for a shared machine (Timing/); anything else
-    // goes to BenchmarkDotNet.
+    // "attention", "forward", "gemm", "precision", "alloc" and "cachedstep" are plain timing/probe modes for a shared
+    // machine (Timing/), "serve" is the C# half of tools/bench/side_by_side.py; anything else goes to BenchmarkDotNet.
     private static void Main(string[] args)
     {
         switch (args.Length > 0 ? args[0] : "")
@@ -24,6 +24,12 @@ internal static class Program
                 break;
             case "alloc":
                 AllocationProbe.Run(args);
+                break;
+            case "cachedstep":
+                CachedStepTiming.Run(args);
+                break;
+            case "serve":
+                SideBySideServer.Run(args);
                 break;
             default:
                 BenchmarkDotNet.Running.BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);

@@ -132,7 +132,7 @@ internal static unsafe class GemmPacking
                 int p = 0;
                 for (; p <= kc - 8; p += 8)
                 {
-                    Transpose8x8(src + (j0 * ldb) + p, ldb, panel + (p * nr) + j0, nr);
+                    BlockTranspose.Transpose8x8(src + (j0 * ldb) + p, ldb, panel + (p * nr) + j0, nr);
                 }
 
                 for (; p < kc; p++)
@@ -200,29 +200,4 @@ internal static unsafe class GemmPacking
         }
     }
 
-    // dst[r·ldd + i] = src[i·lds + r] for an 8×8 block (as Kernels.Attention's Kᵀ packing).
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Transpose8x8(float* src, nint lds, float* dst, nint ldd)
-    {
-        Vector256<float> r0 = Avx.LoadVector256(src), r1 = Avx.LoadVector256(src + lds);
-        Vector256<float> r2 = Avx.LoadVector256(src + (2 * lds)), r3 = Avx.LoadVector256(src + (3 * lds));
-        Vector256<float> r4 = Avx.LoadVector256(src + (4 * lds)), r5 = Avx.LoadVector256(src + (5 * lds));
-        Vector256<float> r6 = Avx.LoadVector256(src + (6 * lds)), r7 = Avx.LoadVector256(src + (7 * lds));
-        Vector256<float> t0 = Avx.UnpackLow(r0, r1), t1 = Avx.UnpackHigh(r0, r1);
-        Vector256<float> t2 = Avx.UnpackLow(r2, r3), t3 = Avx.UnpackHigh(r2, r3);
-        Vector256<float> t4 = Avx.UnpackLow(r4, r5), t5 = Avx.UnpackHigh(r4, r5);
-        Vector256<float> t6 = Avx.UnpackLow(r6, r7), t7 = Avx.UnpackHigh(r6, r7);
-        Vector256<float> u0 = Avx.Shuffle(t0, t2, 0x44), u1 = Avx.Shuffle(t0, t2, 0xEE);
-        Vector256<float> u2 = Avx.Shuffle(t1, t3, 0x44), u3 = Avx.Shuffle(t1, t3, 0xEE);
-        Vector256<float> u4 = Avx.Shuffle(t4, t6, 0x44), u5 = Avx.Shuffle(t4, t6, 0xEE);
-        Vector256<float> u6 = Avx.Shuffle(t5, t7, 0x44), u7 = Avx.Shuffle(t5, t7, 0xEE);
-        Avx.Store(dst, Avx.Permute2x128(u0, u4, 0x20));
-        Avx.Store(dst + ldd, Avx.Permute2x128(u1, u5, 0x20));
-        Avx.Store(dst + (2 * ldd), Avx.Permute2x128(u2, u6, 0x20));
-        Avx.Store(dst + (3 * ldd), Avx.Permute2x128(u3, u7, 0x20));
-        Avx.Store(dst + (4 * ldd), Avx.Permute2x128(u0, u4, 0x31));
-        Avx.Store(dst + (5 * ldd), Avx.Permute2x128(u1, u5, 0x31));
-        Avx.Store(dst + (6 * ldd), Avx.Permute2x128(u2, u6, 0x31));
-        Avx.Store(dst + (7 * ldd), Avx.Permute2x128(u3, u7, 0x31));
-    }
 }

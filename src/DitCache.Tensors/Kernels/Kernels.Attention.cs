@@ -265,7 +265,7 @@ public static partial class Kernels
                 for (; p0 <= headDim - 8; p0 += 8)
                 {
                     float* src = k + (j0 * ld) + p0;
-                    Transpose8x8(src, ld, dst + (p0 * keys) + j0, keys);
+                    BlockTranspose.Transpose8x8(src, ld, dst + (p0 * keys) + j0, keys);
                 }
 
                 for (int j = j0; j < j0 + 8; j++)
@@ -294,30 +294,6 @@ public static partial class Kernels
         }
     }
 
-    // dst[r·ldd + i] = src[i·lds + r] for an 8×8 block.
-    private static unsafe void Transpose8x8(float* src, nint lds, float* dst, nint ldd)
-    {
-        Vector256<float> r0 = Avx.LoadVector256(src), r1 = Avx.LoadVector256(src + lds);
-        Vector256<float> r2 = Avx.LoadVector256(src + (2 * lds)), r3 = Avx.LoadVector256(src + (3 * lds));
-        Vector256<float> r4 = Avx.LoadVector256(src + (4 * lds)), r5 = Avx.LoadVector256(src + (5 * lds));
-        Vector256<float> r6 = Avx.LoadVector256(src + (6 * lds)), r7 = Avx.LoadVector256(src + (7 * lds));
-        Vector256<float> t0 = Avx.UnpackLow(r0, r1), t1 = Avx.UnpackHigh(r0, r1);
-        Vector256<float> t2 = Avx.UnpackLow(r2, r3), t3 = Avx.UnpackHigh(r2, r3);
-        Vector256<float> t4 = Avx.UnpackLow(r4, r5), t5 = Avx.UnpackHigh(r4, r5);
-        Vector256<float> t6 = Avx.UnpackLow(r6, r7), t7 = Avx.UnpackHigh(r6, r7);
-        Vector256<float> u0 = Avx.Shuffle(t0, t2, 0x44), u1 = Avx.Shuffle(t0, t2, 0xEE);
-        Vector256<float> u2 = Avx.Shuffle(t1, t3, 0x44), u3 = Avx.Shuffle(t1, t3, 0xEE);
-        Vector256<float> u4 = Avx.Shuffle(t4, t6, 0x44), u5 = Avx.Shuffle(t4, t6, 0xEE);
-        Vector256<float> u6 = Avx.Shuffle(t5, t7, 0x44), u7 = Avx.Shuffle(t5, t7, 0xEE);
-        Avx.Store(dst, Avx.Permute2x128(u0, u4, 0x20));
-        Avx.Store(dst + ldd, Avx.Permute2x128(u1, u5, 0x20));
-        Avx.Store(dst + (2 * ldd), Avx.Permute2x128(u2, u6, 0x20));
-        Avx.Store(dst + (3 * ldd), Avx.Permute2x128(u3, u7, 0x20));
-        Avx.Store(dst + (4 * ldd), Avx.Permute2x128(u0, u4, 0x31));
-        Avx.Store(dst + (5 * ldd), Avx.Permute2x128(u1, u5, 0x31));
-        Avx.Store(dst + (6 * ldd), Avx.Permute2x128(u2, u6, 0x31));
-        Avx.Store(dst + (7 * ldd), Avx.Permute2x128(u3, u7, 0x31));
-    }
 
     // rows × cols from a strided source into a dense (rows, width) block, columns past cols zero.
     private static unsafe void PackColumns(float* src, nint ld, int rows, int cols, int width, float* dst)
