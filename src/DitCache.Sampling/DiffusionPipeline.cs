@@ -29,8 +29,10 @@ public sealed record SampleRequest(int[] Classes, int Steps, string Sampler = "d
 /// <param name="ModulesComputed">Attention/MLP modules computed.</param>
 /// <param name="ModulesForecast">Modules the cache stood in for.</param>
 /// <param name="BlocksSkipped">True when the cache replaced the whole block stack.</param>
+/// <param name="ModulesPartial">MLP modules recomputed on some tokens only (token-wise caches).</param>
+/// <param name="BlocksSkippedCount">Blocks the cache skipped as a range (the depth when the whole stack was).</param>
 public readonly record struct StepRecord(int N, int Timestep, bool Computed, double Flops, int ModulesComputed,
-    int ModulesForecast, bool BlocksSkipped);
+    int ModulesForecast, bool BlocksSkipped, int ModulesPartial = 0, int BlocksSkippedCount = 0);
 
 /// <summary>The outcome of one sampling run.</summary>
 /// <param name="Sample">Final sample (N, C, H, W), before any clamping.</param>
@@ -179,7 +181,7 @@ public sealed class DiffusionPipeline
 
             scheduler.Step(index, modelOut, x, n, noise);
             records[step] = new StepRecord(step, t, state.LastFullyComputed, state.LastFlops, state.LastModulesComputed,
-                state.LastModulesForecast, state.LastBlocksSkipped);
+                state.LastModulesForecast, state.LastBlocksSkipped, state.LastModulesPartial, state.LastBlocksSkippedCount);
             telemetry.Capture(step, state);
             flops += state.LastFlops;
             progress?.Invoke(step + 1, steps);

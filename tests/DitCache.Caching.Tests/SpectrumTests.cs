@@ -107,7 +107,7 @@ public class SpectrumTests
         {
             policy.BeginStep(n, 999 - (20 * n));
             x.AsSpan().Fill(-7f);               // block-0 input; a skipped stack overwrites it with the forecast
-            if (!policy.TrySkipBlocks(x))
+            if (policy.SkipBlocks(0, x) == 0)
             {
                 Assert.False(policy.TryForecast(new FeatureSite(0, Site.Attn), x));
                 for (int i = 0; i < x.Length; i++)
@@ -115,7 +115,7 @@ public class SpectrumTests
                     x[i] = (float)feature(n, i);
                 }
 
-                policy.RecordBlocks(ReadOnlySpan<float>.Empty, x);
+                policy.RecordBlock(SeamHarness.Depth - 1, x);
                 computed[n] = true;
             }
 
@@ -241,10 +241,10 @@ public class SpectrumTests
         for (int n = 0; n < Steps; n++)
         {
             policy.BeginStep(n, 0);
-            if (!policy.TrySkipBlocks(x))
+            if (policy.SkipBlocks(0, x) == 0)
             {
                 x[0] = n;
-                policy.RecordBlocks(ReadOnlySpan<float>.Empty, x);
+                policy.RecordBlock(SeamHarness.Depth - 1, x);
             }
         }
 

@@ -50,7 +50,7 @@ public class ShadowTests
         Assert.Equal([SiteOutcome.Computed, SiteOutcome.Forecast, SiteOutcome.Computed, SiteOutcome.Forecast], s.LastSites.ToArray());
         Assert.Equal(2, s.LastModulesForecast);
 
-        Forward(model, s, new StackStandIn(x => { }));
+        Forward(model, s, new StackStandIn(x => { }, 0, 2));
         Assert.All(s.LastSites.ToArray(), o => Assert.Equal(SiteOutcome.Skipped, o));
     }
 
@@ -111,7 +111,7 @@ public class ShadowTests
         model.Tap = null;
         double expected = RelativeL2(truth["x_embed"], truth[$"block{model.Config.Depth - 1}"]);
 
-        var identity = new StackStandIn(x => { });                                 // "forecast": the stack input unchanged
+        var identity = new StackStandIn(x => { }, 0, 2);                                 // "forecast": the stack input unchanged
         DitRunState plain = model.CreateState(2);
         float[] cached = Forward(model, plain, identity);
         DitRunState s = model.CreateState(2);
@@ -125,18 +125,37 @@ public class ShadowTests
         Assert.All(s.LastSites.ToArray(), o => Assert.Equal(SiteOutcome.Skipped, o));
     }
 
+    [Fact]
+    public void ASkippedRangeIsMeasuredAgainstTheTrueBlocksOfThatRange()
+    {
+        DitModel model = NewModel();
+        Assert.Equal(2, model.Config.Depth);
+        var truth = new Dictionary<string, float[]>();
+        model.Tap = (stage, values) => truth[stage] = values.ToArray();
+        Forward(model, model.CreateState(2), NoCache.Instance);
+        model.Tap = null;
+        double expected = RelativeL2(truth["block0"], truth["block1"]);          // block 1 stood in for by its input
+
+        var identity = new StackStandIn(x => { }, 1, 2);
+        DitRunState s = model.CreateState(2);
+        s.Shadow = true;
+        Forward(model, s, identity);
+        Assert.Equal([SiteOutcome.Computed, SiteOutcome.Computed, SiteOutcome.Skipped, SiteOutcome.Skipped], s.LastSites.ToArray());
+        Assert.Equal(1, s.LastBlocksSkippedCount);
+        Assert.False(s.LastBlocksSkipped);
+        Assert.False(s.LastFullyComputed);
+        Assert.Equal(expected, s.LastShadowBlocksError, 6);
+        Assert.Equal(2, s.LastModulesComputed);
+    }
+
     /// <summary>Forecasts the sites <c>forecast</c> selects with <c>fill</c>; computes the rest.</summary>
     private sealed class StandIn(Func<FeatureSite, bool> forecast, Action<FeatureSite, Span<float>> fill) : ICachePolicy
     {
-        public bool WantsBlockInput => false;
-
         public long CacheBytes => 0;
 
         public void BeginStep(int n, float timestep)
         {
         }
-
-        public bool TrySkipBlocks(Span<float> x) => false;
 
         public bool TryForecast(FeatureSite site, Span<float> output)
         {
@@ -152,36 +171,31 @@ public class ShadowTests
         public void Record(FeatureSite site, ReadOnlySpan<float> output)
         {
         }
-
-        public void RecordBlocks(ReadOnlySpan<float> blockInput, ReadOnlySpan<float> blockOutput)
-        {
-        }
     }
 
     /// <summary>Skips the block stack, replacing it by <c>edit</c> applied to the stack input.</summary>
-    private sealed class StackStandIn(Action<Span<float>> edit) : ICachePolicy
+    private sealed class StackStandIn(Action<Span<float>> edit, int skipFrom, int skipTo) : ICachePolicy
     {
-        public bool WantsBlockInput => false;
-
         public long CacheBytes => 0;
 
         public void BeginStep(int n, float timestep)
         {
         }
 
-        public bool TrySkipBlocks(Span<float> x)
+        public int SkipBlocks(int from, Span<float> x)
         {
+            if (from != skipFrom)
+            {
+                return from;
+            }
+
             edit(x);
-            return true;
+            return skipTo;
         }
 
         public bool TryForecast(FeatureSite site, Span<float> output) => false;
 
         public void Record(FeatureSite site, ReadOnlySpan<float> output)
-        {
-        }
-
-        public void RecordBlocks(ReadOnlySpan<float> blockInput, ReadOnlySpan<float> blockOutput)
         {
         }
     }

@@ -210,23 +210,15 @@ internal static class CachedStepTiming
     {
         public static readonly ShellPolicy Instance = new();
 
-        public bool WantsBlockInput => false;
-
         public long CacheBytes => 0;
 
         public void BeginStep(int n, float timestep)
         {
         }
 
-        public bool TrySkipBlocks(Span<float> x) => false;
-
         public bool TryForecast(FeatureSite site, Span<float> output) => true;
 
         public void Record(FeatureSite site, ReadOnlySpan<float> output)
-        {
-        }
-
-        public void RecordBlocks(ReadOnlySpan<float> blockInput, ReadOnlySpan<float> blockOutput)
         {
         }
     }

@@ -172,8 +172,6 @@ public sealed class FoCa : ICachePolicy
         CacheBytes = (long)_stack.Length * FocaForecaster.Slots * _length * sizeof(float);
     }
 
-    /// <inheritdoc/>
-    public bool WantsBlockInput => false;
 
     /// <inheritdoc/>
     public long CacheBytes { get; }
@@ -200,8 +198,6 @@ public sealed class FoCa : ICachePolicy
         _isFull = _full[n];
     }
 
-    /// <inheritdoc/>
-    public bool TrySkipBlocks(Span<float> x) => false;
 
     /// <inheritdoc/>
     public bool TryForecast(FeatureSite site, Span<float> output)
@@ -280,10 +276,6 @@ public sealed class FoCa : ICachePolicy
         _window[k] = Math.Min(_window[k] + 1, 2);
     }
 
-    /// <inheritdoc/>
-    public void RecordBlocks(ReadOnlySpan<float> blockInput, ReadOnlySpan<float> blockOutput)
-    {
-    }
 
     /// <summary>
     /// A slot none of <paramref name="keep0"/>, <paramref name="keep1"/>, <paramref name="keep2"/> holds:

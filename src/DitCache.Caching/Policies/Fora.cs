@@ -85,8 +85,6 @@ public sealed class Fora : ICachePolicy
         CacheBytes = (long)_store.Length * _length * sizeof(float);
     }
 
-    /// <inheritdoc/>
-    public bool WantsBlockInput => false;
 
     /// <inheritdoc/>
     public long CacheBytes { get; }
@@ -108,8 +106,6 @@ public sealed class Fora : ICachePolicy
         _isFull = _full[n];
     }
 
-    /// <inheritdoc/>
-    public bool TrySkipBlocks(Span<float> x) => false;
 
     /// <inheritdoc/>
     public bool TryForecast(FeatureSite site, Span<float> output)
@@ -137,10 +133,6 @@ public sealed class Fora : ICachePolicy
         _has[k] = true;
     }
 
-    /// <inheritdoc/>
-    public void RecordBlocks(ReadOnlySpan<float> blockInput, ReadOnlySpan<float> blockOutput)
-    {
-    }
 
     private int SiteIndex(FeatureSite site) => PolicyChecks.SiteIndex(site, _n, _store.Length);
 }

@@ -37,8 +37,6 @@ public sealed class NoCache : ICachePolicy
     {
     }
 
-    /// <inheritdoc/>
-    public bool WantsBlockInput => false;
 
     /// <inheritdoc/>
     public long CacheBytes => 0;
@@ -48,8 +46,6 @@ public sealed class NoCache : ICachePolicy
     {
     }
 
-    /// <inheritdoc/>
-    public bool TrySkipBlocks(Span<float> x) => false;
 
     /// <inheritdoc/>
     public bool TryForecast(FeatureSite site, Span<float> output) => false;
@@ -59,8 +55,4 @@ public sealed class NoCache : ICachePolicy
     {
     }
 
-    /// <inheritdoc/>
-    public void RecordBlocks(ReadOnlySpan<float> blockInput, ReadOnlySpan<float> blockOutput)
-    {
-    }
 }

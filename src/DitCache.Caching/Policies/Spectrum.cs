@@ -106,6 +106,7 @@ public sealed class Spectrum : ICachePolicy
     private readonly SpectrumOptions _options;
     private readonly bool[] _full;
     private readonly int _steps;
+    private readonly int _depth;
     private readonly int _capacity;
     private readonly float[] _rows;        // (R, B, T, D): block-stack outputs of full steps, ring order
     private readonly double[] _taus;       // [R] τ of each stored row
@@ -121,6 +122,7 @@ public sealed class Spectrum : ICachePolicy
         _options = options;
         _full = options.FullSteps(run.Steps);
         _steps = run.Steps;
+        _depth = run.Depth;
         _length = run.FeatureLength;
         _capacity = Math.Max(1, Math.Min(SpectrumOptions.History, Array.FindAll(_full, f => f).Length));
         _rows = new float[checked(_capacity * _length)];
@@ -129,9 +131,6 @@ public sealed class Spectrum : ICachePolicy
         _weights = new double[_capacity];
         CacheBytes = (long)_rows.Length * sizeof(float);
     }
-
-    /// <inheritdoc/>
-    public bool WantsBlockInput => false;
 
     /// <inheritdoc/>
     public long CacheBytes { get; }
@@ -154,8 +153,13 @@ public sealed class Spectrum : ICachePolicy
     }
 
     /// <inheritdoc/>
-    public bool TrySkipBlocks(Span<float> x)
+    public int SkipBlocks(int from, Span<float> x)
     {
+        if (from != 0)
+        {
+            return from;                                                     // only ever skips the whole stack
+        }
+
         if (_n < 0)
         {
             throw new InvalidOperationException("BeginStep must be called before the model runs");
@@ -163,7 +167,7 @@ public sealed class Spectrum : ICachePolicy
 
         if (_isFull || _count == 0)
         {
-            return false;
+            return 0;
         }
 
         if (x.Length != _length)
@@ -188,7 +192,7 @@ public sealed class Spectrum : ICachePolicy
         }
 
         WeightedSum.Combine(_rows, _length, weights, x);
-        return true;
+        return _depth;
     }
 
     /// <inheritdoc/>
@@ -200,15 +204,20 @@ public sealed class Spectrum : ICachePolicy
     }
 
     /// <inheritdoc/>
-    public void RecordBlocks(ReadOnlySpan<float> blockInput, ReadOnlySpan<float> blockOutput)
+    public void RecordBlock(int block, ReadOnlySpan<float> output)
     {
-        if (blockOutput.Length != _length)
+        if (block != _depth - 1)
         {
-            throw new ArgumentException($"block-stack output has {blockOutput.Length} floats; this run's (B, T, D) has {_length}", nameof(blockOutput));
+            return;                                                          // the stack's output is the last block's
+        }
+
+        if (output.Length != _length)
+        {
+            throw new ArgumentException($"block-stack output has {output.Length} floats; this run's (B, T, D) has {_length}", nameof(output));
         }
 
         int slot = _count % _capacity;
-        blockOutput.CopyTo(_rows.AsSpan(slot * _length, _length));
+        output.CopyTo(_rows.AsSpan(slot * _length, _length));
         _taus[slot] = ChebyshevForecaster.Tau(_n, _steps);
         _ordinals[slot] = _n;
         _count++;

@@ -120,8 +120,6 @@ public sealed class TaylorSeer : ICachePolicy
         CacheBytes = (long)_stack.Length * factors * _length * sizeof(float);
     }
 
-    /// <inheritdoc/>
-    public bool WantsBlockInput => false;
 
     /// <inheritdoc/>
     public long CacheBytes { get; }
@@ -143,8 +141,6 @@ public sealed class TaylorSeer : ICachePolicy
         _isFull = _full[n];
     }
 
-    /// <inheritdoc/>
-    public bool TrySkipBlocks(Span<float> x) => false;
 
     /// <inheritdoc/>
     public bool TryForecast(FeatureSite site, Span<float> output)
@@ -178,10 +174,6 @@ public sealed class TaylorSeer : ICachePolicy
         _fullN[k] = _n;
     }
 
-    /// <inheritdoc/>
-    public void RecordBlocks(ReadOnlySpan<float> blockInput, ReadOnlySpan<float> blockOutput)
-    {
-    }
 
     private int SiteIndex(FeatureSite site) => PolicyChecks.SiteIndex(site, _n, _stack.Length);
 }

@@ -218,7 +218,16 @@ public sealed class DitModel
         }
         else
         {
-            Attention(bw, s, s.Feature);                                                                               // (B, T, D)
+            if (cache.WantsAttentionScores(l))
+            {
+                AttentionWithScores(bw, s, s.Feature);                                                                 // (B, T, D) and scores (B, T)
+                cache.RecordAttentionScores(l, s.AttnReceived);                                                        // cache: attention scores
+            }
+            else
+            {
+                Attention(bw, s, s.Feature);                                                                           // (B, T, D)
+            }
+
             cache.Record(attnSite, s.Feature);                                                                         // cache: record
             Computed(attnSite, s, DitFlops.Attention(c, b) + DitFlops.LayerNorm(c, b));
         }
@@ -228,7 +237,21 @@ public sealed class DitModel
 
         // x = x + gate_mlp * mlp(modulate(norm2(x), shift_mlp, scale_mlp))
         var mlpSite = new FeatureSite(l, Site.Mlp);
-        if (cache.TryForecast(mlpSite, s.Feature))                                                                    // cache: module forecast
+        int fresh = cache.SelectTokens(mlpSite, s.Feature, s.TokenIndex);                                            // cache: token-wise
+        if (fresh >= 0)
+        {
+            if (fresh > t)
+            {
+                throw new InvalidOperationException($"cache policy selected {fresh} tokens per image at {mlpSite}; an image has {t}");
+            }
+
+            PartialMlp(bw, s, fresh);                                                                                  // (B, k, D) scattered into (B, T, D)
+            cache.Record(mlpSite, s.Feature);                                                                          // cache: record
+            s.Sites[mlpSite.Index] = SiteOutcome.Partial;
+            s.LastModulesPartial++;
+            s.LastFlops += (DitFlops.Mlp(c, b) + DitFlops.LayerNorm(c, b)) * fresh / t;
+        }
+        else if (cache.TryForecast(mlpSite, s.Feature))                                                               // cache: module forecast
         {
             Forecasted(mlpSite, s);
             if (s.Shadow)
@@ -268,6 +291,95 @@ public sealed class DitModel
         Kernels.LayerNormModulate(s.X, s.H, s.Mod, stride, (int)Mod.ShiftMlp * d, (int)Mod.ScaleMlp * d, b, t, d);   // (B, T, D)
         Kernels.LinearGeluTanh(_gemm, s.H, bw.Fc1W, bw.Fc1B, s.MlpHidden, rows, d, c.MlpHidden);                      // (B, T, 4D)
         Kernels.Linear(_gemm, s.MlpHidden, bw.Fc2W, bw.Fc2B, dst, rows, c.MlpHidden, d);                              // (B, T, D)
+    }
+
+    /// <summary>
+    /// As <see cref="Attention"/>, with an explicit softmax per image that also leaves the attention each token
+    /// received, Σ_q mean_h P[q, k], in s.AttnReceived (B, T): for token-wise caches (ToCa, DuCa), on their full steps.
+    /// </summary>
+    private void AttentionWithScores(DitBlockWeights bw, DitRunState s, Span<float> dst)
+    {
+        DitConfig c = Config;
+        int b = s.Batch, t = c.Tokens, d = c.Hidden, rows = b * t, stride = 6 * d, heads = c.Heads;
+        Kernels.LayerNormModulate(s.X, s.H, s.Mod, stride, (int)Mod.ShiftMsa * d, (int)Mod.ScaleMsa * d, b, t, d);   // (B, T, D)
+        Kernels.Linear(_gemm, s.H, bw.QkvW, bw.QkvB, s.Qkv, rows, d, 3 * d);                                          // (B, T, 3D)
+        float[] p = s.AttnProbabilities;
+        for (int i = 0; i < b; i++)
+        {
+            Kernels.AttentionWithProbabilities(s.Qkv.AsSpan(i * t * 3 * d, t * 3 * d), s.AttnCore.AsSpan(i * t * d, t * d),
+                p, 1, t, heads, c.HeadDim, _threads);                                                                  // (1, T, D), P (H, T, T)
+            Span<float> received = s.AttnReceived.AsSpan(i * t, t);
+            received.Clear();
+            for (int row = 0; row < heads * t; row++)
+            {
+                Kernels.AddBias(received, p.AsSpan(row * t, t), 1, t);                                                 // Σ over heads and queries
+            }
+
+            for (int k = 0; k < t; k++)
+            {
+                received[k] /= heads;                                                                                  // mean over heads
+            }
+        }
+
+        Kernels.Linear(_gemm, s.AttnCore, bw.ProjW, bw.ProjB, dst, rows, d, d);                                       // (B, T, D)
+    }
+
+    /// <summary>
+    /// mlp(modulate(norm2(x))) on k tokens per image, those in s.TokenIndex (B, k), scattered into s.Feature (B, T, D)
+    /// over the stale values the cache wrote there. AttnCore and H are free here and hold the (B, k, D) rows.
+    /// </summary>
+    private void PartialMlp(DitBlockWeights bw, DitRunState s, int k)
+    {
+        DitConfig c = Config;
+        int b = s.Batch, t = c.Tokens, d = c.Hidden, stride = 6 * d;
+        if (k == 0)
+        {
+            return;
+        }
+
+        for (int i = 0; i < b; i++)
+        {
+            for (int j = 0; j < k; j++)
+            {
+                int token = s.TokenIndex[(i * k) + j];
+                if ((uint)token >= (uint)t)
+                {
+                    throw new InvalidOperationException($"cache policy selected token {token} for image {i}; tokens are 0 … {t - 1}");
+                }
+
+                s.X.AsSpan(((i * t) + token) * d, d).CopyTo(s.AttnCore.AsSpan(((i * k) + j) * d, d));             // gather
+            }
+        }
+
+        Kernels.LayerNormModulate(s.AttnCore.AsSpan(0, b * k * d), s.H.AsSpan(0, b * k * d), s.Mod, stride,
+            (int)Mod.ShiftMlp * d, (int)Mod.ScaleMlp * d, b, k, d);                                                    // (B, k, D)
+        Kernels.LinearGeluTanh(_gemm, s.H.AsSpan(0, b * k * d), bw.Fc1W, bw.Fc1B, s.MlpHidden.AsSpan(0, b * k * c.MlpHidden),
+            b * k, d, c.MlpHidden);                                                                                    // (B, k, 4D)
+        Kernels.Linear(_gemm, s.MlpHidden.AsSpan(0, b * k * c.MlpHidden), bw.Fc2W, bw.Fc2B, s.AttnCore.AsSpan(0, b * k * d),
+            b * k, c.MlpHidden, d);                                                                                    // (B, k, D)
+        for (int i = 0; i < b; i++)
+        {
+            for (int j = 0; j < k; j++)
+            {
+                int token = s.TokenIndex[(i * k) + j];
+                s.AttnCore.AsSpan(((i * k) + j) * d, d).CopyTo(s.Feature.AsSpan(((i * t) + token) * d, d));       // scatter
+            }
+        }
+    }
+
+    /// <summary>
+    /// Block 0's modulate(norm1(x), shift_msa, scale_msa) into s.H, for a policy's step indicator (TeaCache); its
+    /// adaLN projection is counted as executed.
+    /// </summary>
+    private void ModulatedInput(DitRunState s)
+    {
+        DitConfig c = Config;
+        int b = s.Batch, t = c.Tokens, d = c.Hidden;
+        DitBlockWeights bw = _w.Blocks[0];
+        ConditionLinear(s.SiluC, bw.AdaLnW, bw.AdaLnB, s.CondMod, s.CondCount, d, 6 * d, s);                          // (U, 6D)
+        Expand(s.CondMod, s.Mod, 6 * d, s);                                                                            // (B, 6D)
+        Kernels.LayerNormModulate(s.X, s.H, s.Mod, 6 * d, (int)Mod.ShiftMsa * d, (int)Mod.ScaleMsa * d, b, t, d);     // (B, T, D)
+        s.LastFlops += DitFlops.AdaLn(c, b);
     }
 
     private static void Computed(FeatureSite site, DitRunState s, double flops)
@@ -326,7 +438,8 @@ public sealed class DitModel
         s.LastFlops = 0;
         s.LastModulesComputed = 0;
         s.LastModulesForecast = 0;
-        s.LastBlocksSkipped = false;
+        s.LastModulesPartial = 0;
+        s.LastBlocksSkippedCount = 0;
         s.Sites.AsSpan().Clear();                                                                                  // SiteOutcome.Skipped
         s.ShadowErrors.AsSpan().Fill(double.NaN);
         s.LastShadowBlocksError = double.NaN;
@@ -336,32 +449,41 @@ public sealed class DitModel
         Tap?.Invoke("x_embed", s.X);
         Tap?.Invoke("c", s.C);
 
-        if (s.Shadow)
+        if (cache.WantsModulatedInput)
         {
-            s.X.CopyTo(s.ShadowInput, 0);                                                                              // diagnostics: keep the stack input
+            ModulatedInput(s);                                                                                         // (B, T, D) in s.H
+            cache.ObserveModulatedInput(s.H);                                                                          // cache: step indicator
         }
 
-        if (cache.TrySkipBlocks(s.X))                                                                                 // cache: whole stack
+        int depth = Config.Depth;
+        for (int l = 0; l < depth;)
         {
-            s.LastBlocksSkipped = true;
             if (s.Shadow)
             {
-                ShadowBlocks(s);                                                                                       // diagnostics: the true stack
-            }
-        }
-        else
-        {
-            if (cache.WantsBlockInput)
-            {
-                s.X.CopyTo(s.BlockInput, 0);
+                s.X.CopyTo(s.ShadowInput, 0);                                                                          // diagnostics: keep the input
             }
 
-            for (int l = 0; l < Config.Depth; l++)
+            int next = cache.SkipBlocks(l, s.X);                                                                       // cache: skip blocks l … next−1
+            if (next == l)
             {
                 Block(l, s, cache);                                                                                    // (B, T, D)
+                cache.RecordBlock(l, s.X);                                                                             // cache: record block output
+                l++;
+                continue;
             }
 
-            cache.RecordBlocks(cache.WantsBlockInput ? s.BlockInput : ReadOnlySpan<float>.Empty, s.X);                // cache: record stack
+            if (next < l || next > depth)
+            {
+                throw new InvalidOperationException($"cache policy asked to skip from block {l} to {next}; the next block must be in ({l}, {depth}]");
+            }
+
+            s.LastBlocksSkippedCount += next - l;
+            if (s.Shadow)
+            {
+                ShadowBlocks(s, l, next);                                                                              // diagnostics: the true blocks
+            }
+
+            l = next;
         }
 
         FinalLayer(s);                                                                                                 // (B, T, p*p*out)
@@ -370,23 +492,24 @@ public sealed class DitModel
     }
 
     /// <summary>
-    /// Diagnostics for a skipped block stack: runs every block on the kept input, measures the forecast against it,
-    /// then puts the forecast back so the sample, FLOPs and counters are those of the cached run.
+    /// Diagnostics for skipped blocks <paramref name="from"/> … <paramref name="to"/> − 1: runs them on the kept input,
+    /// measures the stand-in against them, then puts the stand-in back so the sample, FLOPs and counters are those of
+    /// the cached run.
     /// </summary>
-    private void ShadowBlocks(DitRunState s)
+    private void ShadowBlocks(DitRunState s, int from, int to)
     {
         double flops = s.LastFlops;
         int computed = s.LastModulesComputed;
         s.X.CopyTo(s.ShadowForecast, 0);
         s.ShadowInput.CopyTo(s.X, 0);
-        for (int l = 0; l < Config.Depth; l++)
+        for (int l = from; l < to; l++)
         {
             Block(l, s, NoCache.Instance);
         }
 
         s.LastShadowBlocksError = RelativeL2(s.ShadowForecast, s.X);
         s.ShadowForecast.CopyTo(s.X, 0);
-        s.Sites.AsSpan().Clear();                                                                                  // SiteOutcome.Skipped
+        s.Sites.AsSpan(2 * from, 2 * (to - from)).Clear();                                                          // SiteOutcome.Skipped
         s.LastFlops = flops;
         s.LastModulesComputed = computed;
     }

@@ -24,7 +24,9 @@ public sealed class DitRunState
         X = new float[b * t * d];
         H = new float[b * t * d];
         Feature = new float[b * t * d];
-        BlockInput = new float[b * t * d];
+        TokenIndex = new int[b * t];
+        AttnProbabilities = new float[config.Heads * t * t];
+        AttnReceived = new float[b * t];
         Qkv = new float[b * t * 3 * d];
         AttnCore = new float[b * t * d];
         MlpHidden = new float[b * t * config.MlpHidden];
@@ -66,8 +68,14 @@ public sealed class DitRunState
     /// <summary>Module output before its gate, computed or forecast (B, T, D).</summary>
     internal float[] Feature { get; }
 
-    /// <summary>Copy of the block-stack input for policies that want it (B, T, D).</summary>
-    internal float[] BlockInput { get; }
+    /// <summary>Per image, the tokens a token-wise cache asked to recompute (B, k ≤ T).</summary>
+    internal int[] TokenIndex { get; }
+
+    /// <summary>One image's attention maps, for policies that want attention scores (heads, T, T).</summary>
+    internal float[] AttnProbabilities { get; }
+
+    /// <summary>Attention received per token, Σ_q mean_h P[q, k] (B, T).</summary>
+    internal float[] AttnReceived { get; }
 
     /// <summary>Attention projections [q | k | v] (B, T, 3D).</summary>
     internal float[] Qkv { get; }
@@ -147,11 +155,17 @@ public sealed class DitRunState
     /// <summary>Modules replaced by the cache in the last forward.</summary>
     public int LastModulesForecast { get; internal set; }
 
+    /// <summary>MLP modules recomputed on some tokens only (token-wise caches) in the last forward.</summary>
+    public int LastModulesPartial { get; internal set; }
+
+    /// <summary>Blocks the cache skipped (stood in for as a range) in the last forward.</summary>
+    public int LastBlocksSkippedCount { get; internal set; }
+
     /// <summary>Whether the cache replaced the whole block stack in the last forward.</summary>
-    public bool LastBlocksSkipped { get; internal set; }
+    public bool LastBlocksSkipped => LastBlocksSkippedCount == Config.Depth;
 
     /// <summary>True when the last forward ran every block in full.</summary>
-    public bool LastFullyComputed => !LastBlocksSkipped && LastModulesForecast == 0;
+    public bool LastFullyComputed => LastBlocksSkippedCount == 0 && LastModulesForecast == 0 && LastModulesPartial == 0;
 
     private readonly SiteOutcome[] _sites;
     private readonly double[] _shadowError;
@@ -195,7 +209,7 @@ public sealed class DitRunState
 
     internal double[] ShadowErrors => _shadowError;
 
-    /// <summary>With <see cref="Shadow"/>: relative L2 error of a forecast block-stack output; NaN when the blocks ran.</summary>
+    /// <summary>With <see cref="Shadow"/>: relative L2 error of the output of the last range of blocks the cache skipped in the last forward (the whole stack for Spectrum, TeaCache, MagCache); NaN when every block ran.</summary>
     public double LastShadowBlocksError { get; internal set; } = double.NaN;
 
     /// <summary>Shadow: the true module output on a forecast step (B, T, D).</summary>
@@ -211,7 +225,7 @@ public sealed class DitRunState
 /// <summary>What a forward did at one cache site.</summary>
 public enum SiteOutcome : byte
 {
-    /// <summary>The whole block stack was replaced by a block-level forecast.</summary>
+    /// <summary>The block was skipped: a block-level cache stood in for a range of blocks (or the whole stack).</summary>
     Skipped,
 
     /// <summary>The module ran.</summary>
@@ -219,4 +233,7 @@ public enum SiteOutcome : byte
 
     /// <summary>The cache stood in for the module.</summary>
     Forecast,
+
+    /// <summary>The module was recomputed on some tokens; the cache stood in for the rest.</summary>
+    Partial,
 }

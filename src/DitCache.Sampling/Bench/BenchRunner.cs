@@ -212,9 +212,12 @@ public sealed class BenchRunner
         return entry;
     }
 
-    /// <summary>One letter per step: C every block computed, S block stack skipped, F modules forecast, P a mix.</summary>
+    /// <summary>
+    /// One letter per step: C every block computed, S block stack skipped, F every module forecast, P a mix (some
+    /// modules or tokens computed, or a range of blocks skipped).
+    /// </summary>
     public static string Timeline(SampleResult run) => string.Concat(run.Steps.Select(s =>
-        s.BlocksSkipped ? 'S' : s.Computed ? 'C' : s.ModulesComputed > 0 ? 'P' : 'F'));
+        s.BlocksSkipped ? 'S' : s.Computed ? 'C' : s.ModulesComputed > 0 || s.ModulesPartial > 0 ? 'P' : 'F'));
 
     private void Shadow(BenchEntry entry, BenchSettings settings)
     {

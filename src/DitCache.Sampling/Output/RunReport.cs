@@ -66,7 +66,9 @@ public static class RunReport
                 json.WriteNumber("flops", s.Flops);
                 json.WriteNumber("modules_computed", s.ModulesComputed);
                 json.WriteNumber("modules_forecast", s.ModulesForecast);
+                json.WriteNumber("modules_partial", s.ModulesPartial);
                 json.WriteBoolean("blocks_skipped", s.BlocksSkipped);
+                json.WriteNumber("blocks_skipped_count", s.BlocksSkippedCount);
                 json.WriteString("sites", SiteLetters(telemetry.Sites[s.N]));
                 if (telemetry.ShadowErrors is { } errors && telemetry.ShadowBlocksErrors is { } blocks)
                 {
@@ -100,6 +102,7 @@ public static class RunReport
             {
                 SiteOutcome.Computed => 'C',
                 SiteOutcome.Forecast => 'F',
+                SiteOutcome.Partial => 'P',
                 _ => 'S',
             };
         }
