@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Generic;
+using DitCache.Caching.Calibration;
 
 namespace DitCache.Caching;
 
@@ -14,7 +15,12 @@ namespace DitCache.Caching;
 /// <param name="Tokens">Tokens per image.</param>
 /// <param name="Hidden">Hidden size D.</param>
 /// <param name="Depth">Number of DiT blocks.</param>
-public sealed record CacheRunInfo(int Steps, IReadOnlyList<float> Timesteps, int Batch, int Tokens, int Hidden, int Depth)
+/// <param name="Calibration">The model's calibration file (TeaCache, SmoothCache, MagCache read their section); null
+/// when the caller has none, and a policy that needs one then fails with the command that makes it.</param>
+/// <param name="Sampler">The sampler of the run ("ddim", "ddpm"), checked against the calibration's; null = unknown (not checked).</param>
+/// <param name="CfgScale">The guidance scale of the run (1 = no CFG batch), checked against the calibration's.</param>
+public sealed record CacheRunInfo(int Steps, IReadOnlyList<float> Timesteps, int Batch, int Tokens, int Hidden, int Depth,
+    CalibrationFile? Calibration = null, string? Sampler = null, double CfgScale = 1.0)
 {
     /// <summary>Floats in one (B, T, D) feature tensor.</summary>
     public int FeatureLength => checked(Batch * Tokens * Hidden);

@@ -1,0 +1,208 @@
+using System;
+using DitCache.Caching.Calibration;
+using DitCache.Tensors;
+
+namespace DitCache.Caching;
+
+/// <summary>
+/// MagCache: Fast Video Generation with Magnitude-Aware Cache (Ma et al., arXiv 2506.09045; official code
+/// Zehong-Ma/MagCache; METHODS.md 5.8). The calibrated magnitude ratios γ_n = mean_tokens ‖r_n‖ / ‖r_{n−1}‖ of the
+/// block-stack residual r decide alone which steps skip: after the retained first steps, each step multiplies an
+/// accumulated ratio by γ_n and adds |1 − ratio| to an error; while the error stays within the threshold and at most K
+/// steps in a row are skipped, the stack is replaced by x ← x + r_prev. The schedule therefore depends only on the
+/// calibration and the knobs, not on the sample. A calibration of another step count is mapped by nearest
+/// interpolation. Spec: <c>magcache:thresh=0.24,k=5</c>.
+/// </summary>
+/// <param name="Threshold">Knob <c>thresh</c> (official <c>magcache_thresh</c>, default 0.24): the accumulated error allowed.</param>
+/// <param name="MaxSkips">Knob <c>k</c> (official <c>K</c>, default 5): the most consecutive skipped steps.</param>
+/// <param name="Retention">Knob <c>retention</c> (official <c>retention_ratio</c>, default 0.1): steps n &lt; int(retention·S + 0.5) always compute.</param>
+public sealed record MagCacheOptions(double Threshold = 0.24, int MaxSkips = 5, double Retention = 0.1) : ICacheOptions
+{
+    /// <inheritdoc/>
+    public string Name => "magcache";
+
+    /// <inheritdoc/>
+    public string Spec => FormattableString.Invariant($"magcache:thresh={Threshold},k={MaxSkips},retention={Retention}");
+
+    /// <summary>Parses <c>magcache:thresh=E,k=K,retention=R</c>; unknown knobs are errors.</summary>
+    public static MagCacheOptions FromSpec(CacheSpec spec)
+    {
+        var options = new MagCacheOptions(spec.GetDouble("thresh", 0.24), spec.GetInt("k", 5), spec.GetDouble("retention", 0.1));
+        spec.RejectUnknownKeys();
+        return options;
+    }
+
+    /// <inheritdoc/>
+    public void Validate()
+    {
+        if (!double.IsFinite(Threshold) || Threshold < 0)
+        {
+            throw new DitCacheException(FormattableString.Invariant($"--cache magcache: thresh={Threshold} is not valid; give a finite number >= 0 (0 computes every step after the retained ones)"), exitCode: 2);
+        }
+
+        if (MaxSkips < 0)
+        {
+            throw new DitCacheException($"--cache magcache: k={MaxSkips} is not valid; give 0 or more consecutive skipped steps (0 computes every step)", exitCode: 2);
+        }
+
+        if (!double.IsFinite(Retention) || Retention < 0 || Retention > 1)
+        {
+            throw new DitCacheException(FormattableString.Invariant($"--cache magcache: retention={Retention} is outside [0, 1] (the fraction of first steps always computed)"), exitCode: 2);
+        }
+    }
+
+    /// <summary>
+    /// γ of a calibration with L steps mapped to <paramref name="steps"/> by nearest interpolation (METHODS.md 5.8):
+    /// entry n is γ[round(n·(L−1)/(S−1))], rounding half to even as numpy does.
+    /// </summary>
+    public static double[] Interpolate(ReadOnlySpan<double> gamma, int steps)
+    {
+        int l = gamma.Length;
+        if (l == steps)
+        {
+            return gamma.ToArray();
+        }
+
+        var mapped = new double[steps];
+        for (int n = 0; n < steps; n++)
+        {
+            double index = steps == 1 ? 0 : n * (double)(l - 1) / (steps - 1);
+            mapped[n] = gamma[(int)Math.Round(index, MidpointRounding.ToEven)];
+        }
+
+        return mapped;
+    }
+
+    /// <summary>The decision rule (METHODS.md 5.8): which of the steps of <paramref name="gamma"/> (one per step) compute.</summary>
+    public bool[] FullSteps(ReadOnlySpan<double> gamma)
+    {
+        int steps = gamma.Length;
+        var full = new bool[steps];
+        int retained = (int)((Retention * steps) + 0.5);
+        double ratio = 1, err = 0;
+        int skipped = 0;
+        for (int n = 0; n < steps; n++)
+        {
+            if (n < retained || n == 0)
+            {
+                full[n] = true;
+                continue;
+            }
+
+            ratio *= gamma[n];
+            skipped++;
+            err += Math.Abs(1 - ratio);
+            if (err <= Threshold && skipped <= MaxSkips)
+            {
+                continue;                                                   // skip: x ← x + r_prev
+            }
+
+            ratio = 1;
+            err = 0;
+            skipped = 0;
+            full[n] = true;
+        }
+
+        return full;
+    }
+
+    /// <inheritdoc/>
+    public ICachePolicy Build(CacheRunInfo run)
+    {
+        Validate();
+        run.Validate();
+        CalibrationFile file = run.Calibration ?? throw new DitCacheException(
+            "--cache magcache needs the model's calibration file and none was given; run 'ditcache calibrate magcache --model MODEL'", exitCode: 2);
+        MagCacheCalibration calibration = file.MagCache ?? throw file.MissingSection("magcache");
+        file.CheckRun("magcache", calibration.Run, run.Sampler, run.CfgScale);
+        return new MagCache(FullSteps(Interpolate(calibration.Gamma, run.Steps)), run);
+    }
+}
+
+/// <summary>The MagCache policy of one run: the block-0 input of a computed step and the residual r_prev, (B, T, D) each.</summary>
+public sealed class MagCache : ICachePolicy
+{
+    private readonly bool[] _full;
+    private readonly int _depth;
+    private readonly int _length;
+    private readonly float[] _input;       // (B, T, D) block-0 input of the current computed step
+    private readonly float[] _residual;    // (B, T, D) r_prev = last-block output − block-0 input
+    private bool _hasResidual;
+    private int _n = -1;
+
+    internal MagCache(bool[] full, CacheRunInfo run)
+    {
+        _full = full;
+        _depth = run.Depth;
+        _length = run.FeatureLength;
+        _input = new float[_length];
+        _residual = new float[_length];
+        CacheBytes = 2L * _length * sizeof(float);
+    }
+
+    /// <inheritdoc/>
+    public long CacheBytes { get; }
+
+    /// <inheritdoc/>
+    public void BeginStep(int n, float timestep)
+    {
+        if (n < 0 || n >= _full.Length || (n != 0 && n != _n + 1))
+        {
+            throw new InvalidOperationException($"MagCache was built for {_full.Length} steps and is at step {_n}; step {n} cannot follow (steps run 0, 1, 2, …)");
+        }
+
+        if (n == 0)
+        {
+            _hasResidual = false;
+        }
+
+        _n = n;
+    }
+
+    /// <inheritdoc/>
+    public int SkipBlocks(int from, Span<float> x)
+    {
+        if (from != 0)
+        {
+            return from;
+        }
+
+        if (_n < 0)
+        {
+            throw new InvalidOperationException("BeginStep must be called before the model runs");
+        }
+
+        if (!_full[_n] && _hasResidual)
+        {
+            Kernels.AddBias(x, _residual, 1, _length);                      // x ← x + r_prev
+            return _depth;
+        }
+
+        x.CopyTo(_input);
+        return 0;
+    }
+
+    /// <inheritdoc/>
+    public void RecordBlock(int block, ReadOnlySpan<float> output)
+    {
+        if (block != _depth - 1)
+        {
+            return;
+        }
+
+        for (int i = 0; i < _length; i++)
+        {
+            _residual[i] = output[i] - _input[i];
+        }
+
+        _hasResidual = true;
+    }
+
+    /// <inheritdoc/>
+    public bool TryForecast(FeatureSite site, Span<float> output) => false;
+
+    /// <inheritdoc/>
+    public void Record(FeatureSite site, ReadOnlySpan<float> output)
+    {
+    }
+}

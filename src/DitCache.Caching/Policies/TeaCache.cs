@@ -1,0 +1,234 @@
+using System;
+using DitCache.Caching.Calibration;
+using DitCache.Tensors;
+
+namespace DitCache.Caching;
+
+/// <summary>
+/// TeaCache: Timestep Embedding Aware Cache (Liu et al., "Timestep Embedding Tells: It's Time to Cache for Video
+/// Diffusion Model", arXiv 2411.19108; official code ali-vilab/TeaCache; METHODS.md 5.5). The indicator is block 0's
+/// modulated input I_n = modulate(norm1(x), shift_msa, scale_msa) of the whole CFG batch; each step adds
+/// poly(mean|I_n − I_{n−1}| / mean|I_{n−1}|) to an accumulator and skips the block stack (x ← x + R, R = last-block
+/// output − block-0 input of the last computed step) while the sum stays below l. The polynomial comes from the
+/// model's calibration file (<c>ditcache calibrate teacache</c>); no DiT coefficients are published. It maps one
+/// step's input change to its output change, so it does not depend on the step count: a 50-step calibration serves
+/// any step count. Spec: <c>teacache:l=0.3</c>.
+/// </summary>
+/// <param name="Threshold">
+/// l (knob <c>l</c>, official <c>rel_l1_thresh</c>, default 0.3): the accumulated estimated relative output change
+/// allowed before the stack is computed again. 0 computes every step; larger skips more.
+/// </param>
+public sealed record TeaCacheOptions(double Threshold = 0.3) : ICacheOptions
+{
+    /// <inheritdoc/>
+    public string Name => "teacache";
+
+    /// <inheritdoc/>
+    public string Spec => FormattableString.Invariant($"teacache:l={Threshold}");
+
+    /// <summary>Parses <c>teacache:l=L</c>; unknown knobs are errors.</summary>
+    public static TeaCacheOptions FromSpec(CacheSpec spec)
+    {
+        var options = new TeaCacheOptions(spec.GetDouble("l", 0.3));
+        spec.RejectUnknownKeys();
+        return options;
+    }
+
+    /// <inheritdoc/>
+    public void Validate()
+    {
+        if (!double.IsFinite(Threshold) || Threshold < 0)
+        {
+            throw new DitCacheException(FormattableString.Invariant($"--cache teacache: l={Threshold} is not a valid threshold; l must be a finite number >= 0 (0 computes every step)"), exitCode: 2);
+        }
+    }
+
+    /// <summary>
+    /// The decision rule alone (METHODS.md 5.5), for tests and the reference: given rel_n for n = 1 … S−1 (index n−1
+    /// of <paramref name="rel"/>), which steps compute. Steps 0 and S−1 always compute and reset the accumulator.
+    /// </summary>
+    public bool[] Decide(ReadOnlySpan<double> coefficients, ReadOnlySpan<double> rel)
+    {
+        int steps = rel.Length + 1;
+        var full = new bool[steps];
+        double acc = 0;
+        for (int n = 0; n < steps; n++)
+        {
+            full[n] = Step(n, steps, n == 0 ? 0 : rel[n - 1], coefficients, ref acc);
+        }
+
+        return full;
+    }
+
+    internal bool Step(int n, int steps, double rel, ReadOnlySpan<double> coefficients, ref double acc)
+    {
+        if (n == 0 || n == steps - 1)
+        {
+            acc = 0;
+            return true;
+        }
+
+        acc += PolyFit.Evaluate(coefficients, rel);
+        if (acc < Threshold)
+        {
+            return false;
+        }
+
+        acc = 0;
+        return true;
+    }
+
+    /// <inheritdoc/>
+    public ICachePolicy Build(CacheRunInfo run)
+    {
+        Validate();
+        run.Validate();
+        CalibrationFile file = run.Calibration ?? throw new DitCacheException(
+            "--cache teacache needs the model's calibration file and none was given; run 'ditcache calibrate teacache --model MODEL'", exitCode: 2);
+        TeaCacheCalibration calibration = file.TeaCache ?? throw file.MissingSection("teacache");
+        file.CheckRun("teacache", calibration.Run, run.Sampler, run.CfgScale);
+        return new TeaCache(this, calibration.Coefficients, run);
+    }
+}
+
+/// <summary>
+/// The TeaCache policy of one run: the previous indicator, the block-0 input of the current step and the residual R,
+/// each (B, T, D), allocated at build.
+/// </summary>
+public sealed class TeaCache : ICachePolicy
+{
+    private readonly TeaCacheOptions _options;
+    private readonly double[] _coefficients;
+    private readonly int _steps;
+    private readonly int _depth;
+    private readonly int _length;
+    private readonly float[] _previous;    // (B, T, D) I_{n−1}
+    private readonly float[] _input;       // (B, T, D) block-0 input of the current computed step
+    private readonly float[] _residual;    // (B, T, D) R = last-block output − block-0 input, last computed step
+    private bool _hasResidual;
+    private bool _observed;
+    private double _acc;
+    private int _n = -1;
+    private bool _skip;
+
+    internal TeaCache(TeaCacheOptions options, double[] coefficients, CacheRunInfo run)
+    {
+        _options = options;
+        _coefficients = (double[])coefficients.Clone();
+        _steps = run.Steps;
+        _depth = run.Depth;
+        _length = run.FeatureLength;
+        _previous = new float[_length];
+        _input = new float[_length];
+        _residual = new float[_length];
+        CacheBytes = 3L * _length * sizeof(float);
+    }
+
+    /// <inheritdoc/>
+    public long CacheBytes { get; }
+
+    /// <summary>The accumulator after the current step's decision (for tests).</summary>
+    public double Accumulated => _acc;
+
+    /// <inheritdoc/>
+    public bool WantsModulatedInput => true;
+
+    /// <inheritdoc/>
+    public void BeginStep(int n, float timestep)
+    {
+        if (n < 0 || n >= _steps || (n != 0 && n != _n + 1))
+        {
+            throw new InvalidOperationException($"TeaCache was built for {_steps} steps and is at step {_n}; step {n} cannot follow (steps run 0, 1, 2, …)");
+        }
+
+        if (n == 0)
+        {
+            _hasResidual = false;
+            _acc = 0;
+        }
+
+        _n = n;
+        _observed = false;
+        _skip = false;
+    }
+
+    /// <inheritdoc/>
+    public void ObserveModulatedInput(ReadOnlySpan<float> modulated)
+    {
+        if (_n < 0)
+        {
+            throw new InvalidOperationException("BeginStep must be called before the model runs");
+        }
+
+        if (modulated.Length != _length)
+        {
+            throw new ArgumentException($"modulated input has {modulated.Length} floats; this run's (B, T, D) has {_length}", nameof(modulated));
+        }
+
+        double rel = _n == 0 ? 0 : RelativeL1(modulated, _previous);
+        bool compute = _options.Step(_n, _steps, rel, _coefficients, ref _acc);
+        _skip = !compute && _hasResidual;
+        modulated.CopyTo(_previous);                                         // I_prev follows every step, skipped or not
+        _observed = true;
+    }
+
+    /// <inheritdoc/>
+    public int SkipBlocks(int from, Span<float> x)
+    {
+        if (from != 0)
+        {
+            return from;
+        }
+
+        if (!_observed)
+        {
+            throw new InvalidOperationException("TeaCache needs ObserveModulatedInput before block 0 (WantsModulatedInput is true)");
+        }
+
+        if (_skip)
+        {
+            Kernels.AddBias(x, _residual, 1, _length);                      // x ← x + R
+            return _depth;
+        }
+
+        x.CopyTo(_input);
+        return 0;
+    }
+
+    /// <inheritdoc/>
+    public void RecordBlock(int block, ReadOnlySpan<float> output)
+    {
+        if (block != _depth - 1)
+        {
+            return;
+        }
+
+        for (int i = 0; i < _length; i++)
+        {
+            _residual[i] = output[i] - _input[i];                            // R = stack output − stack input
+        }
+
+        _hasResidual = true;
+    }
+
+    /// <inheritdoc/>
+    public bool TryForecast(FeatureSite site, Span<float> output) => false;
+
+    /// <inheritdoc/>
+    public void Record(FeatureSite site, ReadOnlySpan<float> output)
+    {
+    }
+
+    /// <summary>mean|a − b| / mean|b| over all elements, in double (METHODS.md 5.5).</summary>
+    public static double RelativeL1(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
+    {
+        double num = 0, den = 0;
+        for (int i = 0; i < a.Length; i++)
+        {
+            num += Math.Abs(a[i] - (double)b[i]);
+            den += Math.Abs((double)b[i]);
+        }
+
+        return den > 0 ? num / den : (num > 0 ? double.PositiveInfinity : 0);
+    }
+}
