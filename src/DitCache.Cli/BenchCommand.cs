@@ -123,7 +123,7 @@ internal static class BenchCommand
         TensorFile modelFile = o.Model is null ? DefaultModel.Load() : Checkpoint.Load(o.Model);
         DitWeights weights = DitWeights.FromFile(modelFile);
         string modelName = (o.Model ?? "embedded:" + DefaultModel.ResourceName) + " " + Fingerprint(modelFile);
-        var runner = new BenchRunner(new DitModel(weights, gemm, o.Threads), classifier, train);
+        var runner = new BenchRunner(new DitModel(weights, gemm, o.Threads), classifier, train, DefaultModel.LoadCalibration(o.Model));
         QualityReference reference = QualityReference.Compute(classifier, test, QualitySettings.AllClasses);
         BenchResults results = BenchRunner.NewResults(settings, modelName, Machine(), CommandLine(o), o.Threads, gemm.Name,
             reference, runner.MatchedFloor(settings, reference));

@@ -18,6 +18,7 @@ internal static class CliApp
             SampleCommand.Create(stdout, stderr, interactive),
             EvaluateCommand.Create(stdout, stderr, interactive),
             BenchCommand.Create(stdout, stderr, interactive),
+            CalibrateCommand.Create(stdout, stderr),
             InfoCommand.Create(stdout),
         };
 

@@ -128,7 +128,7 @@ internal static class EvaluateCommand
         FmnistClassifier classifier = FmnistClassifier.LoadDefault(GemmFactory.Float32(gemm));   // the metric stays float32
         DitWeights weights = DefaultModel.LoadWeights(o.Model);
         string modelName = o.Model ?? "embedded:" + DefaultModel.ResourceName;
-        var evaluation = new QualityEvaluation(new DitModel(weights, gemm, o.Threads), classifier, train);
+        var evaluation = new QualityEvaluation(new DitModel(weights, gemm, o.Threads), classifier, train, DefaultModel.LoadCalibration(o.Model));
         var settings = new QualitySettings(o.SamplesPerClass, labels, o.Steps, o.Sampler, o.Cfg, cacheOptions, o.Seed, o.Batch, o.GridColumns);
 
         // 3. Run: the reference features first (10,000 test images), then the sampling.

@@ -133,7 +133,7 @@ internal static class SampleCommand
         Tensor? initialNoise = o.Noise is null ? null : LoadNoise(o.Noise, labels.Length, c);
 
         // 3. Run.
-        var pipeline = new DiffusionPipeline(new DitModel(weights, gemm, o.Threads));
+        var pipeline = new DiffusionPipeline(new DitModel(weights, gemm, o.Threads), DefaultModel.LoadCalibration(o.Model));
         var request = new SampleRequest(labels, o.Steps, o.Sampler, o.Cfg, o.CfgChannels, o.Eta, o.Seed, initialNoise, o.Shadow);
         SampleResult result;
         if (interactive && !o.Quiet)

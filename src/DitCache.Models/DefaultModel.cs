@@ -1,4 +1,5 @@
 using System.IO;
+using DitCache.Caching.Calibration;
 using DitCache.Tensors;
 using DitCache.Tensors.IO;
 
@@ -12,6 +13,37 @@ public static class DefaultModel
 {
     /// <summary>The resource name, also used as the model's source in messages and reports.</summary>
     public const string ResourceName = "fmnist-dit.safetensors";
+
+    /// <summary>The embedded calibration's resource name (models/fmnist-dit.calibration.json).</summary>
+    public const string CalibrationResourceName = "fmnist-dit" + CalibrationFile.Suffix;
+
+    /// <summary>The repository path of the shipped model, for <c>ditcache calibrate --model</c> hints.</summary>
+    public const string RepositoryPath = "models/" + ResourceName;
+
+    /// <summary>
+    /// The calibration of the model at <paramref name="modelPath"/>: the file beside it
+    /// (<see cref="CalibrationFile.PathFor"/>), or for the embedded default model (null path) the embedded copy of
+    /// models/fmnist-dit.calibration.json. A missing file gives an empty calibration whose errors name where it looked.
+    /// </summary>
+    /// <exception cref="DitCacheException">The file exists but is malformed.</exception>
+    public static CalibrationFile LoadCalibration(string? modelPath)
+    {
+        if (modelPath is not null)
+        {
+            return CalibrationFile.Load(CalibrationFile.PathFor(modelPath), modelPath);
+        }
+
+        string source = "embedded:" + CalibrationResourceName;
+        using Stream? stream = typeof(DefaultModel).Assembly.GetManifestResourceStream(CalibrationResourceName);
+        if (stream is null)
+        {
+            return CalibrationFile.Missing(source + " (this build has no models/" + CalibrationResourceName + ")", RepositoryPath);
+        }
+
+        byte[] bytes = new byte[stream.Length];
+        stream.ReadExactly(bytes);
+        return CalibrationFile.Parse(bytes, source, RepositoryPath);
+    }
 
     /// <summary>Loads the embedded checkpoint.</summary>
     /// <exception cref="DitCacheException">The assembly was built without the model file.</exception>

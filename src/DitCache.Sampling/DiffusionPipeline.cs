@@ -2,6 +2,7 @@ using System;
 using System.Diagnostics;
 using System.Linq;
 using DitCache.Caching;
+using DitCache.Caching.Calibration;
 using DitCache.Models;
 using DitCache.Tensors;
 
@@ -94,6 +95,9 @@ public sealed class StepTelemetry
     }
 }
 
+/// <summary>Sees the model output of step <paramref name="n"/> (N, out, H, W; guided with CFG) before the scheduler uses it.</summary>
+public delegate void StepObserver(int n, ReadOnlySpan<float> modelOutput);
+
 /// <summary>
 /// The explicit denoising loop (DiT <c>sample.py</c> + <c>p_sample_loop</c>/<c>ddim_sample_loop</c>): noise, then for
 /// n = 0 … S−1: the cache policy starts the step, the model runs (as a CFG batch when the scale is above 1), the
@@ -102,12 +106,23 @@ public sealed class StepTelemetry
 public sealed class DiffusionPipeline
 {
     private readonly DitModel _model;
+    private readonly CalibrationFile? _calibration;
 
-    /// <summary>A pipeline over <paramref name="model"/>.</summary>
-    public DiffusionPipeline(DitModel model)
+    /// <summary>
+    /// A pipeline over <paramref name="model"/>; <paramref name="calibration"/> is the model's calibration file, handed
+    /// to every cache policy it builds (TeaCache, SmoothCache and MagCache need it).
+    /// </summary>
+    public DiffusionPipeline(DitModel model, CalibrationFile? calibration = null)
     {
         _model = model;
+        _calibration = calibration;
     }
+
+    /// <summary>The model.</summary>
+    public DitModel Model => _model;
+
+    /// <summary>The calibration handed to cache policies, or null.</summary>
+    public CalibrationFile? Calibration => _calibration;
 
     /// <summary>Builds the scheduler named <paramref name="sampler"/>.</summary>
     /// <exception cref="DitCacheException">Unknown sampler (exit code 2).</exception>
@@ -121,11 +136,27 @@ public sealed class DiffusionPipeline
     /// <summary>
     /// Samples one image per class. <paramref name="stepNoise"/> supplies the noise of stochastic steps (and the
     /// initial noise when the request has none); by default a <see cref="GaussianNoise"/> of the request's seed.
-    /// <paramref name="progress"/> receives (steps done, steps total).
+    /// <paramref name="progress"/> receives (steps done, steps total); <paramref name="observe"/> sees each step's model
+    /// output.
     /// </summary>
     /// <exception cref="ArgumentException">Bad classes, steps, CFG scale, guided channels or noise shape.</exception>
-    public SampleResult Run(SampleRequest request, ICacheOptions cache, INoiseSource? stepNoise = null, Action<int, int>? progress = null)
+    public SampleResult Run(SampleRequest request, ICacheOptions cache, INoiseSource? stepNoise = null, Action<int, int>? progress = null,
+        StepObserver? observe = null)
     {
+        ArgumentNullException.ThrowIfNull(cache);
+        return Run(request, run => cache.Build(run), cache.Spec, stepNoise, progress, observe);
+    }
+
+    /// <summary>
+    /// As <see cref="Run(SampleRequest, ICacheOptions, INoiseSource?, Action{int, int}?, StepObserver?)"/> with a policy
+    /// made by <paramref name="build"/> for the run (e.g. a <see cref="CalibrationRecorder"/>); <paramref name="spec"/>
+    /// names it in the result.
+    /// </summary>
+    public SampleResult Run(SampleRequest request, Func<CacheRunInfo, ICachePolicy> build, string spec, INoiseSource? stepNoise = null,
+        Action<int, int>? progress = null, StepObserver? observe = null)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        ArgumentNullException.ThrowIfNull(build);
         DitConfig c = _model.Config;
         int n = request.Classes.Length, steps = request.Steps;
         int image = c.InChannels * c.InputSize * c.InputSize, outImage = c.OutChannels * c.InputSize * c.InputSize;
@@ -139,7 +170,8 @@ public sealed class DiffusionPipeline
         DitRunState state = _model.CreateState(batch);
         state.Shadow = request.Shadow;
         var telemetry = new StepTelemetry(steps, 2 * c.Depth, request.Shadow);
-        ICachePolicy policy = cache.Build(new CacheRunInfo(steps, diffusion.SamplingTimesteps, batch, c.Tokens, c.Hidden, c.Depth));
+        ICachePolicy policy = build(new CacheRunInfo(steps, diffusion.SamplingTimesteps, batch, c.Tokens, c.Hidden, c.Depth,
+            _calibration, request.Sampler, useCfg ? request.CfgScale : 1.0));
         INoiseSource noiseSource = stepNoise ?? new GaussianNoise(request.Seed);
 
         float[] x = new float[n * image];
@@ -174,6 +206,7 @@ public sealed class DiffusionPipeline
                 _model.Forward(x, timesteps, request.Classes, state, policy, modelOut);
             }
 
+            observe?.Invoke(step, modelOut);
             if (scheduler.UsesNoise(index))
             {
                 noiseSource.Fill(noise);
@@ -190,7 +223,7 @@ public sealed class DiffusionPipeline
         clock.Stop();
         double full = steps * DitFlops.Forward(c, batch);
         return new SampleResult(new Tensor(x, n, c.InChannels, c.InputSize, c.InputSize), records, flops, full,
-            clock.Elapsed.TotalSeconds, policy.CacheBytes, scheduler.Name, cache.Spec, telemetry);
+            clock.Elapsed.TotalSeconds, policy.CacheBytes, scheduler.Name, spec, telemetry);
     }
 
     private static void Validate(SampleRequest request, DitConfig c)

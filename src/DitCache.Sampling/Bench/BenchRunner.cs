@@ -2,6 +2,7 @@ using System;
 using System.Collections.Generic;
 using System.Linq;
 using DitCache.Caching;
+using DitCache.Caching.Calibration;
 using DitCache.Models;
 using DitCache.Sampling.Data;
 using DitCache.Sampling.Evaluation;
@@ -62,12 +63,12 @@ public sealed class BenchRunner
     private readonly DiffusionPipeline _pipeline;
 
     /// <summary>A runner over <paramref name="model"/>, scored with <paramref name="classifier"/>.</summary>
-    public BenchRunner(DitModel model, FmnistClassifier classifier, FashionMnist train)
+    public BenchRunner(DitModel model, FmnistClassifier classifier, FashionMnist train, CalibrationFile? calibration = null)
     {
         _model = model;
-        _evaluation = new QualityEvaluation(model, classifier);
-        _withFloor = new QualityEvaluation(model, classifier, train);
-        _pipeline = new DiffusionPipeline(model);
+        _evaluation = new QualityEvaluation(model, classifier, calibration: calibration);
+        _withFloor = new QualityEvaluation(model, classifier, train, calibration);
+        _pipeline = new DiffusionPipeline(model, calibration);
     }
 
     /// <summary>

@@ -3,6 +3,7 @@ using System.Collections.Generic;
 using System.Diagnostics;
 using System.Linq;
 using DitCache.Caching;
+using DitCache.Caching.Calibration;
 using DitCache.Models;
 using DitCache.Sampling.Data;
 using DitCache.Sampling.Metrics;
@@ -178,7 +179,7 @@ public sealed class QualityEvaluation
     /// (optional) supplies the real images of the matched floor.
     /// </summary>
     /// <exception cref="DitCacheException">The model does not make 28×28 single-channel Fashion-MNIST images (exit code 2).</exception>
-    public QualityEvaluation(DitModel model, FmnistClassifier classifier, FashionMnist? train = null)
+    public QualityEvaluation(DitModel model, FmnistClassifier classifier, FashionMnist? train = null, CalibrationFile? calibration = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(classifier);
@@ -190,7 +191,7 @@ public sealed class QualityEvaluation
                 exitCode: 2);
         }
 
-        _pipeline = new DiffusionPipeline(model);
+        _pipeline = new DiffusionPipeline(model, calibration);
         _classifier = classifier;
         _train = train;
     }
