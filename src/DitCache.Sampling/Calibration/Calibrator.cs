@@ -22,8 +22,12 @@ namespace DitCache.Sampling.Calibration;
 /// <param name="TargetSpeedup">When set, tune each method's knob to this FLOPs ratio on the calibration samples.</param>
 /// <param name="Command">The command line recorded in each section.</param>
 /// <param name="Eta">DDIM η of the run.</param>
+/// <param name="Classes">The class of each image instead of i mod num_classes (its length then replaces
+/// <paramref name="Samples"/>); for tests against a fixture.</param>
+/// <param name="Noise">Initial noise (N, C, H, W) instead of seeded noise; for tests against a fixture.</param>
 public sealed record CalibrationSettings(IReadOnlyList<string> Methods, int Steps = 50, int Samples = 16, string Sampler = "ddim",
-    float Cfg = 4f, int Seed = 0, int Lookahead = 3, double? TargetSpeedup = null, string Command = "", double Eta = 0);
+    float Cfg = 4f, int Seed = 0, int Lookahead = 3, double? TargetSpeedup = null, string Command = "", double Eta = 0,
+    int[]? Classes = null, Tensor? Noise = null);
 
 /// <summary>One evaluated knob value of a tuning search.</summary>
 /// <param name="Value">The knob value.</param>
@@ -69,10 +73,16 @@ public sealed class Calibrator
     public CalibrationOutcome Run(CalibrationSettings settings, string modelHint)
     {
         ArgumentNullException.ThrowIfNull(settings);
+        if (settings.Classes is { } given)
+        {
+            settings = settings with { Samples = given.Length };
+        }
+
         Check(settings);
         DitConfig c = _model.Config;
-        var request = new SampleRequest(Classes(settings.Samples, c.NumClasses), settings.Steps, settings.Sampler, settings.Cfg,
-            Eta: settings.Eta, Seed: settings.Seed);
+
+        var request = new SampleRequest(settings.Classes ?? Classes(settings.Samples, c.NumClasses), settings.Steps, settings.Sampler,
+            settings.Cfg, Eta: settings.Eta, Seed: settings.Seed, Noise: settings.Noise);
         var run = new CalibrationRun(settings.Sampler, settings.Steps, settings.Cfg, settings.Samples, settings.Seed, settings.Command);
 
         // 1. Full compute, recording everything.
