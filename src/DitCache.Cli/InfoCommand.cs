@@ -3,6 +3,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.IO;
 using DitCache.Caching;
+using DitCache.Caching.Calibration;
 using DitCache.Models;
 using DitCache.Sampling;
 using DitCache.Tensors;
@@ -55,7 +56,9 @@ internal static class InfoCommand
             Print(stdout, config, source);
             if (parse.GetValue(cache) is { } spec)
             {
-                PrintCache(stdout, config, CacheRegistry.Parse(spec), parse.GetValue(images), parse.GetValue(steps), parse.GetValue(cfg));
+                // Calibrated accelerators need the model's calibration to be built (a preset has none).
+                CalibrationFile? calibration = presetName is null ? DefaultModel.LoadCalibration(path) : null;
+                PrintCache(stdout, config, CacheRegistry.Parse(spec), parse.GetValue(images), parse.GetValue(steps), parse.GetValue(cfg), calibration);
             }
 
             return 0;
@@ -79,7 +82,7 @@ internal static class InfoCommand
         o.WriteLine(string.Create(inv, $"gflops:       {DitFlops.Forward(c, 1) / 1e9:0.00####} per image forward (blocks only, 2 FLOPs per multiply-add; METHODS.md 9.1)"));
     }
 
-    private static void PrintCache(TextWriter o, DitConfig c, ICacheOptions options, int images, int steps, float cfg)
+    private static void PrintCache(TextWriter o, DitConfig c, ICacheOptions options, int images, int steps, float cfg, CalibrationFile? calibration)
     {
         if (images < 1)
         {
@@ -98,7 +101,7 @@ internal static class InfoCommand
 
         int rows = cfg > 1f ? 2 * images : images;
         var grid = new GaussianDiffusion(steps).SamplingTimesteps;
-        long bytes = options.Build(new CacheRunInfo(steps, grid, rows, c.Tokens, c.Hidden, c.Depth)).CacheBytes;
+        long bytes = options.Build(new CacheRunInfo(steps, grid, rows, c.Tokens, c.Hidden, c.Depth, calibration, CfgScale: cfg > 1f ? cfg : 1.0)).CacheBytes;
         long feature = (long)rows * c.Tokens * c.Hidden * sizeof(float);
         CultureInfo inv = CultureInfo.InvariantCulture;
         o.WriteLine(string.Create(inv,
