@@ -2,6 +2,7 @@ using System;
 using System.IO;
 using System.Linq;
 using DitCache.Caching;
+using DitCache.Caching.Calibration;
 using DitCache.Models;
 using DitCache.Tensors;
 using DitCache.Tensors.IO;
@@ -54,7 +55,21 @@ public class AllocationTests
         { "taylorseer", "ddim", "managed" },
         { "foca", "ddim", "managed" },
         { "spectrum", "ddim", "managed" },
+        { "teacache:l=0.25", "ddim", "managed" },
+        { "smoothcache:alpha=0.1", "ddim", "managed" },
+        { "magcache", "ddim", "managed" },
     };
+
+    /// <summary>A hand-made calibration for the calibrated accelerators: every third step computes (TeaCache with a
+    /// constant poly of 0.1 and l = 0.25), reuse every other step (SmoothCache rows of 0), γ = 1 (MagCache).</summary>
+    private static CalibrationFile Calibration()
+    {
+        var run = new CalibrationRun("ddim", Steps, 1.5, 2, 0, "AllocationTests");
+        return new CalibrationFile("AllocationTests", "tiny_dit.safetensors",
+            new TeaCacheCalibration(run, new double[Steps - 1], new double[Steps - 1], [0, 0, 0, 0, 0.1]),
+            new SmoothCacheCalibration(run, 1, [new double[Steps - 1]], [new double[Steps - 1]]),
+            new MagCacheCalibration(run, Enumerable.Repeat(1.0, Steps).ToArray()));
+    }
 
     [Theory]
     [MemberData(nameof(Runs))]
@@ -65,7 +80,7 @@ public class AllocationTests
             return;
         }
 
-        var pipeline = new DiffusionPipeline(new DitModel(s_weights.Value, GemmFactory.Create(gemm, 2), 2));
+        var pipeline = new DiffusionPipeline(new DitModel(s_weights.Value, GemmFactory.Create(gemm, 2), 2), Calibration());
         long[] thread = new long[Steps + 1];
         long[] workers = new long[Steps + 1];
         long[] total = new long[Steps + 1];
