@@ -1,6 +1,7 @@
 using System;
 using System.Linq;
 using DitCache.Caching;
+using DitCache.Caching.Calibration;
 using DitCache.Tensors;
 using Xunit;
 
@@ -87,6 +88,37 @@ public class CachedFlopsTests
             Assert.Equal(full[n] ? 0 : 2 * c.Depth, s.LastModulesForecast);
             double expected = full[n] ? DitFlops.Forward(c, 2) : c.Depth * DitFlops.AdaLn(c, 2);
             Assert.Equal(expected, s.LastFlops, 6);
+        }
+    }
+
+    [Fact]
+    public void TeaCacheSkippedStepsCountBlockZerosAdaLnAndMagCacheNothing()
+    {
+        // METHODS.md 9.1: a skipped block stack counts 0 block FLOPs, but TeaCache's indicator runs block 0's adaLN.
+        // Hand-made calibrations: TeaCache poly = 0.1 with l = 0.15 computes steps 0, 2, 3; MagCache γ = 1 skips 1, 2.
+        var model = new DitModel(DitWeights.FromFile(Golden.Weights), new ManagedGemm(1), 1);
+        DitConfig c = model.Config;
+        DitRunState s = model.CreateState(2);
+        var output = new float[Golden.Get("out").Length];
+        var run = new CalibrationRun("ddim", 4, 1.0, 1, 0, "test");
+        var calibration = new CalibrationFile("test", "tiny", new TeaCacheCalibration(run, new double[3], new double[3], [0, 0, 0, 0, 0.1]),
+            null, new MagCacheCalibration(run, [1, 1, 1, 1]));
+        var info = new CacheRunInfo(4, [999f, 666f, 333f, 0f], 2, c.Tokens, c.Hidden, c.Depth, calibration, "ddim", 1.0);
+        foreach ((ICacheOptions options, bool[] schedule, double skipped) in new (ICacheOptions, bool[], double)[]
+        {
+            (new TeaCacheOptions(0.15), [true, false, true, true], DitFlops.AdaLn(c, 2)),
+            (new MagCacheOptions(0.5, 2, 0), [true, false, false, true], 0),
+        })
+        {
+            ICachePolicy policy = options.Build(info);
+            for (int n = 0; n < 4; n++)
+            {
+                policy.BeginStep(n, 999 - (333 * n));
+                model.Forward(Golden.Get("x").Data, [999 - (333 * n), 999 - (333 * n)], Golden.Labels("y"), s, policy, output);
+                Assert.Equal(schedule[n], s.LastFullyComputed);
+                double expected = schedule[n] ? DitFlops.Forward(c, 2) + (options is TeaCacheOptions ? DitFlops.AdaLn(c, 2) : 0) : skipped;
+                Assert.Equal(expected, s.LastFlops, 6);
+            }
         }
     }
 }
