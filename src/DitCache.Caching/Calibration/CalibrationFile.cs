@@ -143,10 +143,17 @@ public sealed class CalibrationFile
         JsonObject root = File.Exists(path) ? ParseRoot(File.ReadAllBytes(path), path) : new JsonObject();
         root["format"] = 1;
         root[method] = JsonSerializer.SerializeToNode(section, section.GetType(), s_json);
-        byte[] bytes = System.Text.Encoding.UTF8.GetBytes(root.ToJsonString(s_json) + "\n");
+        byte[] bytes = System.Text.Encoding.UTF8.GetBytes(CompactNumberArrays(root.ToJsonString(s_json)) + "\n");
         Parse(bytes, path, modelHint);                                                       // never write what we cannot read
         AtomicFile.Write(path, "calibration", s => s.Write(bytes));
     }
+
+    /// <summary>Indented JSON with every array of numbers on one line (a row per line instead of a number per line).</summary>
+    private static string CompactNumberArrays(string json) =>
+        s_numberArray.Replace(json, m => "[" + string.Join(", ", m.Groups[1].Value.Split(',', StringSplitOptions.TrimEntries)) + "]");
+
+    private static readonly System.Text.RegularExpressions.Regex s_numberArray =
+        new(@"\[\s*([-+0-9.eE]+(?:\s*,\s*[-+0-9.eE]+)*)\s*\]", System.Text.RegularExpressions.RegexOptions.CultureInvariant);
 
     /// <summary>The command that makes <paramref name="method"/>'s section for this file's model.</summary>
     public string CalibrateCommand(string method) => $"ditcache calibrate {method} --model {ModelHint}";
