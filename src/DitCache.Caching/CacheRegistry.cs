@@ -18,6 +18,9 @@ public static class CacheRegistry
         ("taylorseer", "TaylorSeer Taylor forecast per module: n=4,o=4,warmup=2", spec => TaylorSeerOptions.FromSpec(spec)),
         ("foca", "FoCa-A BDF2 forecast + Heun calibration per module: n=5,warmup=2,corrector=on|off,time=step|t,reading=paper|cachedit", spec => FocaOptions.FromSpec(spec)),
         ("spectrum", "Spectrum Chebyshev + linear forecast of the block stack: n=2,alpha=0.75,m=4,lam=0.1,w=0.5,warmup=5", spec => SpectrumOptions.FromSpec(spec)),
+        ("delta-dit", "Δ-DiT stage-adaptive block-group Δ-Cache: n=2,b=<half the steps>,blocks=<half the depth>", spec => DeltaDitOptions.FromSpec(spec)),
+        ("fbcache", "First-Block-Cache, skip the rest when block 0's residual barely moved: t=0.08,warmup=8,maxcached=-1,maxrun=-1", spec => FBCacheOptions.FromSpec(spec)),
+        ("dbcache", "DBCache, F front + B back blocks always run, the middle cached on a residual diff: f=8,b=0,t=0.08,warmup=8,maxcached=-1,maxrun=-1", spec => DBCacheOptions.FromSpec(spec)),
     ];
 
     /// <summary>Names and one-line summaries, for help text.</summary>
