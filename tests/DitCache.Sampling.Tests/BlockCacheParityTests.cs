@@ -1,5 +1,4 @@
 using System;
-using System.IO;
 using System.Linq;
 using DitCache.Caching;
 using DitCache.Models;
@@ -23,10 +22,10 @@ public class BlockCacheParityTests
 {
     private const int Steps = 50;
 
-    private static readonly Lazy<TensorFile> s_golden = new(() => SafeTensors.Load(Fixture("tiny_dit_deep_blockcache_golden.safetensors")));
+    private static readonly ParityFixture s_golden = new("tiny_dit_deep_blockcache_golden.safetensors", "tools/reference/make_blockcache_fixtures.py");
 
     private static readonly Lazy<DiffusionPipeline> s_pipeline = new(() =>
-        new(new DitModel(DitWeights.FromFile(SafeTensors.Load(Fixture("tiny_dit_deep.safetensors"))), new ManagedGemm(2), 2)));
+        new(new DitModel(DitWeights.FromFile(SafeTensors.Load(ParityFixture.PathOf("tiny_dit_deep.safetensors"))), new ManagedGemm(2), 2)));
 
     private readonly ITestOutputHelper _output;
 
@@ -50,49 +49,20 @@ public class BlockCacheParityTests
 
     public static TheoryData<string> Specs => new(s_specs);
 
-    private static string Fixture(string name) => Path.Combine(AppContext.BaseDirectory, "TestData", "dit", name);
-
-    private static Tensor Golden(string key) =>
-        s_golden.Value.Tensors.TryGetValue(key, out Tensor? t) ? t : throw new InvalidOperationException(
-            $"{key} is missing from tiny_dit_deep_blockcache_golden.safetensors; re-run tools/reference/make_blockcache_fixtures.py");
-
-    private static string Prefix(string spec)
-    {
-        string[] keys = s_golden.Value.Metadata.Where(kv => kv.Key.StartsWith("spec.", StringComparison.Ordinal) && kv.Value == spec)
-            .Select(kv => kv.Key["spec.".Length..]).ToArray();
-        Assert.True(keys.Length == 1, $"'{spec}' is not in the fixture's metadata; add it to SPECS in make_blockcache_fixtures.py");
-        return keys[0];
-    }
-
     private static SampleResult Sample(string spec) =>
-        s_pipeline.Value.Run(new SampleRequest([3, 7], Steps, "ddim", CfgScale: 1.5f, Noise: Golden("noise")), CacheRegistry.Parse(spec));
-
-    private static double RelativeL2(ReadOnlySpan<float> reference, ReadOnlySpan<float> actual)
-    {
-        double num = 0, den = 0;
-        for (int i = 0; i < reference.Length; i++)
-        {
-            double d = (double)actual[i] - reference[i];
-            num += d * d;
-            den += (double)reference[i] * reference[i];
-        }
-
-        return Math.Sqrt(num / den);
-    }
+        s_pipeline.Value.Run(new SampleRequest([3, 7], Steps, "ddim", CfgScale: 1.5f, Noise: s_golden["noise"]), CacheRegistry.Parse(spec));
 
     [Fact]
     public void EveryFixtureSpecHasATheoryRow()
     {
         string[] tested = s_specs.Order(StringComparer.Ordinal).ToArray();
-        string[] stored = s_golden.Value.Metadata.Where(kv => kv.Key.StartsWith("spec.", StringComparison.Ordinal) && kv.Value != "none")
-            .Select(kv => kv.Value).Order(StringComparer.Ordinal).ToArray();
-        Assert.Equal(stored, tested);
+        Assert.Equal(s_golden.CachedSpecs(), tested);
     }
 
     [Fact]
     public void UncachedSampleMatchesPython()
     {
-        double error = RelativeL2(Golden("none.sample").Data, Sample("none").Sample.Data);
+        double error = ParityFixture.RelativeL2(s_golden["none.sample"].Data, Sample("none").Sample.Data);
         _output.WriteLine($"none: relative L2 {error:E2}");
         Assert.True(error < SampleBound, $"none: relative L2 {error:E2} exceeds {SampleBound}");
     }
@@ -101,17 +71,17 @@ public class BlockCacheParityTests
     [MemberData(nameof(Specs))]
     public void CachedSampleMatchesPython(string spec)
     {
-        string prefix = Prefix(spec);
+        string prefix = s_golden.Prefix(spec);
         SampleResult result = Sample(spec);
         const int depth = 4;                                                             // tiny_dit_deep
 
-        int[] expectedBlocks = Golden($"{prefix}.blocks").Data.ToArray().Select(v => (int)v).ToArray();
+        int[] expectedBlocks = s_golden[$"{prefix}.blocks"].Data.ToArray().Select(v => (int)v).ToArray();
         int[] actualBlocks = result.Steps.Select(s => depth - s.BlocksSkippedCount).ToArray();
         Assert.Equal(expectedBlocks, actualBlocks);
-        Assert.Equal(Golden($"{prefix}.computed").Data.ToArray().Select(v => v == 1f), result.Steps.Select(s => s.Computed));
+        Assert.Equal(s_golden[$"{prefix}.computed"].Data.ToArray().Select(v => v == 1f), result.Steps.Select(s => s.Computed));
         Assert.Contains(false, result.Steps.Select(s => s.Computed));                     // the fixture does cache
 
-        double error = RelativeL2(Golden($"{prefix}.sample").Data, result.Sample.Data);
+        double error = ParityFixture.RelativeL2(s_golden[$"{prefix}.sample"].Data, result.Sample.Data);
         _output.WriteLine($"{spec}: {expectedBlocks.Sum()} blocks run, relative L2 sample {error:E2}");
         Assert.True(error < SampleBound, $"{spec}: relative L2 {error:E2} to the Python sample exceeds {SampleBound}");
     }
