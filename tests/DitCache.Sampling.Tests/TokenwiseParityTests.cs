@@ -27,8 +27,10 @@ public class TokenwiseParityTests
 
     private static readonly Lazy<TensorFile> s_golden = new(() => SafeTensors.Load(Fixture("tiny_dit_tokenwise_golden.safetensors")));
 
-    private static readonly Lazy<DiffusionPipeline> s_pipeline = new(() =>
-        new(new DitModel(DitWeights.FromFile(SafeTensors.Load(Fixture("tiny_dit.safetensors"))), new ManagedGemm(2), 2)));
+    private static readonly Lazy<DitModel> s_model = new(() =>
+        new(DitWeights.FromFile(SafeTensors.Load(Fixture("tiny_dit.safetensors"))), new ManagedGemm(2), 2));
+
+    private static readonly Lazy<DiffusionPipeline> s_pipeline = new(() => new(s_model.Value));
 
     private static readonly Lazy<SampleResult> s_uncached = new(() => Sample(CacheRegistry.Parse("none")));
 
@@ -154,6 +156,25 @@ public class TokenwiseParityTests
                 $"{spec}: step {n}, block {l}, row {b}: picked [{string.Join(", ", recording.Picked.AsSpan(j, Tokens).ToArray())}], Python [{string.Join(", ", tokens.AsSpan(j, Tokens).ToArray())}]");
         }
 
+        // FLOPs (METHODS 9.1): a full step every block; a ToCa step adaLN plus (MLP + LayerNorm)·k/T per block; an
+        // aggressive step nothing.
+        DitConfig c = s_model.Value.Config;
+        double flops = 0;
+        for (int n = 0; n < Steps; n++)
+        {
+            flops += types[n] switch
+            {
+                1f => DitFlops.Forward(c, Rows),
+                2f => 0,
+                _ => Enumerable.Range(0, Depth).Sum(l => DitFlops.AdaLn(c, Rows)
+                    + ((DitFlops.Mlp(c, Rows) + DitFlops.LayerNorm(c, Rows)) * recording.Fresh[(n * Depth) + l] / Tokens)),
+            };
+        }
+
+        Assert.Equal(flops, result.Flops, 3);
+        long moduleBytes = (2L * Depth + (types.Contains(2f) ? 1 : 0)) * Rows * Tokens * c.Hidden * sizeof(float);
+        Assert.Equal(moduleBytes + ((long)Depth * Rows * Tokens * (sizeof(double) + sizeof(int))), result.CacheBytes);
+
         ReadOnlySpan<float> expected = Golden($"{prefix}.sample").Data;
         double error = RelativeL2(expected, result.Sample.Data);
         double effect = RelativeL2(Minus(expected, Golden("none.sample").Data), Minus(result.Sample.Data, s_uncached.Value.Sample.Data));
@@ -162,6 +183,19 @@ public class TokenwiseParityTests
             + $"relative L2 sample {error:E2}, effect {effect:E2}, FLOPs {result.Flops / result.FullFlops:F4} of full");
         Assert.True(error < SampleBound, $"{spec}: relative L2 {error:E2} to the Python sample exceeds {SampleBound}");
         Assert.True(effect < effectBound, $"{spec}: the caching effect (sample − uncached) differs from Python's by {effect:E2} (relative L2), over {effectBound}");
+    }
+
+    [Theory]
+    [InlineData("toca:n=3,ratio=0.07")]
+    [InlineData("duca:n=3,ratio=0.05")]
+    public void RunsOneAfterAnotherMatchFreshRunsAndShadowChangesNothing(string spec)
+    {
+        ICacheOptions options = CacheRegistry.Parse(spec);
+        SampleResult first = Sample(options);
+        Assert.Equal(first.Sample.Data, Sample(options).Sample.Data);
+        SampleResult shadow = s_pipeline.Value.Run(new SampleRequest([3, 7], Steps, "ddim", CfgScale: 1.5f, Noise: Golden("noise"), Shadow: true), options);
+        Assert.Equal(first.Sample.Data, shadow.Sample.Data);
+        Assert.Equal(first.Flops, shadow.Flops);
     }
 
     /// <summary>Builds the inner options' policy wrapped in a <see cref="RecordingPolicy"/>, and keeps its log.</summary>
