@@ -17,6 +17,8 @@ public static class CacheRegistry
         ("fora", "FORA static reuse of attn/MLP outputs: n=3", spec => ForaOptions.FromSpec(spec)),
         ("taylorseer", "TaylorSeer Taylor forecast per module: n=4,o=4,warmup=2", spec => TaylorSeerOptions.FromSpec(spec)),
         ("foca", "FoCa-A BDF2 forecast + Heun calibration per module: n=5,warmup=2,corrector=on|off,time=step|t,reading=paper|cachedit", spec => FocaOptions.FromSpec(spec)),
+        ("toca", "ToCa token-wise MLP refresh between full steps: n=3,ratio=0.07,sched=ddim50|ddpm250|constant,w=0.25,bonus=0.6", spec => ToCaOptions.FromSpec(spec)),
+        ("duca", "DuCa ToCa steps alternating with whole-stack reuse: n=3,ratio=0.05,sched=ddim50|ddpm250|constant,w=0.25,bonus=0.8", spec => DuCaOptions.FromSpec(spec)),
         ("spectrum", "Spectrum Chebyshev + linear forecast of the block stack: n=2,alpha=0.75,m=4,lam=0.1,w=0.5,warmup=5", spec => SpectrumOptions.FromSpec(spec)),
         ("delta-dit", "Δ-DiT stage-adaptive block-group Δ-Cache: n=2,b=<half the steps>,blocks=<half the depth>", spec => DeltaDitOptions.FromSpec(spec)),
         ("fbcache", "First-Block-Cache, skip the rest when block 0's residual barely moved: t=0.08,warmup=8,maxcached=-1,maxrun=-1", spec => FBCacheOptions.FromSpec(spec)),

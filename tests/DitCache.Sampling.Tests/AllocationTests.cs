@@ -54,6 +54,8 @@ public class AllocationTests
         { "taylorseer", "ddim", "managed" },
         { "foca", "ddim", "managed" },
         { "spectrum", "ddim", "managed" },
+        { "toca", "ddim", "managed" },
+        { "duca", "ddim", "managed" },
     };
 
     [Theory]
