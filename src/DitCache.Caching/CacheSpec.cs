@@ -121,6 +121,9 @@ public sealed class CacheSpec
         return value;
     }
 
+    /// <summary>Whether the spec sets <paramref name="key"/> (counts as a known knob of this accelerator).</summary>
+    public bool Has(string key) => TryGetRaw(key, out _);
+
     /// <summary>Throws when the spec holds a knob no getter asked for, listing the knobs this accelerator has.</summary>
     public void RejectUnknownKeys()
     {

@@ -55,6 +55,8 @@ public class AllocationTests
         { "taylorseer", "ddim", "managed" },
         { "foca", "ddim", "managed" },
         { "spectrum", "ddim", "managed" },
+        { "toca", "ddim", "managed" },
+        { "duca", "ddim", "managed" },
         { "teacache:l=0.25", "ddim", "managed" },
         { "smoothcache:alpha=0.1", "ddim", "managed" },
         { "magcache", "ddim", "managed" },

@@ -1,5 +1,4 @@
 using System;
-using System.IO;
 using System.Linq;
 using DitCache.Caching;
 using DitCache.Models;
@@ -21,10 +20,10 @@ public class CacheParityTests
 {
     private const int Steps = 50;
 
-    private static readonly Lazy<TensorFile> s_golden = new(() => SafeTensors.Load(Fixture("tiny_dit_cache_golden.safetensors")));
+    private static readonly ParityFixture s_golden = new("tiny_dit_cache_golden.safetensors", "tools/reference/make_cache_fixtures.py");
 
     private static readonly Lazy<DiffusionPipeline> s_pipeline = new(() =>
-        new(new DitModel(DitWeights.FromFile(SafeTensors.Load(Fixture("tiny_dit.safetensors"))), new ManagedGemm(2), 2)));
+        new(new DitModel(DitWeights.FromFile(SafeTensors.Load(ParityFixture.PathOf("tiny_dit.safetensors"))), new ManagedGemm(2), 2)));
 
     private static readonly Lazy<SampleResult> s_uncached = new(() => Sample("none"));
 
@@ -73,38 +72,8 @@ public class CacheParityTests
         }
     }
 
-    private static string Fixture(string name) => Path.Combine(AppContext.BaseDirectory, "TestData", "dit", name);
-
-    private static Tensor Golden(string key) =>
-        s_golden.Value.Tensors.TryGetValue(key, out Tensor? t) ? t : throw new InvalidOperationException(
-            $"{key} is missing from tiny_dit_cache_golden.safetensors; re-run tools/reference/make_cache_fixtures.py");
-
-    /// <summary>The fixture's key prefix for <paramref name="spec"/>, from its <c>spec.&lt;prefix&gt;</c> metadata.</summary>
-    private static string Prefix(string spec)
-    {
-        string[] keys = s_golden.Value.Metadata.Where(kv => kv.Key.StartsWith("spec.", StringComparison.Ordinal) && kv.Value == spec)
-            .Select(kv => kv.Key["spec.".Length..]).ToArray();
-        Assert.True(keys.Length == 1, $"'{spec}' is not in the fixture's metadata; add it to SPECS in make_cache_fixtures.py");
-        return keys[0];
-    }
-
     private static SampleResult Sample(string spec) =>
-        s_pipeline.Value.Run(new SampleRequest([3, 7], Steps, "ddim", CfgScale: 1.5f, Noise: Golden("noise")), CacheRegistry.Parse(spec));
-
-    private static double RelativeL2(ReadOnlySpan<float> reference, ReadOnlySpan<float> actual)
-    {
-        Assert.Equal(reference.Length, actual.Length);
-        double num = 0, den = 0;
-        for (int i = 0; i < reference.Length; i++)
-        {
-            double d = (double)actual[i] - reference[i];
-            num += d * d;
-            den += (double)reference[i] * reference[i];
-        }
-
-        Assert.True(den > 0, "reference is all zeros");
-        return Math.Sqrt(num / den);
-    }
+        s_pipeline.Value.Run(new SampleRequest([3, 7], Steps, "ddim", CfgScale: 1.5f, Noise: s_golden["noise"]), CacheRegistry.Parse(spec));
 
     private static float[] Minus(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
     {
@@ -120,10 +89,10 @@ public class CacheParityTests
     [Fact]
     public void UncachedSampleMatchesPython()
     {
-        Assert.Equal("none", s_golden.Value.Metadata["spec.none"]);
+        Assert.Equal("none", s_golden.File.Metadata["spec.none"]);
         SampleResult result = s_uncached.Value;
         Assert.All(result.Steps, s => Assert.True(s.Computed));
-        double error = RelativeL2(Golden("none.sample").Data, result.Sample.Data);
+        double error = ParityFixture.RelativeL2(s_golden["none.sample"].Data, result.Sample.Data);
         _output.WriteLine($"none: relative L2 {error:E2}");
         Assert.True(error < SampleBound, $"none: relative L2 {error:E2} to the Python sample exceeds {SampleBound}");
     }
@@ -132,25 +101,23 @@ public class CacheParityTests
     public void EveryFixtureSpecHasATheoryRow()
     {
         string[] tested = s_specs.Select(row => row.Spec).Order(StringComparer.Ordinal).ToArray();
-        string[] stored = s_golden.Value.Metadata.Where(kv => kv.Key.StartsWith("spec.", StringComparison.Ordinal) && kv.Value != "none")
-            .Select(kv => kv.Value).Order(StringComparer.Ordinal).ToArray();
-        Assert.Equal(stored, tested);
+        Assert.Equal(s_golden.CachedSpecs(), tested);
     }
 
     [Theory]
     [MemberData(nameof(Specs))]
     public void CachedSampleMatchesPython(string spec, double effectBound)
     {
-        string prefix = Prefix(spec);
+        string prefix = s_golden.Prefix(spec);
         SampleResult result = Sample(spec);
 
-        float[] expectedComputed = Golden($"{prefix}.computed").Data;
+        float[] expectedComputed = s_golden[$"{prefix}.computed"].Data;
         Assert.Equal(Steps, expectedComputed.Length);
         Assert.Equal(expectedComputed.Select(v => v == 1f), result.Steps.Select(s => s.Computed));
 
-        ReadOnlySpan<float> expected = Golden($"{prefix}.sample").Data;
-        double error = RelativeL2(expected, result.Sample.Data);
-        double effect = RelativeL2(Minus(expected, Golden("none.sample").Data), Minus(result.Sample.Data, s_uncached.Value.Sample.Data));
+        ReadOnlySpan<float> expected = s_golden[$"{prefix}.sample"].Data;
+        double error = ParityFixture.RelativeL2(expected, result.Sample.Data);
+        double effect = ParityFixture.RelativeL2(Minus(expected, s_golden["none.sample"].Data), Minus(result.Sample.Data, s_uncached.Value.Sample.Data));
         _output.WriteLine($"{spec}: {expectedComputed.Count(v => v == 1f)} full steps, relative L2 sample {error:E2}, effect {effect:E2}");
         Assert.True(error < SampleBound, $"{spec}: relative L2 {error:E2} to the Python sample exceeds {SampleBound}");
         Assert.True(effect < effectBound, $"{spec}: the caching effect (sample − uncached) differs from Python's by {effect:E2} (relative L2), over {effectBound}");

@@ -241,11 +241,11 @@ def part_forward(servers, work, rounds, per_round, blas, blas_threads):
     return interleave(rounds, variants), err
 
 
-def write_noise(work, images):
-    path = os.path.join(work, f"noise_{images}.safetensors")
+def write_noise(work, images, shape=(1, 28, 28)):
+    path = os.path.join(work, f"noise_{images}" + ("" if shape == (1, 28, 28) else "x".join(map(str, shape))) + ".safetensors")
     if not os.path.exists(path):
         g = torch.Generator().manual_seed(1234)
-        save_safetensors(path, {"noise": torch.randn(images, 1, 28, 28, generator=g)})
+        save_safetensors(path, {"noise": torch.randn(images, *shape, generator=g)})
     return path
 
 
@@ -279,16 +279,23 @@ def part_sample(servers, work, rounds, images, steps, cfg, blas, blas_threads):
     return interleave(rounds, variants), err
 
 
-def part_cache(servers, work, rounds, images, steps, cfg, specs):
+def part_cache(servers, work, rounds, images, steps, cfg, specs, cache_model="shipped"):
     """Every (thread setting, cache spec) pair, the uncached run included, interleaved. Returns the Timings of the
-    loop seconds, the FLOPs of each spec, and the median full-step and cached-step milliseconds of each variant."""
-    noise_path = write_noise(work, images)
+    loop seconds, the FLOPs of each spec, and the median full-step and cached-step milliseconds of each variant.
+    cache_model "shipped" samples the shipped model; "dit-s2" the DiT-S/2-sized random model of the forward part
+    (32x32x4 latents, 256 tokens, hidden 384): the same sampling loop at a width where a forecast costs relatively
+    less (a forecast streams B*T*D floats per site, a full step does about B*T*D*D multiply-adds)."""
+    if cache_model == "dit-s2":
+        weights, _ = write_dit_s2(work)
+        noise_path = write_noise(work, images, (4, 32, 32))
+    else:
+        weights, noise_path = SHIPPED, write_noise(work, images)
     classes = ",".join(str(i % 10) for i in range(images))
     flops, step_ms = {}, {}
 
     def variant(server, spec, name):
         def call():
-            _, s, _, _, full_ms, cached_ms = server.ask("sample", SHIPPED, noise_path, classes, steps, cfg, spec)
+            _, s, _, _, full_ms, cached_ms = server.ask("sample", weights, noise_path, classes, steps, cfg, spec)
             step_ms[name][0].append(float(full_ms))
             step_ms[name][1].append(float(cached_ms))
             return [float(s)]
@@ -299,7 +306,7 @@ def part_cache(servers, work, rounds, images, steps, cfg, specs):
         for spec in ["none"] + specs:
             name = f"{spec}, {threads}"
             step_ms[name] = ([], [])
-            _, _, f, full, _, _ = server.ask("sample", SHIPPED, noise_path, classes, steps, cfg, spec)   # warm-up
+            _, _, f, full, _, _ = server.ask("sample", weights, noise_path, classes, steps, cfg, spec)   # warm-up
             flops[spec] = (float(f), float(full))
             variants[name] = variant(server, spec, name)
     return interleave(rounds, variants), flops, step_ms
@@ -360,6 +367,9 @@ def main():
                     help="DitCache thread counts the cache part runs (default: all of --threads), e.g. 2")
     ap.add_argument("--caches", default="foca:n=5,taylorseer:n=5,fora:n=5",
                     help="cache specs of the cache part, separated by '+' or by ',' between methods")
+    ap.add_argument("--cache-model", default="shipped", choices=["shipped", "dit-s2"],
+                    help="model of the cache part: the shipped model, or the DiT-S/2-sized random model of the forward part")
+    ap.add_argument("--cache-images", type=int, default=None, help="images per cache-part run (default: --images)")
     ap.add_argument("--work", default=os.path.join(ROOT, "bench-results", "side_by_side"),
                     help="folder for the random weights, noise and outputs")
     ap.add_argument("--no-build", action="store_true")
@@ -399,7 +409,7 @@ def main():
         if "cache" in parts:
             cache_servers = {k: v for k, v in servers.items() if k.split(", ")[1].split()[0] in args.cache_threads.split(",")}
             t, flops, step_ms = part_cache({k[10:]: v for k, v in cache_servers.items()}, args.work, args.rounds,
-                                           args.images, args.steps, args.cfg, specs)
+                                           args.cache_images or args.images, args.steps, args.cfg, specs, args.cache_model)
             crow = []
             for threads in (k[10:] for k in cache_servers):
                 base = statistics.median(t[f"none, {threads}"])
@@ -417,7 +427,8 @@ def main():
                     print(f"cache {name}: {s:.2f} s, wall {wall:.2f}x (paired {paired:.2f}x), FLOPs {fr:.2f}x, "
                           f"wall/FLOPs {wall / fr:.2f} (paired {paired / fr:.2f}), full step {full_ms:.1f} ms, "
                           f"cached step {cached_ms:.2f} ms", flush=True)
-            cache_tables = table(["cache (DitCache, shipped model)", "sampling loop (s)", "wall-clock speedup",
+            cache_tables = table([f"cache (DitCache, {'shipped model' if args.cache_model == 'shipped' else 'DiT-S/2 size'}, "
+                                  f"{args.cache_images or args.images} images)", "sampling loop (s)", "wall-clock speedup",
                                   "paired per round", "FLOPs ratio", "wall / FLOPs", "paired / FLOPs", "full step (ms)",
                                   "cached step (ms)", "range (s)"], crow)
     finally:

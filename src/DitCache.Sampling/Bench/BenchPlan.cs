@@ -17,7 +17,7 @@ namespace DitCache.Sampling.Bench;
 public static class BenchPlan
 {
     /// <summary>Knobs that move a method along its own speed/quality curve; every other knob names a separate family.</summary>
-    private static readonly string[] s_pointKnobs = ["n", "alpha"];
+    private static readonly string[] s_pointKnobs = ["n", "alpha", "t", "l", "thresh", "ratio"];
 
     /// <summary>
     /// The full preset: the DiT table of the FoCa paper transposed to our model. Full 50-step sampling; DDIM with
@@ -170,6 +170,14 @@ public static class BenchPlan
             "taylorseer" => "TaylorSeer",
             "foca" => "FoCa",
             "spectrum" => "Spectrum",
+            "delta-dit" => "Δ-DiT",
+            "fbcache" => "FBCache",
+            "dbcache" => "DBCache",
+            "toca" => "ToCa",
+            "duca" => "DuCa",
+            "teacache" => "TeaCache",
+            "smoothcache" => "SmoothCache",
+            "magcache" => "MagCache",
             _ => name,
         };
         string family = display + (other.Length > 0 ? " " + string.Join(",", other) : "") + cfgSuffix

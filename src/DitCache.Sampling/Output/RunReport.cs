@@ -53,7 +53,7 @@ public static class RunReport
             json.WriteNumber("seconds", result.Seconds);
             json.WriteNumber("cache_bytes", result.CacheBytes);
             json.WriteNumber("computed_steps", System.Array.FindAll(result.Steps, s => s.Computed).Length);
-            json.WriteString("site_order", "per block: attn, mlp; C computed, F forecast, S skipped with the block stack");
+            json.WriteString("site_order", "per block: attn, mlp; C computed, F forecast, P computed on some tokens (ToCa, DuCa), S skipped with the block stack");
             StepTelemetry telemetry = result.Telemetry;
             json.WriteBoolean("shadow", telemetry.ShadowErrors is not null);
             json.WriteStartArray("steps");
@@ -93,7 +93,7 @@ public static class RunReport
         return stream.ToArray();
     }
 
-    /// <summary>One letter per site: C computed, F forecast, S skipped with the block stack.</summary>
+    /// <summary>One letter per site: C computed, F forecast, P computed on some tokens, S skipped with the block stack.</summary>
     public static string SiteLetters(SiteOutcome[] sites) => string.Create(sites.Length, sites, static (span, src) =>
     {
         for (int i = 0; i < src.Length; i++)

@@ -12,8 +12,9 @@ public static class GemmFactory
     /// <summary>
     /// "managed" → <see cref="ManagedGemm"/>; "managed-bf16" → <see cref="ManagedGemm"/> with
     /// <see cref="GemmPrecision.BFloat16"/> (opt-in: both operands rounded to BF16, float32 accumulation);
-    /// "openblas" → <see cref="OpenBlasGemm"/> (fails if the library is missing); "auto" → OpenBLAS when
-    /// <see cref="OpenBlasGemm.IsAvailable"/>, else managed. Case-insensitive.
+    /// "openblas" → <see cref="OpenBlasGemm"/> (fails if the library is missing); "auto" → managed on a CPU with
+    /// AVX-512 (its micro-kernel measured 105–131% of OpenBLAS sgemm at the DiT shapes, docs/benchmarks/gemm.md), else
+    /// OpenBLAS when <see cref="OpenBlasGemm.IsAvailable"/>, else managed. Case-insensitive.
     /// </summary>
     /// <exception cref="DitCacheException">Unknown backend name (exit code 2), or OpenBLAS requested but missing.</exception>
     public static IGemm Create(string backend, int threads)
@@ -33,7 +34,9 @@ public static class GemmFactory
             case "openblas":
                 return new OpenBlasGemm(threads);
             case "auto":
-                return OpenBlasGemm.IsAvailable ? new OpenBlasGemm(threads) : new ManagedGemm(threads);
+                return System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated || !OpenBlasGemm.IsAvailable
+                    ? new ManagedGemm(threads)
+                    : new OpenBlasGemm(threads);
             default:
                 throw new DitCacheException(
                     $"unknown GEMM backend '{backend}'; expected one of: {string.Join(", ", Backends)}", 2);

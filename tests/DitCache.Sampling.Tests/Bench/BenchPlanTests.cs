@@ -30,6 +30,11 @@ public class BenchPlanTests
     [InlineData("spectrum:n=2,alpha=3", "Spectrum", "Spectrum n=2,alpha=3")]
     [InlineData("taylorseer:n=5,warmup=4", "TaylorSeer warmup=4", "TaylorSeer warmup=4 n=5")]
     [InlineData("fora:n=3", "FORA", "FORA n=3")]
+    [InlineData("fbcache:t=0.2", "FBCache", "FBCache t=0.2")]
+    [InlineData("dbcache:f=4,b=0,t=0.1", "DBCache f=4,b=0", "DBCache f=4,b=0 t=0.1")]
+    [InlineData("delta-dit:n=3,blocks=8", "Δ-DiT blocks=8", "Δ-DiT blocks=8 n=3")]
+    [InlineData("toca:n=3,ratio=0.07", "ToCa", "ToCa n=3,ratio=0.07")]
+    [InlineData("duca:n=3,ratio=0.05,sched=ddpm250", "DuCa sched=ddpm250", "DuCa sched=ddpm250 n=3,ratio=0.05")]
     public void FamiliesGroupBySpeedKnobs(string spec, string family, string label)
     {
         BenchConfig c = BenchPlan.Parse([spec], "test", 50, 4f)[1];

@@ -1,0 +1,322 @@
+using System;
+using DitCache.Tensors;
+
+namespace DitCache.Caching;
+
+/// <summary>
+/// ToCa: Accelerating Diffusion Transformers with Token-wise Feature Caching (Zou et al., ICLR 2025, arXiv 2410.05317;
+/// official code Shenyi-Z/ToCa <c>DiT-ToCa/</c>; METHODS.md section 5.2). Full steps run every block with an explicit
+/// softmax and keep, per block, the attention and MLP outputs (pre-gate) and the attention each token received. The
+/// steps between reuse the attention output and recompute the MLP on the highest-scoring tokens only; the score is
+/// the received attention (s1), plus how many steps a token has gone stale (s3), plus a bonus for the best token of
+/// each 2×2 cell (s4). Spec: <c>toca:n=3,ratio=0.07</c> (the README's DDIM-50 command).
+/// </summary>
+/// <param name="Threshold">N (knob <c>n</c>, official <c>fresh_threshold</c>, default 3 for DDIM-50; the README uses 4 for DDPM-250): the base force-activation cycle.</param>
+/// <param name="Ratio">Knob <c>ratio</c> (official <c>fresh_ratio</c>, default 0.07): the fresh-token ratio before the scheduler's factors, in [0, 1].</param>
+/// <param name="Schedule">Knob <c>sched</c> (official <c>ratio_scheduler</c>): <c>ddim50</c> (default, <c>ToCa-ddim50</c>), <c>ddpm250</c> or <c>constant</c>.</param>
+/// <param name="StaleWeight">λ3 (knob <c>w</c>, official <c>soft_fresh_weight</c>, default 0.25): weight of the staleness score s3 = stale steps / N.</param>
+/// <param name="Bonus">Knob <c>bonus</c> (default 0.6, hard-coded in the official <c>cache_cutfresh.py</c>): the s4 bonus of the best token per 2×2 cell, as a fraction of its score.</param>
+public sealed record ToCaOptions(int Threshold = 3, double Ratio = 0.07, TokenRatioSchedule Schedule = TokenRatioSchedule.Ddim50,
+    double StaleWeight = 0.25, double Bonus = 0.6) : ICacheOptions
+{
+    /// <inheritdoc/>
+    public string Name => "toca";
+
+    /// <inheritdoc/>
+    public string Spec => FormattableString.Invariant(
+        $"toca:n={Threshold},ratio={Ratio},sched={ScheduleName(Schedule)},w={StaleWeight},bonus={Bonus}");
+
+    /// <summary>Parses <c>toca:n=N,ratio=r,sched=ddim50|ddpm250|constant,w=λ3,bonus=b</c>; unknown knobs are errors.</summary>
+    public static ToCaOptions FromSpec(CacheSpec spec)
+    {
+        var options = new ToCaOptions(spec.GetInt("n", 3), spec.GetDouble("ratio", 0.07),
+            ParseSchedule(spec.GetChoice("sched", "ddim50", "ddim50", "ddpm250", "constant")),
+            spec.GetDouble("w", 0.25), spec.GetDouble("bonus", 0.6));
+        spec.RejectUnknownKeys();
+        return options;
+    }
+
+    /// <inheritdoc/>
+    public void Validate() => TokenwiseChecks.Validate(Name, Threshold, Ratio, StaleWeight, Bonus);
+
+    /// <summary>The step type of every sampling ordinal n = 0 … steps−1 (no aggressive steps in ToCa).</summary>
+    public TokenStep[] StepTypes(int steps) => TokenScore.Schedule(steps, Threshold, aggressive: false);
+
+    /// <summary>Which sampling ordinals run every block.</summary>
+    public bool[] FullSteps(int steps) => Array.ConvertAll(StepTypes(steps), s => s == TokenStep.Full);
+
+    /// <inheritdoc/>
+    public ICachePolicy Build(CacheRunInfo run)
+    {
+        Validate();
+        run.Validate();
+        return new ToCa(StepTypes(run.Steps), new TokenwiseSettings(Threshold, Ratio, Schedule, StaleWeight, Bonus), run);
+    }
+
+    internal static string ScheduleName(TokenRatioSchedule schedule) => schedule switch
+    {
+        TokenRatioSchedule.Ddim50 => "ddim50",
+        TokenRatioSchedule.Ddpm250 => "ddpm250",
+        _ => "constant",
+    };
+
+    internal static TokenRatioSchedule ParseSchedule(string name) => name switch
+    {
+        "ddim50" => TokenRatioSchedule.Ddim50,
+        "ddpm250" => TokenRatioSchedule.Ddpm250,
+        _ => TokenRatioSchedule.Constant,
+    };
+}
+
+/// <summary>The knobs a token-wise policy runs on (ToCa and DuCa share the machinery).</summary>
+internal readonly record struct TokenwiseSettings(int Threshold, double Ratio, TokenRatioSchedule Schedule, double StaleWeight, double Bonus);
+
+/// <summary>Knob checks ToCa and DuCa share.</summary>
+internal static class TokenwiseChecks
+{
+    public static void Validate(string name, int threshold, double ratio, double staleWeight, double bonus)
+    {
+        if (threshold < 1)
+        {
+            throw new DitCacheException($"--cache {name}: n={threshold} is not a valid threshold; n must be at least 1 (the force-activation cycle in steps)", exitCode: 2);
+        }
+
+        if (!double.IsFinite(ratio) || ratio < 0 || ratio > 1)
+        {
+            throw new DitCacheException(FormattableString.Invariant($"--cache {name}: ratio={ratio} is outside [0, 1] (the fresh-token ratio before the scheduler's factors)"), exitCode: 2);
+        }
+
+        if (!double.IsFinite(staleWeight) || staleWeight < 0)
+        {
+            throw new DitCacheException(FormattableString.Invariant($"--cache {name}: w={staleWeight} must be 0 or more (the weight of the staleness score)"), exitCode: 2);
+        }
+
+        if (!double.IsFinite(bonus) || bonus < 0)
+        {
+            throw new DitCacheException(FormattableString.Invariant($"--cache {name}: bonus={bonus} must be 0 or more (the 2x2-cell bonus as a fraction of the score)"), exitCode: 2);
+        }
+    }
+}
+
+/// <summary>
+/// The token-wise policy of one run, for ToCa and DuCa (DuCa adds <see cref="TokenStep.Aggressive"/> steps). Storage,
+/// allocated at build: per block the attention and MLP outputs (B, T, D), s1 (B, T) and the staleness counters of the
+/// MLP (B, T); with aggressive steps, the last block's output (B, T, D). With classifier-free guidance every image row
+/// of the batch [cond; uncond] is scored and selected on its own, with the same k.
+/// </summary>
+public sealed class ToCa : ICachePolicy
+{
+    private readonly TokenStep[] _types;
+    private readonly TokenwiseSettings _settings;
+    private readonly int _steps;
+    private readonly int _depth;
+    private readonly int _rows;             // B
+    private readonly int _tokens;           // T
+    private readonly int _hidden;           // D
+    private readonly int _side;             // √T
+    private readonly int _length;           // B·T·D
+    private readonly float[][] _store;      // [site] (B, T, D): A_l and M_l, M_l refreshed token by token
+    private readonly bool[] _has;           // [site] whether _store holds a value of this run
+    private readonly double[][] _s1;        // [block] (B, T): L2-normalised received attention of the last full step
+    private readonly int[][] _stale;        // [block] (B, T): steps since each MLP token was last computed
+    private readonly float[]? _stack;       // (B, T, D): the last block's output, for aggressive steps
+    private bool _hasStack;
+    private readonly double[] _score;       // (T) scratch
+    private readonly double[] _keys;        // (T) scratch
+    private readonly int[] _order;          // (T) scratch
+    private readonly int[] _selected;       // (B, k) the tokens handed to the model this step
+    private int _selectedCount;
+    private int _n = -1;
+    private TokenStep _type;
+
+    internal ToCa(TokenStep[] types, TokenwiseSettings settings, CacheRunInfo run)
+    {
+        _types = types;
+        _settings = settings;
+        _steps = run.Steps;
+        _depth = run.Depth;
+        _rows = run.Batch;
+        _tokens = run.Tokens;
+        _hidden = run.Hidden;
+        _length = run.FeatureLength;
+        _side = (int)Math.Round(Math.Sqrt(_tokens));
+        if (_side * _side != _tokens && settings.Bonus != 0)
+        {
+            throw new ArgumentException($"the 2x2 spatial bonus needs a square token grid; this run has {_tokens} tokens (set bonus=0 to run without it)", nameof(run));
+        }
+
+        _store = new float[2 * _depth][];
+        for (int k = 0; k < _store.Length; k++)
+        {
+            _store[k] = new float[_length];
+        }
+
+        _has = new bool[_store.Length];
+        _s1 = new double[_depth][];
+        _stale = new int[_depth][];
+        for (int l = 0; l < _depth; l++)
+        {
+            _s1[l] = new double[_rows * _tokens];
+            _stale[l] = new int[_rows * _tokens];
+        }
+
+        if (Array.IndexOf(types, TokenStep.Aggressive) >= 0)
+        {
+            _stack = new float[_length];
+        }
+
+        _score = new double[_tokens];
+        _keys = new double[_tokens];
+        _order = new int[_tokens];
+        _selected = new int[_rows * _tokens];
+        CacheBytes = (((long)_store.Length + (_stack is null ? 0 : 1)) * _length * sizeof(float))
+            + ((long)_depth * _rows * _tokens * (sizeof(double) + sizeof(int)));
+    }
+
+    /// <inheritdoc/>
+    public long CacheBytes { get; }
+
+    /// <inheritdoc/>
+    public void BeginStep(int n, float timestep)
+    {
+        if (n < 0 || n >= _types.Length || (n != 0 && n != _n + 1))
+        {
+            throw new InvalidOperationException($"the token-wise cache was built for {_types.Length} steps and is at step {_n}; step {n} cannot follow (steps run 0, 1, 2, …)");
+        }
+
+        if (n == 0)
+        {
+            Array.Clear(_has);
+            _hasStack = false;
+        }
+
+        _n = n;
+        _type = _types[n];
+    }
+
+    /// <inheritdoc/>
+    public int SkipBlocks(int from, Span<float> x)
+    {
+        if (from != 0 || _type != TokenStep.Aggressive || !_hasStack)
+        {
+            return from;
+        }
+
+        if (x.Length != _length)
+        {
+            throw new ArgumentException($"block-stack tensor has {x.Length} floats; this run's (B, T, D) has {_length}", nameof(x));
+        }
+
+        _stack.AsSpan().CopyTo(x);                                          // DuCa: the last block's output of the previous call
+        return _depth;
+    }
+
+    /// <inheritdoc/>
+    public void RecordBlock(int block, ReadOnlySpan<float> output)
+    {
+        if (_stack is null || block != _depth - 1)
+        {
+            return;
+        }
+
+        output.CopyTo(_stack);
+        _hasStack = true;
+    }
+
+    /// <inheritdoc/>
+    public bool WantsAttentionScores(int block) => _type == TokenStep.Full && _settings.Ratio > 0;
+
+    /// <inheritdoc/>
+    public void RecordAttentionScores(int block, ReadOnlySpan<float> received)
+    {
+        if ((uint)block >= (uint)_depth || received.Length != _rows * _tokens)
+        {
+            throw new ArgumentException($"attention scores of block {block} have {received.Length} floats; this run has {_depth} blocks of (B, T) = {_rows * _tokens}", nameof(received));
+        }
+
+        TokenScore.NormalizeRows(received, _tokens, _s1[block]);
+    }
+
+    /// <inheritdoc/>
+    public bool TryForecast(FeatureSite site, Span<float> output)
+    {
+        int k = SiteIndex(site);
+        if (_type == TokenStep.Full || !_has[k])
+        {
+            return false;
+        }
+
+        _store[k].CopyTo(output);                                           // attention reused in full (and MLP fallback)
+        return true;
+    }
+
+    /// <inheritdoc/>
+    public int SelectTokens(FeatureSite site, Span<float> output, Span<int> tokens)
+    {
+        int k = SiteIndex(site);
+        if (_type == TokenStep.Full || site.Site != Site.Mlp || !_has[k])
+        {
+            return -1;
+        }
+
+        int l = site.Block;
+        int i = _steps - 1 - _n;
+        int fresh = TokenScore.FreshCount(TokenScore.FreshRatio(_settings.Ratio, _settings.Schedule, i, _steps, l, _depth), _tokens);
+        int[] stale = _stale[l];
+        for (int b = 0; b < _rows; b++)
+        {
+            Span<int> staleRow = stale.AsSpan(b * _tokens, _tokens);
+            TokenScore.Score(_s1[l].AsSpan(b * _tokens, _tokens), staleRow, _settings.StaleWeight, _settings.Threshold,
+                _settings.Bonus, _side, _score);
+            Span<int> chosen = _selected.AsSpan(b * fresh, fresh);
+            TokenScore.TopK(_score, fresh, _keys, _order, chosen);
+            for (int t = 0; t < _tokens; t++)
+            {
+                staleRow[t]++;                                              // s3: stale tokens age by one step …
+            }
+
+            foreach (int t in chosen)
+            {
+                staleRow[t] = 0;                                            // … fresh ones start again
+            }
+        }
+
+        _selectedCount = fresh;
+        _selected.AsSpan(0, _rows * fresh).CopyTo(tokens);
+        _store[k].CopyTo(output);                                           // stale M_l; the model overwrites the fresh rows
+        return fresh;
+    }
+
+    /// <inheritdoc/>
+    public void Record(FeatureSite site, ReadOnlySpan<float> output)
+    {
+        int k = SiteIndex(site);
+        if (output.Length != _length)
+        {
+            throw new ArgumentException($"feature of {site} has {output.Length} floats; this run's (B, T, D) has {_length}", nameof(output));
+        }
+
+        if (_type == TokenStep.Full || !_has[k])
+        {
+            output.CopyTo(_store[k]);
+            _has[k] = true;
+            if (site.Site == Site.Mlp)
+            {
+                Array.Clear(_stale[site.Block]);                           // force activation: every token is fresh
+            }
+
+            return;
+        }
+
+        for (int b = 0; b < _rows; b++)                                      // a partial MLP: only the fresh rows changed
+        {
+            foreach (int t in _selected.AsSpan(b * _selectedCount, _selectedCount))
+            {
+                int at = ((b * _tokens) + t) * _hidden;
+                output.Slice(at, _hidden).CopyTo(_store[k].AsSpan(at, _hidden));
+            }
+        }
+    }
+
+    private int SiteIndex(FeatureSite site) => PolicyChecks.SiteIndex(site, _n, _store.Length);
+}

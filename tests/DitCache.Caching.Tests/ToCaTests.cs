@@ -1,0 +1,253 @@
+using System;
+using System.Linq;
+using DitCache.Tensors;
+using Xunit;
+
+namespace DitCache.Caching.Tests;
+
+/// <summary>
+/// ToCa (METHODS.md 5.2) against hand-derived values: the simulated DDIM-50 schedule METHODS quotes, the ratio
+/// scheduler's factors, and token selection on hand-made attention scores whose s1, s3 and s4 are worked out below.
+/// </summary>
+public class ToCaTests
+{
+    // METHODS.md 5.2, DDIM-50, threshold 3, written i = 49 → 0, i.e. n = 0 first.
+    private const string Ddim50Threshold3 = "FTTTFFTTTFTTTFTTTFTFTTFTTFTTFTTFTFTFTFTFTFTFTFTFTF";
+
+    internal static string Letters(TokenStep[] types) =>
+        new(types.Select(t => t switch { TokenStep.Full => 'F', TokenStep.Partial => 'T', _ => 'A' }).ToArray());
+
+    [Fact]
+    public void ScheduleIsMethodsSimulatedString()
+    {
+        TokenStep[] types = new ToCaOptions(3, 0.07).StepTypes(50);
+        Assert.Equal(Ddim50Threshold3, Letters(types));
+        Assert.Equal(20, types.Count(t => t == TokenStep.Full));
+        Assert.Equal(20, new ToCaOptions().FullSteps(50).Count(f => f));
+    }
+
+    [Theory]
+    // round(3 / (1.4 − 0.8·i/50)), forced to 2 for i in [10, 20)
+    [InlineData(49, 5)]     // 3 / 0.616 = 4.87
+    [InlineData(45, 4)]     // 3 / 0.680 = 4.41
+    [InlineData(36, 4)]     // 3 / 0.824 = 3.64
+    [InlineData(32, 3)]     // 3 / 0.888 = 3.38
+    [InlineData(21, 3)]     // 3 / 1.064 = 2.82
+    [InlineData(20, 3)]     // outside [10, 20): 3 / 1.080 = 2.78
+    [InlineData(19, 2)]     // forced
+    [InlineData(10, 2)]     // forced
+    [InlineData(8, 2)]      // 3 / 1.272 = 2.36
+    [InlineData(0, 2)]      // 3 / 1.400 = 2.14
+    public void CycleLengthFollowsTheForceScheduler(int i, int expected) => Assert.Equal(expected, TokenScore.CycleLength(3, i, 50));
+
+    [Fact]
+    public void FirstStepIsFullAndThresholdOneCanStillSkip()
+    {
+        Assert.Equal(TokenStep.Full, new ToCaOptions(3).StepTypes(1)[0]);
+
+        // N = 1 is not "every step": at i = 49 the cycle is round(1 / 0.616) = 2, so i = 47 is a ToCa step.
+        Assert.Equal("FFT", Letters(new ToCaOptions(1).StepTypes(50))[..3]);
+    }
+
+    [Theory]
+    // ddim50: step 1 + 2 − 4·i/S, layer 0.8 + 0.4·l/(depth − 1), module 2.5.
+    [InlineData(TokenRatioSchedule.Ddim50, 0.07, 0, 50, 0, 28, 0.42)]          // 0.07·0.8·3·2.5
+    [InlineData(TokenRatioSchedule.Ddim50, 0.07, 0, 50, 27, 28, 0.63)]         // 0.07·1.2·3·2.5
+    [InlineData(TokenRatioSchedule.Ddim50, 0.07, 25, 50, 0, 28, 0.14)]         // 0.07·0.8·1·2.5
+    [InlineData(TokenRatioSchedule.Ddim50, 0.07, 40, 50, 5, 28, 0.0)]          // step factor −0.2: clamped to 0
+    [InlineData(TokenRatioSchedule.Ddim50, 0.07, 0, 50, 1, 2, 0.63)]           // depth 2: block 1 is the last, 1.2
+    [InlineData(TokenRatioSchedule.Ddim50, 0.5, 0, 50, 0, 28, 1.0)]            // 3.0 clamped to 1
+    // ddpm250: step 1.4 − 0.8·i/S, layer 1.8 − 1.6·l/(depth − 1).
+    [InlineData(TokenRatioSchedule.Ddpm250, 0.07, 0, 250, 0, 28, 0.441)]       // 0.07·1.8·1.4·2.5
+    [InlineData(TokenRatioSchedule.Ddpm250, 0.07, 0, 250, 27, 28, 0.049)]      // 0.07·0.2·1.4·2.5
+    [InlineData(TokenRatioSchedule.Ddpm250, 0.07, 125, 250, 27, 28, 0.035)]    // 0.07·0.2·1.0·2.5
+    [InlineData(TokenRatioSchedule.Constant, 0.07, 0, 50, 3, 28, 0.07)]
+    public void RatioSchedulerFactors(TokenRatioSchedule schedule, double ratio, int i, int steps, int layer, int depth, double expected) =>
+        Assert.Equal(expected, TokenScore.FreshRatio(ratio, schedule, i, steps, layer, depth), 12);
+
+    [Theory]
+    [InlineData(0.42, 256, 107)]    // 107.52
+    [InlineData(0.63, 16, 10)]      // 10.08
+    [InlineData(0.049, 16, 0)]      // 0.784
+    [InlineData(1.0, 16, 16)]
+    [InlineData(0.0, 16, 0)]
+    public void FreshCountTruncates(double ratio, int tokens, int expected) => Assert.Equal(expected, TokenScore.FreshCount(ratio, tokens));
+
+    // A 4×4 grid; received attention with ‖r‖ = 10 (squares 4+16+1+1+1+1+0+25+9+1+1+1+1+1+1+36 = 100), so s1 = r/10:
+    //   row 0: .2 .4 .1 .1      staleness 3 on token 2 (+0.25·3/3 = .25) and 6 on token 12 (+0.25·6/3 = .5):
+    //   row 1: .1 .1 0  .5      t2 = .35, t12 = .6.
+    //   row 2: .3 .1 .1 .1      2×2 cells and their best token (+0.6·best): {0,1,4,5} t1 .4 → .64; {2,3,6,7} t7 .5 → .8;
+    //   row 3: .1 .1 .1 .6      {8,9,12,13} t12 .6 → .96; {10,11,14,15} t15 .6 → .96.
+    // Order: t12 .96 = t15 .96 (lower index first), t7 .8, t1 .64, t2 .35, t8 .3, t0 .2, the .1s by index, t6 0.
+    private static readonly float[] s_received = [2, 4, 1, 1, 1, 1, 0, 5, 3, 1, 1, 1, 1, 1, 1, 6];
+    private static readonly int[] s_stale = [0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 6, 0, 0, 0];
+
+    [Fact]
+    public void ScoreAddsStalenessAndTheCellBonus()
+    {
+        var s1 = new double[16];
+        TokenScore.NormalizeRows(s_received, 16, s1);
+        Assert.Equal([0.2, 0.4, 0.1, 0.1, 0.1, 0.1, 0, 0.5, 0.3, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.6], s1.Select(v => Math.Round(v, 12)));
+
+        var score = new double[16];
+        TokenScore.Score(s1, s_stale, 0.25, 3, 0.6, 4, score);
+        double[] expected = [0.2, 0.64, 0.35, 0.1, 0.1, 0.1, 0, 0.8, 0.3, 0.1, 0.1, 0.1, 0.96, 0.1, 0.1, 0.96];
+        for (int t = 0; t < 16; t++)
+        {
+            Assert.Equal(expected[t], score[t], 12);
+        }
+
+        var top = new int[16];
+        TokenScore.TopK(score, 16, new double[16], new int[16], top);
+        Assert.Equal([12, 15, 7, 1, 2, 8, 0, 3, 4, 5, 9, 10, 11, 13, 14, 6], top);
+    }
+
+    [Fact]
+    public void EqualScoresFavourTheLowerIndexInCellsAndInTopK()
+    {
+        // Uniform attention: s1 = 1/4 everywhere; each cell's first token gains 0.6·0.25 → 0.4.
+        float[] received = Enumerable.Repeat(1f, 16).ToArray();
+        var s1 = new double[16];
+        TokenScore.NormalizeRows(received, 16, s1);
+        var score = new double[16];
+        TokenScore.Score(s1, new int[16], 0.25, 3, 0.6, 4, score);
+        var top = new int[6];
+        TokenScore.TopK(score, 6, new double[16], new int[16], top);
+        Assert.Equal([0, 2, 8, 10, 1, 3], top);
+        Assert.Equal(0.4, score[0], 12);
+        Assert.Equal(0.25, score[1], 12);
+    }
+
+    [Fact]
+    public void OddGridSidesHaveRaggedEdgeCells()
+    {
+        // 3×3 grid: cells {0,1,3,4}, {2,5}, {6,7}, {8}; each gains on its best token.
+        double[] s1 = [0.1, 0.2, 0.3, 0.4, 0.1, 0.1, 0.1, 0.5, 0.2];
+        var score = new double[9];
+        TokenScore.Score(s1, new int[9], 0, 3, 1.0, 3, score);
+        Assert.Equal([0.1, 0.2, 0.6, 0.8, 0.1, 0.1, 0.1, 1.0, 0.4], score.Select(v => Math.Round(v, 12)));
+    }
+
+    /// <summary>
+    /// The policy through the seam, one block, two image rows, D = 2, a constant ratio 0.25 (k = 4 of 16): uniform
+    /// attention, so the picks are driven by the cell bonus and the staleness alone, and rotate round the cells.
+    /// </summary>
+    [Fact]
+    public void PartialStepsRotateThroughStaleTokens()
+    {
+        const int tokens = 16, rows = 2, hidden = 2;
+        var run = new CacheRunInfo(50, Enumerable.Range(0, 50).Select(n => 999f - (n * 20f)).ToArray(), rows, tokens, hidden, 1);
+        ICachePolicy policy = new ToCaOptions(3, 0.25, TokenRatioSchedule.Constant).Build(run);
+        var attn = new FeatureSite(0, Site.Attn);
+        var mlp = new FeatureSite(0, Site.Mlp);
+        var buffer = new float[rows * tokens * hidden];
+        var picked = new int[rows * tokens];
+
+        // n = 0: full. Everything is computed; scores recorded; the MLP output holds token index + 100·row.
+        policy.BeginStep(0, 999);
+        Assert.True(policy.WantsAttentionScores(0));
+        Assert.Equal(-1, policy.SelectTokens(mlp, buffer, picked));
+        Assert.False(policy.TryForecast(attn, buffer));
+        policy.RecordAttentionScores(0, Enumerable.Repeat(1f / 8, rows * tokens).ToArray());
+        policy.Record(attn, Enumerable.Repeat(7f, buffer.Length).ToArray());
+        float[] mlp0 = Enumerable.Range(0, buffer.Length).Select(j => (float)((j / hidden % tokens) + (100 * (j / (hidden * tokens))))).ToArray();
+        Assert.False(policy.TryForecast(mlp, buffer));
+        policy.Record(mlp, mlp0);
+
+        // n = 1: partial. Cell-first tokens win (stale all 0).
+        policy.BeginStep(1, 979);
+        Assert.False(policy.WantsAttentionScores(0));
+        Assert.True(policy.TryForecast(attn, buffer));
+        Assert.All(buffer, v => Assert.Equal(7f, v));
+        Assert.Equal(4, policy.SelectTokens(mlp, buffer, picked));
+        Assert.Equal([0, 2, 8, 10, 0, 2, 8, 10], picked[..8]);
+        Assert.Equal(mlp0, buffer);                                          // the stale M_l
+        buffer.AsSpan().Fill(-1f);                                           // what the model "recomputed", everywhere
+        policy.Record(mlp, buffer);
+
+        // n = 2: partial. Stale tokens (1 step) score 0.25 + 0.25/3; the lowest stale index per cell gets the bonus.
+        policy.BeginStep(2, 959);
+        Assert.True(policy.TryForecast(attn, buffer));
+        Assert.Equal(4, policy.SelectTokens(mlp, buffer, picked));
+        Assert.Equal([1, 3, 9, 11, 1, 3, 9, 11], picked[..8]);
+        for (int j = 0; j < buffer.Length; j++)
+        {
+            int token = j / hidden % tokens;
+            bool refreshed = token is 0 or 2 or 8 or 10;                     // only the picked rows were stored at n = 1
+            Assert.Equal(refreshed ? -1f : mlp0[j], buffer[j]);
+        }
+
+        policy.Record(mlp, buffer);
+
+        // n = 3: partial. Staleness 2 on {4,5,6,7,12,13,14,15} beats 1 on {0,2,8,10} and 0 on {1,3,9,11}.
+        policy.BeginStep(3, 939);
+        Assert.True(policy.TryForecast(attn, buffer));
+        Assert.Equal(4, policy.SelectTokens(mlp, buffer, picked));
+        Assert.Equal([4, 6, 12, 14, 4, 6, 12, 14], picked[..8]);
+        policy.Record(mlp, buffer);
+
+        // n = 4: full again.
+        policy.BeginStep(4, 919);
+        Assert.True(policy.WantsAttentionScores(0));
+        Assert.False(policy.TryForecast(attn, buffer));
+        Assert.Equal(-1, policy.SelectTokens(mlp, buffer, picked));
+        Assert.Equal(0, policy.SkipBlocks(0, buffer));
+    }
+
+    [Fact]
+    public void EarlyPartialStepsOfDdim50SelectNoTokens()
+    {
+        // n = 1 (i = 48): step factor 3 − 3.84 < 0, so k = 0 while the attention is still reused.
+        var run = new CacheRunInfo(50, Enumerable.Range(0, 50).Select(n => 999f - (n * 20f)).ToArray(), 1, 16, 1, 2);
+        ICachePolicy policy = new ToCaOptions().Build(run);
+        var buffer = new float[16];
+        policy.BeginStep(0, 999);
+        for (int l = 0; l < 2; l++)
+        {
+            policy.RecordAttentionScores(l, Enumerable.Repeat(1f, 16).ToArray());
+            policy.Record(new FeatureSite(l, Site.Attn), buffer);
+            policy.Record(new FeatureSite(l, Site.Mlp), buffer);
+        }
+
+        policy.BeginStep(1, 979);
+        Assert.Equal(0, policy.SelectTokens(new FeatureSite(1, Site.Mlp), buffer, new int[16]));
+        Assert.True(policy.TryForecast(new FeatureSite(1, Site.Attn), buffer));
+        Assert.True(policy.CacheBytes >= 4 * 16 * sizeof(float));
+    }
+
+    [Theory]
+    [InlineData("toca:n=0", "n=0")]
+    [InlineData("toca:ratio=1.5", "ratio=1.5")]
+    [InlineData("toca:ratio=-0.1", "ratio=-0.1")]
+    [InlineData("toca:w=-1", "w=-1")]
+    [InlineData("toca:bonus=-0.5", "bonus=-0.5")]
+    [InlineData("toca:sched=cosine", "sched=cosine")]
+    [InlineData("toca:fresh=3", "fresh")]
+    public void BadKnobsAreUsageErrorsNamingTheKnob(string spec, string knob)
+    {
+        var e = Assert.Throws<DitCacheException>(() => CacheRegistry.Parse(spec));
+        Assert.Equal(2, e.ExitCode);
+        Assert.Contains(knob, e.Message);
+    }
+
+    [Fact]
+    public void SpecsParseToTheRecordAndRoundTrip()
+    {
+        Assert.Equal(new ToCaOptions(3, 0.07, TokenRatioSchedule.Ddim50, 0.25, 0.6), CacheRegistry.Parse("toca"));
+        Assert.Equal(new ToCaOptions(3, 0.07), CacheRegistry.Parse("toca:n=3,ratio=0.07"));
+        Assert.Equal(new ToCaOptions(4, 0.07, TokenRatioSchedule.Ddpm250), CacheRegistry.Parse("toca:n=4,sched=ddpm250"));
+        Assert.Equal(new ToCaOptions(3, 0.1, StaleWeight: 0, Bonus: 0), CacheRegistry.Parse("toca:ratio=0.1,w=0,bonus=0"));
+        ICacheOptions options = CacheRegistry.Parse("toca:n=5,ratio=0.2,sched=constant,w=0.5,bonus=0.7");
+        Assert.Equal(options, CacheRegistry.Parse(options.Spec));
+        Assert.Equal("toca", options.Name);
+        Assert.Contains("ratio=2", Assert.Throws<DitCacheException>(() => new ToCaOptions(3, 2).Validate()).Message);
+    }
+
+    [Fact]
+    public void BonusNeedsASquareGrid()
+    {
+        var run = new CacheRunInfo(10, Enumerable.Range(0, 10).Select(n => 999f - n).ToArray(), 1, 12, 1, 1);
+        Assert.Throws<ArgumentException>(() => new ToCaOptions().Build(run));
+        Assert.NotNull(new ToCaOptions(Bonus: 0).Build(run));
+    }
+}
