@@ -23,14 +23,15 @@ public static class DefaultModel
     /// <summary>
     /// The calibration of the model at <paramref name="modelPath"/>: the file beside it
     /// (<see cref="CalibrationFile.PathFor"/>), or for the embedded default model (null path) the embedded copy of
-    /// models/fmnist-dit.calibration.json. A missing file gives an empty calibration whose errors name where it looked.
+    /// models/fmnist-dit.calibration.json. A missing file gives an empty calibration whose errors name where it looked;
+    /// a malformed one is reported when an accelerator reads its section (<see cref="CalibrationFile.Deferred"/>).
     /// </summary>
-    /// <exception cref="DitCacheException">The file exists but is malformed.</exception>
+    /// <exception cref="DitCacheException">The embedded calibration is malformed (a broken build).</exception>
     public static CalibrationFile LoadCalibration(string? modelPath)
     {
         if (modelPath is not null)
         {
-            return CalibrationFile.Load(CalibrationFile.PathFor(modelPath), modelPath);
+            return CalibrationFile.Deferred(CalibrationFile.PathFor(modelPath), modelPath);
         }
 
         string source = "embedded:" + CalibrationResourceName;

@@ -98,6 +98,24 @@ public class CalibrateCommandTests
     }
 
     [Fact]
+    public void ABrokenCalibrationStopsOnlyTheMethodsThatReadIt()
+    {
+        string model = CopyModel(out string dir);
+        File.WriteAllText(Path.Combine(dir, "tiny.calibration.json"), "{\"magcache\": {\"gamma\": \"x\"}}");
+        var (code, _, err) = CliRunner.Run("sample", "--model", model, "--classes", "3", "--steps", "4", "--cfg", "1.5", "--threads", "1", "--quiet");
+        Assert.True(code == 0, err);
+        (code, _, err) = CliRunner.Run("sample", "--model", model, "--classes", "3", "--steps", "4", "--cfg", "1.5", "--cache", "magcache",
+            "--threads", "1", "--quiet");
+        Assert.Equal(1, code);
+        Assert.Contains("tiny.calibration.json", err);
+        Assert.Contains("'magcache.gamma'", err);
+        Assert.Contains("ditcache calibrate magcache", err);
+        (code, _, err) = CliRunner.Run("calibrate", "teacache", "--model", model, "--steps", "4", "--samples", "1", "--threads", "1");
+        Assert.Equal(1, code);                                                          // never overwrite what it cannot read
+        Assert.Contains("'magcache.gamma'", err);
+    }
+
+    [Fact]
     public void MissingModelIsAUsageError()
     {
         var (code, _, err) = CliRunner.Run("calibrate", "teacache", "--model", Path.Combine(CliRunner.TempDir(), "none.safetensors"));

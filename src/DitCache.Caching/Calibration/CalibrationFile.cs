@@ -65,6 +65,11 @@ public sealed class CalibrationFile
     /// <summary>The section names, as used in the JSON and by <c>ditcache calibrate</c>.</summary>
     public static readonly IReadOnlyList<string> Methods = ["teacache", "smoothcache", "magcache"];
 
+    private readonly TeaCacheCalibration? _teaCache;
+    private readonly SmoothCacheCalibration? _smoothCache;
+    private readonly MagCacheCalibration? _magCache;
+    private DitCacheException? _error;
+
     private static readonly JsonSerializerOptions s_json = new()
     {
         PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
@@ -80,9 +85,9 @@ public sealed class CalibrationFile
     {
         Source = source;
         ModelHint = modelHint;
-        TeaCache = teaCache;
-        SmoothCache = smoothCache;
-        MagCache = magCache;
+        _teaCache = teaCache;
+        _smoothCache = smoothCache;
+        _magCache = magCache;
     }
 
     /// <summary>Where the calibration was (or would have been) read: a path, or <c>embedded:…</c>.</summary>
@@ -92,13 +97,32 @@ public sealed class CalibrationFile
     public string ModelHint { get; }
 
     /// <summary>TeaCache's section, or null.</summary>
-    public TeaCacheCalibration? TeaCache { get; }
+    /// <exception cref="DitCacheException">The file could not be read (<see cref="Deferred"/>).</exception>
+    public TeaCacheCalibration? TeaCache => _error is null ? _teaCache : throw _error;
 
     /// <summary>SmoothCache's section, or null.</summary>
-    public SmoothCacheCalibration? SmoothCache { get; }
+    /// <exception cref="DitCacheException">The file could not be read (<see cref="Deferred"/>).</exception>
+    public SmoothCacheCalibration? SmoothCache => _error is null ? _smoothCache : throw _error;
 
     /// <summary>MagCache's section, or null.</summary>
-    public MagCacheCalibration? MagCache { get; }
+    /// <exception cref="DitCacheException">The file could not be read (<see cref="Deferred"/>).</exception>
+    public MagCacheCalibration? MagCache => _error is null ? _magCache : throw _error;
+
+    /// <summary>
+    /// <see cref="Load"/>, except that a malformed file is reported only when a section is read: a run that uses no
+    /// calibrated accelerator (e.g. <c>--cache none</c>) is not stopped by a broken calibration beside its model.
+    /// </summary>
+    public static CalibrationFile Deferred(string path, string modelHint)
+    {
+        try
+        {
+            return Load(path, modelHint);
+        }
+        catch (DitCacheException e)
+        {
+            return new CalibrationFile(path, modelHint, null, null, null) { _error = e };
+        }
+    }
 
     /// <summary>The calibration path of a model file: the same directory, the extension replaced by <see cref="Suffix"/>.</summary>
     public static string PathFor(string modelPath) =>
