@@ -1,5 +1,4 @@
 using System;
-using System.IO;
 using System.Linq;
 using System.Text.Json;
 using DitCache.Caching;
@@ -24,13 +23,13 @@ public class CalibratedParityTests
 {
     private const int Steps = 50;
 
-    private static readonly Lazy<TensorFile> s_golden = new(() => SafeTensors.Load(Fixture("tiny_dit_calibrated_golden.safetensors")));
+    private static readonly ParityFixture s_golden = new("tiny_dit_calibrated_golden.safetensors", "tools/reference/make_calibrated_fixtures.py");
 
     private static readonly Lazy<DitModel> s_model = new(() =>
-        new DitModel(DitWeights.FromFile(SafeTensors.Load(Fixture("tiny_dit.safetensors"))), new ManagedGemm(2), 2));
+        new DitModel(DitWeights.FromFile(SafeTensors.Load(ParityFixture.PathOf("tiny_dit.safetensors"))), new ManagedGemm(2), 2));
 
     private static readonly Lazy<CalibrationOutcome> s_csharp = new(() => new Calibrator(s_model.Value).Run(
-        new CalibrationSettings(CalibrationFile.Methods, Steps, Cfg: 1.5f, Lookahead: 3, Classes: [3, 7], Noise: Golden("noise")), "tiny_dit.safetensors"));
+        new CalibrationSettings(CalibrationFile.Methods, Steps, Cfg: 1.5f, Lookahead: 3, Classes: [3, 7], Noise: s_golden["noise"]), "tiny_dit.safetensors"));
 
     private static readonly Lazy<SampleResult> s_uncached = new(() => Sample("none", PythonCalibration()));
 
@@ -77,13 +76,7 @@ public class CalibratedParityTests
         }
     }
 
-    private static string Fixture(string name) => Path.Combine(AppContext.BaseDirectory, "TestData", "dit", name);
-
-    private static Tensor Golden(string key) =>
-        s_golden.Value.Tensors.TryGetValue(key, out Tensor? t) ? t : throw new InvalidOperationException(
-            $"{key} is missing from tiny_dit_calibrated_golden.safetensors; re-run tools/reference/make_calibrated_fixtures.py");
-
-    private static T Meta<T>(string key) => JsonSerializer.Deserialize<T>(s_golden.Value.Metadata[key])!;
+    private static T Meta<T>(string key) => JsonSerializer.Deserialize<T>(s_golden.File.Metadata[key])!;
 
     /// <summary>Python's calibration as a calibration file.</summary>
     private static CalibrationFile PythonCalibration()
@@ -97,15 +90,7 @@ public class CalibratedParityTests
 
     private static SampleResult Sample(string spec, CalibrationFile calibration) =>
         new DiffusionPipeline(s_model.Value, calibration).Run(
-            new SampleRequest([3, 7], Steps, "ddim", CfgScale: 1.5f, Noise: Golden("noise")), CacheRegistry.Parse(spec));
-
-    private static string Prefix(string spec)
-    {
-        string[] keys = s_golden.Value.Metadata.Where(kv => kv.Key.StartsWith("spec.", StringComparison.Ordinal) && kv.Value == spec)
-            .Select(kv => kv.Key["spec.".Length..]).ToArray();
-        Assert.True(keys.Length == 1, $"'{spec}' is not in the fixture's metadata; add it to make_calibrated_fixtures.py");
-        return keys[0];
-    }
+            new SampleRequest([3, 7], Steps, "ddim", CfgScale: 1.5f, Noise: s_golden["noise"]), CacheRegistry.Parse(spec));
 
     private double MaxRelative(string name, double[] expected, double[] actual)
     {
@@ -118,19 +103,6 @@ public class CalibratedParityTests
 
         _output.WriteLine($"{name}: max relative difference {worst:E2} over {expected.Length} values");
         return worst;
-    }
-
-    private static double RelativeL2(ReadOnlySpan<float> reference, ReadOnlySpan<float> actual)
-    {
-        double num = 0, den = 0;
-        for (int i = 0; i < reference.Length; i++)
-        {
-            double d = (double)actual[i] - reference[i];
-            num += d * d;
-            den += (double)reference[i] * reference[i];
-        }
-
-        return Math.Sqrt(num / den);
     }
 
     private static float[] Minus(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
@@ -181,17 +153,17 @@ public class CalibratedParityTests
     [MemberData(nameof(Specs))]
     public void CachedSampleMatchesPython(string spec, double effectBound)
     {
-        string prefix = Prefix(spec);
+        string prefix = s_golden.Prefix(spec);
         SampleResult result = Sample(spec, PythonCalibration());
 
-        float[] expectedComputed = Golden($"{prefix}.computed").Data;
+        float[] expectedComputed = s_golden[$"{prefix}.computed"].Data;
         Assert.Equal(Steps, expectedComputed.Length);
         Assert.Equal(expectedComputed.Select(v => v == 1f), result.Steps.Select(s => s.Computed));
         Assert.Contains(false, result.Steps.Select(s => s.Computed));                  // the fixture skips something
 
-        ReadOnlySpan<float> expected = Golden($"{prefix}.sample").Data;
-        double error = RelativeL2(expected, result.Sample.Data);
-        double effect = RelativeL2(Minus(expected, Golden("none.sample").Data), Minus(result.Sample.Data, s_uncached.Value.Sample.Data));
+        ReadOnlySpan<float> expected = s_golden[$"{prefix}.sample"].Data;
+        double error = ParityFixture.RelativeL2(expected, result.Sample.Data);
+        double effect = ParityFixture.RelativeL2(Minus(expected, s_golden["none.sample"].Data), Minus(result.Sample.Data, s_uncached.Value.Sample.Data));
         _output.WriteLine($"{spec}: {expectedComputed.Count(v => v == 1f)} computed steps, relative L2 sample {error:E2}, effect {effect:E2}");
         Assert.True(error < SampleBound, $"{spec}: relative L2 {error:E2} to the Python sample exceeds {SampleBound}");
         Assert.True(effect < effectBound, $"{spec}: the caching effect differs from Python's by {effect:E2} (relative L2), over {effectBound}");
@@ -207,14 +179,14 @@ public class CalibratedParityTests
         CalibrationOutcome cs = s_csharp.Value;
         var own = new CalibrationFile("C#", "tiny_dit.safetensors", cs.TeaCache, cs.SmoothCache, cs.MagCache);
         SampleResult result = Sample(spec, own);
-        float[] expectedComputed = Golden($"{Prefix(spec)}.computed").Data;
+        float[] expectedComputed = s_golden[$"{s_golden.Prefix(spec)}.computed"].Data;
         Assert.Equal(expectedComputed.Select(v => v == 1f), result.Steps.Select(s => s.Computed));
     }
 
     [Fact]
     public void UncachedCalibrationRunMatchesPython()
     {
-        double error = RelativeL2(Golden("none.sample").Data, s_uncached.Value.Sample.Data);
+        double error = ParityFixture.RelativeL2(s_golden["none.sample"].Data, s_uncached.Value.Sample.Data);
         _output.WriteLine($"none: relative L2 {error:E2}");
         Assert.True(error < SampleBound);
     }

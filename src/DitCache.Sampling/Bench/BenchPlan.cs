@@ -24,7 +24,9 @@ public static class BenchPlan
     /// 25/20/18/12/11 steps (18 and 11 are the full-step budgets of n = 3 and n = 5); FORA, TaylorSeer and FoCa at
     /// n = 2, 3, 5; FoCa's BDF2-only, real-time-axis and cache-dit readings at n = 3 and 5; Spectrum at two
     /// settings; warm-up sensitivity (1 and 4 full steps before the first forecast) and guidance sensitivity
-    /// (CFG 1.5) for the forecasters.
+    /// (CFG 1.5) for the forecasters; then the baselines of the other families at two points each where they have a
+    /// speed knob (Δ-DiT, FBCache, DBCache, TeaCache, SmoothCache, MagCache; the calibrated ones at the shipped
+    /// calibration's 2x tuning and near 4x) and ToCa and DuCa at their README settings.
     /// </summary>
     public static string[] FullLines =>
     [
@@ -38,15 +40,26 @@ public static class BenchPlan
         "spectrum:n=2,alpha=0.75", "spectrum:n=2,alpha=3",
         "taylorseer:n=5,warmup=1", "taylorseer:n=5,warmup=4", "foca:n=5,warmup=1", "foca:n=5,warmup=4",
         "none cfg=1.5", "fora:n=5 cfg=1.5", "taylorseer:n=5 cfg=1.5", "foca:n=5 cfg=1.5",
+        "delta-dit:n=2", "delta-dit:n=3,blocks=8",
+        "fbcache:t=0.08", "fbcache:t=0.2",
+        "dbcache:f=4,b=0,t=0.1", "dbcache:f=2,b=2,t=0.2",
+        "toca:n=3,ratio=0.07", "duca:n=3,ratio=0.05",
+        "teacache:l=0.023047", "teacache:l=0.0625",
+        "smoothcache:alpha=0.08239", "smoothcache:alpha=0.22",
+        "magcache:thresh=0.02093", "magcache:thresh=0.24",
     ];
 
-    /// <summary>The quick preset: one point per family at n = 3 and 5, for a local check in minutes.</summary>
+    /// <summary>
+    /// The quick preset: the forecasters at n = 3 and 5, one point of every other family, for a local check in minutes.
+    /// </summary>
     public static string[] QuickLines =>
     [
         "none", "none steps=18", "none steps=11",
         "fora:n=3", "fora:n=5", "taylorseer:n=3", "taylorseer:n=5", "foca:n=3", "foca:n=5",
         "foca:n=5,corrector=off", "foca:n=5,time=t", "foca:n=5,reading=cachedit",
         "spectrum:n=2,alpha=0.75",
+        "delta-dit:n=3,blocks=8", "fbcache:t=0.2", "dbcache:f=2,b=2,t=0.2", "toca:n=3,ratio=0.07", "duca:n=3,ratio=0.05",
+        "teacache:l=0.0625", "smoothcache:alpha=0.22", "magcache:thresh=0.24",
     ];
 
     /// <summary>
