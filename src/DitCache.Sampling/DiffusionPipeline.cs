@@ -191,6 +191,7 @@ public sealed class DiffusionPipeline
         double flops = 0;
 
         var clock = Stopwatch.StartNew();
+        PrepareConditioning(request, diffusion, useCfg, state);                  // timed: part of the run
         for (int step = 0; step < steps; step++)
         {
             int index = steps - 1 - step;                       // respaced index, noisiest first
@@ -224,6 +225,28 @@ public sealed class DiffusionPipeline
         double full = steps * DitFlops.Forward(c, batch);
         return new SampleResult(new Tensor(x, n, c.InChannels, c.InputSize, c.InputSize), records, flops, full,
             clock.Elapsed.TotalSeconds, policy.CacheBytes, scheduler.Name, spec, telemetry);
+    }
+
+    /// <summary>
+    /// The conditioning of every (timestep, label) pair of the run, ahead of the loop (<see cref="DitModel.PrepareConditioning"/>):
+    /// the step's model timesteps × the requested classes, and the null class with CFG.
+    /// </summary>
+    private void PrepareConditioning(SampleRequest request, GaussianDiffusion diffusion, bool useCfg, DitRunState state)
+    {
+        int steps = request.Steps;
+        var timesteps = new float[steps];
+        for (int step = 0; step < steps; step++)
+        {
+            timesteps[step] = diffusion.TimestepMap[steps - 1 - step];
+        }
+
+        int[] labels = request.Classes.Distinct().ToArray();
+        if (useCfg && !labels.Contains(_model.Config.NullClass))
+        {
+            labels = [.. labels, _model.Config.NullClass];
+        }
+
+        _model.PrepareConditioning(timesteps, labels, state);
     }
 
     private static void Validate(SampleRequest request, DitConfig c)

@@ -108,6 +108,20 @@ public sealed class DitModel
     {
         int b = s.Batch, d = Config.Hidden;
         int u = DistinctConditions(timesteps, labels, s);
+        if (Tap is null && s.Prepared is { } table && table.Lookup(s.CondTimesteps.AsSpan(0, u), s.CondLabels.AsSpan(0, u), s.CondPrepared))
+        {
+            for (int i = 0; i < u; i++)
+            {
+                table.C(s.CondPrepared[i]).CopyTo(s.CondC.AsSpan(i * d, d));                                           // (D) prepared c
+                table.SiluC(s.CondPrepared[i]).CopyTo(s.SiluC.AsSpan(i * d, d));
+            }
+
+            s.UsePrepared = true;
+            Expand(s.CondC, s.C, d, s);                                                                                // (B, D)
+            return;
+        }
+
+        s.UsePrepared = false;
         Kernels.TimestepEmbedding(s.CondTimesteps.AsSpan(0, u), s.TimeFreq.AsSpan(0, u * DitWeights.TimeFrequencyDim),
             DitWeights.TimeFrequencyDim);                                                                              // (U, 256)
         ConditionLinear(s.TimeFreq, _w.TimeW0, _w.TimeB0, s.TimeHidden, u, DitWeights.TimeFrequencyDim, d, s);        // (U, D)
@@ -126,6 +140,83 @@ public sealed class DitModel
 
         Kernels.Silu(s.CondC.AsSpan(0, u * d), s.SiluC.AsSpan(0, u * d));                                               // (U, D) adaLN input
         Expand(s.CondC, s.C, d, s);                                                                                    // (B, D)
+    }
+
+    /// <summary>
+    /// The adaLN modulation of layer <paramref name="layer"/> (a block, or depth for the final layer) for the distinct
+    /// rows into s.CondMod (U, width): looked up in the prepared table when this forward uses it, else computed.
+    /// </summary>
+    private void Modulation(int layer, float[] w, float[] bias, int width, DitRunState s)
+    {
+        int d = Config.Hidden;
+        if (s.UsePrepared && s.Prepared is { } table)
+        {
+            for (int i = 0; i < s.CondCount; i++)
+            {
+                table.Modulation(layer, s.CondPrepared[i]).CopyTo(s.CondMod.AsSpan(i * width, width));                 // prepared row
+            }
+
+            return;
+        }
+
+        ConditionLinear(s.SiluC, w, bias, s.CondMod, s.CondCount, d, width, s);                                        // (U, width)
+    }
+
+    // ------------------------------------------------------------------------------------------------------------
+    // Conditioning prepared for a whole run
+
+    /// <summary>
+    /// Computes the conditioning path for every pair of <paramref name="timesteps"/> × <paramref name="labels"/> a run
+    /// will feed, ahead of its step loop: c, SiLU(c), every block's and the final layer's adaLN modulation, each as one
+    /// product over all pairs instead of one stream of the weights per step (on a cached step those streams are most of
+    /// the work: DiT-S/2's adaLN weights are 42 MB). <see cref="Forward"/> then copies its distinct rows from the table;
+    /// a (t, y) outside it is computed as usual. The values equal the per-step path's up to float rounding (a GEMM
+    /// sums in another order). The table holds pairs·(D + depth·6D + 2D) floats; above <paramref name="maxBytes"/>
+    /// nothing is prepared and false is returned. Tap observers bypass the table.
+    /// </summary>
+    public bool PrepareConditioning(ReadOnlySpan<float> timesteps, ReadOnlySpan<int> labels, DitRunState s, long maxBytes = 256L << 20)
+    {
+        DitConfig c = Config;
+        int d = c.Hidden, freq = DitWeights.TimeFrequencyDim;
+        s.Prepared = null;
+        foreach (int y in labels)
+        {
+            if (y < 0 || y > c.NullClass)
+            {
+                throw new ArgumentException($"label {y} outside [0, {c.NumClasses}] (the last is the null class)", nameof(labels));
+            }
+        }
+
+        long rows = (long)timesteps.Length * labels.Length;
+        long bytes = rows * (2L * d + (c.Depth * 6L * d) + (2L * d)) * sizeof(float);
+        if (rows == 0 || bytes > maxBytes)
+        {
+            return false;
+        }
+
+        var table = new PreparedConditioning(timesteps, labels, d, c.Depth);
+        int r = table.Rows;
+        var tf = new float[r * freq];
+        var hidden = new float[r * d];
+        Kernels.TimestepEmbedding(table.Timesteps, tf, freq);                                                          // (R, 256)
+        Kernels.Linear(_gemm, tf, _w.TimeW0, _w.TimeB0, hidden, r, freq, d);                                           // (R, D)
+        Kernels.Silu(hidden, hidden);
+        Kernels.Linear(_gemm, hidden, _w.TimeW2, _w.TimeB2, table.CAll, r, d, d);                                      // (R, D) t_emb
+        for (int i = 0; i < r; i++)
+        {
+            Kernels.AddBias(table.CAll.AsSpan(i * d, d), _w.LabelTable.AsSpan(table.Labels[i] * d, d), 1, d);         // += table[y]
+        }
+
+        Kernels.Silu(table.CAll, table.SiluCAll);                                                                      // (R, D)
+        for (int l = 0; l < c.Depth; l++)
+        {
+            DitBlockWeights bw = _w.Blocks[l];
+            Kernels.Linear(_gemm, table.SiluCAll, bw.AdaLnW, bw.AdaLnB, table.ModulationAll(l), r, d, 6 * d);        // (R, 6D)
+        }
+
+        Kernels.Linear(_gemm, table.SiluCAll, _w.FinalAdaLnW, _w.FinalAdaLnB, table.ModulationAll(c.Depth), r, d, 2 * d); // (R, 2D)
+        s.Prepared = table;
+        return true;
     }
 
     /// <summary>Fills s.CondRow, s.CondTimesteps and s.CondLabels; returns the number U of distinct (t, y) rows.</summary>
@@ -201,7 +292,7 @@ public sealed class DitModel
         int b = s.Batch, t = c.Tokens, d = c.Hidden, stride = 6 * d;
 
         // adaLN-Zero: c -> (shift, scale, gate) x 2, always from the current conditioning, even on cached steps.
-        ConditionLinear(s.SiluC, bw.AdaLnW, bw.AdaLnB, s.CondMod, s.CondCount, d, 6 * d, s);                          // (U, 6D)
+        Modulation(l, bw.AdaLnW, bw.AdaLnB, 6 * d, s);                                                                 // (U, 6D)
         Expand(s.CondMod, s.Mod, 6 * d, s);                                                                            // (B, 6D)
         s.LastFlops += DitFlops.AdaLn(c, b);
 
@@ -376,7 +467,7 @@ public sealed class DitModel
         DitConfig c = Config;
         int b = s.Batch, t = c.Tokens, d = c.Hidden;
         DitBlockWeights bw = _w.Blocks[0];
-        ConditionLinear(s.SiluC, bw.AdaLnW, bw.AdaLnB, s.CondMod, s.CondCount, d, 6 * d, s);                          // (U, 6D)
+        Modulation(0, bw.AdaLnW, bw.AdaLnB, 6 * d, s);                                                                 // (U, 6D)
         Expand(s.CondMod, s.Mod, 6 * d, s);                                                                            // (B, 6D)
         Kernels.LayerNormModulate(s.X, s.H, s.Mod, 6 * d, (int)Mod.ShiftMsa * d, (int)Mod.ScaleMsa * d, b, t, d);     // (B, T, D)
         s.LastFlops += DitFlops.AdaLn(c, b);
@@ -416,7 +507,7 @@ public sealed class DitModel
     {
         DitConfig c = Config;
         int b = s.Batch, t = c.Tokens, d = c.Hidden, outPerToken = c.Patch * c.Patch * c.OutChannels;
-        ConditionLinear(s.SiluC, _w.FinalAdaLnW, _w.FinalAdaLnB, s.CondMod, s.CondCount, d, 2 * d, s);                // (U, 2D)
+        Modulation(c.Depth, _w.FinalAdaLnW, _w.FinalAdaLnB, 2 * d, s);                                                // (U, 2D)
         Expand(s.CondMod, s.FinalMod, 2 * d, s);                                                                       // (B, 2D)
         Kernels.LayerNormModulate(s.X, s.H, s.FinalMod, 2 * d, 0, d, b, t, d);                                         // (B, T, D)
         Kernels.Linear(_gemm, s.H, _w.FinalW, _w.FinalB, s.FinalOut, b * t, d, outPerToken);                          // (B, T, p*p*out)

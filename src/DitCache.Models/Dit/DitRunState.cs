@@ -40,6 +40,7 @@ public sealed class DitRunState
         CondRow = new int[b];
         CondTimesteps = new float[b];
         CondLabels = new int[b];
+        CondPrepared = new int[b];
         CondMod = new float[b * 6 * d];
         SiluC = new float[b * d];
         Mod = new float[b * 6 * d];
@@ -115,6 +116,15 @@ public sealed class DitRunState
 
     /// <summary>Label of each distinct row (U).</summary>
     internal int[] CondLabels { get; }
+
+    /// <summary>Row of each distinct (t, y) in <see cref="Prepared"/> (U), valid when <see cref="UsePrepared"/>.</summary>
+    internal int[] CondPrepared { get; }
+
+    /// <summary>The run's conditioning computed ahead (<see cref="DitModel.PrepareConditioning"/>), or null.</summary>
+    internal PreparedConditioning? Prepared { get; set; }
+
+    /// <summary>Whether the current forward takes its conditioning from <see cref="Prepared"/>.</summary>
+    internal bool UsePrepared { get; set; }
 
     /// <summary>c of each distinct row (U, D).</summary>
     internal float[] CondC { get; }
