@@ -165,14 +165,24 @@ public class GemmTests
             float[] a = TestUtil.Random(M * K, 1), w = TestUtil.Random(N * K, 2), c = new float[M * N];
             var gemm = new ManagedGemm(1, isa, precision);
             gemm.Prepare(w, N, K);
-            gemm.Multiply(M, N, K, a, K, w, K, transB: true, c, N);        // first call: this thread's pack buffers
-            long before = GC.GetAllocatedBytesForCurrentThread();
-            for (int i = 0; i < 3; i++)
+            gemm.Multiply(M, N, K, a, K, w, K, transB: true, c, N);        // first calls: this thread's pack buffers and
+            gemm.Multiply(M, N, K, a, K, w, K, transB: true, c, N, accumulate: true); // any one-time state of either path
+
+            // A per-call allocation shows in every round; the runtime's own one-off work on this thread (tiered JIT
+            // installing a rejitted method under load, seen once in a CI run) shows in one round at most.
+            long fewest = long.MaxValue;
+            for (int round = 0; round < 3 && fewest > 0; round++)
             {
-                gemm.Multiply(M, N, K, a, K, w, K, transB: true, c, N, accumulate: true);
+                long before = GC.GetAllocatedBytesForCurrentThread();
+                for (int i = 0; i < 3; i++)
+                {
+                    gemm.Multiply(M, N, K, a, K, w, K, transB: true, c, N, accumulate: true);
+                }
+
+                fewest = Math.Min(fewest, GC.GetAllocatedBytesForCurrentThread() - before);
             }
 
-            Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+            Assert.Equal(0, fewest);
         }
     }
 
