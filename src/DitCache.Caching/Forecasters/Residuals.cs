@@ -71,3 +71,42 @@ public static class Residuals
         return den > 0 ? num / den : (num > 0 ? double.PositiveInfinity : 0);
     }
 }
+
+/// <summary>
+/// The whole-stack residual of TeaCache and MagCache: keeps the stack input of a computed step, stores
+/// <c>R = last-block output − stack input</c> when the stack has run, and stands in for a skipped stack with
+/// <c>x ← x + R</c>. Two (B, T, D) buffers, allocated once.
+/// </summary>
+public sealed class StackResidual
+{
+    private readonly float[] _input, _residual;
+
+    /// <summary>Buffers for tensors of <paramref name="length"/> floats.</summary>
+    public StackResidual(int length)
+    {
+        _input = new float[length];
+        _residual = new float[length];
+    }
+
+    /// <summary>Whether a residual has been stored since the last <see cref="Clear"/>.</summary>
+    public bool HasResidual { get; private set; }
+
+    /// <summary>Bytes held.</summary>
+    public long Bytes => 2L * _input.Length * sizeof(float);
+
+    /// <summary>Forgets the stored residual (a new run).</summary>
+    public void Clear() => HasResidual = false;
+
+    /// <summary>Keeps the stack input of a step whose blocks will run.</summary>
+    public void KeepInput(ReadOnlySpan<float> x) => x.CopyTo(_input);
+
+    /// <summary>Stores R from the last block's output of the step whose input was kept.</summary>
+    public void Record(ReadOnlySpan<float> output)
+    {
+        Residuals.Difference(output, _input, _residual);
+        HasResidual = true;
+    }
+
+    /// <summary>x ← x + R.</summary>
+    public void Apply(Span<float> x) => Residuals.Add(x, _residual);
+}

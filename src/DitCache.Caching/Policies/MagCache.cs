@@ -125,9 +125,7 @@ public sealed class MagCache : ICachePolicy
     private readonly bool[] _full;
     private readonly int _depth;
     private readonly int _length;
-    private readonly float[] _input;       // (B, T, D) block-0 input of the current computed step
-    private readonly float[] _residual;    // (B, T, D) r_prev = last-block output − block-0 input
-    private bool _hasResidual;
+    private readonly StackResidual _stack;  // the whole-stack residual of the last computed step
     private int _n = -1;
 
     internal MagCache(bool[] full, CacheRunInfo run)
@@ -135,8 +133,7 @@ public sealed class MagCache : ICachePolicy
         _full = full;
         _depth = run.Depth;
         _length = run.FeatureLength;
-        _input = new float[_length];
-        _residual = new float[_length];
+        _stack = new StackResidual(_length);
         CacheBytes = 2L * _length * sizeof(float);
     }
 
@@ -153,7 +150,7 @@ public sealed class MagCache : ICachePolicy
 
         if (n == 0)
         {
-            _hasResidual = false;
+            _stack.Clear();
         }
 
         _n = n;
@@ -172,13 +169,13 @@ public sealed class MagCache : ICachePolicy
             throw new InvalidOperationException("BeginStep must be called before the model runs");
         }
 
-        if (!_full[_n] && _hasResidual)
+        if (!_full[_n] && _stack.HasResidual)
         {
-            Kernels.AddBias(x, _residual, 1, _length);                      // x ← x + r_prev
+            _stack.Apply(x);                                                 // x ← x + r_prev
             return _depth;
         }
 
-        x.CopyTo(_input);
+        _stack.KeepInput(x);
         return 0;
     }
 
@@ -190,12 +187,7 @@ public sealed class MagCache : ICachePolicy
             return;
         }
 
-        for (int i = 0; i < _length; i++)
-        {
-            _residual[i] = output[i] - _input[i];
-        }
-
-        _hasResidual = true;
+        _stack.Record(output);                                             // stack output − stack input
     }
 
     /// <inheritdoc/>

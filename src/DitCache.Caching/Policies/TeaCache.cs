@@ -106,9 +106,7 @@ public sealed class TeaCache : ICachePolicy
     private readonly int _depth;
     private readonly int _length;
     private readonly float[] _previous;    // (B, T, D) I_{n−1}
-    private readonly float[] _input;       // (B, T, D) block-0 input of the current computed step
-    private readonly float[] _residual;    // (B, T, D) R = last-block output − block-0 input, last computed step
-    private bool _hasResidual;
+    private readonly StackResidual _stack;  // the whole-stack residual of the last computed step
     private bool _observed;
     private double _acc;
     private int _n = -1;
@@ -122,8 +120,7 @@ public sealed class TeaCache : ICachePolicy
         _depth = run.Depth;
         _length = run.FeatureLength;
         _previous = new float[_length];
-        _input = new float[_length];
-        _residual = new float[_length];
+        _stack = new StackResidual(_length);
         CacheBytes = 3L * _length * sizeof(float);
     }
 
@@ -146,7 +143,7 @@ public sealed class TeaCache : ICachePolicy
 
         if (n == 0)
         {
-            _hasResidual = false;
+            _stack.Clear();
             _acc = 0;
         }
 
@@ -170,7 +167,7 @@ public sealed class TeaCache : ICachePolicy
 
         double rel = _n == 0 ? 0 : RelativeL1(modulated, _previous);
         bool compute = _options.Step(_n, _steps, rel, _coefficients, ref _acc);
-        _skip = !compute && _hasResidual;
+        _skip = !compute && _stack.HasResidual;
         modulated.CopyTo(_previous);                                         // I_prev follows every step, skipped or not
         _observed = true;
     }
@@ -190,11 +187,11 @@ public sealed class TeaCache : ICachePolicy
 
         if (_skip)
         {
-            Kernels.AddBias(x, _residual, 1, _length);                      // x ← x + R
+            _stack.Apply(x);                                                 // x ← x + R
             return _depth;
         }
 
-        x.CopyTo(_input);
+        _stack.KeepInput(x);
         return 0;
     }
 
@@ -206,12 +203,7 @@ public sealed class TeaCache : ICachePolicy
             return;
         }
 
-        for (int i = 0; i < _length; i++)
-        {
-            _residual[i] = output[i] - _input[i];                            // R = stack output − stack input
-        }
-
-        _hasResidual = true;
+        _stack.Record(output);                                             // stack output − stack input
     }
 
     /// <inheritdoc/>
