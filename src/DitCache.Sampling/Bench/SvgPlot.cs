@@ -97,8 +97,10 @@ internal sealed class SvgPlot
         legend.AddRange(rules.Select(r => (r.Label, 0, (PlotRule?)r)));
         double legendWidth = Math.Max(MinLegendWidth, legend.Count == 0 ? 0 : legend.Max(l => Svg.TextWidth(l.Text, LegendSize)) + 52);
 
-        double left = 78, right = Width - 28 - legendWidth, top = Note is null ? 50 : 72, bottom = Height - 62;
-        StringBuilder sb = Svg.Open(Width, Height, Title);
+        double left = 78, right = Width - 28 - legendWidth, top = Note is null ? 50 : 72;
+        double height = Math.Max(Height, top + 4 + (legend.Count * 22) + 16);      // a long legend stretches the chart
+        double bottom = height - 62;
+        StringBuilder sb = Svg.Open(Width, height, Title);
         Svg.Text(sb, left, 28, Title, $"font-size=\"{TitleSize}\" font-weight=\"600\"");
         if (Note is not null)
         {
@@ -247,7 +249,7 @@ internal sealed class SvgPlot
 
         sb.Append("<rect x=\"").Append(Svg.Num(left)).Append("\" y=\"").Append(Svg.Num(top)).Append("\" width=\"").Append(Svg.Num(right - left))
           .Append("\" height=\"").Append(Svg.Num(bottom - top)).Append("\" fill=\"none\" stroke=\"").Append(Svg.Ink).Append("\"/>\n");
-        Svg.Text(sb, (left + right) / 2, Height - 18, XLabel, $"font-size=\"{LabelSize}\" text-anchor=\"middle\"");
+        Svg.Text(sb, (left + right) / 2, height - 18, XLabel, $"font-size=\"{LabelSize}\" text-anchor=\"middle\"");
         sb.Append("<text transform=\"translate(").Append(Svg.Num(22)).Append(',').Append(Svg.Num((top + bottom) / 2))
           .Append(") rotate(-90)\" font-size=\"").Append(Svg.Num(LabelSize)).Append("\" text-anchor=\"middle\">")
           .Append(Svg.Escape(YLabel)).Append("</text>\n");
