@@ -172,7 +172,6 @@ public sealed class FoCa : ICachePolicy
         CacheBytes = (long)_stack.Length * FocaForecaster.Slots * _length * sizeof(float);
     }
 
-
     /// <inheritdoc/>
     public long CacheBytes { get; }
 
@@ -197,7 +196,6 @@ public sealed class FoCa : ICachePolicy
         _n = n;
         _isFull = _full[n];
     }
-
 
     /// <inheritdoc/>
     public bool TryForecast(FeatureSite site, Span<float> output)
@@ -275,7 +273,6 @@ public sealed class FoCa : ICachePolicy
         _fullN[k] = _n;
         _window[k] = Math.Min(_window[k] + 1, 2);
     }
-
 
     /// <summary>
     /// A slot none of <paramref name="keep0"/>, <paramref name="keep1"/>, <paramref name="keep2"/> holds:

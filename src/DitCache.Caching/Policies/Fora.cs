@@ -65,26 +65,16 @@ public sealed record ForaOptions(int Interval = 3) : ICacheOptions
 public sealed class Fora : ICachePolicy
 {
     private readonly bool[] _full;
-    private readonly float[][] _store;     // [site] (B, T, D): the module output of the last full step
-    private readonly bool[] _has;          // [site] whether _store holds a value of this run
-    private readonly int _length;
+    private readonly ModuleStore _store;   // the module output of the last full step, per site
     private int _n = -1;
     private bool _isFull;
 
     internal Fora(bool[] full, CacheRunInfo run)
     {
         _full = full;
-        _length = run.FeatureLength;
-        _store = new float[2 * run.Depth][];
-        for (int k = 0; k < _store.Length; k++)
-        {
-            _store[k] = new float[_length];
-        }
-
-        _has = new bool[_store.Length];
-        CacheBytes = (long)_store.Length * _length * sizeof(float);
+        _store = new ModuleStore(run);
+        CacheBytes = _store.Bytes;
     }
-
 
     /// <inheritdoc/>
     public long CacheBytes { get; }
@@ -99,40 +89,23 @@ public sealed class Fora : ICachePolicy
 
         if (n == 0)
         {
-            Array.Clear(_has);
+            _store.Clear();
         }
 
         _n = n;
         _isFull = _full[n];
     }
 
-
     /// <inheritdoc/>
     public bool TryForecast(FeatureSite site, Span<float> output)
     {
-        int k = SiteIndex(site);
-        if (_isFull || !_has[k])
-        {
-            return false;
-        }
-
-        _store[k].CopyTo(output);
-        return true;
+        _store.Check(site, _n);
+        return !_isFull && _store.TryLoad(site, _n, output);
     }
 
     /// <inheritdoc/>
     public void Record(FeatureSite site, ReadOnlySpan<float> output)
     {
-        int k = SiteIndex(site);
-        if (output.Length != _length)
-        {
-            throw new ArgumentException($"feature of {site} has {output.Length} floats; this run's (B, T, D) has {_length}", nameof(output));
-        }
-
-        output.CopyTo(_store[k]);
-        _has[k] = true;
+        _store.Save(site, _n, output);
     }
-
-
-    private int SiteIndex(FeatureSite site) => PolicyChecks.SiteIndex(site, _n, _store.Length);
 }

@@ -37,7 +37,6 @@ public sealed class NoCache : ICachePolicy
     {
     }
 
-
     /// <inheritdoc/>
     public long CacheBytes => 0;
 
@@ -46,7 +45,6 @@ public sealed class NoCache : ICachePolicy
     {
     }
 
-
     /// <inheritdoc/>
     public bool TryForecast(FeatureSite site, Span<float> output) => false;
 
@@ -54,5 +52,4 @@ public sealed class NoCache : ICachePolicy
     public void Record(FeatureSite site, ReadOnlySpan<float> output)
     {
     }
-
 }

@@ -99,24 +99,15 @@ public sealed class SmoothCache : ICachePolicy
 {
     private readonly bool[] _attnFull;
     private readonly bool[] _mlpFull;
-    private readonly float[][] _store;     // [site] (B, T, D): the module output of the last computed step
-    private readonly bool[] _has;
-    private readonly int _length;
+    private readonly ModuleStore _store;   // the module output of the last computed step, per site
     private int _n = -1;
 
     internal SmoothCache(bool[] attnFull, bool[] mlpFull, CacheRunInfo run)
     {
         _attnFull = attnFull;
         _mlpFull = mlpFull;
-        _length = run.FeatureLength;
-        _store = new float[2 * run.Depth][];
-        for (int k = 0; k < _store.Length; k++)
-        {
-            _store[k] = new float[_length];
-        }
-
-        _has = new bool[_store.Length];
-        CacheBytes = (long)_store.Length * _length * sizeof(float);
+        _store = new ModuleStore(run);
+        CacheBytes = _store.Bytes;
     }
 
     /// <inheritdoc/>
@@ -132,7 +123,7 @@ public sealed class SmoothCache : ICachePolicy
 
         if (n == 0)
         {
-            Array.Clear(_has);
+            _store.Clear();
         }
 
         _n = n;
@@ -141,27 +132,14 @@ public sealed class SmoothCache : ICachePolicy
     /// <inheritdoc/>
     public bool TryForecast(FeatureSite site, Span<float> output)
     {
-        int k = PolicyChecks.SiteIndex(site, _n, _store.Length);
+        _store.Check(site, _n);
         bool full = site.Site == Site.Attn ? _attnFull[_n] : _mlpFull[_n];
-        if (full || !_has[k])
-        {
-            return false;
-        }
-
-        _store[k].CopyTo(output);
-        return true;
+        return !full && _store.TryLoad(site, _n, output);
     }
 
     /// <inheritdoc/>
     public void Record(FeatureSite site, ReadOnlySpan<float> output)
     {
-        int k = PolicyChecks.SiteIndex(site, _n, _store.Length);
-        if (output.Length != _length)
-        {
-            throw new ArgumentException($"feature of {site} has {output.Length} floats; this run's (B, T, D) has {_length}", nameof(output));
-        }
-
-        output.CopyTo(_store[k]);
-        _has[k] = true;
+        _store.Save(site, _n, output);
     }
 }

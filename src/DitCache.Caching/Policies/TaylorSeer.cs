@@ -120,7 +120,6 @@ public sealed class TaylorSeer : ICachePolicy
         CacheBytes = (long)_stack.Length * factors * _length * sizeof(float);
     }
 
-
     /// <inheritdoc/>
     public long CacheBytes { get; }
 
@@ -140,7 +139,6 @@ public sealed class TaylorSeer : ICachePolicy
         _n = n;
         _isFull = _full[n];
     }
-
 
     /// <inheritdoc/>
     public bool TryForecast(FeatureSite site, Span<float> output)
@@ -173,7 +171,6 @@ public sealed class TaylorSeer : ICachePolicy
         _count[k] = TaylorForecaster.UpdateFactors(_stack[k], _length, held, _factors, output, _n - _fullN[k]);
         _fullN[k] = _n;
     }
-
 
     private int SiteIndex(FeatureSite site) => PolicyChecks.SiteIndex(site, _n, _stack.Length);
 }
