@@ -58,19 +58,7 @@ public class CacheParityTests
         ("spectrum:n=2,alpha=0.75,w=0.5,m=4,lam=0.1,warmup=5", 5e-4),           // 1.3e-4
     ];
 
-    public static TheoryData<string, double> Specs
-    {
-        get
-        {
-            var data = new TheoryData<string, double>();
-            foreach ((string spec, double bound) in s_specs)
-            {
-                data.Add(spec, bound);
-            }
-
-            return data;
-        }
-    }
+    public static TheoryData<string, double> Specs => ParityFixture.Rows(s_specs);
 
     private static SampleResult Sample(string spec) =>
         s_pipeline.Value.Run(new SampleRequest([3, 7], Steps, "ddim", CfgScale: 1.5f, Noise: s_golden["noise"]), CacheRegistry.Parse(spec));

@@ -62,19 +62,7 @@ public class CalibratedParityTests
         ("smoothcache:alpha=0.25", 3e-3),                                      // 7.6e-4
     ];
 
-    public static TheoryData<string, double> Specs
-    {
-        get
-        {
-            var data = new TheoryData<string, double>();
-            foreach ((string spec, double bound) in s_specs)
-            {
-                data.Add(spec, bound);
-            }
-
-            return data;
-        }
-    }
+    public static TheoryData<string, double> Specs => ParityFixture.Rows(s_specs);
 
     private static T Meta<T>(string key) => JsonSerializer.Deserialize<T>(s_golden.File.Metadata[key])!;
 

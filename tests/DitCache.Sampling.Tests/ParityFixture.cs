@@ -43,6 +43,18 @@ internal sealed class ParityFixture
     public string[] CachedSpecs() => File.Metadata.Where(kv => kv.Key.StartsWith("spec.", StringComparison.Ordinal) && kv.Value != "none")
         .Select(kv => kv.Value).Order(StringComparer.Ordinal).ToArray();
 
+    /// <summary>Theory rows (spec, effect bound) from a table.</summary>
+    public static TheoryData<string, double> Rows((string Spec, double Bound)[] rows)
+    {
+        var data = new TheoryData<string, double>();
+        foreach ((string spec, double bound) in rows)
+        {
+            data.Add(spec, bound);
+        }
+
+        return data;
+    }
+
     /// <summary>‖actual − reference‖₂ / ‖reference‖₂ in double.</summary>
     public static double RelativeL2(ReadOnlySpan<float> reference, ReadOnlySpan<float> actual)
     {

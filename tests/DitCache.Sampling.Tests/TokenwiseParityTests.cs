@@ -57,19 +57,7 @@ public class TokenwiseParityTests
         ("toca:n=4,ratio=0.2,sched=ddpm250,w=0.5", 3e-3),                       // 6.8e-4 .. 6.9e-4
     ];
 
-    public static TheoryData<string, double> Specs
-    {
-        get
-        {
-            var data = new TheoryData<string, double>();
-            foreach ((string spec, double bound) in s_specs)
-            {
-                data.Add(spec, bound);
-            }
-
-            return data;
-        }
-    }
+    public static TheoryData<string, double> Specs => ParityFixture.Rows(s_specs);
 
     private static SampleResult Sample(ICacheOptions options) =>
         s_pipeline.Value.Run(new SampleRequest([3, 7], Steps, "ddim", CfgScale: 1.5f, Noise: s_golden["noise"]), options);
