@@ -5,8 +5,9 @@ using System.Globalization;
 using System.IO;
 using System.Linq;
 using DitCache.Caching.Calibration;
+using DitCache.Evaluation.Assets;
+using DitCache.Evaluation.Tuning;
 using DitCache.Models;
-using DitCache.Sampling.Calibration;
 using DitCache.Tensors;
 
 namespace DitCache.Cli;

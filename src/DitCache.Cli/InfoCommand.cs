@@ -4,6 +4,7 @@ using System.Globalization;
 using System.IO;
 using DitCache.Caching;
 using DitCache.Caching.Calibration;
+using DitCache.Evaluation.Assets;
 using DitCache.Models;
 using DitCache.Sampling;
 using DitCache.Tensors;

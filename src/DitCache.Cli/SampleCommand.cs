@@ -5,6 +5,8 @@ using System.Globalization;
 using System.IO;
 using System.Linq;
 using DitCache.Caching;
+using DitCache.Evaluation.Assets;
+using DitCache.Evaluation.Reports;
 using DitCache.Models;
 using DitCache.Sampling;
 using DitCache.Tensors;

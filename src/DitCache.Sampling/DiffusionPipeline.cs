@@ -84,6 +84,21 @@ public sealed class StepTelemetry
     /// <summary>[step]: relative L2 of a forecast block-stack output; NaN where the blocks ran. Null without shadow.</summary>
     public double[]? ShadowBlocksErrors { get; }
 
+    /// <summary>One letter per site: C computed, F forecast, P computed on some tokens, S skipped with the block stack.</summary>
+    public static string Letters(SiteOutcome[] sites) => string.Create(sites.Length, sites, static (span, src) =>
+    {
+        for (int i = 0; i < src.Length; i++)
+        {
+            span[i] = src[i] switch
+            {
+                SiteOutcome.Computed => 'C',
+                SiteOutcome.Forecast => 'F',
+                SiteOutcome.Partial => 'P',
+                _ => 'S',
+            };
+        }
+    });
+
     internal void Capture(int step, DitRunState state)
     {
         state.LastSites.CopyTo(Sites[step]);

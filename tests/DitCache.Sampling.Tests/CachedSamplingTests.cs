@@ -91,7 +91,7 @@ public class CachedSamplingTests
         char cachedLetter = blockLevel ? 'S' : 'F';
         for (int n = 0; n < Steps; n++)
         {
-            Assert.Equal(new string(full[n] ? 'C' : cachedLetter, 2 * c.Depth), RunReport.SiteLetters(result.Telemetry.Sites[n]));
+            Assert.Equal(new string(full[n] ? 'C' : cachedLetter, 2 * c.Depth), StepTelemetry.Letters(result.Telemetry.Sites[n]));
         }
 
         Assert.Null(result.Telemetry.ShadowErrors);

@@ -1,6 +1,6 @@
 """Golden calibration and samples for the calibrated accelerators (TeaCache, SmoothCache, MagCache), from an
 independent Python reading of METHODS.md sections 0, 1, 5.5, 5.7 and 5.8. Written from the spec text (and the
-official repositories it cites), not from the C# code, so that tests/DitCache.Sampling.Tests/CalibratedParityTests.cs
+official repositories it cites), not from the C# code, so that tests/DitCache.Evaluation.Tests/Tuning/CalibratedParityTests.cs
 compares two separate readings.
 
     OPENBLAS_NUM_THREADS=1 /usr/bin/python3 tools/reference/make_calibrated_fixtures.py

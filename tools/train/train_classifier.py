@@ -3,7 +3,7 @@ under their class label, and the Frechet distance between 128-d features of gene
 
     /usr/bin/python3 tools/train/train_classifier.py --out models/fmnist-classifier.safetensors
 
-Architecture (mirrored exactly by src/DitCache.Sampling/Metrics/FmnistClassifier.cs; the key names below are the
+Architecture (mirrored exactly by src/DitCache.Evaluation/Metrics/FmnistClassifier.cs; the key names below are the
 contract between the two):
     conv1  1->32, 3x3, pad 1, ReLU, maxpool 2      (N, 32, 14, 14)
     conv2 32->64, 3x3, pad 1, ReLU, maxpool 2      (N, 64, 7, 7)

@@ -1,6 +1,7 @@
 using System;
 using System.Linq;
 using DitCache.Caching;
+using DitCache.Evaluation.Assets;
 using DitCache.Models;
 using DitCache.Sampling;
 using DitCache.Tensors;

@@ -3,6 +3,7 @@ using System.Collections.Generic;
 using System.Globalization;
 using System.Linq;
 using DitCache.Caching;
+using DitCache.Evaluation.Assets;
 using DitCache.Models;
 using DitCache.Sampling;
 using DitCache.Tensors;

@@ -1,5 +1,6 @@
 using System;
 using DitCache.Caching;
+using DitCache.Evaluation.Assets;
 using DitCache.Models;
 using DitCache.Tensors;
 

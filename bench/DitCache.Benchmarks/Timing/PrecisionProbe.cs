@@ -1,9 +1,10 @@
 using System;
 using System.Linq;
 using DitCache.Caching;
+using DitCache.Evaluation.Assets;
+using DitCache.Evaluation.Metrics;
 using DitCache.Models;
 using DitCache.Sampling;
-using DitCache.Sampling.Metrics;
 using DitCache.Tensors;
 
 namespace DitCache.Benchmarks;

@@ -1,0 +1,108 @@
+using System.IO;
+using System.Text.Json;
+using DitCache.Models;
+using DitCache.Sampling;
+
+namespace DitCache.Evaluation.Reports;
+
+/// <summary>
+/// The JSON report of one sampling run (<c>ditcache sample --report</c>): per-step records (n = 0 is the noisiest
+/// step, t the model timestep, computed = every block ran), FLOPs in the DiT-paper convention for the whole run
+/// including the CFG batch, and the wall clock of the sampling loop. Each step carries <c>sites</c>, one letter per
+/// cache site in block order (attention then MLP of block 0, then block 1, ...): C computed, F forecast, S skipped
+/// with the whole block stack. A <c>--shadow</c> run adds per step the relative L2 error of every forecast site
+/// (<c>shadow_rel_l2</c>, null where computed) and of a forecast block stack (<c>shadow_blocks_rel_l2</c>).
+/// </summary>
+public static class RunReport
+{
+    /// <summary>Serialises <paramref name="result"/> with the run's settings.</summary>
+    public static byte[] ToJson(SampleResult result, SampleRequest request, DitConfig config, string model, string gemm, int threads)
+    {
+        using var stream = new MemoryStream();
+        using (var json = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
+        {
+            json.WriteStartObject();
+            json.WriteString("model", model);
+            json.WriteString("config", config.Name);
+            json.WriteStartObject("dit");
+            json.WriteNumber("depth", config.Depth);
+            json.WriteNumber("hidden", config.Hidden);
+            json.WriteNumber("heads", config.Heads);
+            json.WriteNumber("patch", config.Patch);
+            json.WriteNumber("input_size", config.InputSize);
+            json.WriteNumber("in_channels", config.InChannels);
+            json.WriteBoolean("learn_sigma", config.LearnSigma);
+            json.WriteNumber("num_classes", config.NumClasses);
+            json.WriteEndObject();
+            json.WriteString("sampler", result.Sampler);
+            json.WriteString("cache", result.Cache);
+            json.WriteNumber("cfg", request.CfgScale);
+            json.WriteNumber("cfg_channels", request.GuidedChannels ?? config.InChannels);
+            json.WriteNumber("seed", request.Seed);
+            json.WriteStartArray("classes");
+            foreach (int c in request.Classes)
+            {
+                json.WriteNumberValue(c);
+            }
+
+            json.WriteEndArray();
+            json.WriteString("gemm", gemm);
+            json.WriteNumber("threads", threads);
+            json.WriteNumber("flops", result.Flops);
+            json.WriteNumber("full_flops", result.FullFlops);
+            json.WriteNumber("flops_speedup", result.Flops > 0 ? result.FullFlops / result.Flops : 0);
+            json.WriteNumber("seconds", result.Seconds);
+            json.WriteNumber("cache_bytes", result.CacheBytes);
+            json.WriteNumber("computed_steps", System.Array.FindAll(result.Steps, s => s.Computed).Length);
+            json.WriteString("site_order", "per block: attn, mlp; C computed, F forecast, P computed on some tokens (ToCa, DuCa), S skipped with the block stack");
+            StepTelemetry telemetry = result.Telemetry;
+            json.WriteBoolean("shadow", telemetry.ShadowErrors is not null);
+            json.WriteStartArray("steps");
+            foreach (StepRecord s in result.Steps)
+            {
+                json.WriteStartObject();
+                json.WriteNumber("n", s.N);
+                json.WriteNumber("t", s.Timestep);
+                json.WriteBoolean("computed", s.Computed);
+                json.WriteNumber("flops", s.Flops);
+                json.WriteNumber("modules_computed", s.ModulesComputed);
+                json.WriteNumber("modules_forecast", s.ModulesForecast);
+                json.WriteNumber("modules_partial", s.ModulesPartial);
+                json.WriteBoolean("blocks_skipped", s.BlocksSkipped);
+                json.WriteNumber("blocks_skipped_count", s.BlocksSkippedCount);
+                json.WriteString("sites", StepTelemetry.Letters(telemetry.Sites[s.N]));
+                if (telemetry.ShadowErrors is { } errors && telemetry.ShadowBlocksErrors is { } blocks)
+                {
+                    json.WriteStartArray("shadow_rel_l2");
+                    foreach (double e in errors[s.N])
+                    {
+                        WriteNumberOrNull(json, e);
+                    }
+
+                    json.WriteEndArray();
+                    json.WritePropertyName("shadow_blocks_rel_l2");
+                    WriteNumberOrNull(json, blocks[s.N]);
+                }
+
+                json.WriteEndObject();
+            }
+
+            json.WriteEndArray();
+            json.WriteEndObject();
+        }
+
+        return stream.ToArray();
+    }
+
+    private static void WriteNumberOrNull(Utf8JsonWriter json, double value)
+    {
+        if (double.IsFinite(value))
+        {
+            json.WriteNumberValue(value);
+        }
+        else
+        {
+            json.WriteNullValue();
+        }
+    }
+}
