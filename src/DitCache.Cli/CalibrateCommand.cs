@@ -4,6 +4,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.IO;
 using System.Linq;
+using DitCache.Caching;
 using DitCache.Caching.Calibration;
 using DitCache.Evaluation.Assets;
 using DitCache.Evaluation.Tuning;
@@ -13,7 +14,8 @@ using DitCache.Tensors;
 namespace DitCache.Cli;
 
 /// <summary>
-/// <c>ditcache calibrate teacache|smoothcache|magcache|all --model PATH</c>: one full-compute sampling run records what
+/// <c>ditcache calibrate METHOD|all --model PATH</c>, METHOD being a calibrated accelerator of
+/// <see cref="CacheRegistry"/> (teacache, smoothcache, magcache): one full-compute sampling run records what
 /// the calibrated accelerators need and writes it into the calibration file beside the model
 /// (<c>NAME.calibration.json</c>, other sections kept), where <c>--cache</c> finds it. With <c>--target-speedup</c> each
 /// method's knob is tuned to that FLOPs ratio on the calibration samples and the PSNR it costs is reported.
@@ -25,7 +27,7 @@ internal static class CalibrateCommand
 
     public static Command Create(TextWriter stdout, TextWriter stderr)
     {
-        var method = new Argument<string>("method") { Description = "teacache, smoothcache, magcache, or all" };
+        var method = new Argument<string>("method") { Description = string.Join(", ", CalibrationFile.Methods) + ", or all" };
         var model = new Option<string>("--model") { Description = "DiT checkpoint (.safetensors or PyTorch .pt); the calibration is written beside it as NAME.calibration.json", Required = true };
         var steps = new Option<int>("--steps") { Description = "sampling steps of the calibration run (use the step count you will sample with)", DefaultValueFactory = _ => 50 };
         var samples = new Option<int>("--samples") { Description = "images sampled for the calibration (classes i mod num_classes)", DefaultValueFactory = _ => DefaultSamples };
@@ -39,7 +41,7 @@ internal static class CalibrateCommand
         var gemm = new Option<string>("--gemm") { Description = "GEMM backend: managed, managed-bf16, openblas, or auto", DefaultValueFactory = _ => "auto" };
         var quiet = new Option<bool>("--quiet") { Description = "no progress lines" };
 
-        var command = new Command("calibrate", "Calibrate TeaCache, SmoothCache or MagCache for a model (full sampling run), optionally tuning to a target speedup.")
+        var command = new Command("calibrate", $"Calibrate {DisplayNames()} for a model (full sampling run), optionally tuning to a target speedup.")
         {
             method, model, steps, samples, sampler, cfg, seed, lookahead, target, output, threads, gemm, quiet,
         };
@@ -84,23 +86,22 @@ internal static class CalibrateCommand
         log($"calibrating {string.Join(", ", methods)} on {o.Model}: {o.Samples} image(s) (--samples), {o.Sampler} x{o.Steps}, cfg {o.Cfg.ToString(CultureInfo.InvariantCulture)}");
         CalibrationOutcome outcome = new Calibrator(new DitModel(weights, gemm, o.Threads), log).Run(settings, o.Model);
 
-        foreach ((string section, object? value) in new (string, object?)[] { ("teacache", outcome.TeaCache), ("smoothcache", outcome.SmoothCache), ("magcache", outcome.MagCache) })
+        foreach (ICalibrationSection section in outcome.Sections)
         {
-            if (value is not null)
-            {
-                CalibrationFile.WriteSection(path, section, value, o.Model);
-            }
+            CalibrationFile.WriteSection(path, section, o.Model);
         }
 
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"wrote {string.Join(", ", methods)} calibration to {path} (full-compute run {outcome.FullSeconds:F1} s, tuning {outcome.TuneSeconds:F1} s)"));
-        if (outcome.TeaCache is { } tea)
+        foreach (ICalibrationSection section in outcome.Sections)
         {
-            stdout.WriteLine("teacache: poly(rel_in) coefficients (highest degree first): " +
-                string.Join(", ", tea.Coefficients.Select(c => c.ToString("G6", CultureInfo.InvariantCulture))));
+            if (section.Describe() is { } line)
+            {
+                stdout.WriteLine(line);
+            }
         }
 
-        foreach (TunedSetting? t in new[] { outcome.TeaCache?.Tuned, outcome.SmoothCache?.Tuned, outcome.MagCache?.Tuned })
+        foreach (TunedSetting? t in outcome.Sections.Select(s => s.Tuned))
         {
             if (t is not null)
             {
@@ -110,6 +111,13 @@ internal static class CalibrateCommand
         }
 
         return 0;
+    }
+
+    /// <summary>The calibrated methods' display names, e.g. "TeaCache, SmoothCache or MagCache".</summary>
+    private static string DisplayNames()
+    {
+        string[] names = [.. CalibrationFile.Methods.Select(CacheRegistry.DisplayName)];
+        return names.Length == 1 ? names[0] : string.Join(", ", names[..^1]) + " or " + names[^1];
     }
 
     private static string CommandLine(CalibrateOptions o)

@@ -208,19 +208,19 @@ public class CalibratedPolicyTests
         string path = TempFile();
         CalibrationFile c = Calibration(coefficients: [1.5, -2.25, 3e-7, 0.125, -1]);
         var tuned = new TunedSetting(2, "l", 0.023, "teacache:l=0.023", 1.98, 35.5);
-        CalibrationFile.WriteSection(path, "teacache", c.TeaCache! with { Tuned = tuned }, "model.safetensors");
-        CalibrationFile.WriteSection(path, "magcache", c.MagCache!, "model.safetensors");
+        CalibrationFile.WriteSection(path, c.Section<TeaCacheCalibration>()! with { Tuned = tuned }, "model.safetensors");
+        CalibrationFile.WriteSection(path, c.Section<MagCacheCalibration>()!, "model.safetensors");
         CalibrationFile back = CalibrationFile.Load(path, "model.safetensors");
-        Assert.Equal([1.5, -2.25, 3e-7, 0.125, -1], back.TeaCache!.Coefficients);
-        Assert.Equal(tuned, back.TeaCache.Tuned);
-        Assert.Equal(s_run10, back.TeaCache.Run);
-        Assert.Equal(c.MagCache!.Gamma, back.MagCache!.Gamma);
-        Assert.Null(back.SmoothCache);
+        Assert.Equal([1.5, -2.25, 3e-7, 0.125, -1], back.Section<TeaCacheCalibration>()!.Coefficients);
+        Assert.Equal(tuned, back.Section<TeaCacheCalibration>()!.Tuned);
+        Assert.Equal(s_run10, back.Section<TeaCacheCalibration>()!.Run);
+        Assert.Equal(c.Section<MagCacheCalibration>()!.Gamma, back.Section<MagCacheCalibration>()!.Gamma);
+        Assert.Null(back.Section<SmoothCacheCalibration>());
 
-        CalibrationFile.WriteSection(path, "teacache", c.TeaCache!, "model.safetensors");             // rewrite one section
+        CalibrationFile.WriteSection(path, c.Section<TeaCacheCalibration>()!, "model.safetensors");             // rewrite one section
         back = CalibrationFile.Load(path, "model.safetensors");
-        Assert.Null(back.TeaCache!.Tuned);
-        Assert.NotNull(back.MagCache);
+        Assert.Null(back.Section<TeaCacheCalibration>()!.Tuned);
+        Assert.NotNull(back.Section<MagCacheCalibration>());
         Assert.Single(Directory.GetFiles(Path.GetDirectoryName(path)!));                               // no temp file left
     }
 

@@ -32,29 +32,9 @@ public sealed record CalibrationRun(string Sampler, int Steps, double Cfg, int S
 public sealed record TunedSetting(double TargetSpeedup, string Knob, double Value, string Spec, double FlopsRatio, double Psnr);
 
 /// <summary>
-/// TeaCache's calibration (METHODS.md 5.5): for n = 1 … S−1, the relative L1 change of block 0's modulated input
-/// (<see cref="RelIn"/>) and of the model output (<see cref="RelOut"/>: the guided ε the sampler consumes, variance
-/// channels excluded) between steps n−1 and n, and the degree-4 least-squares fit rel_out ≈ poly(rel_in), highest
-/// degree first (<c>np.poly1d</c> order).
-/// </summary>
-public sealed record TeaCacheCalibration(CalibrationRun Run, double[] RelIn, double[] RelOut, double[] Coefficients, TunedSetting? Tuned = null);
-
-/// <summary>
-/// SmoothCache's calibration (METHODS.md 5.7; Roblox/SmoothCache <c>calibration_helper.py</c>): per component type,
-/// <see cref="Lookahead"/> rows; row r (r = 1 … L, stored at index r−1) holds S−r values, entry i being
-/// ‖F_i − F_{i+r}‖₁ / ‖F_{i+r}‖₁ averaged over the blocks (the error of reusing step i's output r steps later).
-/// </summary>
-public sealed record SmoothCacheCalibration(CalibrationRun Run, int Lookahead, double[][] Attn, double[][] Mlp, TunedSetting? Tuned = null);
-
-/// <summary>
-/// MagCache's calibration (METHODS.md 5.8): γ_n = mean over tokens (and images) of ‖r_n‖₂ / ‖r_{n−1}‖₂ with
-/// r = last-block output − block-0 input, norms over channels; γ_0 = 1.
-/// </summary>
-public sealed record MagCacheCalibration(CalibrationRun Run, double[] Gamma, TunedSetting? Tuned = null);
-
-/// <summary>
-/// The calibration file beside a model (<c>fmnist-dit.safetensors</c> → <c>fmnist-dit.calibration.json</c>): one
-/// section per method (<c>teacache</c>, <c>smoothcache</c>, <c>magcache</c>), each optional. Written by
+/// The calibration file beside a model (<c>fmnist-dit.safetensors</c> → <c>fmnist-dit.calibration.json</c>): a map
+/// from method name to that method's section (<see cref="ICalibrationSection"/>), each optional; the methods and their
+/// section types come from <see cref="CacheRegistry.Calibrated"/>. Written by
 /// <c>ditcache calibrate</c> through a temporary file; writing one section keeps the others.
 /// </summary>
 public sealed class CalibrationFile
@@ -62,12 +42,7 @@ public sealed class CalibrationFile
     /// <summary>The file name suffix that replaces the model's extension.</summary>
     public const string Suffix = ".calibration.json";
 
-    /// <summary>The section names, as used in the JSON and by <c>ditcache calibrate</c>.</summary>
-    public static readonly IReadOnlyList<string> Methods = ["teacache", "smoothcache", "magcache"];
-
-    private readonly TeaCacheCalibration? _teaCache;
-    private readonly SmoothCacheCalibration? _smoothCache;
-    private readonly MagCacheCalibration? _magCache;
+    private readonly Dictionary<string, ICalibrationSection> _sections = new(StringComparer.Ordinal);
     private DitCacheException? _error;
 
     private static readonly JsonSerializerOptions s_json = new()
@@ -79,16 +54,26 @@ public sealed class CalibrationFile
         UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
     };
 
-    /// <summary>A calibration read from <paramref name="source"/> (which may not exist: then every section is null).</summary>
-    public CalibrationFile(string source, string modelHint, TeaCacheCalibration? teaCache, SmoothCacheCalibration? smoothCache,
-        MagCacheCalibration? magCache)
+    /// <summary>
+    /// A calibration read from <paramref name="source"/> (which may not exist: then there is no section), holding
+    /// <paramref name="sections"/> (null entries are skipped; at most one per method).
+    /// </summary>
+    public CalibrationFile(string source, string modelHint, params IEnumerable<ICalibrationSection?> sections)
     {
+        ArgumentNullException.ThrowIfNull(sections);
         Source = source;
         ModelHint = modelHint;
-        _teaCache = teaCache;
-        _smoothCache = smoothCache;
-        _magCache = magCache;
+        foreach (ICalibrationSection? section in sections)
+        {
+            if (section is not null && !_sections.TryAdd(section.Method, section))
+            {
+                throw new ArgumentException($"two '{section.Method}' sections", nameof(sections));
+            }
+        }
     }
+
+    /// <summary>The section names of the calibrated methods, in registry order (<see cref="CacheRegistry.Calibrated"/>).</summary>
+    public static IReadOnlyList<string> Methods { get; } = [.. CacheRegistry.Calibrated.Select(m => m.Name)];
 
     /// <summary>Where the calibration was (or would have been) read: a path, or <c>embedded:…</c>.</summary>
     public string Source { get; }
@@ -96,17 +81,31 @@ public sealed class CalibrationFile
     /// <summary>The model path to put in a <c>ditcache calibrate … --model</c> hint.</summary>
     public string ModelHint { get; }
 
-    /// <summary>TeaCache's section, or null.</summary>
+    /// <summary>The section of type <typeparamref name="T"/>, or null.</summary>
     /// <exception cref="DitCacheException">The file could not be read (<see cref="Deferred"/>).</exception>
-    public TeaCacheCalibration? TeaCache => _error is null ? _teaCache : throw _error;
+    public T? Section<T>()
+        where T : class, ICalibrationSection<T> => (T?)Section(T.Name);
 
-    /// <summary>SmoothCache's section, or null.</summary>
+    /// <summary>The section named <paramref name="method"/>, or null.</summary>
     /// <exception cref="DitCacheException">The file could not be read (<see cref="Deferred"/>).</exception>
-    public SmoothCacheCalibration? SmoothCache => _error is null ? _smoothCache : throw _error;
+    public ICalibrationSection? Section(string method) =>
+        _error is null ? _sections.GetValueOrDefault(method) : throw _error;
 
-    /// <summary>MagCache's section, or null.</summary>
-    /// <exception cref="DitCacheException">The file could not be read (<see cref="Deferred"/>).</exception>
-    public MagCacheCalibration? MagCache => _error is null ? _magCache : throw _error;
+    /// <summary>
+    /// The calibration a policy of type <typeparamref name="T"/>'s method builds from: the run's file, its section,
+    /// checked against the run's sampler and CFG scale (<see cref="CheckRun"/>).
+    /// </summary>
+    /// <exception cref="DitCacheException">No file, no section, or a run mismatch (each names the command that fixes it).</exception>
+    public static (CalibrationFile File, T Section) For<T>(CacheRunInfo run)
+        where T : class, ICalibrationSection<T>
+    {
+        ArgumentNullException.ThrowIfNull(run);
+        CalibrationFile file = run.Calibration ?? throw new DitCacheException(
+            $"--cache {T.Name} needs the model's calibration file and none was given; run 'ditcache calibrate {T.Name} --model MODEL'", exitCode: 2);
+        T section = file.Section<T>() ?? throw file.MissingSection(T.Name);
+        file.CheckRun(T.Name, section.Run, run.Sampler, run.CfgScale);
+        return (file, section);
+    }
 
     /// <summary>
     /// <see cref="Load"/>, except that a malformed file is reported only when a section is read: a run that uses no
@@ -120,7 +119,7 @@ public sealed class CalibrationFile
         }
         catch (DitCacheException e)
         {
-            return new CalibrationFile(path, modelHint, null, null, null) { _error = e };
+            return new CalibrationFile(path, modelHint) { _error = e };
         }
     }
 
@@ -129,7 +128,7 @@ public sealed class CalibrationFile
         Path.Combine(Path.GetDirectoryName(Path.GetFullPath(modelPath)) ?? ".", Path.GetFileNameWithoutExtension(modelPath) + Suffix);
 
     /// <summary>An empty calibration (no file was found at <paramref name="source"/>).</summary>
-    public static CalibrationFile Missing(string source, string modelHint) => new(source, modelHint, null, null, null);
+    public static CalibrationFile Missing(string source, string modelHint) => new(source, modelHint);
 
     /// <summary>Reads <paramref name="path"/>; a missing file gives an empty calibration, a malformed one an error.</summary>
     /// <exception cref="DitCacheException">The file exists but is not a valid calibration (names the key and the fix).</exception>
@@ -141,9 +140,15 @@ public sealed class CalibrationFile
     public static CalibrationFile Parse(ReadOnlySpan<byte> json, string source, string modelHint)
     {
         JsonObject root = ParseRoot(json, source);
-        TeaCacheCalibration? tea = Section<TeaCacheCalibration>(root, "teacache", source, modelHint);
-        SmoothCacheCalibration? smooth = Section<SmoothCacheCalibration>(root, "smoothcache", source, modelHint);
-        MagCacheCalibration? mag = Section<MagCacheCalibration>(root, "magcache", source, modelHint);
+        var sections = new List<ICalibrationSection>();
+        foreach (CalibratedMethod method in CacheRegistry.Calibrated)
+        {
+            if (ReadSection(root, method, source, modelHint) is { } section)
+            {
+                sections.Add(section);
+            }
+        }
+
         foreach ((string key, _) in root)
         {
             if (key != "format" && !Methods.Contains(key))
@@ -152,18 +157,19 @@ public sealed class CalibrationFile
             }
         }
 
-        var file = new CalibrationFile(source, modelHint, tea, smooth, mag);
+        var file = new CalibrationFile(source, modelHint, sections);
         file.Check();
         return file;
     }
 
     /// <summary>
-    /// Writes <paramref name="section"/> (a <see cref="TeaCacheCalibration"/>, <see cref="SmoothCacheCalibration"/> or
-    /// <see cref="MagCacheCalibration"/>) into the file at <paramref name="path"/>, keeping its other sections, through a
-    /// temporary file renamed into place.
+    /// Writes <paramref name="section"/> into the file at <paramref name="path"/> under its method's name, keeping the
+    /// other sections, through a temporary file renamed into place.
     /// </summary>
-    public static void WriteSection(string path, string method, object section, string modelHint)
+    public static void WriteSection(string path, ICalibrationSection section, string modelHint)
     {
+        ArgumentNullException.ThrowIfNull(section);
+        string method = section.Method;
         JsonObject root = File.Exists(path) ? ParseRoot(File.ReadAllBytes(path), path) : new JsonObject();
         root["format"] = 1;
         root[method] = JsonSerializer.SerializeToNode(section, section.GetType(), s_json);
@@ -225,9 +231,9 @@ public sealed class CalibrationFile
             ?? throw new DitCacheException($"calibration {source}: the top level must be a JSON object with sections {string.Join(", ", Methods)}; delete the file and rerun 'ditcache calibrate'");
     }
 
-    private static T? Section<T>(JsonObject root, string key, string source, string modelHint)
-        where T : class
+    private static ICalibrationSection? ReadSection(JsonObject root, CalibratedMethod method, string source, string modelHint)
     {
+        string key = method.Name;
         if (!root.TryGetPropertyValue(key, out JsonNode? node) || node is null)
         {
             return null;
@@ -235,7 +241,7 @@ public sealed class CalibrationFile
 
         try
         {
-            return node.Deserialize<T>(s_json) ?? throw Malformed(source, key, "is null", modelHint, key);
+            return method.Deserialize(node, s_json) ?? throw Malformed(source, key, "is null", modelHint, key);
         }
         catch (JsonException e)
         {
@@ -243,37 +249,16 @@ public sealed class CalibrationFile
         }
     }
 
+    /// <summary>Every section in registry order: the run fields, then the method's own checks.</summary>
     private void Check()
     {
-        if (TeaCache is { } tea)
+        foreach (CalibratedMethod method in CacheRegistry.Calibrated)
         {
-            CheckRunFields(tea.Run, "teacache");
-            Require(tea.Coefficients?.Length == 5, "teacache.coefficients", "must hold 5 numbers (degree 4, highest first)", "teacache");
-            Require(tea.RelIn is not null && tea.RelOut is not null && tea.RelIn.Length == tea.RelOut.Length && tea.RelIn.Length == tea.Run.Steps - 1,
-                "teacache.rel_in/rel_out", $"must both hold steps − 1 = {tea.Run.Steps - 1} numbers", "teacache");
-            Require(tea.Coefficients!.All(double.IsFinite), "teacache.coefficients", "must be finite", "teacache");
-        }
-
-        if (SmoothCache is { } smooth)
-        {
-            CheckRunFields(smooth.Run, "smoothcache");
-            Require(smooth.Lookahead >= 1 && smooth.Lookahead < smooth.Run.Steps, "smoothcache.lookahead", $"must be in [1, steps − 1], got {smooth.Lookahead}", "smoothcache");
-            foreach ((string name, double[][] rows) in new[] { ("attn", smooth.Attn), ("mlp", smooth.Mlp) })
+            if (_sections.GetValueOrDefault(method.Name) is { } section)
             {
-                Require(rows is not null && rows.Length == smooth.Lookahead, $"smoothcache.{name}", $"must hold lookahead = {smooth.Lookahead} rows", "smoothcache");
-                for (int r = 1; r <= rows!.Length; r++)
-                {
-                    Require(rows[r - 1]?.Length == smooth.Run.Steps - r, $"smoothcache.{name}[{r - 1}]",
-                        $"must hold steps − {r} = {smooth.Run.Steps - r} numbers (row r compares step i with step i + r)", "smoothcache");
-                }
+                CheckRunFields(section.Run, method.Name);
+                section.Check(new CalibrationCheck(this, method.Name));
             }
-        }
-
-        if (MagCache is { } mag)
-        {
-            CheckRunFields(mag.Run, "magcache");
-            Require(mag.Gamma is not null && mag.Gamma.Length == mag.Run.Steps, "magcache.gamma", $"must hold steps = {mag.Run.Steps} numbers", "magcache");
-            Require(mag.Gamma!.All(g => double.IsFinite(g) && g > 0), "magcache.gamma", "must be positive and finite", "magcache");
         }
     }
 
@@ -285,7 +270,7 @@ public sealed class CalibrationFile
         Require(double.IsFinite(run.Cfg) && run.Cfg >= 1, method + ".run.cfg", string.Create(CultureInfo.InvariantCulture, $"must be a number >= 1, got {run.Cfg}"), method);
     }
 
-    private void Require(bool ok, string key, string problem, string method)
+    internal void Require(bool ok, string key, string problem, string method)
     {
         if (!ok)
         {

@@ -86,6 +86,13 @@ public sealed class CalibrationRecorder : ICachePolicy
         return rows;
     }
 
+    /// <summary>
+    /// Everything recorded, for the sections of <paramref name="run"/>; <paramref name="relOut"/> is TeaCache's model
+    /// output side, measured by the sampling loop.
+    /// </summary>
+    public CalibrationMeasurements Measurements(CalibrationRun run, double[] relOut) =>
+        new(run, _lookahead, RelIn, relOut, Gamma, Rows(Site.Attn), Rows(Site.Mlp));
+
     /// <inheritdoc/>
     public bool WantsModulatedInput => true;
 

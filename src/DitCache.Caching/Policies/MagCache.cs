@@ -1,4 +1,5 @@
 using System;
+using System.Linq;
 using DitCache.Caching.Calibration;
 using DitCache.Tensors;
 
@@ -111,11 +112,64 @@ public sealed record MagCacheOptions(double Threshold = 0.24, int MaxSkips = 5, 
     {
         Validate();
         run.Validate();
-        CalibrationFile file = run.Calibration ?? throw new DitCacheException(
-            "--cache magcache needs the model's calibration file and none was given; run 'ditcache calibrate magcache --model MODEL'", exitCode: 2);
-        MagCacheCalibration calibration = file.MagCache ?? throw file.MissingSection("magcache");
-        file.CheckRun("magcache", calibration.Run, run.Sampler, run.CfgScale);
+        (_, MagCacheCalibration calibration) = CalibrationFile.For<MagCacheCalibration>(run);
         return new MagCache(FullSteps(Interpolate(calibration.Gamma, run.Steps)), run);
+    }
+}
+
+/// <summary>
+/// MagCache's calibration (docs/methods.md §5.8): γ_n = mean over tokens (and images) of ‖r_n‖₂ / ‖r_{n−1}‖₂ with
+/// r = last-block output − block-0 input, norms over channels; γ_0 = 1.
+/// </summary>
+public sealed record MagCacheCalibration(CalibrationRun Run, double[] Gamma, TunedSetting? Tuned = null)
+    : ICalibrationSection<MagCacheCalibration>
+{
+    /// <inheritdoc/>
+    public static string Name => "magcache";
+
+    string ICalibrationSection.Method => Name;
+
+    /// <summary>The measured ratios.</summary>
+    public static MagCacheCalibration Measure(CalibrationMeasurements measured)
+    {
+        ArgumentNullException.ThrowIfNull(measured);
+        return new(measured.Run, measured.Gamma);
+    }
+
+    /// <inheritdoc/>
+    public ICalibrationSection WithTuned(TunedSetting tuned) => this with { Tuned = tuned };
+
+    /// <inheritdoc/>
+    public void Check(CalibrationCheck check)
+    {
+        ArgumentNullException.ThrowIfNull(check);
+        check.Require(Gamma is not null && Gamma.Length == Run.Steps, "gamma", $"must hold steps = {Run.Steps} numbers");
+        check.Require(Gamma!.All(g => double.IsFinite(g) && g > 0), "gamma", "must be positive and finite");
+    }
+
+    /// <summary>
+    /// MagCache's schedule is fixed by γ and the knobs (k stays at its default), so candidate thresholds are scanned
+    /// without sampling (every value where the accumulated error of some run of steps changes is an accumulated-error
+    /// value itself; a fine geometric grid over [1e-4, 16] covers them to within 2.3%); the closest (smallest
+    /// threshold among equals) is run once.
+    /// </summary>
+    public TunedSetting Tune(IKnobSearch search)
+    {
+        ArgumentNullException.ThrowIfNull(search);
+        double[] gamma = MagCacheOptions.Interpolate(Gamma, search.Steps);
+        double best = 0, bestRatio = search.Steps / (double)new MagCacheOptions(0).FullSteps(gamma).Count(f => f);
+        for (double t = 1e-4; t <= 16; t *= 1.023)
+        {
+            double thresh = Math.Round(t, 5);
+            double ratio = search.Steps / (double)new MagCacheOptions(thresh).FullSteps(gamma).Count(f => f);
+            if (Math.Abs(ratio - search.Target) < Math.Abs(bestRatio - search.Target) - 1e-12)
+            {
+                (best, bestRatio) = (thresh, ratio);
+            }
+        }
+
+        search.Measure(new MagCacheOptions(best), best);
+        return search.Choose("thresh");
     }
 }
 

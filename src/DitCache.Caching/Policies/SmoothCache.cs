@@ -1,4 +1,6 @@
 using System;
+using System.Collections.Generic;
+using System.Linq;
 using DitCache.Caching.Calibration;
 using DitCache.Tensors;
 
@@ -78,10 +80,7 @@ public sealed record SmoothCacheOptions(double Alpha = 0.22) : ICacheOptions
     {
         Validate();
         run.Validate();
-        CalibrationFile file = run.Calibration ?? throw new DitCacheException(
-            "--cache smoothcache needs the model's calibration file and none was given; run 'ditcache calibrate smoothcache --model MODEL'", exitCode: 2);
-        SmoothCacheCalibration calibration = file.SmoothCache ?? throw file.MissingSection("smoothcache");
-        file.CheckRun("smoothcache", calibration.Run, run.Sampler, run.CfgScale);
+        (CalibrationFile file, SmoothCacheCalibration calibration) = CalibrationFile.For<SmoothCacheCalibration>(run);
         if (calibration.Run.Steps != run.Steps)
         {
             throw new DitCacheException(
@@ -91,6 +90,93 @@ public sealed record SmoothCacheOptions(double Alpha = 0.22) : ICacheOptions
         }
 
         return new SmoothCache(Schedule(calibration.Attn, run.Steps), Schedule(calibration.Mlp, run.Steps), run);
+    }
+}
+
+/// <summary>
+/// SmoothCache's calibration (docs/methods.md §5.7; Roblox/SmoothCache <c>calibration_helper.py</c>): per component
+/// type, <see cref="Lookahead"/> rows; row r (r = 1 … L, stored at index r−1) holds S−r values, entry i being
+/// ‖F_i − F_{i+r}‖₁ / ‖F_{i+r}‖₁ averaged over the blocks (the error of reusing step i's output r steps later).
+/// </summary>
+public sealed record SmoothCacheCalibration(CalibrationRun Run, int Lookahead, double[][] Attn, double[][] Mlp, TunedSetting? Tuned = null)
+    : ICalibrationSection<SmoothCacheCalibration>
+{
+    /// <inheritdoc/>
+    public static string Name => "smoothcache";
+
+    string ICalibrationSection.Method => Name;
+
+    /// <summary>The measured rows of both component types.</summary>
+    public static SmoothCacheCalibration Measure(CalibrationMeasurements measured)
+    {
+        ArgumentNullException.ThrowIfNull(measured);
+        return new(measured.Run, measured.Lookahead, measured.AttnRows, measured.MlpRows);
+    }
+
+    /// <inheritdoc/>
+    public ICalibrationSection WithTuned(TunedSetting tuned) => this with { Tuned = tuned };
+
+    /// <inheritdoc/>
+    public void Check(CalibrationCheck check)
+    {
+        ArgumentNullException.ThrowIfNull(check);
+        check.Require(Lookahead >= 1 && Lookahead < Run.Steps, "lookahead", $"must be in [1, steps − 1], got {Lookahead}");
+        foreach ((string name, double[][] rows) in new[] { ("attn", Attn), ("mlp", Mlp) })
+        {
+            check.Require(rows is not null && rows.Length == Lookahead, name, $"must hold lookahead = {Lookahead} rows");
+            for (int r = 1; r <= rows!.Length; r++)
+            {
+                check.Require(rows[r - 1]?.Length == Run.Steps - r, $"{name}[{r - 1}]",
+                    $"must hold steps − {r} = {Run.Steps - r} numbers (row r compares step i with step i + r)");
+            }
+        }
+    }
+
+    /// <summary>
+    /// SmoothCache's schedule is fixed by the rows, so the FLOPs of each α follow without sampling: the candidate α
+    /// are the row values themselves (every schedule change happens at one of them), rounded up to 4 significant
+    /// digits for a readable spec; the one closest to the target (the smallest α among equals) is then run once for
+    /// its measured ratio and PSNR.
+    /// </summary>
+    public TunedSetting Tune(IKnobSearch search)
+    {
+        ArgumentNullException.ThrowIfNull(search);
+        ForwardFlops f = search.Flops;
+        int steps = search.Steps;
+        double fullFlops = steps * f.Forward;
+        IEnumerable<double> candidates = Attn.Concat(Mlp).SelectMany(r => r).Select(RoundUp).Append(0).Distinct().Order();
+        double best = 0, bestRatio = 1;
+        foreach (double alpha in candidates)
+        {
+            var options = new SmoothCacheOptions(alpha);
+            bool[] a = options.Schedule(Attn, steps), m = options.Schedule(Mlp, steps);
+            double flops = 0;
+            for (int n = 0; n < steps; n++)
+            {
+                flops += f.Depth * (f.AdaLn + (a[n] ? f.Attention : 0) + (m[n] ? f.Mlp : 0));
+            }
+
+            double ratio = fullFlops / flops;
+            if (Math.Abs(ratio - search.Target) < Math.Abs(bestRatio - search.Target) - 1e-12)
+            {
+                (best, bestRatio) = (alpha, ratio);
+            }
+        }
+
+        search.Measure(new SmoothCacheOptions(best), best);
+        return search.Choose("alpha");
+    }
+
+    /// <summary><paramref name="v"/> rounded up to 4 significant digits (negative and non-finite values: max(v, 0)).</summary>
+    private static double RoundUp(double v)
+    {
+        if (v <= 0 || !double.IsFinite(v))
+        {
+            return Math.Max(v, 0);
+        }
+
+        double scale = Math.Pow(10, 3 - Math.Floor(Math.Log10(v)));
+        return Math.Ceiling(v * scale) / scale;
     }
 }
 

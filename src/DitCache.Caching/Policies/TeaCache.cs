@@ -1,4 +1,6 @@
 using System;
+using System.Globalization;
+using System.Linq;
 using DitCache.Caching.Calibration;
 using DitCache.Tensors;
 
@@ -86,12 +88,82 @@ public sealed record TeaCacheOptions(double Threshold = 0.05) : ICacheOptions
     {
         Validate();
         run.Validate();
-        CalibrationFile file = run.Calibration ?? throw new DitCacheException(
-            "--cache teacache needs the model's calibration file and none was given; run 'ditcache calibrate teacache --model MODEL'", exitCode: 2);
-        TeaCacheCalibration calibration = file.TeaCache ?? throw file.MissingSection("teacache");
-        file.CheckRun("teacache", calibration.Run, run.Sampler, run.CfgScale);
+        (_, TeaCacheCalibration calibration) = CalibrationFile.For<TeaCacheCalibration>(run);
         return new TeaCache(this, calibration.Coefficients, run);
     }
+}
+
+/// <summary>
+/// TeaCache's calibration (docs/methods.md §5.5): for n = 1 … S−1, the relative L1 change of block 0's modulated input
+/// (<see cref="RelIn"/>) and of the model output (<see cref="RelOut"/>: the guided ε the sampler consumes, variance
+/// channels excluded) between steps n−1 and n, and the degree-4 least-squares fit rel_out ≈ poly(rel_in), highest
+/// degree first (<c>np.poly1d</c> order).
+/// </summary>
+public sealed record TeaCacheCalibration(CalibrationRun Run, double[] RelIn, double[] RelOut, double[] Coefficients, TunedSetting? Tuned = null)
+    : ICalibrationSection<TeaCacheCalibration>
+{
+    /// <inheritdoc/>
+    public static string Name => "teacache";
+
+    string ICalibrationSection.Method => Name;
+
+    /// <summary>The measured pairs and their degree-4 fit.</summary>
+    public static TeaCacheCalibration Measure(CalibrationMeasurements measured)
+    {
+        ArgumentNullException.ThrowIfNull(measured);
+        return new(measured.Run, measured.RelIn, measured.RelOut, PolyFit.Fit(measured.RelIn, measured.RelOut, 4));
+    }
+
+    /// <inheritdoc/>
+    public ICalibrationSection WithTuned(TunedSetting tuned) => this with { Tuned = tuned };
+
+    /// <inheritdoc/>
+    public void Check(CalibrationCheck check)
+    {
+        ArgumentNullException.ThrowIfNull(check);
+        check.Require(Coefficients?.Length == 5, "coefficients", "must hold 5 numbers (degree 4, highest first)");
+        check.Require(RelIn is not null && RelOut is not null && RelIn.Length == RelOut.Length && RelIn.Length == Run.Steps - 1,
+            "rel_in/rel_out", $"must both hold steps − 1 = {Run.Steps - 1} numbers");
+        check.Require(Coefficients!.All(double.IsFinite), "coefficients", "must be finite");
+    }
+
+    /// <summary>
+    /// TeaCache's decisions depend on the sample, so every candidate l is a cached run: l doubles from 0.05 until the
+    /// ratio reaches the target (or l = 64), then 8 bisections; the closest measured ratio wins (ties: the higher
+    /// PSNR).
+    /// </summary>
+    public TunedSetting Tune(IKnobSearch search)
+    {
+        ArgumentNullException.ThrowIfNull(search);
+        double lo = 0, hi = 0.05;
+        TuningPoint p = search.Measure(new TeaCacheOptions(hi), hi);
+        while (p.FlopsRatio < search.Target && hi < 64)
+        {
+            lo = hi;
+            hi *= 2;
+            p = search.Measure(new TeaCacheOptions(hi), hi);
+        }
+
+        for (int i = 0; i < 8 && p.FlopsRatio >= search.Target; i++)
+        {
+            double mid = Math.Round((lo + hi) / 2, 6);
+            TuningPoint m = search.Measure(new TeaCacheOptions(mid), mid);
+            if (m.FlopsRatio >= search.Target)
+            {
+                hi = mid;
+            }
+            else
+            {
+                lo = mid;
+            }
+        }
+
+        return search.Choose("l");
+    }
+
+    /// <inheritdoc/>
+    public string? Describe() => "teacache: poly(rel_in) coefficients (highest degree first): " +
+        string.Join(", ", Coefficients.Select(c => c.ToString("G6", CultureInfo.InvariantCulture)));
 }
 
 /// <summary>

@@ -177,22 +177,7 @@ public static class BenchPlan
 
         string[] point = knobs.Where(k => s_pointKnobs.Contains(k.Split('=')[0])).ToArray();
         string[] other = knobs.Where(k => !s_pointKnobs.Contains(k.Split('=')[0])).ToArray();
-        string display = name switch
-        {
-            "fora" => "FORA",
-            "taylorseer" => "TaylorSeer",
-            "foca" => "FoCa",
-            "spectrum" => "Spectrum",
-            "delta-dit" => "Δ-DiT",
-            "fbcache" => "FBCache",
-            "dbcache" => "DBCache",
-            "toca" => "ToCa",
-            "duca" => "DuCa",
-            "teacache" => "TeaCache",
-            "smoothcache" => "SmoothCache",
-            "magcache" => "MagCache",
-            _ => name,
-        };
+        string display = CacheRegistry.DisplayName(name);
         string family = display + (other.Length > 0 ? " " + string.Join(",", other) : "") + cfgSuffix
             + (c.Steps == referenceSteps ? "" : $" {c.Steps} steps");
         string label = family + (point.Length > 0 ? " " + string.Join(",", point) : "");

@@ -110,14 +110,14 @@ public class CalibratedParityTests
     public void CalibrationStatisticsMatchPython()
     {
         CalibrationOutcome cs = s_csharp.Value;
-        Assert.True(MaxRelative("teacache.rel_in", Meta<double[]>("cal.rel_in"), cs.TeaCache!.RelIn) < StatisticBound);
-        Assert.True(MaxRelative("teacache.rel_out", Meta<double[]>("cal.rel_out"), cs.TeaCache.RelOut) < StatisticBound);
-        Assert.True(MaxRelative("magcache.gamma", Meta<double[]>("cal.gamma"), cs.MagCache!.Gamma) < StatisticBound);
+        Assert.True(MaxRelative("teacache.rel_in", Meta<double[]>("cal.rel_in"), cs.Section<TeaCacheCalibration>()!.RelIn) < StatisticBound);
+        Assert.True(MaxRelative("teacache.rel_out", Meta<double[]>("cal.rel_out"), cs.Section<TeaCacheCalibration>()!.RelOut) < StatisticBound);
+        Assert.True(MaxRelative("magcache.gamma", Meta<double[]>("cal.gamma"), cs.Section<MagCacheCalibration>()!.Gamma) < StatisticBound);
         double[][] attn = Meta<double[][]>("cal.attn"), mlp = Meta<double[][]>("cal.mlp");
         for (int r = 0; r < 3; r++)
         {
-            Assert.True(MaxRelative($"smoothcache.attn[{r}]", attn[r], cs.SmoothCache!.Attn[r]) < StatisticBound);
-            Assert.True(MaxRelative($"smoothcache.mlp[{r}]", mlp[r], cs.SmoothCache.Mlp[r]) < StatisticBound);
+            Assert.True(MaxRelative($"smoothcache.attn[{r}]", attn[r], cs.Section<SmoothCacheCalibration>()!.Attn[r]) < StatisticBound);
+            Assert.True(MaxRelative($"smoothcache.mlp[{r}]", mlp[r], cs.Section<SmoothCacheCalibration>()!.Mlp[r]) < StatisticBound);
         }
     }
 
@@ -132,7 +132,7 @@ public class CalibratedParityTests
 
         // From the C# statistics the coefficients of an ill-conditioned fit move more than the statistics, so compare
         // what the polynomial predicts over the calibrated range instead.
-        double[] csharp = s_csharp.Value.TeaCache!.Coefficients;
+        double[] csharp = s_csharp.Value.Section<TeaCacheCalibration>()!.Coefficients;
         double[] relIn = Meta<double[]>("cal.rel_in");
         double[] predictedPython = relIn.Select(x => PolyFit.Evaluate(numpy, x)).ToArray();
         double[] predictedCs = relIn.Select(x => PolyFit.Evaluate(csharp, x)).ToArray();
@@ -167,7 +167,7 @@ public class CalibratedParityTests
         // differences, so C#'s own calibration must give the same computed list.
         _ = effectBound;
         CalibrationOutcome cs = s_csharp.Value;
-        var own = new CalibrationFile("C#", "tiny_dit.safetensors", cs.TeaCache, cs.SmoothCache, cs.MagCache);
+        var own = new CalibrationFile("C#", "tiny_dit.safetensors", cs.Sections);
         SampleResult result = Sample(spec, own);
         float[] expectedComputed = s_golden[$"{s_golden.Prefix(spec)}.computed"].Data;
         Assert.Equal(expectedComputed.Select(v => v == 1f), result.Steps.Select(s => s.Computed));
