@@ -15,6 +15,9 @@ public enum Site
 /// <param name="Site">The module inside the block.</param>
 public readonly record struct FeatureSite(int Block, Site Site)
 {
-    /// <summary>Dense index 0 .. 2·depth−1 for per-site arrays: block·2 + site.</summary>
-    public int Index => (Block * 2) + (int)Site;
+    /// <summary>Module sites per DiT block: the attention and the MLP (<see cref="Caching.Site"/>).</summary>
+    public const int PerBlock = 2;
+
+    /// <summary>Dense index 0 .. PerBlock·depth−1 for per-site arrays: block·PerBlock + site.</summary>
+    public int Index => (Block * PerBlock) + (int)Site;
 }

@@ -20,7 +20,8 @@ namespace DitCache.Caching;
 /// Embedders and the final layer always run. On a module-cached step every block still computes its adaLN
 /// modulation from the current conditioning and applies the current gates to the forecast. With classifier-free
 /// guidance the forward is one batch [cond; uncond], so one decision covers both halves and every tensor passed
-/// here holds both halves (METHODS.md section 0). Members with a body are optional: a policy overrides those it uses.
+/// here holds both halves (docs/methods.md §0). Members with a body are optional: a policy overrides those it uses;
+/// only <see cref="BeginStep"/> and <see cref="CacheBytes"/> are required.
 /// </summary>
 public interface ICachePolicy
 {
@@ -44,10 +45,12 @@ public interface ICachePolicy
     /// Module level. Return true after writing a stand-in for the module output of <paramref name="site"/> into
     /// <paramref name="output"/> (B, T, D); return false to have the model compute it (and call <see cref="Record"/>).
     /// </summary>
-    bool TryForecast(FeatureSite site, Span<float> output);
+    bool TryForecast(FeatureSite site, Span<float> output) => false;
 
     /// <summary>The module output of <paramref name="site"/> computed this step, in full or in part (B, T, D).</summary>
-    void Record(FeatureSite site, ReadOnlySpan<float> output);
+    void Record(FeatureSite site, ReadOnlySpan<float> output)
+    {
+    }
 
     /// <summary>
     /// Token level, asked before <see cref="TryForecast"/> for MLP sites. Return −1 for no partial step. Otherwise

@@ -184,7 +184,7 @@ public sealed class DiffusionPipeline
         int guided = request.GuidedChannels ?? c.InChannels;
         DitRunState state = _model.CreateState(batch);
         state.Shadow = request.Shadow;
-        var telemetry = new StepTelemetry(steps, 2 * c.Depth, request.Shadow);
+        var telemetry = new StepTelemetry(steps, FeatureSite.PerBlock * c.Depth, request.Shadow);
         ICachePolicy policy = build(new CacheRunInfo(steps, diffusion.SamplingTimesteps, batch, c.Tokens, c.Hidden, c.Depth,
             _calibration, request.Sampler, useCfg ? request.CfgScale : 1.0));
         INoiseSource noiseSource = stepNoise ?? new GaussianNoise(request.Seed);

@@ -1,12 +1,13 @@
 using System;
+using DitCache.Tensors;
 
 namespace DitCache.Caching.Calibration;
 
 /// <summary>
 /// A policy that computes every block and module of every step and records, through the seam, what the calibrated
-/// methods need (METHODS.md 5.5, 5.7, 5.8): TeaCache's relative L1 change of block 0's modulated input, MagCache's
+/// methods need (docs/methods.md §5.5, §5.7, §5.8): TeaCache's relative L1 change of block 0's modulated input, MagCache's
 /// residual-norm ratio γ_n, and SmoothCache's per-module relative L1 errors against the outputs 1 … L steps back.
-/// The model output side of TeaCache's pairs is measured by the sampling loop (<see cref="TeaCache.RelativeL1"/> on the
+/// The model output side of TeaCache's pairs is measured by the sampling loop (<see cref="RelativeError.L1"/> on the
 /// guided ε). Buffers are allocated at construction; nothing is allocated per step.
 /// </summary>
 public sealed class CalibrationRecorder : ICachePolicy
@@ -43,14 +44,14 @@ public sealed class CalibrationRecorder : ICachePolicy
         _previousIndicator = new float[_length];
         _input = new float[_length];
         _previousNorms = new double[_tokens];
-        _history = new float[2 * _depth * lookahead][];
+        _history = new float[FeatureSite.PerBlock * _depth * lookahead][];
         for (int k = 0; k < _history.Length; k++)
         {
             _history[k] = new float[_length];
         }
 
-        _rowSums = new double[2][][];
-        for (int type = 0; type < 2; type++)
+        _rowSums = new double[FeatureSite.PerBlock][][];
+        for (int type = 0; type < FeatureSite.PerBlock; type++)
         {
             _rowSums[type] = new double[lookahead][];
             for (int r = 1; r <= lookahead; r++)
@@ -112,7 +113,7 @@ public sealed class CalibrationRecorder : ICachePolicy
     {
         if (_n > 0)
         {
-            RelIn[_n - 1] = TeaCache.RelativeL1(modulated, _previousIndicator);
+            RelIn[_n - 1] = RelativeError.L1(modulated, _previousIndicator);
         }
 
         modulated.CopyTo(_previousIndicator);
@@ -161,23 +162,13 @@ public sealed class CalibrationRecorder : ICachePolicy
     }
 
     /// <inheritdoc/>
-    public bool TryForecast(FeatureSite site, Span<float> output) => false;
-
-    /// <inheritdoc/>
     public void Record(FeatureSite site, ReadOnlySpan<float> output)
     {
         int type = (int)site.Site;
         for (int r = 1; r <= _lookahead && r <= _n; r++)
         {
             float[] back = _history[Slot(site, _n - r)];
-            double num = 0, den = 0;
-            for (int i = 0; i < _length; i++)
-            {
-                num += Math.Abs(back[i] - (double)output[i]);
-                den += Math.Abs((double)output[i]);
-            }
-
-            _rowSums[type][r - 1][_n - r] += den > 0 ? num / den : 0;          // ‖prev − cur‖₁ / ‖cur‖₁
+            _rowSums[type][r - 1][_n - r] += RelativeError.L1(back, output, zeroReference: 0);   // ‖prev − cur‖₁ / ‖cur‖₁
         }
 
         output.CopyTo(_history[Slot(site, _n)]);

@@ -140,10 +140,7 @@ public sealed class DBCache : ICachePolicy
     /// <inheritdoc/>
     public void BeginStep(int n, float timestep)
     {
-        if (n < 0 || n >= _steps || (n != 0 && n != _n + 1))
-        {
-            throw new InvalidOperationException($"{_name} was built for {_steps} steps and is at step {_n}; step {n} cannot follow (steps run 0, 1, 2, …)");
-        }
+        PolicyChecks.NextStep(_name, n, _n, _steps);
 
         if (n == 0)
         {
@@ -161,10 +158,7 @@ public sealed class DBCache : ICachePolicy
     /// <inheritdoc/>
     public int SkipBlocks(int from, Span<float> x)
     {
-        if (_n < 0)
-        {
-            throw new InvalidOperationException("BeginStep must be called before the model runs");
-        }
+        PolicyChecks.Started(_n);
 
         if (from == 0)
         {
@@ -201,14 +195,6 @@ public sealed class DBCache : ICachePolicy
         }
     }
 
-    /// <inheritdoc/>
-    public bool TryForecast(FeatureSite site, Span<float> output) => false;
-
-    /// <inheritdoc/>
-    public void Record(FeatureSite site, ReadOnlySpan<float> output)
-    {
-    }
-
     // cache-dit's can_cache: warm-up, max cached steps, max continuous cached steps, then the threshold.
     private bool CanCache()
     {
@@ -233,7 +219,7 @@ public sealed class DBCache : ICachePolicy
             return false;
         }
 
-        LastDiff = Residuals.RelativeL1(_previous, _residual);
+        LastDiff = RelativeError.L1(_residual, _previous);
         return _threshold >= 1 || LastDiff < _threshold;
     }
 

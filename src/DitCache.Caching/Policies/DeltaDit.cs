@@ -123,10 +123,7 @@ public sealed class DeltaDit : ICachePolicy
     /// <inheritdoc/>
     public void BeginStep(int n, float timestep)
     {
-        if (n < 0 || n >= _full.Length || (n != 0 && n != _n + 1))
-        {
-            throw new InvalidOperationException($"Δ-DiT was built for {_full.Length} steps and is at step {_n}; step {n} cannot follow (steps run 0, 1, 2, …)");
-        }
+        PolicyChecks.NextStep("Δ-DiT", n, _n, _full.Length);
 
         if (n == 0)
         {
@@ -140,10 +137,7 @@ public sealed class DeltaDit : ICachePolicy
     /// <inheritdoc/>
     public int SkipBlocks(int from, Span<float> x)
     {
-        if (_n < 0)
-        {
-            throw new InvalidOperationException("BeginStep must be called before the model runs");
-        }
+        PolicyChecks.Started(_n);
 
         int rearStart = _depth - _k;
         if (_isFull)
@@ -199,13 +193,5 @@ public sealed class DeltaDit : ICachePolicy
             Residuals.Difference(output, _rearIn, _rearDelta);
             _hasDelta = true;
         }
-    }
-
-    /// <inheritdoc/>
-    public bool TryForecast(FeatureSite site, Span<float> output) => false;
-
-    /// <inheritdoc/>
-    public void Record(FeatureSite site, ReadOnlySpan<float> output)
-    {
     }
 }

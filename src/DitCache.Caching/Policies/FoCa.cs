@@ -156,7 +156,7 @@ public sealed class FoCa : ICachePolicy
         _cacheDit = options.Reading == FocaReading.CacheDit;
         _time = options.TimeGrid(run);
         _length = run.FeatureLength;
-        _stack = new float[2 * run.Depth][];
+        _stack = new float[FeatureSite.PerBlock * run.Depth][];
         for (int k = 0; k < _stack.Length; k++)
         {
             _stack[k] = new float[checked(FocaForecaster.Slots * _length)];
@@ -178,10 +178,7 @@ public sealed class FoCa : ICachePolicy
     /// <inheritdoc/>
     public void BeginStep(int n, float timestep)
     {
-        if (n < 0 || n >= _full.Length || (n != 0 && n != _n + 1))
-        {
-            throw new InvalidOperationException($"FoCa was built for {_full.Length} steps and is at step {_n}; step {n} cannot follow (steps run 0, 1, 2, …)");
-        }
+        PolicyChecks.NextStep("FoCa", n, _n, _full.Length);
 
         if (n == 0)
         {

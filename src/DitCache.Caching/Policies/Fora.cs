@@ -82,10 +82,7 @@ public sealed class Fora : ICachePolicy
     /// <inheritdoc/>
     public void BeginStep(int n, float timestep)
     {
-        if (n < 0 || n >= _full.Length || (n != 0 && n != _n + 1))
-        {
-            throw new InvalidOperationException($"FORA was built for {_full.Length} steps and is at step {_n}; step {n} cannot follow (steps run 0, 1, 2, …)");
-        }
+        PolicyChecks.NextStep("FORA", n, _n, _full.Length);
 
         if (n == 0)
         {

@@ -177,7 +177,6 @@ public sealed record MagCacheCalibration(CalibrationRun Run, double[] Gamma, Tun
 public sealed class MagCache : ICachePolicy
 {
     private readonly bool[] _full;
-    private readonly int _depth;
     private readonly int _length;
     private readonly StackResidual _stack;  // the whole-stack residual of the last computed step
     private int _n = -1;
@@ -185,9 +184,8 @@ public sealed class MagCache : ICachePolicy
     internal MagCache(bool[] full, CacheRunInfo run)
     {
         _full = full;
-        _depth = run.Depth;
         _length = run.FeatureLength;
-        _stack = new StackResidual(_length);
+        _stack = new StackResidual(_length, run.Depth);
         CacheBytes = 2L * _length * sizeof(float);
     }
 
@@ -197,10 +195,7 @@ public sealed class MagCache : ICachePolicy
     /// <inheritdoc/>
     public void BeginStep(int n, float timestep)
     {
-        if (n < 0 || n >= _full.Length || (n != 0 && n != _n + 1))
-        {
-            throw new InvalidOperationException($"MagCache was built for {_full.Length} steps and is at step {_n}; step {n} cannot follow (steps run 0, 1, 2, …)");
-        }
+        PolicyChecks.NextStep("MagCache", n, _n, _full.Length);
 
         if (n == 0)
         {
@@ -218,37 +213,10 @@ public sealed class MagCache : ICachePolicy
             return from;
         }
 
-        if (_n < 0)
-        {
-            throw new InvalidOperationException("BeginStep must be called before the model runs");
-        }
-
-        if (!_full[_n] && _stack.HasResidual)
-        {
-            _stack.Apply(x);                                                 // x ← x + r_prev
-            return _depth;
-        }
-
-        _stack.KeepInput(x);
-        return 0;
+        PolicyChecks.Started(_n);
+        return _stack.SkipBlocks(from, x, skip: !_full[_n]);                // x ← x + r_prev, or keep the stack input
     }
 
     /// <inheritdoc/>
-    public void RecordBlock(int block, ReadOnlySpan<float> output)
-    {
-        if (block != _depth - 1)
-        {
-            return;
-        }
-
-        _stack.Record(output);                                             // stack output − stack input
-    }
-
-    /// <inheritdoc/>
-    public bool TryForecast(FeatureSite site, Span<float> output) => false;
-
-    /// <inheritdoc/>
-    public void Record(FeatureSite site, ReadOnlySpan<float> output)
-    {
-    }
+    public void RecordBlock(int block, ReadOnlySpan<float> output) => _stack.RecordBlock(block, output);
 }

@@ -44,12 +44,4 @@ public sealed class NoCache : ICachePolicy
     public void BeginStep(int n, float timestep)
     {
     }
-
-    /// <inheritdoc/>
-    public bool TryForecast(FeatureSite site, Span<float> output) => false;
-
-    /// <inheritdoc/>
-    public void Record(FeatureSite site, ReadOnlySpan<float> output)
-    {
-    }
 }

@@ -202,10 +202,7 @@ public sealed class SmoothCache : ICachePolicy
     /// <inheritdoc/>
     public void BeginStep(int n, float timestep)
     {
-        if (n < 0 || n >= _attnFull.Length || (n != 0 && n != _n + 1))
-        {
-            throw new InvalidOperationException($"SmoothCache was built for {_attnFull.Length} steps and is at step {_n}; step {n} cannot follow (steps run 0, 1, 2, …)");
-        }
+        PolicyChecks.NextStep("SmoothCache", n, _n, _attnFull.Length);
 
         if (n == 0)
         {

@@ -138,10 +138,7 @@ public sealed class Spectrum : ICachePolicy
     /// <inheritdoc/>
     public void BeginStep(int n, float timestep)
     {
-        if (n < 0 || n >= _steps || (n != 0 && n != _n + 1))
-        {
-            throw new InvalidOperationException($"Spectrum was built for {_steps} steps and is at step {_n}; step {n} cannot follow (steps run 0, 1, 2, …)");
-        }
+        PolicyChecks.NextStep("Spectrum", n, _n, _steps);
 
         if (n == 0)
         {
@@ -160,10 +157,7 @@ public sealed class Spectrum : ICachePolicy
             return from;                                                     // only ever skips the whole stack
         }
 
-        if (_n < 0)
-        {
-            throw new InvalidOperationException("BeginStep must be called before the model runs");
-        }
+        PolicyChecks.Started(_n);
 
         if (_isFull || _count == 0)
         {
@@ -193,14 +187,6 @@ public sealed class Spectrum : ICachePolicy
 
         WeightedSum.Combine(_rows, _length, weights, x);
         return _depth;
-    }
-
-    /// <inheritdoc/>
-    public bool TryForecast(FeatureSite site, Span<float> output) => false;
-
-    /// <inheritdoc/>
-    public void Record(FeatureSite site, ReadOnlySpan<float> output)
-    {
     }
 
     /// <inheritdoc/>

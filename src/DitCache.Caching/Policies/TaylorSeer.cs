@@ -109,7 +109,7 @@ public sealed class TaylorSeer : ICachePolicy
         _factors = factors;
         _firstDifference = warmup - 1;
         _length = run.FeatureLength;
-        _stack = new float[2 * run.Depth][];
+        _stack = new float[FeatureSite.PerBlock * run.Depth][];
         for (int k = 0; k < _stack.Length; k++)
         {
             _stack[k] = new float[checked(factors * _length)];
@@ -126,10 +126,7 @@ public sealed class TaylorSeer : ICachePolicy
     /// <inheritdoc/>
     public void BeginStep(int n, float timestep)
     {
-        if (n < 0 || n >= _full.Length || (n != 0 && n != _n + 1))
-        {
-            throw new InvalidOperationException($"TaylorSeer was built for {_full.Length} steps and is at step {_n}; step {n} cannot follow (steps run 0, 1, 2, …)");
-        }
+        PolicyChecks.NextStep("TaylorSeer", n, _n, _full.Length);
 
         if (n == 0)
         {

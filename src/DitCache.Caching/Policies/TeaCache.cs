@@ -175,7 +175,6 @@ public sealed class TeaCache : ICachePolicy
     private readonly TeaCacheOptions _options;
     private readonly double[] _coefficients;
     private readonly int _steps;
-    private readonly int _depth;
     private readonly int _length;
     private readonly float[] _previous;    // (B, T, D) I_{n−1}
     private readonly StackResidual _stack;  // the whole-stack residual of the last computed step
@@ -189,10 +188,9 @@ public sealed class TeaCache : ICachePolicy
         _options = options;
         _coefficients = (double[])coefficients.Clone();
         _steps = run.Steps;
-        _depth = run.Depth;
         _length = run.FeatureLength;
         _previous = new float[_length];
-        _stack = new StackResidual(_length);
+        _stack = new StackResidual(_length, run.Depth);
         CacheBytes = 3L * _length * sizeof(float);
     }
 
@@ -208,10 +206,7 @@ public sealed class TeaCache : ICachePolicy
     /// <inheritdoc/>
     public void BeginStep(int n, float timestep)
     {
-        if (n < 0 || n >= _steps || (n != 0 && n != _n + 1))
-        {
-            throw new InvalidOperationException($"TeaCache was built for {_steps} steps and is at step {_n}; step {n} cannot follow (steps run 0, 1, 2, …)");
-        }
+        PolicyChecks.NextStep("TeaCache", n, _n, _steps);
 
         if (n == 0)
         {
@@ -227,17 +222,14 @@ public sealed class TeaCache : ICachePolicy
     /// <inheritdoc/>
     public void ObserveModulatedInput(ReadOnlySpan<float> modulated)
     {
-        if (_n < 0)
-        {
-            throw new InvalidOperationException("BeginStep must be called before the model runs");
-        }
+        PolicyChecks.Started(_n);
 
         if (modulated.Length != _length)
         {
             throw new ArgumentException($"modulated input has {modulated.Length} floats; this run's (B, T, D) has {_length}", nameof(modulated));
         }
 
-        double rel = _n == 0 ? 0 : RelativeL1(modulated, _previous);
+        double rel = _n == 0 ? 0 : RelativeError.L1(modulated, _previous);           // mean|I_n − I_{n−1}| / mean|I_{n−1}|
         bool compute = _options.Step(_n, _steps, rel, _coefficients, ref _acc);
         _skip = !compute && _stack.HasResidual;
         modulated.CopyTo(_previous);                                         // I_prev follows every step, skipped or not
@@ -247,55 +239,14 @@ public sealed class TeaCache : ICachePolicy
     /// <inheritdoc/>
     public int SkipBlocks(int from, Span<float> x)
     {
-        if (from != 0)
-        {
-            return from;
-        }
-
-        if (!_observed)
+        if (from == 0 && !_observed)
         {
             throw new InvalidOperationException("TeaCache needs ObserveModulatedInput before block 0 (WantsModulatedInput is true)");
         }
 
-        if (_skip)
-        {
-            _stack.Apply(x);                                                 // x ← x + R
-            return _depth;
-        }
-
-        _stack.KeepInput(x);
-        return 0;
+        return _stack.SkipBlocks(from, x, _skip);                           // x ← x + R, or keep the stack input
     }
 
     /// <inheritdoc/>
-    public void RecordBlock(int block, ReadOnlySpan<float> output)
-    {
-        if (block != _depth - 1)
-        {
-            return;
-        }
-
-        _stack.Record(output);                                             // stack output − stack input
-    }
-
-    /// <inheritdoc/>
-    public bool TryForecast(FeatureSite site, Span<float> output) => false;
-
-    /// <inheritdoc/>
-    public void Record(FeatureSite site, ReadOnlySpan<float> output)
-    {
-    }
-
-    /// <summary>mean|a − b| / mean|b| over all elements, in double (METHODS.md 5.5).</summary>
-    public static double RelativeL1(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
-    {
-        double num = 0, den = 0;
-        for (int i = 0; i < a.Length; i++)
-        {
-            num += Math.Abs(a[i] - (double)b[i]);
-            den += Math.Abs((double)b[i]);
-        }
-
-        return den > 0 ? num / den : (num > 0 ? double.PositiveInfinity : 0);
-    }
+    public void RecordBlock(int block, ReadOnlySpan<float> output) => _stack.RecordBlock(block, output);
 }

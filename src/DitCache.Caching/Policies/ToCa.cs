@@ -145,7 +145,7 @@ public sealed class ToCa : ICachePolicy
             throw new ArgumentException($"the 2x2 spatial bonus needs a square token grid; this run has {_tokens} tokens (set bonus=0 to run without it)", nameof(run));
         }
 
-        _store = new float[2 * _depth][];
+        _store = new float[FeatureSite.PerBlock * _depth][];
         for (int k = 0; k < _store.Length; k++)
         {
             _store[k] = new float[_length];
@@ -179,10 +179,7 @@ public sealed class ToCa : ICachePolicy
     /// <inheritdoc/>
     public void BeginStep(int n, float timestep)
     {
-        if (n < 0 || n >= _types.Length || (n != 0 && n != _n + 1))
-        {
-            throw new InvalidOperationException($"the token-wise cache was built for {_types.Length} steps and is at step {_n}; step {n} cannot follow (steps run 0, 1, 2, …)");
-        }
+        PolicyChecks.NextStep("the token-wise cache", n, _n, _types.Length);
 
         if (n == 0)
         {

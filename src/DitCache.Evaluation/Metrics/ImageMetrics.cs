@@ -1,4 +1,5 @@
 using System;
+using DitCache.Tensors;
 
 namespace DitCache.Evaluation.Metrics;
 
@@ -95,15 +96,7 @@ public static class ImageMetrics
     public static double RelativeL2(ReadOnlySpan<float> a, ReadOnlySpan<float> reference)
     {
         CheckLengths(a, reference);
-        double num = 0, den = 0;
-        for (int i = 0; i < a.Length; i++)
-        {
-            double e = a[i] - (double)reference[i];
-            num += e * e;
-            den += (double)reference[i] * reference[i];
-        }
-
-        return den > 0 ? Math.Sqrt(num / den) : (num > 0 ? double.PositiveInfinity : 0);
+        return RelativeError.L2(a, reference);
     }
 
     /// <summary>

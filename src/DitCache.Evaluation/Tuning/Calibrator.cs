@@ -100,7 +100,7 @@ public sealed class Calibrator
 
                 if (n > 0)
                 {
-                    relOut[n - 1] = TeaCache.RelativeL1(eps, previousEps);
+                    relOut[n - 1] = RelativeError.L1(eps, previousEps);
                 }
 
                 eps.CopyTo(previousEps, 0);

@@ -487,18 +487,7 @@ public sealed class DitModel
     }
 
     /// <summary>‖a − b‖₂ / ‖b‖₂ in double (0 when both are zero).</summary>
-    private static double RelativeL2(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
-    {
-        double num = 0, den = 0;
-        for (int i = 0; i < b.Length; i++)
-        {
-            double e = a[i] - (double)b[i];
-            num += e * e;
-            den += (double)b[i] * b[i];
-        }
-
-        return den > 0 ? Math.Sqrt(num / den) : (num > 0 ? double.PositiveInfinity : 0);
-    }
+    private static double RelativeL2(ReadOnlySpan<float> a, ReadOnlySpan<float> b) => RelativeError.L2(a, b);
 
     // ------------------------------------------------------------------------------------------------------------
     // FinalLayer: adaLN (shift, scale), LayerNorm, linear to p*p*out per token
@@ -600,7 +589,7 @@ public sealed class DitModel
 
         s.LastShadowBlocksError = RelativeL2(s.ShadowForecast, s.X);
         s.ShadowForecast.CopyTo(s.X, 0);
-        s.Sites.AsSpan(2 * from, 2 * (to - from)).Clear();                                                          // SiteOutcome.Skipped
+        s.Sites.AsSpan(FeatureSite.PerBlock * from, FeatureSite.PerBlock * (to - from)).Clear();                    // SiteOutcome.Skipped
         s.LastFlops = flops;
         s.LastModulesComputed = computed;
     }

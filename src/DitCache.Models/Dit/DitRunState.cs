@@ -1,4 +1,5 @@
 using System;
+using DitCache.Caching;
 using DitCache.Tensors;
 
 namespace DitCache.Models;
@@ -50,8 +51,8 @@ public sealed class DitRunState
         CfgInput = new float[b * config.InChannels * pixels];
         CfgTimesteps = new float[b];
         CfgLabels = new int[b];
-        _sites = new SiteOutcome[2 * config.Depth];
-        _shadowError = new double[2 * config.Depth];
+        _sites = new SiteOutcome[FeatureSite.PerBlock * config.Depth];
+        _shadowError = new double[FeatureSite.PerBlock * config.Depth];
     }
 
     /// <summary>The config these buffers fit.</summary>

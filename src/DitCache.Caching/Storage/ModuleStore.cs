@@ -15,7 +15,7 @@ internal sealed class ModuleStore
     public ModuleStore(CacheRunInfo run)
     {
         _length = run.FeatureLength;
-        _store = new float[2 * run.Depth][];
+        _store = new float[FeatureSite.PerBlock * run.Depth][];
         for (int k = 0; k < _store.Length; k++)
         {
             _store[k] = new float[_length];
