@@ -40,7 +40,7 @@ internal static class BenchCommand
         var repeats = new Option<int?>("--repeats") { Description = $"timed repeats per configuration, interleaved; default {FullRepeats}, --quick {QuickRepeats}" };
         var steps = new Option<int>("--steps") { Description = "sampling steps of the reference and of every configuration without steps=", DefaultValueFactory = _ => 50 };
         var cfg = new Option<float>("--cfg") { Description = "guidance scale of every configuration without cfg=", DefaultValueFactory = _ => SampleCommand.DefaultCfg };
-        var sampler = new Option<string>("--sampler") { Description = "ddim or ddpm", DefaultValueFactory = _ => "ddim" };
+        var sampler = new Option<string>("--sampler") { Description = SchedulerRegistry.Choices, DefaultValueFactory = _ => "ddim" };
         var seed = new Option<int>("--seed") { Description = "base seed; image i of class y gets the same noise in every configuration", DefaultValueFactory = _ => 0 };
         var batch = new Option<int>("--batch") { Description = "images per sampling run (the CFG batch is twice this)", DefaultValueFactory = _ => 50 };
         var shadowImages = new Option<int>("--shadow-images") { Description = "images of the --shadow run of each cached configuration (forecast error per step and block); 0 turns it off", DefaultValueFactory = _ => 10 };
@@ -83,9 +83,9 @@ internal static class BenchCommand
             throw SampleCommand.Usage($"--cfg {o.Cfg.ToString(CultureInfo.InvariantCulture)} is invalid; give a number >= 1 (1 disables guidance)");
         }
 
-        if (o.Sampler is not ("ddim" or "ddpm"))
+        if (!SchedulerRegistry.IsKnown(o.Sampler))
         {
-            throw SampleCommand.Usage($"--sampler '{o.Sampler}' is unknown; choose ddim or ddpm");
+            throw SampleCommand.Usage(SchedulerRegistry.UnknownMessage(o.Sampler));
         }
 
         if (o.Threads < 1)

@@ -9,6 +9,7 @@ using DitCache.Caching.Calibration;
 using DitCache.Evaluation.Assets;
 using DitCache.Evaluation.Tuning;
 using DitCache.Models;
+using DitCache.Sampling;
 using DitCache.Tensors;
 
 namespace DitCache.Cli;
@@ -31,7 +32,7 @@ internal static class CalibrateCommand
         var model = new Option<string>("--model") { Description = "DiT checkpoint (.safetensors or PyTorch .pt); the calibration is written beside it as NAME.calibration.json", Required = true };
         var steps = new Option<int>("--steps") { Description = "sampling steps of the calibration run (use the step count you will sample with)", DefaultValueFactory = _ => 50 };
         var samples = new Option<int>("--samples") { Description = "images sampled for the calibration (classes i mod num_classes)", DefaultValueFactory = _ => DefaultSamples };
-        var sampler = new Option<string>("--sampler") { Description = "ddim or ddpm", DefaultValueFactory = _ => "ddim" };
+        var sampler = new Option<string>("--sampler") { Description = SchedulerRegistry.Choices, DefaultValueFactory = _ => "ddim" };
         var cfg = new Option<float>("--cfg") { Description = "guidance scale of the calibration run; sampling must use the same", DefaultValueFactory = _ => SampleCommand.DefaultCfg };
         var seed = new Option<int>("--seed") { Description = "seed of the noise", DefaultValueFactory = _ => 0 };
         var lookahead = new Option<int>("--lookahead") { Description = "SmoothCache calibration lookahead L (rows 1 … L)", DefaultValueFactory = _ => 3 };

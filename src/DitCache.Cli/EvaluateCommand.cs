@@ -30,7 +30,7 @@ internal static class EvaluateCommand
         var perClass = new Option<int>("--samples-per-class") { Description = "images generated per class", DefaultValueFactory = _ => 100 };
         var classes = new Option<string>("--classes") { Description = "comma-separated class labels to evaluate (grid rows), e.g. 0,5,9", DefaultValueFactory = _ => "0,1,2,3,4,5,6,7,8,9" };
         var steps = new Option<int>("--steps") { Description = "sampling steps (respaced from 1000)", DefaultValueFactory = _ => 50 };
-        var sampler = new Option<string>("--sampler") { Description = "ddim or ddpm", DefaultValueFactory = _ => "ddim" };
+        var sampler = new Option<string>("--sampler") { Description = SchedulerRegistry.Choices, DefaultValueFactory = _ => "ddim" };
         var cfg = new Option<float>("--cfg") { Description = "classifier-free guidance scale; 1 disables guidance", DefaultValueFactory = _ => SampleCommand.DefaultCfg };
         var cache = new Option<string>("--cache") { Description = "accelerator: name or name:key=value,...; " + string.Join("; ", CacheRegistry.Methods.Select(m => $"{m.Name} = {m.Summary}")), DefaultValueFactory = _ => "none" };
         var seed = new Option<int>("--seed") { Description = "base seed; each sample's noise derives from (seed, class, index)", DefaultValueFactory = _ => 0 };
@@ -94,9 +94,9 @@ internal static class EvaluateCommand
             throw SampleCommand.Usage($"--steps {o.Steps} is out of range; give 1 to 1000");
         }
 
-        if (o.Sampler is not ("ddim" or "ddpm"))
+        if (!SchedulerRegistry.IsKnown(o.Sampler))
         {
-            throw SampleCommand.Usage($"--sampler '{o.Sampler}' is unknown; choose ddim or ddpm");
+            throw SampleCommand.Usage(SchedulerRegistry.UnknownMessage(o.Sampler));
         }
 
         if (!float.IsFinite(o.Cfg) || o.Cfg < 1f)

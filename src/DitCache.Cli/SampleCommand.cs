@@ -27,7 +27,7 @@ internal static class SampleCommand
         var model = new Option<string?>("--model") { Description = "DiT checkpoint (.safetensors or PyTorch .pt); default: the embedded Fashion-MNIST model" };
         var classes = new Option<string>("--classes") { Description = "comma-separated class labels, one image each, e.g. 0,1,2,3", DefaultValueFactory = _ => "0,1,2,3" };
         var steps = new Option<int>("--steps") { Description = "sampling steps (respaced from 1000)", DefaultValueFactory = _ => 50 };
-        var sampler = new Option<string>("--sampler") { Description = "ddim or ddpm", DefaultValueFactory = _ => "ddim" };
+        var sampler = new Option<string>("--sampler") { Description = SchedulerRegistry.Choices, DefaultValueFactory = _ => "ddim" };
         var cfg = new Option<float>("--cfg") { Description = "classifier-free guidance scale; 1 disables guidance", DefaultValueFactory = _ => DefaultCfg };
         var cfgChannels = new Option<int?>("--cfg-channels") { Description = "guide only the first K channels (3 reproduces DiT's sample.py); default: all" };
         var eta = new Option<double>("--eta") { Description = "DDIM eta (0 = deterministic)", DefaultValueFactory = _ => 0.0 };
@@ -75,9 +75,9 @@ internal static class SampleCommand
             throw Usage($"--steps {o.Steps} is out of range; give 1 to 1000");
         }
 
-        if (o.Sampler is not ("ddim" or "ddpm"))
+        if (!SchedulerRegistry.IsKnown(o.Sampler))
         {
-            throw Usage($"--sampler '{o.Sampler}' is unknown; choose ddim or ddpm");
+            throw Usage(SchedulerRegistry.UnknownMessage(o.Sampler));
         }
 
         if (!float.IsFinite(o.Cfg) || o.Cfg < 1f)
@@ -90,7 +90,7 @@ internal static class SampleCommand
             throw Usage($"--eta {o.Eta.ToString(CultureInfo.InvariantCulture)} is invalid; give a number >= 0");
         }
 
-        if (o.Eta != 0 && o.Sampler != "ddim")
+        if (o.Eta != 0 && !SchedulerRegistry.UsesEta(o.Sampler))
         {
             throw Usage("--eta applies to the ddim sampler only; drop it or use --sampler ddim");
         }

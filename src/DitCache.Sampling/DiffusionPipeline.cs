@@ -141,12 +141,7 @@ public sealed class DiffusionPipeline
 
     /// <summary>Builds the scheduler named <paramref name="sampler"/>.</summary>
     /// <exception cref="DitCacheException">Unknown sampler (exit code 2).</exception>
-    public static IScheduler CreateScheduler(string sampler, int steps, double eta) => sampler switch
-    {
-        "ddim" => new Ddim(new GaussianDiffusion(steps), eta),
-        "ddpm" => new Ddpm(new GaussianDiffusion(steps)),
-        _ => throw new DitCacheException($"--sampler '{sampler}' is unknown; choose ddim or ddpm", exitCode: 2),
-    };
+    public static IScheduler CreateScheduler(string sampler, int steps, double eta) => SchedulerRegistry.Create(sampler, steps, eta);
 
     /// <summary>
     /// Samples one image per class. <paramref name="stepNoise"/> supplies the noise of stochastic steps (and the

@@ -161,9 +161,9 @@ public sealed class Calibrator
             throw Usage(string.Create(CultureInfo.InvariantCulture, $"--cfg {s.Cfg} is invalid; give a number >= 1 (1 disables guidance)"));
         }
 
-        if (s.Sampler is not ("ddim" or "ddpm"))
+        if (!SchedulerRegistry.IsKnown(s.Sampler))
         {
-            throw Usage($"--sampler '{s.Sampler}' is unknown; choose ddim or ddpm");
+            throw Usage(SchedulerRegistry.UnknownMessage(s.Sampler));
         }
     }
 
