@@ -29,7 +29,8 @@ internal static class PolicyChecks
 
     /// <summary>
     /// The history slot of <paramref name="site"/> in a policy holding <paramref name="sites"/> slots
-    /// (<see cref="FeatureSite.PerBlock"/> per block); <paramref name="step"/> is the current sampling ordinal, negative before the first BeginStep.
+    /// (<see cref="FeatureSite.PerBlock"/> per block); <paramref name="step"/> is the current sampling ordinal,
+    /// negative before the first BeginStep.
     /// </summary>
     public static int SiteIndex(FeatureSite site, int step, int sites)
     {
