@@ -48,7 +48,7 @@ public sealed record CalibrationOutcome(TeaCacheCalibration? TeaCache, SmoothCac
     double FullSeconds, double TuneSeconds, IReadOnlyDictionary<string, IReadOnlyList<TuningPoint>> Searches);
 
 /// <summary>
-/// Calibrates TeaCache, SmoothCache and MagCache on a model (METHODS.md 5.5, 5.7, 5.8): one full-compute sampling run
+/// Calibrates TeaCache, SmoothCache and MagCache on a model (docs/methods.md §5.5, §5.7, §5.8): one full-compute sampling run
 /// with a <see cref="CalibrationRecorder"/> records every method's statistics, TeaCache's polynomial is fitted, and
 /// with a target speedup each method's knob is searched for the measured FLOPs ratio closest to the target, reporting
 /// the PSNR it costs against the full-compute samples of the same run.
@@ -330,7 +330,7 @@ public sealed class Calibrator
         }
     }
 
-    /// <summary>Mean over images of the PSNR (dB, [0, 1] pixels, METHODS.md 9.2) of <paramref name="sample"/> against <paramref name="reference"/>.</summary>
+    /// <summary>Mean over images of the PSNR (dB, [0, 1] pixels, docs/methods.md §9.2) of <paramref name="sample"/> against <paramref name="reference"/>.</summary>
     public static double MeanPsnr(Tensor sample, Tensor reference)
     {
         ArgumentNullException.ThrowIfNull(sample);
