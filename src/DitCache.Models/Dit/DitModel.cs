@@ -399,17 +399,7 @@ public sealed class DitModel
         {
             Kernels.AttentionWithProbabilities(s.Qkv.AsSpan(i * t * 3 * d, t * 3 * d), s.AttnCore.AsSpan(i * t * d, t * d),
                 p, 1, t, heads, c.HeadDim, _threads);                                                                  // (1, T, D), P (H, T, T)
-            Span<float> received = s.AttnReceived.AsSpan(i * t, t);
-            received.Clear();
-            for (int row = 0; row < heads * t; row++)
-            {
-                Kernels.AddBias(received, p.AsSpan(row * t, t), 1, t);                                                 // Σ over heads and queries
-            }
-
-            for (int k = 0; k < t; k++)
-            {
-                received[k] /= heads;                                                                                  // mean over heads
-            }
+            Kernels.AttentionReceived(p, s.AttnReceived.AsSpan(i * t, t), 1, heads, t);                                // (T) Σ_q mean_h P
         }
 
         Kernels.Linear(_gemm, s.AttnCore, bw.ProjW, bw.ProjB, dst, rows, d, d);                                       // (B, T, D)
