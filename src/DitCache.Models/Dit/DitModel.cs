@@ -61,20 +61,20 @@ public sealed class DitModel
     {
         DitConfig c = Config;
         int d = c.Hidden;
-        _gemm.Prepare(_w.PatchW, d, c.InChannels * c.Patch * c.Patch);
-        _gemm.Prepare(_w.TimeW0, d, DitWeights.TimeFrequencyDim);
-        _gemm.Prepare(_w.TimeW2, d, d);
+        _gemm.Prepare(_w.PatchEmbed.W, d, c.InChannels * c.Patch * c.Patch);
+        _gemm.Prepare(_w.TimeMlp0.W, d, DitWeights.TimeFrequencyDim);
+        _gemm.Prepare(_w.TimeMlp2.W, d, d);
         foreach (DitBlockWeights bw in _w.Blocks)
         {
-            _gemm.Prepare(bw.AdaLnW, 6 * d, d);
-            _gemm.Prepare(bw.QkvW, 3 * d, d);
-            _gemm.Prepare(bw.ProjW, d, d);
-            _gemm.Prepare(bw.Fc1W, c.MlpHidden, d);
-            _gemm.Prepare(bw.Fc2W, d, c.MlpHidden);
+            _gemm.Prepare(bw.AdaLn.W, 6 * d, d);
+            _gemm.Prepare(bw.Qkv.W, 3 * d, d);
+            _gemm.Prepare(bw.Proj.W, d, d);
+            _gemm.Prepare(bw.Fc1.W, c.MlpHidden, d);
+            _gemm.Prepare(bw.Fc2.W, d, c.MlpHidden);
         }
 
-        _gemm.Prepare(_w.FinalAdaLnW, 2 * d, d);
-        _gemm.Prepare(_w.FinalW, c.Patch * c.Patch * c.OutChannels, d);
+        _gemm.Prepare(_w.FinalAdaLn.W, 2 * d, d);
+        _gemm.Prepare(_w.FinalLinear.W, c.Patch * c.Patch * c.OutChannels, d);
     }
 
     /// <summary>The weights.</summary>
@@ -94,7 +94,7 @@ public sealed class DitModel
     {
         DitConfig c = Config;
         int b = s.Batch, t = c.Tokens, d = c.Hidden;
-        Kernels.PatchEmbed(_gemm, x, _w.PatchW, _w.PatchB, s.X, s.Im2Col, b, c.InChannels, c.InputSize, c.InputSize, c.Patch, d); // (B, T, D)
+        Kernels.PatchEmbed(_gemm, x, _w.PatchEmbed.W, _w.PatchEmbed.B, s.X, s.Im2Col, b, c.InChannels, c.InputSize, c.InputSize, c.Patch, d); // (B, T, D)
         Kernels.AddBias(s.X, _w.PosEmbed, b, t * d);                                                                   // (B, T, D) + pos_embed
     }
 
@@ -124,9 +124,9 @@ public sealed class DitModel
         s.UsePrepared = false;
         Kernels.TimestepEmbedding(s.CondTimesteps.AsSpan(0, u), s.TimeFreq.AsSpan(0, u * DitWeights.TimeFrequencyDim),
             DitWeights.TimeFrequencyDim);                                                                              // (U, 256)
-        ConditionLinear(s.TimeFreq, _w.TimeW0, _w.TimeB0, s.TimeHidden, u, DitWeights.TimeFrequencyDim, d, s);        // (U, D)
+        ConditionLinear(s.TimeFreq, _w.TimeMlp0.W, _w.TimeMlp0.B, s.TimeHidden, u, DitWeights.TimeFrequencyDim, d, s);        // (U, D)
         Kernels.Silu(s.TimeHidden.AsSpan(0, u * d), s.TimeHidden.AsSpan(0, u * d));                                     // (U, D)
-        ConditionLinear(s.TimeHidden, _w.TimeW2, _w.TimeB2, s.CondC, u, d, d, s);                                     // (U, D)
+        ConditionLinear(s.TimeHidden, _w.TimeMlp2.W, _w.TimeMlp2.B, s.CondC, u, d, d, s);                                     // (U, D)
         if (Tap is not null)
         {
             Expand(s.CondC, s.C, d, s);
@@ -199,9 +199,9 @@ public sealed class DitModel
         var tf = new float[r * freq];
         var hidden = new float[r * d];
         Kernels.TimestepEmbedding(table.Timesteps, tf, freq);                                                          // (R, 256)
-        Kernels.Linear(_gemm, tf, _w.TimeW0, _w.TimeB0, hidden, r, freq, d);                                           // (R, D)
+        Kernels.Linear(_gemm, tf, _w.TimeMlp0.W, _w.TimeMlp0.B, hidden, r, freq, d);                                           // (R, D)
         Kernels.Silu(hidden, hidden);
-        Kernels.Linear(_gemm, hidden, _w.TimeW2, _w.TimeB2, table.CAll, r, d, d);                                      // (R, D) t_emb
+        Kernels.Linear(_gemm, hidden, _w.TimeMlp2.W, _w.TimeMlp2.B, table.CAll, r, d, d);                                      // (R, D) t_emb
         for (int i = 0; i < r; i++)
         {
             Kernels.AddBias(table.CAll.AsSpan(i * d, d), _w.LabelTable.AsSpan(table.Labels[i] * d, d), 1, d);         // += table[y]
@@ -211,10 +211,10 @@ public sealed class DitModel
         for (int l = 0; l < c.Depth; l++)
         {
             DitBlockWeights bw = _w.Blocks[l];
-            Kernels.Linear(_gemm, table.SiluCAll, bw.AdaLnW, bw.AdaLnB, table.ModulationAll(l), r, d, 6 * d);        // (R, 6D)
+            Kernels.Linear(_gemm, table.SiluCAll, bw.AdaLn.W, bw.AdaLn.B, table.ModulationAll(l), r, d, 6 * d);        // (R, 6D)
         }
 
-        Kernels.Linear(_gemm, table.SiluCAll, _w.FinalAdaLnW, _w.FinalAdaLnB, table.ModulationAll(c.Depth), r, d, 2 * d); // (R, 2D)
+        Kernels.Linear(_gemm, table.SiluCAll, _w.FinalAdaLn.W, _w.FinalAdaLn.B, table.ModulationAll(c.Depth), r, d, 2 * d); // (R, 2D)
         s.Prepared = table;
         return true;
     }
@@ -292,7 +292,7 @@ public sealed class DitModel
         int b = s.Batch, t = c.Tokens, d = c.Hidden, stride = 6 * d;
 
         // adaLN-Zero: c -> (shift, scale, gate) x 2, always from the current conditioning, even on cached steps.
-        Modulation(l, bw.AdaLnW, bw.AdaLnB, 6 * d, s);                                                                 // (U, 6D)
+        Modulation(l, bw.AdaLn.W, bw.AdaLn.B, 6 * d, s);                                                                 // (U, 6D)
         Expand(s.CondMod, s.Mod, 6 * d, s);                                                                            // (B, 6D)
         s.LastFlops += DitFlops.AdaLn(c, b);
 
@@ -369,9 +369,9 @@ public sealed class DitModel
         DitConfig c = Config;
         int b = s.Batch, t = c.Tokens, d = c.Hidden, rows = b * t, stride = 6 * d;
         Kernels.LayerNormModulate(s.X, s.H, s.Mod, stride, (int)Mod.ShiftMsa * d, (int)Mod.ScaleMsa * d, b, t, d);   // (B, T, D)
-        Kernels.Linear(_gemm, s.H, bw.QkvW, bw.QkvB, s.Qkv, rows, d, 3 * d);                                          // (B, T, 3D)
+        Kernels.Linear(_gemm, s.H, bw.Qkv.W, bw.Qkv.B, s.Qkv, rows, d, 3 * d);                                          // (B, T, 3D)
         Kernels.Attention(s.Qkv, s.AttnCore, b, t, c.Heads, c.HeadDim, s.AttnScratch, _threads);                     // (B, T, D)
-        Kernels.Linear(_gemm, s.AttnCore, bw.ProjW, bw.ProjB, dst, rows, d, d);                                       // (B, T, D)
+        Kernels.Linear(_gemm, s.AttnCore, bw.Proj.W, bw.Proj.B, dst, rows, d, d);                                       // (B, T, D)
     }
 
     /// <summary>mlp(modulate(norm2(x), shift_mlp, scale_mlp)) up to fc2, into <paramref name="dst"/> (B, T, D).</summary>
@@ -380,8 +380,8 @@ public sealed class DitModel
         DitConfig c = Config;
         int b = s.Batch, t = c.Tokens, d = c.Hidden, rows = b * t, stride = 6 * d;
         Kernels.LayerNormModulate(s.X, s.H, s.Mod, stride, (int)Mod.ShiftMlp * d, (int)Mod.ScaleMlp * d, b, t, d);   // (B, T, D)
-        Kernels.LinearGeluTanh(_gemm, s.H, bw.Fc1W, bw.Fc1B, s.MlpHidden, rows, d, c.MlpHidden);                      // (B, T, 4D)
-        Kernels.Linear(_gemm, s.MlpHidden, bw.Fc2W, bw.Fc2B, dst, rows, c.MlpHidden, d);                              // (B, T, D)
+        Kernels.LinearGeluTanh(_gemm, s.H, bw.Fc1.W, bw.Fc1.B, s.MlpHidden, rows, d, c.MlpHidden);                      // (B, T, 4D)
+        Kernels.Linear(_gemm, s.MlpHidden, bw.Fc2.W, bw.Fc2.B, dst, rows, c.MlpHidden, d);                              // (B, T, D)
     }
 
     /// <summary>
@@ -393,7 +393,7 @@ public sealed class DitModel
         DitConfig c = Config;
         int b = s.Batch, t = c.Tokens, d = c.Hidden, rows = b * t, stride = 6 * d, heads = c.Heads;
         Kernels.LayerNormModulate(s.X, s.H, s.Mod, stride, (int)Mod.ShiftMsa * d, (int)Mod.ScaleMsa * d, b, t, d);   // (B, T, D)
-        Kernels.Linear(_gemm, s.H, bw.QkvW, bw.QkvB, s.Qkv, rows, d, 3 * d);                                          // (B, T, 3D)
+        Kernels.Linear(_gemm, s.H, bw.Qkv.W, bw.Qkv.B, s.Qkv, rows, d, 3 * d);                                          // (B, T, 3D)
         float[] p = s.AttnProbabilities;
         for (int i = 0; i < b; i++)
         {
@@ -402,7 +402,7 @@ public sealed class DitModel
             Kernels.AttentionReceived(p, s.AttnReceived.AsSpan(i * t, t), 1, heads, t);                                // (T) Σ_q mean_h P
         }
 
-        Kernels.Linear(_gemm, s.AttnCore, bw.ProjW, bw.ProjB, dst, rows, d, d);                                       // (B, T, D)
+        Kernels.Linear(_gemm, s.AttnCore, bw.Proj.W, bw.Proj.B, dst, rows, d, d);                                       // (B, T, D)
     }
 
     /// <summary>
@@ -434,9 +434,9 @@ public sealed class DitModel
 
         Kernels.LayerNormModulate(s.AttnCore.AsSpan(0, b * k * d), s.H.AsSpan(0, b * k * d), s.Mod, stride,
             (int)Mod.ShiftMlp * d, (int)Mod.ScaleMlp * d, b, k, d);                                                    // (B, k, D)
-        Kernels.LinearGeluTanh(_gemm, s.H.AsSpan(0, b * k * d), bw.Fc1W, bw.Fc1B, s.MlpHidden.AsSpan(0, b * k * c.MlpHidden),
+        Kernels.LinearGeluTanh(_gemm, s.H.AsSpan(0, b * k * d), bw.Fc1.W, bw.Fc1.B, s.MlpHidden.AsSpan(0, b * k * c.MlpHidden),
             b * k, d, c.MlpHidden);                                                                                    // (B, k, 4D)
-        Kernels.Linear(_gemm, s.MlpHidden.AsSpan(0, b * k * c.MlpHidden), bw.Fc2W, bw.Fc2B, s.AttnCore.AsSpan(0, b * k * d),
+        Kernels.Linear(_gemm, s.MlpHidden.AsSpan(0, b * k * c.MlpHidden), bw.Fc2.W, bw.Fc2.B, s.AttnCore.AsSpan(0, b * k * d),
             b * k, c.MlpHidden, d);                                                                                    // (B, k, D)
         for (int i = 0; i < b; i++)
         {
@@ -457,7 +457,7 @@ public sealed class DitModel
         DitConfig c = Config;
         int b = s.Batch, t = c.Tokens, d = c.Hidden;
         DitBlockWeights bw = _w.Blocks[0];
-        Modulation(0, bw.AdaLnW, bw.AdaLnB, 6 * d, s);                                                                 // (U, 6D)
+        Modulation(0, bw.AdaLn.W, bw.AdaLn.B, 6 * d, s);                                                                 // (U, 6D)
         Expand(s.CondMod, s.Mod, 6 * d, s);                                                                            // (B, 6D)
         Kernels.LayerNormModulate(s.X, s.H, s.Mod, 6 * d, (int)Mod.ShiftMsa * d, (int)Mod.ScaleMsa * d, b, t, d);     // (B, T, D)
         s.LastFlops += DitFlops.AdaLn(c, b);
@@ -497,10 +497,10 @@ public sealed class DitModel
     {
         DitConfig c = Config;
         int b = s.Batch, t = c.Tokens, d = c.Hidden, outPerToken = c.Patch * c.Patch * c.OutChannels;
-        Modulation(c.Depth, _w.FinalAdaLnW, _w.FinalAdaLnB, 2 * d, s);                                                // (U, 2D)
+        Modulation(c.Depth, _w.FinalAdaLn.W, _w.FinalAdaLn.B, 2 * d, s);                                                // (U, 2D)
         Expand(s.CondMod, s.FinalMod, 2 * d, s);                                                                       // (B, 2D)
         Kernels.LayerNormModulate(s.X, s.H, s.FinalMod, 2 * d, 0, d, b, t, d);                                         // (B, T, D)
-        Kernels.Linear(_gemm, s.H, _w.FinalW, _w.FinalB, s.FinalOut, b * t, d, outPerToken);                          // (B, T, p*p*out)
+        Kernels.Linear(_gemm, s.H, _w.FinalLinear.W, _w.FinalLinear.B, s.FinalOut, b * t, d, outPerToken);                          // (B, T, p*p*out)
     }
 
     // ------------------------------------------------------------------------------------------------------------
