@@ -101,45 +101,43 @@ public sealed class DitModel
     /// <summary>
     /// c = t_embedder(t) + y_embedder(y); y_embedder is a table lookup (no label dropout at inference). c depends on
     /// (t, y) alone, so the conditioning path runs on the distinct (t, y) rows of the batch (U of them, in order of
-    /// first appearance) and <c>s.CondRow[i]</c> maps batch row i to its distinct row: with CFG every null-label row
-    /// of a step is the same row, so 2N rows of N classes need at most N + 1. c itself is written for all B rows.
+    /// first appearance, <see cref="ConditionRows"/>); c itself is written for all B rows.
     /// </summary>
     private void EmbedConditioning(ReadOnlySpan<float> timesteps, ReadOnlySpan<int> labels, DitRunState s)
     {
-        int b = s.Batch, d = Config.Hidden;
-        int u = DistinctConditions(timesteps, labels, s);
-        if (Tap is null && s.Prepared is { } table && table.Lookup(s.CondTimesteps.AsSpan(0, u), s.CondLabels.AsSpan(0, u), s.CondPrepared))
+        int d = Config.Hidden;
+        ConditionRows rows = s.Conditions;
+        int u = rows.Find(timesteps, labels);
+        if (rows.TryUsePrepared(allowed: Tap is null, out PreparedConditioning? table))
         {
             for (int i = 0; i < u; i++)
             {
-                table.C(s.CondPrepared[i]).CopyTo(s.CondC.AsSpan(i * d, d));                                           // (D) prepared c
-                table.SiluC(s.CondPrepared[i]).CopyTo(s.SiluC.AsSpan(i * d, d));
+                table.C(rows.PreparedRow[i]).CopyTo(s.CondC.AsSpan(i * d, d));                                         // (D) prepared c
+                table.SiluC(rows.PreparedRow[i]).CopyTo(s.SiluC.AsSpan(i * d, d));
             }
 
-            s.UsePrepared = true;
-            Expand(s.CondC, s.C, d, s);                                                                                // (B, D)
+            rows.Expand(s.CondC, s.C, d);                                                                              // (B, D)
             return;
         }
 
-        s.UsePrepared = false;
-        Kernels.TimestepEmbedding(s.CondTimesteps.AsSpan(0, u), s.TimeFreq.AsSpan(0, u * DitWeights.TimeFrequencyDim),
+        Kernels.TimestepEmbedding(rows.Timesteps.AsSpan(0, u), s.TimeFreq.AsSpan(0, u * DitWeights.TimeFrequencyDim),
             DitWeights.TimeFrequencyDim);                                                                              // (U, 256)
         ConditionLinear(s.TimeFreq, _w.TimeMlp0.W, _w.TimeMlp0.B, s.TimeHidden, u, DitWeights.TimeFrequencyDim, d, s); // (U, D)
         Kernels.Silu(s.TimeHidden.AsSpan(0, u * d), s.TimeHidden.AsSpan(0, u * d));                                    // (U, D)
         ConditionLinear(s.TimeHidden, _w.TimeMlp2.W, _w.TimeMlp2.B, s.CondC, u, d, d, s);                              // (U, D)
         if (Tap is not null)
         {
-            Expand(s.CondC, s.C, d, s);
+            rows.Expand(s.CondC, s.C, d);
             Tap("t_emb", s.C);                                                                                         // (B, D)
         }
 
         for (int i = 0; i < u; i++)
         {
-            Kernels.AddBias(s.CondC.AsSpan(i * d, d), _w.LabelTable.AsSpan(s.CondLabels[i] * d, d), 1, d);             // (D) += table[y]
+            Kernels.AddBias(s.CondC.AsSpan(i * d, d), _w.LabelTable.AsSpan(rows.Labels[i] * d, d), 1, d);              // (D) += table[y]
         }
 
         Kernels.Silu(s.CondC.AsSpan(0, u * d), s.SiluC.AsSpan(0, u * d));                                              // (U, D) adaLN input
-        Expand(s.CondC, s.C, d, s);                                                                                    // (B, D)
+        rows.Expand(s.CondC, s.C, d);                                                                                  // (B, D)
     }
 
     /// <summary>
@@ -149,17 +147,18 @@ public sealed class DitModel
     private void Modulation(int layer, LinearWeights adaLn, int width, DitRunState s)
     {
         int d = Config.Hidden;
-        if (s.UsePrepared && s.Prepared is { } table)
+        ConditionRows rows = s.Conditions;
+        if (rows.UsePrepared && rows.Prepared is { } table)
         {
-            for (int i = 0; i < s.CondCount; i++)
+            for (int i = 0; i < rows.Count; i++)
             {
-                table.Modulation(layer, s.CondPrepared[i]).CopyTo(s.CondMod.AsSpan(i * width, width));                 // prepared row
+                table.Modulation(layer, rows.PreparedRow[i]).CopyTo(s.CondMod.AsSpan(i * width, width));               // prepared row
             }
 
             return;
         }
 
-        ConditionLinear(s.SiluC, adaLn.W, adaLn.B, s.CondMod, s.CondCount, d, width, s);                               // (U, width)
+        ConditionLinear(s.SiluC, adaLn.W, adaLn.B, s.CondMod, rows.Count, d, width, s);                                // (U, width)
     }
 
     // ------------------------------------------------------------------------------------------------------------
@@ -176,45 +175,10 @@ public sealed class DitModel
     /// </summary>
     public bool PrepareConditioning(ReadOnlySpan<float> timesteps, ReadOnlySpan<int> labels, DitRunState s, long maxBytes = 256L << 20)
     {
-        s.Prepared = null;
+        s.Conditions.Prepared = null;
         CheckLabels(labels);
-        s.Prepared = PreparedConditioning.TryCompute(_w, _gemm, timesteps, labels, maxBytes);
-        return s.Prepared is not null;
-    }
-
-    /// <summary>Fills s.CondRow, s.CondTimesteps and s.CondLabels; returns the number U of distinct (t, y) rows.</summary>
-    private static int DistinctConditions(ReadOnlySpan<float> timesteps, ReadOnlySpan<int> labels, DitRunState s)
-    {
-        int u = 0;
-        for (int i = 0; i < s.Batch; i++)
-        {
-            int bits = BitConverter.SingleToInt32Bits(timesteps[i]), j = 0;
-            while (j < u && (BitConverter.SingleToInt32Bits(s.CondTimesteps[j]) != bits || s.CondLabels[j] != labels[i]))
-            {
-                j++;
-            }
-
-            if (j == u)
-            {
-                s.CondTimesteps[u] = timesteps[i];
-                s.CondLabels[u] = labels[i];
-                u++;
-            }
-
-            s.CondRow[i] = j;
-        }
-
-        s.CondCount = u;
-        return u;
-    }
-
-    /// <summary>Batch row i of <paramref name="all"/> (B, width) ← distinct row CondRow[i] of <paramref name="distinct"/>.</summary>
-    private static void Expand(ReadOnlySpan<float> distinct, Span<float> all, int width, DitRunState s)
-    {
-        for (int i = 0; i < s.Batch; i++)
-        {
-            distinct.Slice(s.CondRow[i] * width, width).CopyTo(all.Slice(i * width, width));
-        }
+        s.Conditions.Prepared = PreparedConditioning.TryCompute(_w, _gemm, timesteps, labels, maxBytes);
+        return s.Conditions.Prepared is not null;
     }
 
     /// <summary>
@@ -278,7 +242,7 @@ public sealed class DitModel
     {
         int d = Config.Hidden;
         Modulation(l, _w.Blocks[l].AdaLn, 6 * d, s);                                                                   // (U, 6D)
-        Expand(s.CondMod, s.Mod, 6 * d, s);                                                                            // (B, 6D)
+        s.Conditions.Expand(s.CondMod, s.Mod, 6 * d);                                                                  // (B, 6D)
     }
 
     /// <summary>
@@ -337,7 +301,7 @@ public sealed class DitModel
         }
         else
         {
-            Mlp(bw, s, s.X, s.Batch * Config.Tokens, dst);
+            Mlp(bw, s, s.X, Config.Tokens, dst);
         }
     }
 
@@ -371,15 +335,15 @@ public sealed class DitModel
     }
 
     /// <summary>
-    /// mlp(modulate(norm2(x), shift_mlp, scale_mlp)) up to fc2 on <paramref name="x"/>, k tokens of each of the B
-    /// images (B, k, D), into <paramref name="dst"/> (B, k, D); dst may be x.
+    /// mlp(modulate(norm2(x), shift_mlp, scale_mlp)) up to fc2 on <paramref name="x"/>, <paramref name="k"/> tokens
+    /// of each of the B images (B, k, D), into <paramref name="dst"/> (B, k, D); dst may be x.
     /// </summary>
-    private void Mlp(DitBlockWeights bw, DitRunState s, ReadOnlySpan<float> x, int rows, Span<float> dst)
+    private void Mlp(DitBlockWeights bw, DitRunState s, ReadOnlySpan<float> x, int k, Span<float> dst)
     {
         DitConfig c = Config;
-        int b = s.Batch, d = c.Hidden, m = c.MlpHidden, stride = 6 * d;
+        int b = s.Batch, d = c.Hidden, m = c.MlpHidden, rows = b * k, stride = 6 * d;
         Kernels.LayerNormModulate(x[..(rows * d)], s.H.AsSpan(0, rows * d), s.Mod, stride, (int)Mod.ShiftMlp * d,
-            (int)Mod.ScaleMlp * d, b, rows / b, d);                                                                    // (B, k, D)
+            (int)Mod.ScaleMlp * d, b, k, d);                                                                           // (B, k, D)
         Kernels.LinearGeluTanh(_gemm, s.H.AsSpan(0, rows * d), bw.Fc1.W, bw.Fc1.B, s.MlpHidden.AsSpan(0, rows * m), rows, d, m); // (B, k, 4D)
         Kernels.Linear(_gemm, s.MlpHidden.AsSpan(0, rows * m), bw.Fc2.W, bw.Fc2.B, dst[..(rows * d)], rows, m, d);     // (B, k, D)
     }
@@ -410,7 +374,7 @@ public sealed class DitModel
             }
         }
 
-        Mlp(bw, s, s.AttnCore, b * k, s.AttnCore);                                                                     // (B, k, D)
+        Mlp(bw, s, s.AttnCore, k, s.AttnCore);                                                                         // (B, k, D)
         for (int i = 0; i < b; i++)
         {
             for (int j = 0; j < k; j++)
@@ -442,7 +406,7 @@ public sealed class DitModel
         DitConfig c = Config;
         int b = s.Batch, t = c.Tokens, d = c.Hidden, outPerToken = c.Patch * c.Patch * c.OutChannels;
         Modulation(c.Depth, _w.FinalAdaLn, 2 * d, s);                                                                  // (U, 2D)
-        Expand(s.CondMod, s.FinalMod, 2 * d, s);                                                                       // (B, 2D)
+        s.Conditions.Expand(s.CondMod, s.FinalMod, 2 * d);                                                             // (B, 2D)
         Kernels.LayerNormModulate(s.X, s.H, s.FinalMod, 2 * d, 0, d, b, t, d);                                         // (B, T, D)
         Kernels.Linear(_gemm, s.H, _w.FinalLinear.W, _w.FinalLinear.B, s.FinalOut, b * t, d, outPerToken);             // (B, T, p*p*out)
     }

@@ -37,10 +37,7 @@ public sealed class DitRunState
         TimeHidden = new float[b * d];
         C = new float[b * d];
         CondC = new float[b * d];
-        CondRow = new int[b];
-        CondTimesteps = new float[b];
-        CondLabels = new int[b];
-        CondPrepared = new int[b];
+        Conditions = new ConditionRows(b);
         CondMod = new float[b * 6 * d];
         SiluC = new float[b * d];
         Mod = new float[b * 6 * d];
@@ -104,26 +101,8 @@ public sealed class DitRunState
     /// <summary>Conditioning c = t_emb + y_emb (B, D).</summary>
     internal float[] C { get; }
 
-    /// <summary>Batch row → its distinct (timestep, label) row (B).</summary>
-    internal int[] CondRow { get; }
-
-    /// <summary>Distinct (timestep, label) rows of the current forward, U ≤ B.</summary>
-    internal int CondCount { get; set; }
-
-    /// <summary>Timestep of each distinct row (U).</summary>
-    internal float[] CondTimesteps { get; }
-
-    /// <summary>Label of each distinct row (U).</summary>
-    internal int[] CondLabels { get; }
-
-    /// <summary>Row of each distinct (t, y) in <see cref="Prepared"/> (U), valid when <see cref="UsePrepared"/>.</summary>
-    internal int[] CondPrepared { get; }
-
-    /// <summary>The run's conditioning computed ahead (<see cref="DitModel.PrepareConditioning"/>), or null.</summary>
-    internal PreparedConditioning? Prepared { get; set; }
-
-    /// <summary>Whether the current forward takes its conditioning from <see cref="Prepared"/>.</summary>
-    internal bool UsePrepared { get; set; }
+    /// <summary>The distinct (timestep, label) rows of the current forward, and the run's prepared conditioning.</summary>
+    internal ConditionRows Conditions { get; }
 
     /// <summary>c of each distinct row (U, D).</summary>
     internal float[] CondC { get; }
