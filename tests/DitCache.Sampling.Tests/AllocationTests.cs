@@ -20,7 +20,7 @@ public sealed class AllocationGroup
 }
 
 /// <summary>
-/// STYLE.md rule 4 as a test: after warm-up, a step of the sampling loop (cache policy, CFG forward, scheduler,
+/// CONTRIBUTING.md's no-allocation rule as a test: after warm-up, a step of the sampling loop (cache policy, CFG forward, scheduler,
 /// telemetry) allocates nothing, on the loop's thread and on the worker pool's threads, which together are every
 /// thread the engine runs on. The tiny DiT fixture with two threads, so the GEMMs above the parallel threshold and
 /// the attention heads both run on the worker pool.

@@ -1,5 +1,5 @@
 """Golden calibration and samples for the calibrated accelerators (TeaCache, SmoothCache, MagCache), from an
-independent Python reading of docs/methods.mds 0, 1, 5.5, 5.7 and 5.8. Written from the spec text (and the
+independent Python reading of docs/methods.md §0, §1, §5.5, §5.7 and §5.8. Written from the spec text (and the
 official repositories it cites), not from the C# code, so that tests/DitCache.Evaluation.Tests/Tuning/CalibratedParityTests.cs
 compares two separate readings.
 

@@ -10,7 +10,7 @@ namespace DitCache.Models;
 public delegate void StageTap(string stage, ReadOnlySpan<float> values);
 
 /// <summary>
-/// The Diffusion Transformer of facebookresearch/DiT <c>models.py</c> (METHODS.md section 6), read top to bottom in
+/// The Diffusion Transformer of facebookresearch/DiT <c>models.py</c> (docs/methods.md §6), read top to bottom in
 /// the same order: embedders, block, final layer, the model forward, then classifier-free guidance. Row-major
 /// float32; every activation lives in a <see cref="DitRunState"/>. The cache seam (<see cref="ICachePolicy"/>) is
 /// called at the points marked "cache:" so every place an accelerator can act is visible here.
@@ -500,7 +500,7 @@ public sealed class DitModel
     /// writes the guided output of the first half into <paramref name="output"/> (N, out, H, W):
     /// <c>eps = uncond + scale·(cond − uncond)</c> on channels [0, <paramref name="guidedChannels"/>), the cond half's
     /// own values elsewhere (the variance channels). <paramref name="guidedChannels"/> = in_channels is standard CFG;
-    /// 3 reproduces the official DiT sampler (METHODS.md section 6.3). <paramref name="s"/> must have 2·N rows.
+    /// 3 reproduces the official DiT sampler (docs/methods.md §6.3). <paramref name="s"/> must have 2·N rows.
     /// </summary>
     public void ForwardWithCfg(ReadOnlySpan<float> x, float timestep, ReadOnlySpan<int> labels, float cfgScale,
         int guidedChannels, DitRunState s, ICachePolicy cache, Span<float> output)

@@ -5,7 +5,7 @@ namespace DitCache.Models;
 
 /// <summary>
 /// Every activation buffer of one forward, allocated once per (batch, resolution) and reused by every step
-/// (llama2.c's RunState; STYLE.md rule 4). Shapes use B = batch rows (2·N with CFG), T tokens, D hidden.
+/// (llama2.c's RunState; CONTRIBUTING.md: nothing allocates in the step loop). Shapes use B = batch rows (2·N with CFG), T tokens, D hidden.
 /// </summary>
 public sealed class DitRunState
 {
@@ -137,7 +137,7 @@ public sealed class DitRunState
     /// <summary>What the current (or last) forward did; cleared as each forward starts.</summary>
     internal ForwardStats Stats { get; }
 
-    /// <summary>FLOPs of the last forward, paper convention (METHODS.md 9.1).</summary>
+    /// <summary>FLOPs of the last forward, paper convention (docs/methods.md §9.1).</summary>
     public double LastFlops => Stats.Flops;
 
     /// <summary>Modules (attention or MLP) computed in the last forward.</summary>

@@ -22,7 +22,7 @@ public sealed record DitBlockWeights(LinearWeights AdaLn, LinearWeights Qkv, Lin
 
 /// <summary>
 /// All DiT weights and the config read from their shapes. This is the only file where checkpoint key strings appear
-/// (STYLE.md rule 2). Keys follow facebookresearch/DiT <c>models.py</c> (METHODS.md section 6.2).
+/// (CONTRIBUTING.md, "Layout"). Keys follow facebookresearch/DiT <c>models.py</c> (docs/methods.md §6.2).
 /// </summary>
 public sealed class DitWeights
 {
