@@ -4,15 +4,12 @@ namespace DitCache.Benchmarks;
 
 internal static class Program
 {
-    // "attention", "forward", "gemm", "precision", "alloc" and "cachedstep" are plain timing/probe modes for a shared
+    // "forward", "gemm", "precision", "alloc" and "cachedstep" are plain timing/probe modes for a shared
     // machine (Timing/), "serve" is the C# half of tools/bench/side_by_side.py; anything else goes to BenchmarkDotNet.
     private static void Main(string[] args)
     {
         switch (args.Length > 0 ? args[0] : "")
         {
-            case "attention":
-                AttentionTiming.Run(args);
-                break;
             case "forward":
                 ForwardTiming.Run(args);
                 break;

@@ -36,7 +36,8 @@ internal static class BenchCommand
         var quick = new Option<bool>("--quick") { Description = $"the quick preset: {QuickSamples} images, {QuickRepeats} repeats, one point per family at n = 3 and 5 (minutes on 2 cores); without it the full preset: {FullSamples} images, {FullRepeats} repeat, the FoCa paper's table transposed" };
         var cache = new Option<string[]>("--cache") { Description = "a configuration 'SPEC [steps=S] [cfg=X]' to measure instead of the preset; repeat the flag for more", AllowMultipleArgumentsPerToken = false };
         var specs = new Option<string?>("--specs") { Description = "a text file of configurations, one 'SPEC [steps=S] [cfg=X]' per line (# comments)" };
-        var samples = new Option<int?>("--samples") { Description = $"images per configuration, a multiple of 10 (one per class each); default {FullSamples}, --quick {QuickSamples}" };
+        var samples = new Option<int?>("--samples") { Description = $"images per configuration, a multiple of the number of classes (the same count of each); default {FullSamples}, --quick {QuickSamples}" };
+        var classes = new Option<string?>("--classes") { Description = "comma-separated class labels to sample, e.g. 207,360,387,974 (default: every class of the model)" };
         var repeats = new Option<int?>("--repeats") { Description = $"timed repeats per configuration, interleaved; default {FullRepeats}, --quick {QuickRepeats}" };
         var steps = new Option<int>("--steps") { Description = "sampling steps of the reference and of every configuration without steps=", DefaultValueFactory = _ => 50 };
         var cfg = new Option<float>("--cfg") { Description = "guidance scale of every configuration without cfg=", DefaultValueFactory = _ => SampleCommand.DefaultCfg };
@@ -51,13 +52,13 @@ internal static class BenchCommand
 
         var command = new Command("bench", "Measure speed and quality of many accelerator configurations side by side and write a report.")
         {
-            model, quick, cache, specs, samples, repeats, steps, cfg, sampler, seed, batch, shadowImages, threads, gemm, output, quiet,
+            model, quick, cache, specs, samples, classes, repeats, steps, cfg, sampler, seed, batch, shadowImages, threads, gemm, output, quiet,
         };
         command.SetAction(parse =>
         {
             bool isQuick = parse.GetValue(quick);
             var o = new BenchOptions(parse.GetValue(model), isQuick, parse.GetValue(cache) ?? [], parse.GetValue(specs),
-                parse.GetValue(samples) ?? (isQuick ? QuickSamples : FullSamples), parse.GetValue(repeats) ?? (isQuick ? QuickRepeats : FullRepeats),
+                parse.GetValue(samples) ?? (isQuick ? QuickSamples : FullSamples), parse.GetValue(classes), parse.GetValue(repeats) ?? (isQuick ? QuickRepeats : FullRepeats),
                 parse.GetValue(steps), parse.GetValue(cfg), parse.GetValue(sampler)!, parse.GetValue(seed), parse.GetValue(batch),
                 parse.GetValue(shadowImages), parse.GetValue(threads), parse.GetValue(gemm)!, parse.GetValue(output)!, parse.GetValue(quiet));
             return Run(o, stdout, stderr, interactive);
@@ -68,11 +69,6 @@ internal static class BenchCommand
     private static int Run(BenchOptions o, TextWriter stdout, TextWriter stderr, bool interactive)
     {
         // 1. Flags and plan, before anything heavy.
-        if (o.Samples < 10 || o.Samples % 10 != 0)
-        {
-            throw SampleCommand.Usage($"--samples {o.Samples} is invalid; give a multiple of 10 (the same number of images of each class), at least 10");
-        }
-
         if (o.Steps < 1 || o.Steps > 1000)
         {
             throw SampleCommand.Usage($"--steps {o.Steps} is out of range; give 1 to 1000");
@@ -98,55 +94,62 @@ internal static class BenchCommand
             throw SampleCommand.Usage("give either --specs FILE or --cache flags, not both");
         }
 
-        var settings = new BenchSettings(o.Samples / FashionMnist.ClassCount, o.Repeats, o.Seed, o.Sampler, o.Batch, o.ShadowImages);
-        settings.Validate();
         List<BenchConfig> plan = o.Specs is not null ? BenchPlan.FromFile(o.Specs, o.Steps, o.Cfg)
             : o.Caches.Length > 0 ? BenchPlan.Parse(o.Caches, "--cache", o.Steps, o.Cfg)
             : BenchPlan.Parse(o.Quick ? BenchPlan.QuickLines : BenchPlan.FullLines, o.Quick ? "the quick preset" : "the full preset", o.Steps, o.Cfg);
-
-        string outDir = Path.GetFullPath(o.Out);
-        if (File.Exists(outDir))
-        {
-            throw SampleCommand.Usage($"--out {o.Out} is a file; give a directory");
-        }
-
-        string? parent = Path.GetDirectoryName(outDir);
-        if (parent is null || !Directory.Exists(parent))
-        {
-            throw SampleCommand.Usage($"--out {o.Out}: directory '{parent}' does not exist; create it first or choose another path");
-        }
-
+        BenchSession.CheckDirectory(o.Out);
         IGemm gemm = GemmFactory.Create(o.Gemm, o.Threads);
 
-        // 2. Data, classifier, model; the real side of every comparison.
-        FashionMnist test = FashionMnist.Load(FashionMnistSplit.Test);
-        FashionMnist train = FashionMnist.Load(FashionMnistSplit.Train);
-        FmnistClassifier classifier = FmnistClassifier.LoadDefault(GemmFactory.Float32(gemm));   // the metric stays float32
+        // 2. Model; the classes and the sample count follow from it.
         TensorFile modelFile = o.Model is null ? DefaultModel.Load() : Checkpoint.Load(o.Model);
         DitWeights weights = DitWeights.FromFile(modelFile);
-        string modelName = (o.Model ?? "embedded:" + DefaultModel.ResourceName) + " " + Fingerprint(modelFile);
-        var runner = new BenchRunner(new DitModel(weights, gemm, o.Threads), classifier, train, DefaultModel.LoadCalibration(o.Model));
-        QualityReference reference = QualityReference.Compute(classifier, test, QualitySettings.AllClasses);
-        BenchResults results = BenchRunner.NewResults(settings, modelName, Machine(), CommandLine(o), o.Threads, gemm.Name,
-            reference, runner.MatchedFloor(settings, reference));
-
-        Directory.CreateDirectory(outDir);
-        string resultsPath = Path.Combine(outDir, "results.json");
-        if (File.Exists(resultsPath))
+        DitConfig config = weights.Config;
+        int[] classes = o.Classes is null ? QualitySettings.AllClasses(config.NumClasses) : SampleCommand.ParseClasses(o.Classes);
+        int bad = Array.FindIndex(classes, y => y >= config.NumClasses);
+        if (bad >= 0)
         {
-            BenchResults previous = BenchJson.Load(resultsPath);
-            BenchJson.CheckResumable(previous, results, resultsPath);
-            previous.Repeats = Math.Max(previous.Repeats, results.Repeats);
-            results = previous;
-            if (!o.Quiet)
-            {
-                stdout.WriteLine($"resuming {resultsPath}: {results.Entries.Count} configuration(s) measured before");
-            }
+            throw SampleCommand.Usage($"--classes: class {classes[bad]} is out of range; the model has classes 0..{config.NumClasses - 1}");
         }
 
-        void Save(BenchResults r) => AtomicFile.Write(resultsPath, "--out", s => s.Write(BenchJson.Serialize(r)));
+        if (classes.Distinct().Count() != classes.Length)
+        {
+            throw SampleCommand.Usage($"--classes {o.Classes}: a class is listed twice; give each class once");
+        }
 
-        // 3. Run, with a progress bar per configuration (time remaining) and one overall.
+        if (o.Samples < classes.Length || o.Samples % classes.Length != 0)
+        {
+            throw SampleCommand.Usage($"--samples {o.Samples} is invalid; give a multiple of {classes.Length} (the same number of images of each class), at least {classes.Length}");
+        }
+
+        var settings = new BenchSettings(classes, o.Samples / classes.Length, o.Repeats, o.Seed, o.Sampler, o.Batch, o.ShadowImages);
+        settings.Validate();
+
+        // 3. The real side of every comparison, when a quality model scores this model's images.
+        FmnistQuality? quality = null;                                              // the one quality model we ship
+        QualityReference? reference = null;
+        if (config.InChannels == 1 && config.InputSize == FashionMnist.ImageSize && config.NumClasses == FashionMnist.ClassCount)
+        {
+            quality = new FmnistQuality(FmnistClassifier.LoadDefault(GemmFactory.Float32(gemm)),   // the metric stays float32
+                FashionMnist.Load(FashionMnistSplit.Test), FashionMnist.Load(FashionMnistSplit.Train));
+            reference = quality.Reference(classes);
+        }
+        else if (!o.Quiet)
+        {
+            stdout.WriteLine($"no quality model scores {config.InputSize}x{config.InputSize}x{config.InChannels} images of {config.NumClasses} classes: measuring fidelity to full compute (PSNR, SSIM, rel. L2), FLOPs and time; FD and accuracy are left empty");
+        }
+
+        string modelName = (o.Model ?? "embedded:" + DefaultModel.ResourceName) + " " + BenchSession.Fingerprint(modelFile);
+        var runner = new BenchRunner(new DitModel(weights, gemm, o.Threads), quality, DefaultModel.LoadCalibration(o.Model));
+        BenchResults fresh = BenchRunner.NewResults(settings, modelName, BenchSession.Machine(), CommandLine(o), o.Threads, gemm.Name,
+            reference, runner.MatchedFloor(settings, reference), quality?.ClassNames);
+        BenchSession session = BenchSession.Open(o.Out, fresh);
+        BenchResults results = session.Results;
+        if (session.Resumed && !o.Quiet)
+        {
+            stdout.WriteLine($"resuming {session.ResultsPath}: {session.MeasuredBefore} configuration(s) measured before");
+        }
+
+        // 4. Run, with a progress bar per configuration (time remaining) and one overall.
         long totalImages = (long)plan.Count * settings.Samples * settings.Repeats;
         long doneBefore = results.Entries.Sum(e => (long)Math.Min(e.Seconds.Count, settings.Repeats) * settings.Samples);
         if (interactive && !o.Quiet)
@@ -161,9 +164,9 @@ internal static class BenchCommand
                     ProgressTask? current = null;
                     string currentLabel = "";
                     long completed = doneBefore;
-                    runner.Run(plan, settings, reference, results, (r, _) =>
+                    runner.Run(plan, settings, reference, results, (_, _) =>
                     {
-                        Save(r);
+                        session.Save();
                         completed += settings.Samples;
                     }, (label, done, total) =>
                     {
@@ -181,9 +184,9 @@ internal static class BenchCommand
         }
         else
         {
-            runner.Run(plan, settings, reference, results, (r, last) =>
+            runner.Run(plan, settings, reference, results, (_, last) =>
             {
-                Save(r);
+                session.Save();
                 if (!o.Quiet)
                 {
                     stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
@@ -192,84 +195,16 @@ internal static class BenchCommand
             });
         }
 
-        // 4. Reports, each through a temporary file.
-        BenchResults planned = new()
-        {
-            Model = results.Model, Machine = results.Machine, Command = results.Command, Samples = results.Samples,
-            Repeats = results.Repeats, Seed = results.Seed, Sampler = results.Sampler, Threads = results.Threads,
-            Gemm = results.Gemm, FloorFrechetDistance = results.FloorFrechetDistance,
-            MatchedFloorFrechetDistance = results.MatchedFloorFrechetDistance, StripClasses = results.StripClasses,
-            Entries = [.. plan.Select(c => results.Entries.Find(e => e.Config.Key == c.Key)!)],
-        };
-        var files = new List<(string Name, byte[] Bytes)>
-        {
-            ("results.csv", Utf8(BenchReport.Csv(planned))),
-            ("results.md", Utf8(BenchReport.Markdown(planned))),
-            ("frontier-psnr.svg", Utf8(BenchReport.FrontierPsnrSvg(planned))),
-            ("frontier-fd.svg", Utf8(BenchReport.FrontierFdSvg(planned))),
-            ("timeline.svg", Utf8(BenchReport.TimelineSvg(planned))),
-            ("grid.png", BenchReport.GridPng(planned)),
-            ("report.html", Utf8(BenchReport.Html(planned))),
-        };
-        if (BenchReport.ShadowSvg(planned) is { } shadow)
-        {
-            files.Add(("shadow.svg", Utf8(shadow)));
-        }
-
-        if (BenchReport.ShadowPerBlockSvg(planned) is { } perBlock)
-        {
-            files.Add(("shadow-per-block.svg", Utf8(perBlock)));
-        }
-
-        foreach ((string name, byte[] bytes) in files)
-        {
-            AtomicFile.Write(Path.Combine(outDir, name), "--out", s => s.Write(bytes));
-        }
-
+        // 5. Reports of the plan's configurations, each through a temporary file.
+        BenchResults planned = session.Planned(plan);
+        IReadOnlyList<string> written = session.WriteReports(planned);
         if (!o.Quiet)
         {
             stdout.Write(BenchReport.Markdown(planned));
-            stdout.WriteLine($"wrote {resultsPath} and {string.Join(", ", files.Select(f => f.Name))} in {outDir}");
+            stdout.WriteLine($"wrote {session.ResultsPath} and {string.Join(", ", written)} in {session.Directory}");
         }
 
         return 0;
-    }
-
-    private static byte[] Utf8(string text) => System.Text.Encoding.UTF8.GetBytes(text);
-
-    /// <summary>
-    /// Identifies the weights, so a results file is never resumed with another model under the same name: the
-    /// training steps from the metadata when present, and a SHA-256 over every tensor's name and values.
-    /// </summary>
-    private static string Fingerprint(TensorFile file)
-    {
-        using var sha = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
-        foreach (string key in file.Tensors.Keys.Order(StringComparer.Ordinal))
-        {
-            sha.AppendData(System.Text.Encoding.UTF8.GetBytes(key));
-            sha.AppendData(MemoryMarshal.AsBytes(file.Tensors[key].Data.AsSpan()));
-        }
-
-        string hash = Convert.ToHexStringLower(sha.GetHashAndReset())[..12];
-        return file.Metadata.TryGetValue("training_steps", out string? steps) ? $"(step {steps}, sha256 {hash})" : $"(sha256 {hash})";
-    }
-
-    /// <summary>CPU model, cores, ISA, OS and runtime: the machine line of every report.</summary>
-    internal static string Machine()
-    {
-        string cpu = "unknown CPU";
-        const string CpuInfo = "/proc/cpuinfo";
-        if (File.Exists(CpuInfo))
-        {
-            string? line = File.ReadLines(CpuInfo).FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal));
-            if (line is not null)
-            {
-                cpu = line[(line.IndexOf(':', StringComparison.Ordinal) + 1)..].Trim();
-            }
-        }
-
-        string isa = Avx512F.IsSupported ? "AVX-512" : Avx2.IsSupported ? "AVX2" : "no AVX2";
-        return $"{cpu}, {Environment.ProcessorCount} cores, {isa}, {RuntimeInformation.OSDescription}, .NET {Environment.Version}";
     }
 
     private static string CommandLine(BenchOptions o)
@@ -291,11 +226,16 @@ internal static class BenchCommand
         }
 
         parts.AddRange(o.Caches.Select(c => $"--cache \"{c}\""));
+        if (o.Classes is not null)
+        {
+            parts.Add($"--classes {o.Classes}");
+        }
+
         parts.Add(string.Create(CultureInfo.InvariantCulture,
             $"--samples {o.Samples} --repeats {o.Repeats} --steps {o.Steps} --cfg {o.Cfg} --sampler {o.Sampler} --seed {o.Seed} --batch {o.Batch} --shadow-images {o.ShadowImages} --threads {o.Threads} --gemm {o.Gemm}"));
         return string.Join(' ', parts);
     }
 
-    private sealed record BenchOptions(string? Model, bool Quick, string[] Caches, string? Specs, int Samples, int Repeats,
+    private sealed record BenchOptions(string? Model, bool Quick, string[] Caches, string? Specs, int Samples, string? Classes, int Repeats,
         int Steps, float Cfg, string Sampler, int Seed, int Batch, int ShadowImages, int Threads, string Gemm, string Out, bool Quiet);
 }

@@ -130,7 +130,8 @@ internal static class EvaluateCommand
         FmnistClassifier classifier = FmnistClassifier.LoadDefault(GemmFactory.Float32(gemm));   // the metric stays float32
         DitWeights weights = DefaultModel.LoadWeights(o.Model);
         string modelName = o.Model ?? "embedded:" + DefaultModel.ResourceName;
-        var evaluation = new QualityEvaluation(new DitModel(weights, gemm, o.Threads), classifier, train, DefaultModel.LoadCalibration(o.Model));
+        var quality = new FmnistQuality(classifier, test, train);
+        var evaluation = new QualityEvaluation(new DitModel(weights, gemm, o.Threads), quality, DefaultModel.LoadCalibration(o.Model));
         var settings = new QualitySettings(o.SamplesPerClass, labels, o.Steps, o.Sampler, o.Cfg, cacheOptions, o.Seed, o.Batch, o.GridColumns);
 
         // 3. Run: the reference features first (10,000 test images), then the sampling.
@@ -145,7 +146,7 @@ internal static class EvaluateCommand
                 {
                     ProgressTask features = ctx.AddTask("features of the test images", maxValue: 1);
                     ProgressTask sampling = ctx.AddTask($"{settings.TotalSamples} samples, {o.Sampler} x{o.Steps}, cache {o.Cache}", autoStart: false);
-                    QualityReference reference = QualityReference.Compute(classifier, test, labels);
+                    QualityReference reference = quality.Reference(labels);
                     features.Value = 1;
                     sampling.StartTask();
                     done = evaluation.Run(settings, reference, (s, total) =>
@@ -158,7 +159,7 @@ internal static class EvaluateCommand
         }
         else
         {
-            result = evaluation.Run(settings, QualityReference.Compute(classifier, test, labels));
+            result = evaluation.Run(settings, quality.Reference(labels));
         }
 
         // 4. Outputs, each through a temporary file.
@@ -192,7 +193,7 @@ internal static class EvaluateCommand
     private static void Print(TextWriter o, QualityResult r, DitConfig c, string model, string gemm, int threads)
     {
         QualitySettings s = r.Settings;
-        QualityReference reference = r.Reference;
+        QualityReference reference = r.Reference!;                                  // evaluate always scores
         CultureInfo inv = CultureInfo.InvariantCulture;
         o.WriteLine(string.Create(inv,
             $"evaluated {model} ({c.Name}): {s.TotalSamples} samples ({s.SamplesPerClass} per class), {s.Sampler} {s.Steps} steps, cfg {s.CfgScale}, cache {s.Cache.Spec}, seed {s.Seed}, gemm {gemm}, {threads} threads"));

@@ -80,7 +80,7 @@ internal static class InfoCommand
         o.WriteLine($"learn_sigma:  {(c.LearnSigma ? "true" : "false")} (out channels {c.OutChannels})");
         o.WriteLine($"classes:      {c.NumClasses} (+1 null class for guidance)");
         o.WriteLine(string.Create(inv, $"parameters:   {c.ParameterCount:N0}"));
-        o.WriteLine(string.Create(inv, $"gflops:       {DitFlops.Forward(c, 1) / 1e9:0.00####} per image forward (blocks only, 2 FLOPs per multiply-add; METHODS.md 9.1)"));
+        o.WriteLine(string.Create(inv, $"gflops:       {DitFlops.Forward(c, 1) / 1e9:0.00####} per image forward (blocks only, 2 FLOPs per multiply-add; docs/methods.md §9.1)"));
     }
 
     private static void PrintCache(TextWriter o, DitConfig c, ICacheOptions options, int images, int steps, float cfg, CalibrationFile? calibration)

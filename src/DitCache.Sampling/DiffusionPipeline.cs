@@ -38,7 +38,7 @@ public readonly record struct StepRecord(int N, int Timestep, bool Computed, dou
 /// <summary>The outcome of one sampling run.</summary>
 /// <param name="Sample">Final sample (N, C, H, W), before any clamping.</param>
 /// <param name="Steps">Per-step records in sampling order.</param>
-/// <param name="Flops">FLOPs of the run (paper convention, METHODS.md 9.1).</param>
+/// <param name="Flops">FLOPs of the run (paper convention, docs/methods.md §9.1).</param>
 /// <param name="FullFlops">FLOPs of the same run with every block computed.</param>
 /// <param name="Seconds">Wall clock of the sampling loop.</param>
 /// <param name="CacheBytes">Feature storage the cache policy held.</param>

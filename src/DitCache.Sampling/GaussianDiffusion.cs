@@ -5,8 +5,8 @@ using System.Linq;
 namespace DitCache.Sampling;
 
 /// <summary>
-/// DiT's Gaussian diffusion tables (<c>diffusion/gaussian_diffusion.py</c>, <c>respace.py</c>; METHODS.md section
-/// 6.4): linear betas over T = 1000 steps, respaced to S steps. Tables are float64 as in the reference; the samplers
+/// DiT's Gaussian diffusion tables (<c>diffusion/gaussian_diffusion.py</c>, <c>respace.py</c>;
+/// docs/methods.md §6.4): linear betas over T = 1000 steps, respaced to S steps. Tables are float64 as in the reference; the samplers
 /// cast each looked-up coefficient to float32 before use, as <c>_extract_into_tensor</c> does.
 /// Index i is the respaced index (S−1 = noisiest); the sampling ordinal is n = S−1−i.
 /// </summary>

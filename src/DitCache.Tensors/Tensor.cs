@@ -36,17 +36,11 @@ public sealed class Tensor
     /// <summary>Number of dimensions.</summary>
     public int Rank => Shape.Length;
 
-    /// <summary>The elements as a span.</summary>
-    public Span<float> Span => Data;
-
     /// <summary>Dimension <paramref name="axis"/>; negative counts from the end.</summary>
     public int Dim(int axis) => Shape[axis < 0 ? Shape.Length + axis : axis];
 
     /// <summary>A zero-filled tensor.</summary>
     public static Tensor Zeros(params int[] shape) => new(new float[ElementCount(shape)], shape);
-
-    /// <summary>The same buffer seen with another shape of equal element count.</summary>
-    public Tensor Reshape(params int[] shape) => new(Data, shape);
 
     /// <summary>Shape as text, e.g. <c>[2, 4, 32, 32]</c>.</summary>
     public string ShapeText => FormatShape(Shape);

@@ -8,7 +8,7 @@ using Xunit;
 namespace DitCache.Models.Tests;
 
 /// <summary>
-/// FLOPs of cached runs in the DiT-paper convention (METHODS.md sections 0 and 9.1): a module-cached step counts the
+/// FLOPs of cached runs in the DiT-paper convention (docs/methods.md §0 and §9.1): a module-cached step counts the
 /// adaLN projections only. The DiT-XL/2 figures need no weights: a full step is <see cref="DitFlops.Forward"/>, a
 /// cached one depth × <see cref="DitFlops.AdaLn"/> (the tiny-model test below checks DitModel counts exactly that).
 /// </summary>
@@ -45,7 +45,7 @@ public class CachedFlopsTests
     [Fact]
     public void SpectrumCachedStepsCountNothing()
     {
-        // METHODS.md 0: no block runs on a Spectrum cached step, not even adaLN. 14 computed steps of 50.
+        // docs/methods.md §0: no block runs on a Spectrum cached step, not even adaLN. 14 computed steps of 50.
         DitConfig c = DitConfig.FromPreset("DiT-XL/2", 256);
         bool[] full = FullSteps(CacheRegistry.Parse("spectrum:n=2,alpha=0.75"), 50);
         Assert.Equal(14, full.Count(f => f));
@@ -94,7 +94,7 @@ public class CachedFlopsTests
     [Fact]
     public void TeaCacheSkippedStepsCountBlockZerosAdaLnAndMagCacheNothing()
     {
-        // METHODS.md 9.1: a skipped block stack counts 0 block FLOPs, but TeaCache's indicator runs block 0's adaLN.
+        // docs/methods.md §9.1: a skipped block stack counts 0 block FLOPs, but TeaCache's indicator runs block 0's adaLN.
         // Hand-made calibrations: TeaCache poly = 0.1 with l = 0.15 computes steps 0, 2, 3; MagCache γ = 1 skips 1, 2.
         var model = new DitModel(DitWeights.FromFile(Golden.Weights), new ManagedGemm(1), 1);
         DitConfig c = model.Config;

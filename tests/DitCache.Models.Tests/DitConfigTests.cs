@@ -9,7 +9,7 @@ public class DitConfigTests
     [Fact]
     public void XlFlopsAndParametersMatchThePaperConvention()
     {
-        // METHODS.md section 0: 237.35 GFLOPs per image forward (the paper's 118.6 counts a multiply-add once),
+        // docs/methods.md §0: 237.35 GFLOPs per image forward (the paper's 118.6 counts a multiply-add once),
         // 23.735 TFLOPs for 50 DDIM steps with CFG; 675,129,632 parameters as DiT's train.py prints them.
         DitConfig c = DitConfig.FromPreset("DiT-XL/2", 256);
         Assert.Equal(237.35, DitFlops.Forward(c, 1) / 1e9, 2);

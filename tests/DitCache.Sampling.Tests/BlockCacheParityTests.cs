@@ -10,7 +10,7 @@ using Xunit.Abstractions;
 namespace DitCache.Sampling.Tests;
 
 /// <summary>
-/// FBCache, DBCache and Δ-DiT against an independent Python reading of METHODS.md 5.4/5.6 and cache-dit's guards
+/// FBCache, DBCache and Δ-DiT against an independent Python reading of docs/methods.md §5.4/§5.6 and cache-dit's guards
 /// (tools/reference/make_blockcache_fixtures.py, which runs the block stack itself rather than a seam), on the
 /// 4-block random DiT that script makes (the 2-block fixture cannot hold front and back blocks): 50 DDIM steps, CFG
 /// 1.5 on all channels, classes [3, 7]. The number of blocks run at every step must match exactly (it encodes every

@@ -10,7 +10,7 @@ using Xunit.Abstractions;
 namespace DitCache.Sampling.Tests;
 
 /// <summary>
-/// Every forecasting accelerator against an independent Python reading of METHODS.md
+/// Every forecasting accelerator against an independent Python reading of docs/methods.md
 /// (tools/reference/make_cache_fixtures.py, written from the spec, not from the C# policies): 50 DDIM steps, CFG 1.5
 /// on all channels, classes [3, 7], the fixture's noise, on the tiny random DiT. The computed-step list must match
 /// exactly, the final sample to float32 round-off, and the caching effect (sample − uncached sample) to a per-spec

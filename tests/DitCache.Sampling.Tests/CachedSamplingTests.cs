@@ -81,7 +81,7 @@ public class CachedSamplingTests
         (bool[] full, int slots) = Expected(options);
 
         Assert.Equal(full, result.Steps.Select(s => s.Computed));
-        bool blockLevel = options is SpectrumOptions;     // skips whole stacks: a cached step counts 0 (METHODS.md 0)
+        bool blockLevel = options is SpectrumOptions;     // skips whole stacks: a cached step counts 0 (docs/methods.md §0)
         double flops = full.Sum(f => f ? DitFlops.Forward(c, 4) : blockLevel ? 0 : c.Depth * DitFlops.AdaLn(c, 4));
         Assert.Equal(flops, result.Flops, 3);
         Assert.Equal(reference.Flops, result.FullFlops, 3);

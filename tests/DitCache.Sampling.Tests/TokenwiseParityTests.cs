@@ -11,7 +11,7 @@ using Xunit.Abstractions;
 namespace DitCache.Sampling.Tests;
 
 /// <summary>
-/// ToCa and DuCa against an independent Python reading of METHODS.md 5.2/5.3
+/// ToCa and DuCa against an independent Python reading of docs/methods.md §5.2/§5.3
 /// (tools/reference/make_tokenwise_fixtures.py, written from the spec, not from the C# policy): 50 DDIM steps, CFG 1.5
 /// on all channels, classes [3, 7], the fixture's noise, on the tiny random DiT (2 blocks, 16 tokens). The step types,
 /// the fresh-token count of every partial MLP and the selected token indices of every image row must match exactly;
@@ -113,7 +113,7 @@ public class TokenwiseParityTests
                 $"{spec}: step {n}, block {l}, row {b}: picked [{string.Join(", ", recording.Picked.AsSpan(j, Tokens).ToArray())}], Python [{string.Join(", ", tokens.AsSpan(j, Tokens).ToArray())}]");
         }
 
-        // FLOPs (METHODS 9.1): a full step every block; a ToCa step adaLN plus (MLP + LayerNorm)·k/T per block; an
+        // FLOPs (docs/methods.md §9.1): a full step every block; a ToCa step adaLN plus (MLP + LayerNorm)·k/T per block; an
         // aggressive step nothing.
         DitConfig c = s_model.Value.Config;
         double flops = 0;

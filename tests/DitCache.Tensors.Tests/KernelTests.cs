@@ -387,6 +387,46 @@ public class KernelTests
     }
 
     [Fact]
+    public void AttentionReceived_matches_reference()
+    {
+        foreach (int batch in new[] { 1, 2 })
+        {
+            foreach (int heads in new[] { 1, 3, 16 })
+            {
+                foreach (int tokens in new[] { 0, 1, 7, 63, 64, 65, 257 })
+                {
+                    int maps = batch * heads * tokens * tokens, count = batch * tokens;
+                    float[] p = TestUtil.Random(maps, maps + heads, 0.5f);
+                    for (int i = 0; i < maps; i++)
+                    {
+                        p[i] += 0.5f;                                                     // [0, 1), as probabilities
+                    }
+
+                    float[] expected = new float[count];
+                    Reference.AttentionReceived(p, expected, batch, heads, tokens);
+                    float[] received = TestUtil.Guarded(count);
+                    received.AsSpan(0, count).Fill(float.NaN);                            // stale values must not leak in
+                    Kernels.AttentionReceived(p, received.AsSpan(0, count), batch, heads, tokens);
+                    // A float32 running sum of heads·tokens non-negative terms: relative error below that many ε.
+                    TestUtil.AssertClose(expected, received, count, ((heads * tokens) + 2) * Eps, 0,
+                        $"received b={batch} h={heads} t={tokens}");
+                    TestUtil.AssertCanaries(received, count);
+                }
+            }
+        }
+    }
+
+    [Fact]
+    public void AttentionReceived_checks_its_spans()
+    {
+        float[] p = new float[2 * 3 * 5 * 5];
+        Assert.Throws<ArgumentException>(() => Kernels.AttentionReceived(p.AsSpan(1), new float[10], 2, 3, 5));
+        Assert.Throws<ArgumentException>(() => Kernels.AttentionReceived(p, new float[9], 2, 3, 5));
+        Assert.Throws<ArgumentException>(() => Kernels.AttentionReceived(p, p.AsSpan(0, 10), 2, 3, 5));
+        Assert.Throws<ArgumentOutOfRangeException>(() => Kernels.AttentionReceived(p, new float[10], 2, 0, 5));
+    }
+
+    [Fact]
     public void Attention_checks_its_scratch()
     {
         float[] qkv = new float[2 * 10 * 3 * 64];

@@ -12,7 +12,7 @@ docs/benchmarks/pytorch.md).
            both engines from the same initial noise; seconds of the sampling loop. Also checks that the two final
            samples agree (relative L2 < 1e-3), so both engines did the same work.
   cache    DitCache alone: FoCa, TaylorSeer and FORA at n=5 against the uncached run of the same sampling job;
-           wall-clock speedup against the FLOPs ratio (DiT-paper FLOPs, METHODS.md 9.1).
+           wall-clock speedup against the FLOPs ratio (DiT-paper FLOPs, docs/methods.md §9.1).
 
 The C# side is one long-lived process per DitCache thread setting (bench/DitCache.Benchmarks `serve`, Release build
 made once here); PyTorch runs in this process, with one torch thread and each listed OpenBLAS thread count (set

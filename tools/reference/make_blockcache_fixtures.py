@@ -1,5 +1,5 @@
 """Golden samples for the block-range caches FBCache, DBCache and Delta-DiT, from an independent Python reading of
-METHODS.md (sections 0, 1, 5.4, 5.6) and of cache-dit's guards (cache_manager.can_cache / cache_context.add_cached_step).
+docs/methods.md (sections 0, 1, 5.4, 5.6) and of cache-dit's guards (cache_manager.can_cache / cache_context.add_cached_step).
 Written from the spec, not from the C# policies, so tests/DitCache.Sampling.Tests/BlockCacheParityTests.cs compares
 two separate readings. The control flow here runs the block stack itself (no seam): front blocks, decision, middle
 blocks or the stored residual, back blocks.
@@ -17,7 +17,7 @@ tests/TestData/dit/tiny_dit_deep_blockcache_golden.safetensors:
   <prefix>.blocks       (50,)      number of blocks that ran at step n
   <prefix>.diff         (50,)      DBCache/FBCache relative L1 diff of the front residual (-1 where none was taken)
 Run: 50 DDIM steps (eta 0), classes [3, 7], CFG 1.5 on all eps channels, [x; x] batch with labels [y; null], one
-decision for both halves (METHODS 0). Block math float32; the diff in float64.
+decision for both halves (docs/methods.md §0). Block math float32; the diff in float64.
 """
 import os
 import sys

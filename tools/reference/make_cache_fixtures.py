@@ -1,4 +1,4 @@
-"""Golden samples for every forecasting accelerator, from an independent Python reading of METHODS.md
+"""Golden samples for every forecasting accelerator, from an independent Python reading of docs/methods.md
 (sections 0, 1, 2.4, 2.6, 3, 4.1, 5.1). Written from the spec alone, not from the C# policies, so that the C# parity
 test (tests/DitCache.Sampling.Tests/CacheParityTests.cs) compares two separate readings of the same text.
 
@@ -14,13 +14,13 @@ The __metadata__ maps each prefix to its C# spec string (key "spec.<prefix>") an
 Prefix = the spec with ':' and ',' replaced by '_', '=' dropped and '.' written 'p', e.g. "foca:n=5,time=t" ->
 "foca_n5_timet", "spectrum:n=2,alpha=0.75,..." -> "spectrum_n2_alpha0p75_...".
 
-Run: 50 DDIM steps (eta 0, no clipping), classes [3, 7], CFG 1.5 on all eps channels (METHODS 0), the CFG batch
-[x; x] with labels [y; null] going through one cached forward, so one decision covers both halves (METHODS 0, 1).
+Run: 50 DDIM steps (eta 0, no clipping), classes [3, 7], CFG 1.5 on all eps channels (docs/methods.md §0), the CFG batch
+[x; x] with labels [y; null] going through one cached forward, so one decision covers both halves (docs/methods.md §0, §1).
 Model math is float32 (the same DiT modules as the other fixtures); the forecasters keep their state and do their
-arithmetic in float64, casting to float32 only where a forecast enters the network (METHODS 1: "scalar weights in
+arithmetic in float64, casting to float32 only where a forecast enters the network (docs/methods.md §1: "scalar weights in
 float64"). Sampling ordinal n = 0 is the noisiest step everywhere.
 
-Readings where METHODS leaves a choice (each policy's docstring gives the detail):
+Readings where docs/methods.md leaves a choice (each policy's docstring gives the detail):
   * TaylorSeer warmup = the official first_enhance, so the derivative gate of 4.1 (i < S - first_enhance + 1) is
     n >= warmup - 1; taylorseer:n=3,o=2,warmup=3 is the spec that tells this apart.
   * FoCa time=t: time coordinate = the model timestep t_n; Dloc = (Y - Yp)/h_(k-1), omega = h_k/h_(k-1) (2.4,
@@ -73,7 +73,7 @@ def parse(spec):
 # Schedules (which sampling ordinals run every block)
 
 def taylor_schedule(steps, interval, warmup):
-    """TaylorSeer-DiT cal_type (METHODS 4.1) with first_enhance = warmup: full while n < warmup, then whenever the
+    """TaylorSeer-DiT cal_type (docs/methods.md §4.1) with first_enhance = warmup: full while n < warmup, then whenever the
     cached-step counter has reached N-1 (counter reset on every full step). The last step is not forced."""
     full, counter = [], 0
     for n in range(steps):
@@ -84,12 +84,12 @@ def taylor_schedule(steps, interval, warmup):
 
 
 def fora_schedule(steps, interval):
-    """FORA (METHODS 5.1): respaced index i = S-1-n; full when i == S-1 or i mod N == 0."""
+    """FORA (docs/methods.md §5.1): respaced index i = S-1-n; full when i == S-1 or i mod N == 0."""
     return [(steps - 1 - n) == steps - 1 or (steps - 1 - n) % interval == 0 for n in range(steps)]
 
 
 def spectrum_schedule(steps, n0, alpha, warmup):
-    """Spectrum's adaptive schedule, literally as METHODS 3.5."""
+    """Spectrum's adaptive schedule, literally as docs/methods.md §3.5."""
     full, cnt, ncc, ws = [], 0, 0, n0
     for _ in range(steps):
         compute = True
@@ -122,7 +122,7 @@ class NoCache:
 
 
 class Fora:
-    """Static reuse of the last computed module output (METHODS 5.1)."""
+    """Static reuse of the last computed module output (docs/methods.md §5.1)."""
     level = "module"
 
     def __init__(self, steps, timesteps, n="3"):
@@ -140,7 +140,7 @@ class Fora:
 
 
 class TaylorSeer:
-    """TaylorSeer-DiT (METHODS 4.1), in sampling ordinals. Factors d_0..d_k per key; at a full step n with previous
+    """TaylorSeer-DiT (docs/methods.md §4.1), in sampling ordinals. Factors d_0..d_k per key; at a full step n with previous
     full step n_prev: d_0 = F, d_{j+1} = (d_j - old_j) / (n - n_prev) while old_j exists and j < O (divided by the
     latest gap only, as the official code). A Taylor step emits sum_j d_j (n - n_last)^j / j!.
 
@@ -185,7 +185,7 @@ class TaylorSeer:
 
 
 class FocaA:
-    """FoCa-A (METHODS 2.4): per key Y (value at n-1), Yp (n-2), Ffull at n_full, Dfull.
+    """FoCa-A (docs/methods.md §2.4): per key Y (value at n-1), Yp (n-2), Ffull at n_full, Dfull.
 
     Time coordinate s_n: the ordinal n (time=step, h = 1) or the model timestep t_n (time=t, the variable-step form
     of 2.4 with h_k = s_n - s_{n-1}, h_{k-1} = s_{n-1} - s_{n-2}, omega = h_k / h_{k-1}). Every formula is homogeneous
@@ -244,7 +244,7 @@ class FocaA:
 
 
 class FocaB:
-    """The vipshop/cache-dit reading (METHODS 2.6), applied per module. Rolling F_k, F_km1 (every step), F_full,
+    """The vipshop/cache-dit reading (docs/methods.md §2.6), applied per module. Rolling F_k, F_km1 (every step), F_full,
     F_full_prev (full steps). Cached step with e = n - n_full elapsed steps: D = (F_full - F_full_prev) +
     (F_k - F_km1) (the full-step difference NOT divided by the gap, cache-dit's quirk);
     e <= 3: pred = F_full + e/2 D; else w = 3/e, pred = w (F_full + 1.5 D) + (1 - w) F_full. Missing F_km1 or
@@ -287,7 +287,7 @@ class FocaB:
 
 
 class Spectrum:
-    """Spectrum (METHODS 3) on the output of the last DiT block. Buffer of (n, h_n) from full steps only (window
+    """Spectrum (docs/methods.md §3) on the output of the last DiT block. Buffer of (n, h_n) from full steps only (window
     100, so all of them here); tau = 2n/S - 1; Chebyshev T_0..T_M (M = degree); ridge C = (X^T X + lam I)^-1 X^T H over
     all buffered points (lam on every coefficient, T_0 included); local linear extrapolation from the last two
     buffered points; output (1 - w) h_lin + w h_cheb. Forecasts never enter the buffer."""
@@ -354,7 +354,7 @@ def build_policy(spec, steps, timesteps):
 
 
 # ----------------------------------------------------------------------------------------------------------
-# The cached DiT forward (METHODS 1, 6.3): embedders and the final layer always run; every block always computes its
+# The cached DiT forward (docs/methods.md §1, §6.3): embedders and the final layer always run; every block always computes its
 # adaLN modulation from the current c; a module-cached step replaces attn/mlp outputs (pre-gate) by the forecast.
 
 def cached_forward(model, x, t, y, policy, full):
@@ -391,7 +391,7 @@ def coef(table, i):
 
 
 def ddim_sample(model, diffusion, noise, labels, spec):
-    """DDIM eta 0 (METHODS 6.4) with CFG on all eps channels; returns the sample and the per-step computed flags."""
+    """DDIM eta 0 (docs/methods.md §6.4) with CFG on all eps channels; returns the sample and the per-step computed flags."""
     s = diffusion.num_timesteps
     timesteps = [float(diffusion.timestep_map[s - 1 - n]) for n in range(s)]    # original t, noisiest first
     policy = build_policy(spec, s, timesteps)
@@ -424,7 +424,7 @@ def load_model():
 
 
 def self_checks():
-    """The schedules against the counts METHODS quotes, and the forecasters on features linear in time."""
+    """The schedules against the counts docs/methods.md quotes, and the forecasters on features linear in time."""
     assert sum(fora_schedule(50, 3)) == 18 and sum(fora_schedule(50, 5)) == 11
     assert sum(taylor_schedule(50, 3, 2)) == 18 and sum(taylor_schedule(50, 4, 2)) == 14
     assert [n for n, f in enumerate(taylor_schedule(50, 5, 2)) if f][-1] == 46        # i = 3

@@ -1,5 +1,5 @@
 """Golden calibration and samples for the calibrated accelerators (TeaCache, SmoothCache, MagCache), from an
-independent Python reading of METHODS.md sections 0, 1, 5.5, 5.7 and 5.8. Written from the spec text (and the
+independent Python reading of docs/methods.md §0, §1, §5.5, §5.7 and §5.8. Written from the spec text (and the
 official repositories it cites), not from the C# code, so that tests/DitCache.Evaluation.Tests/Tuning/CalibratedParityTests.cs
 compares two separate readings.
 
@@ -18,9 +18,9 @@ __metadata__ (strings; lists as JSON with float64 precision):
                             decision to its threshold (so a tie cannot flip the computed list)
 
 Run: 50 DDIM steps (eta 0), classes [3, 7], CFG 1.5 on all eps channels, one CFG batch [x; x] with labels [y; null]
-(METHODS 0), float32 model math, statistics in float64.
+(docs/methods.md §0), float32 model math, statistics in float64.
 
-Readings where METHODS leaves a choice (the C# side documents the same ones):
+Readings where docs/methods.md leaves a choice (the C# side documents the same ones):
   * TeaCache "model output" (5.5 calibration step 1) = the guided eps the sampler consumes (N, C, H, W), variance
     channels excluded; the indicator is block 0's modulated input of the whole CFG batch.
   * MagCache: gamma_n averages ||r_n|| / ||r_(n-1)|| over every token of the CFG batch; steps n < int(0.1 S + 0.5)
@@ -197,7 +197,7 @@ class MagCache:
 
 
 def smooth_schedule(rows, steps, alpha):
-    """METHODS 5.7: longest lookahead first; row r (index r-1) at i within alpha -> compute i, reuse r steps."""
+    """docs/methods.md §5.7: longest lookahead first; row r (index r-1) at i within alpha -> compute i, reuse r steps."""
     sched, i, margin = [None] * steps, 0, float("inf")
     while i < steps:
         jump = 1
@@ -296,7 +296,7 @@ def self_checks():
     assert smooth_schedule(rows, 10, 0.2)[0] == [1, 0, 0, 0, 1, 0, 1, 1, 1, 1]
     # MagCache with gamma = 1 never accumulates error: skips K in a row after the retained steps.
     assert MagCache(10, [1.0] * 10, 0.1, 2).computed == [1, 0, 0, 1, 0, 0, 1, 0, 0, 1]
-    # Nearest interpolation indices of METHODS 5.8 (numpy rounds half to even).
+    # Nearest interpolation indices of docs/methods.md §5.8 (numpy rounds half to even).
     assert np.round(np.arange(5) * (3 - 1) / (5 - 1)).astype(int).tolist() == [0, 0, 1, 2, 2]
 
 

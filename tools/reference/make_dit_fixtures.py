@@ -1,5 +1,5 @@
 """Golden tensors for the C# DiT, the CFG batch and the DDIM/DDPM samplers, from our PyTorch reference
-(tools/train/dit_model.py, written from METHODS.md section 6).
+(tools/train/dit_model.py, written from docs/methods.md §6).
 
     OPENBLAS_NUM_THREADS=1 /usr/bin/python3 tools/reference/make_dit_fixtures.py
 
@@ -60,7 +60,7 @@ def guided_step_output(model, x, t_orig, labels):
 
 
 def ddim_sample(model, diffusion, noise, labels):
-    """DDIM, eta = 0, no clipping (METHODS 6.4). Returns the final sample and the guided eps of step n = 0."""
+    """DDIM, eta = 0, no clipping (docs/methods.md §6.4). Returns the final sample and the guided eps of step n = 0."""
     x, eps0 = noise.clone(), None
     c = model.in_channels
     for i in reversed(range(diffusion.num_timesteps)):                          # respaced index, n = S-1-i
@@ -76,7 +76,7 @@ def ddim_sample(model, diffusion, noise, labels):
 
 
 def ddpm_sample(model, diffusion, noise, step_noise, labels):
-    """Ancestral DDPM with learned-range variance; v from the cond half (METHODS 6.3/6.4)."""
+    """Ancestral DDPM with learned-range variance; v from the cond half (docs/methods.md §6.3/§6.4)."""
     x = noise.clone()
     c = model.in_channels
     s = diffusion.num_timesteps

@@ -1,4 +1,4 @@
-"""Reference values for the image fidelity metrics (METHODS.md 9.2), computed with numpy formulas that share no code
+"""Reference values for the image fidelity metrics (docs/methods.md §9.2), computed with numpy formulas that share no code
 with the C# (src/DitCache.Evaluation/Metrics/ImageMetrics.cs).
 
     /usr/bin/python3 tools/reference/make_metric_fixtures.py

@@ -1,4 +1,4 @@
-"""Golden samples for the token-wise caches ToCa and DuCa, from an independent Python reading of METHODS.md
+"""Golden samples for the token-wise caches ToCa and DuCa, from an independent Python reading of docs/methods.md
 (sections 0, 1, 5.2, 5.3). Written from the spec, not from the C# policy, so that the C# parity test
 (tests/DitCache.Sampling.Tests/TokenwiseParityTests.cs) compares two separate readings of the same text.
 
@@ -19,7 +19,7 @@ Prefix as in make_cache_fixtures.py: "toca:n=3,ratio=0.07" -> "toca_n3_ratio0p07
 Run: 50 DDIM steps (eta 0), classes [3, 7], CFG 1.5 on all eps channels, the batch [x; x] with labels [y; null]
 through one cached forward (one decision for both halves; every image row scored and selected on its own).
 
-Readings (the C# docs give the same list; METHODS leaves these open):
+Readings (the C# docs give the same list; docs/methods.md leaves these open):
   * Step type (5.2, 5.3): i = S-1-n. The first step is full (checked against N); every full step sets
     C = round_half_even(N / (1 + 0.4 - 0.8 i/S)), or 2 for i in [int(0.2S), int(0.4S)). Later: full when i % C == 0;
     otherwise ToCa; DuCa makes it aggressive when i % C is even.
@@ -68,7 +68,7 @@ def parse(spec):
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Schedule and ratio (METHODS 5.2 / 5.3)
+# Schedule and ratio (docs/methods.md §5.2 / 5.3)
 
 def step_types(steps, threshold, dual):
     """'F' full, 'T' ToCa, 'A' aggressive, for n = 0 .. steps-1."""
@@ -208,7 +208,7 @@ def ddim_sample(model, diffusion, noise, labels, spec):
 
 def self_checks():
     toca = "".join(step_types(50, 3, False))
-    assert toca == "FTTTFFTTTFTTTFTTTFTFTTFTTFTTFTTFTFTFTFTFTFTFTFTFTF", toca   # METHODS 5.2
+    assert toca == "FTTTFFTTTFTTTFTTTFTFTTFTTFTTFTTFTFTFTFTFTFTFTFTFTF", toca   # docs/methods.md §5.2
     duca = "".join(step_types(50, 3, True))
     assert duca.replace("A", "T") == toca and duca.count("A") == 8, duca
     # The 2x2 bonus and the tie-breaks on a uniform row: each cell's first token wins.

@@ -1,5 +1,5 @@
 """The DiT architecture and the Gaussian diffusion of facebookresearch/DiT, written by us from
-shared/docs/METHODS.md section 6 (not copied). Key names match the official checkpoints, so a state_dict
+docs/methods.md §6 (not copied). Key names match the official checkpoints, so a state_dict
 saved from this module loads in the official code and in DitCache.
 
 Runs on Debian's PyTorch 1.13 and on newer PyTorch (no scaled_dot_product_attention, no timm).

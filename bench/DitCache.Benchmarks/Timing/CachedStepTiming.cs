@@ -62,7 +62,7 @@ internal static class CachedStepTiming
         {
             for (int l = 0; l < c.Depth; l++)
             {
-                Kernels.LinearFewRows(silu.AsSpan(0, distinct * d), w.Blocks[l].AdaLnW, w.Blocks[l].AdaLnB, mod.AsSpan(0, distinct * 6 * d),
+                Kernels.LinearFewRows(silu.AsSpan(0, distinct * d), w.Blocks[l].AdaLn.W, w.Blocks[l].AdaLn.B, mod.AsSpan(0, distinct * 6 * d),
                     distinct, d, 6 * d, fewScratch, threads);
             }
         });
@@ -75,14 +75,14 @@ internal static class CachedStepTiming
             }
         });
         names.Add("  patch embed");
-        variants.Add(() => Kernels.PatchEmbed(gemm, img, w.PatchW, w.PatchB, xs, im2col, b, c.InChannels, c.InputSize, c.InputSize, c.Patch, d));
+        variants.Add(() => Kernels.PatchEmbed(gemm, img, w.PatchEmbed.W, w.PatchEmbed.B, xs, im2col, b, c.InChannels, c.InputSize, c.InputSize, c.Patch, d));
         names.Add("  final layer (adaLN, LN+mod, Linear)");
         variants.Add(() =>
         {
-            Kernels.LinearFewRows(silu.AsSpan(0, distinct * d), w.FinalAdaLnW, w.FinalAdaLnB, mod.AsSpan(0, distinct * 2 * d), distinct, d, 2 * d,
+            Kernels.LinearFewRows(silu.AsSpan(0, distinct * d), w.FinalAdaLn.W, w.FinalAdaLn.B, mod.AsSpan(0, distinct * 2 * d), distinct, d, 2 * d,
                 fewScratch, threads);
             Kernels.LayerNormModulate(xs, h, mod, 2 * d, 0, d, b, t, d);
-            Kernels.Linear(gemm, h, w.FinalW, w.FinalB, finalOut, rows, d, c.Patch * c.Patch * c.OutChannels);
+            Kernels.Linear(gemm, h, w.FinalLinear.W, w.FinalLinear.B, finalOut, rows, d, c.Patch * c.Patch * c.OutChannels);
         });
         names.Add("  unpatchify");
         variants.Add(() => Kernels.Unpatchify(finalOut, outImg, b, c.OutChannels, c.InputSize, c.InputSize, c.Patch));

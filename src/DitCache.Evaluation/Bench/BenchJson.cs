@@ -58,6 +58,7 @@ public static class BenchJson
 
         Same("model", previous.Model, current.Model);
         Same("samples", previous.Samples, current.Samples);
+        Same("classes", string.Join(',', previous.StripClasses), string.Join(',', current.StripClasses));
         Same("seed", previous.Seed, current.Seed);
         Same("sampler", previous.Sampler, current.Sampler);
         Same("threads", previous.Threads, current.Threads);

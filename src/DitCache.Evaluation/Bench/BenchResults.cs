@@ -52,19 +52,19 @@ public sealed class BenchEntry
     /// <summary>Median seconds of the reference at the same guidance scale divided by this median, measured in the same run.</summary>
     public double Speedup { get; set; }
 
-    /// <summary>Mean PSNR (dB) of the images against the full-compute images at the same seeds (METHODS 9.2; capped at 100).</summary>
+    /// <summary>Mean PSNR (dB) of the images against the full-compute images at the same seeds (docs/methods.md §9.2; capped at 100).</summary>
     public required double Psnr { get; init; }
 
-    /// <summary>Mean SSIM against the full-compute images at the same seeds (METHODS 9.2).</summary>
+    /// <summary>Mean SSIM against the full-compute images at the same seeds (docs/methods.md §9.2).</summary>
     public required double Ssim { get; init; }
 
     /// <summary>Relative L2 of all final samples against the full-compute ones.</summary>
     public required double RelativeL2 { get; init; }
 
-    /// <summary>Frechet distance of the classifier features against the Fashion-MNIST test set.</summary>
+    /// <summary>Frechet distance of the quality model's features against the real images (NaN without a quality model).</summary>
     public required double FrechetDistance { get; init; }
 
-    /// <summary>Fraction of samples the classifier assigns to their requested class.</summary>
+    /// <summary>Fraction of samples the quality model's classifier assigns to their requested class (NaN without one).</summary>
     public required double Accuracy { get; init; }
 
     /// <summary>Feature memory the accelerator held for one batch (bytes).</summary>
@@ -82,7 +82,7 @@ public sealed class BenchEntry
     /// <summary>From a shadow run (may be null): per block, the mean relative L2 error over its forecast sites and steps.</summary>
     public double[]? ShadowPerBlock { get; set; }
 
-    /// <summary>The first sample of each class, (classes, 1, 28, 28) row-major, for image grids.</summary>
+    /// <summary>The first sample of each class, (classes, C, H, W) row-major, for image grids.</summary>
     public required float[] Strip { get; init; }
 
     /// <summary>Median of a list (NaN when empty).</summary>
@@ -138,6 +138,12 @@ public sealed class BenchResults
 
     /// <summary>Class labels of the strip columns (<see cref="BenchEntry.Strip"/>).</summary>
     public required int[] StripClasses { get; init; }
+
+    /// <summary>(C, H, W) of one sample; null in files from before it was recorded (the reports then infer it).</summary>
+    public int[]? ImageShape { get; set; }
+
+    /// <summary>Names of the strip classes, parallel to <see cref="StripClasses"/>, from the quality model; null: show the labels.</summary>
+    public string[]? ClassNames { get; set; }
 
     /// <summary>Measured configurations in plan order.</summary>
     public List<BenchEntry> Entries { get; init; } = [];

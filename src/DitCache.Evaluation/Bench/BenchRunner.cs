@@ -1,9 +1,9 @@
 using System;
 using System.Collections.Generic;
+using System.Globalization;
 using System.Linq;
 using DitCache.Caching;
 using DitCache.Caching.Calibration;
-using DitCache.Evaluation.Data;
 using DitCache.Evaluation.Metrics;
 using DitCache.Evaluation.Quality;
 using DitCache.Models;
@@ -13,24 +13,31 @@ using DitCache.Tensors;
 namespace DitCache.Evaluation.Bench;
 
 /// <summary>How a benchmark samples.</summary>
-/// <param name="SamplesPerClass">Images per class per configuration (all ten classes).</param>
+/// <param name="Classes">The classes sampled, each <paramref name="SamplesPerClass"/> times, class-major; normally every
+/// class of the model (<see cref="QualitySettings.AllClasses"/>).</param>
+/// <param name="SamplesPerClass">Images per class per configuration.</param>
 /// <param name="Repeats">Timed repeats per configuration; configurations are interleaved round by round.</param>
 /// <param name="Seed">Base seed: every configuration sees the same initial noise per image.</param>
 /// <param name="Sampler">"ddim" or "ddpm".</param>
 /// <param name="BatchSize">Images per pipeline run.</param>
 /// <param name="ShadowImages">Images of the shadow run per cached configuration (0 = no shadow runs).</param>
-public sealed record BenchSettings(int SamplesPerClass, int Repeats, int Seed = 0, string Sampler = "ddim", int BatchSize = 50,
+public sealed record BenchSettings(int[] Classes, int SamplesPerClass, int Repeats, int Seed = 0, string Sampler = "ddim", int BatchSize = 50,
     int ShadowImages = 10)
 {
     /// <summary>Images per configuration.</summary>
-    public int Samples => SamplesPerClass * FashionMnist.ClassCount;
+    public int Samples => SamplesPerClass * Classes.Length;
 
     /// <summary>Checks the numbers; throws <see cref="DitCacheException"/> (exit code 2) naming the flag.</summary>
     public void Validate()
     {
+        if (Classes.Length == 0)
+        {
+            throw new DitCacheException("--classes is empty; give at least one class", exitCode: 2);
+        }
+
         if (SamplesPerClass < 1)
         {
-            throw new DitCacheException($"--samples {Samples} is too small; give at least 10 (one image per class)", exitCode: 2);
+            throw new DitCacheException($"--samples {Samples} is too small; give at least {Classes.Length} (one image per class)", exitCode: 2);
         }
 
         if (Repeats < 1)
@@ -52,23 +59,28 @@ public sealed record BenchSettings(int SamplesPerClass, int Repeats, int Seed = 
 
 /// <summary>
 /// Runs a benchmark plan: every configuration on the same classes and the same initial noise, scored against the
-/// full-compute reference of its guidance scale (PSNR, SSIM, relative L2) and against the real test set (Frechet
-/// distance, class accuracy), timed over interleaved repeats so machine drift hits every configuration alike.
+/// full-compute reference of its guidance scale (PSNR, SSIM, relative L2) and, with a quality model, against the real
+/// images (Frechet distance, class accuracy), timed over interleaved repeats so machine drift hits every configuration
+/// alike. Image size, channels and classes come from the model and the settings, so any class-conditional DiT runs.
 /// Results are handed to <c>checkpoint</c> after every configuration, so an interrupted run resumes where it stopped.
 /// </summary>
 public sealed class BenchRunner
 {
     private readonly DitModel _model;
+    private readonly IQualityModel? _quality;
     private readonly QualityEvaluation _evaluation;
-    private readonly QualityEvaluation _withFloor;
     private readonly DiffusionPipeline _pipeline;
 
-    /// <summary>A runner over <paramref name="model"/>, scored with <paramref name="classifier"/>.</summary>
-    public BenchRunner(DitModel model, FmnistClassifier classifier, FashionMnist train, CalibrationFile? calibration = null)
+    /// <summary>
+    /// A runner over <paramref name="model"/>, scored against real images with <paramref name="quality"/> (null:
+    /// fidelity to full compute, FLOPs and time only; Frechet distance and accuracy are NaN).
+    /// </summary>
+    public BenchRunner(DitModel model, IQualityModel? quality, CalibrationFile? calibration = null)
     {
+        ArgumentNullException.ThrowIfNull(model);
         _model = model;
-        _evaluation = new QualityEvaluation(model, classifier, calibration: calibration);
-        _withFloor = new QualityEvaluation(model, classifier, train, calibration);
+        _quality = quality;
+        _evaluation = new QualityEvaluation(model, quality, calibration, matchedFloor: false);   // once per run: MatchedFloor
         _pipeline = new DiffusionPipeline(model, calibration);
     }
 
@@ -79,14 +91,16 @@ public sealed class BenchRunner
     /// </summary>
     /// <param name="plan">Configurations in order.</param>
     /// <param name="settings">Sampling settings (must equal those of <paramref name="results"/>).</param>
-    /// <param name="reference">The real test-set features and floor.</param>
+    /// <param name="reference">The real images' features and floor (null without a quality model).</param>
     /// <param name="results">Results to extend (new or loaded from a previous run).</param>
     /// <param name="checkpoint">Called after every configuration with the results so far and the entry just measured.</param>
     /// <param name="progress">(label, images done, images total) while sampling.</param>
-    public void Run(IReadOnlyList<BenchConfig> plan, BenchSettings settings, QualityReference reference, BenchResults results,
+    public void Run(IReadOnlyList<BenchConfig> plan, BenchSettings settings, QualityReference? reference, BenchResults results,
         Action<BenchResults, BenchEntry> checkpoint, Action<string, int, int>? progress = null)
     {
         settings.Validate();
+        DitConfig c = _model.Config;
+        results.ImageShape ??= [c.InChannels, c.InputSize, c.InputSize];
         var referenceSamples = new Dictionary<float, Tensor>();
         for (int round = 0; round < settings.Repeats; round++)
         {
@@ -118,7 +132,7 @@ public sealed class BenchRunner
 
     /// <summary>The initial state of a results file for these settings.</summary>
     public static BenchResults NewResults(BenchSettings settings, string model, string machine, string command, int threads,
-        string gemm, QualityReference reference, double matchedFloor) => new()
+        string gemm, QualityReference? reference, double matchedFloor, IReadOnlyList<string>? classNames = null) => new()
         {
             Model = model,
             Machine = machine,
@@ -129,22 +143,25 @@ public sealed class BenchRunner
             Sampler = settings.Sampler,
             Threads = threads,
             Gemm = gemm,
-            FloorFrechetDistance = reference.Floor,
+            FloorFrechetDistance = reference?.Floor ?? double.NaN,
             MatchedFloorFrechetDistance = matchedFloor,
-            StripClasses = QualitySettings.AllClasses,
+            StripClasses = settings.Classes,
+            ClassNames = classNames is null ? null : [.. settings.Classes.Select(c => c < classNames.Count ? classNames[c] : c.ToString(CultureInfo.InvariantCulture))],
         };
 
     /// <summary>
     /// The Frechet distance of <paramref name="settings"/>.Samples real training images (the same count per class)
-    /// against the reference: what a perfect model would score at this sample size.
+    /// against the reference: what a perfect model would score at this sample size; NaN without a quality model or
+    /// a training split.
     /// </summary>
-    public double MatchedFloor(BenchSettings settings, QualityReference reference) =>
-        _withFloor.MatchedFloorFor(settings.SamplesPerClass, QualitySettings.AllClasses, reference);
+    public double MatchedFloor(BenchSettings settings, QualityReference? reference) =>
+        _quality is null || reference is null ? double.NaN
+            : _quality.MatchedFloor(settings.SamplesPerClass, settings.Classes, reference) ?? double.NaN;
 
-    private QualityResult Sample(BenchConfig config, BenchSettings settings, QualityReference reference,
+    private QualityResult Sample(BenchConfig config, BenchSettings settings, QualityReference? reference,
         Action<string, int, int>? progress, int round)
     {
-        var quality = new QualitySettings(settings.SamplesPerClass, QualitySettings.AllClasses, config.Steps, settings.Sampler,
+        var quality = new QualitySettings(settings.SamplesPerClass, settings.Classes, config.Steps, settings.Sampler,
             config.Cfg, CacheRegistry.Parse(config.Cache), settings.Seed, settings.BatchSize, GridColumns: 1);
         string label = settings.Repeats > 1 ? $"{config.Label} (round {round + 1}/{settings.Repeats})" : config.Label;
         int total = settings.Samples;
@@ -152,7 +169,7 @@ public sealed class BenchRunner
             progress is null ? null : (done, all) => progress(label, (int)((long)done * total / all), total));
     }
 
-    private Tensor ReferenceSamples(BenchConfig config, BenchSettings settings, QualityReference reference, QualityResult run,
+    private Tensor ReferenceSamples(BenchConfig config, BenchSettings settings, QualityReference? reference, QualityResult run,
         Dictionary<float, Tensor> cache, Action<string, int, int>? progress)
     {
         if (config.IsReference)
@@ -174,18 +191,18 @@ public sealed class BenchRunner
 
     private BenchEntry Score(BenchConfig config, QualityResult run, Tensor full, BenchResults results, BenchSettings settings)
     {
-        int n = run.Samples.Shape[0], size = FashionMnist.ImageSize;
+        int n = run.Samples.Shape[0], channels = run.Samples.Shape[1], size = run.Samples.Shape[2];
         (double psnr, double ssim) = config.IsReference
             ? (double.PositiveInfinity, 1.0)
-            : ImageMetrics.Mean(run.Samples.Data, full.Data, n, size, size);
+            : ImageMetrics.Mean(run.Samples.Data, full.Data, n * channels, size, size);   // one plane per channel
         double relL2 = config.IsReference ? 0 : ImageMetrics.RelativeL2(run.Samples.Data, full.Data);
         BenchEntry? referenceEntry = results.Entries.Find(e => e.Config.IsReference && e.Config.Cfg == config.Cfg);
         double referenceFlops = config.IsReference ? run.Flops : referenceEntry?.Flops
             ?? throw new InvalidOperationException($"the reference of cfg {config.Cfg} must be measured before {config.Label}");
 
-        int k = run.Settings.SamplesPerClass, image = size * size;
-        float[] strip = new float[FashionMnist.ClassCount * image];
-        for (int c = 0; c < FashionMnist.ClassCount; c++)
+        int k = run.Settings.SamplesPerClass, classes = settings.Classes.Length, image = channels * size * size;
+        float[] strip = new float[classes * image];
+        for (int c = 0; c < classes; c++)
         {
             run.Samples.Data.AsSpan(c * k * image, image).CopyTo(strip.AsSpan(c * image));
         }
@@ -224,18 +241,19 @@ public sealed class BenchRunner
     private void Shadow(BenchEntry entry, BenchSettings settings)
     {
         BenchConfig c = entry.Config;
-        int images = settings.ShadowImages, pixels = FashionMnist.Pixels;
-        int[] labels = [.. Enumerable.Range(0, images).Select(i => i % FashionMnist.ClassCount)];
+        int images = settings.ShadowImages, classes = settings.Classes.Length;
+        int channels = _model.Config.InChannels, size = _model.Config.InputSize, pixels = channels * size * size;
+        int[] labels = [.. Enumerable.Range(0, images).Select(i => settings.Classes[i % classes])];
         float[] noise = new float[images * pixels];
         for (int i = 0; i < images; i++)
         {
             // The same noise as the scored run's first image of each class (QualityEvaluation's seeding).
-            int index = i / FashionMnist.ClassCount;
+            int index = i / classes;
             new GaussianNoise(QualityEvaluation.DeriveSeed(settings.Seed, labels[i], index)).Fill(noise.AsSpan(i * pixels, pixels));
         }
 
         var request = new SampleRequest(labels, c.Steps, settings.Sampler, c.Cfg, Seed: settings.Seed,
-            Noise: new Tensor(noise, images, 1, FashionMnist.ImageSize, FashionMnist.ImageSize), Shadow: true);
+            Noise: new Tensor(noise, images, channels, size, size), Shadow: true);
         SampleResult run = _pipeline.Run(request, CacheRegistry.Parse(c.Cache));
         StepTelemetry t = run.Telemetry;
         int depth = _model.Config.Depth;

@@ -4,7 +4,7 @@ using DitCache.Tensors;
 namespace DitCache.Evaluation.Metrics;
 
 /// <summary>
-/// Fidelity of an accelerated image to the full-compute image at the same seed (METHODS.md 9.2, as TeaCache's
+/// Fidelity of an accelerated image to the full-compute image at the same seed (docs/methods.md §9.2, as TeaCache's
 /// <c>common_metrics</c> and Spectrum measure it). Both images are in the model's [−1, 1] range; they are mapped to
 /// [0, 1] and clamped there, as an image written to disk would be, before scoring.
 /// </summary>

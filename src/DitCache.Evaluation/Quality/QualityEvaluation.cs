@@ -14,7 +14,7 @@ namespace DitCache.Evaluation.Quality;
 
 /// <summary>What to generate for a quality evaluation.</summary>
 /// <param name="SamplesPerClass">K: images generated per class.</param>
-/// <param name="Classes">The classes to generate, in grid-row order; each must be a Fashion-MNIST label 0..9.</param>
+/// <param name="Classes">The classes to generate, in grid-row order; each a class label of the model (0 … num_classes − 1).</param>
 /// <param name="Steps">Sampling steps (respaced from 1000).</param>
 /// <param name="Sampler">"ddim" or "ddpm".</param>
 /// <param name="CfgScale">Classifier-free guidance scale; 1 disables guidance.</param>
@@ -25,8 +25,8 @@ namespace DitCache.Evaluation.Quality;
 public sealed record QualitySettings(int SamplesPerClass, int[] Classes, int Steps, string Sampler, float CfgScale,
     ICacheOptions Cache, int Seed = 0, int BatchSize = 100, int GridColumns = 10)
 {
-    /// <summary>All ten Fashion-MNIST classes, 0..9.</summary>
-    public static int[] AllClasses => [.. Enumerable.Range(0, FashionMnist.ClassCount)];
+    /// <summary>Every class of a model with <paramref name="numClasses"/> classes: 0 … numClasses − 1.</summary>
+    public static int[] AllClasses(int numClasses) => [.. Enumerable.Range(0, numClasses)];
 
     /// <summary>Total number of generated images, K × classes.</summary>
     public int TotalSamples => SamplesPerClass * Classes.Length;
@@ -34,18 +34,18 @@ public sealed record QualitySettings(int SamplesPerClass, int[] Classes, int Ste
 
 /// <summary>One evaluation's outcome.</summary>
 /// <param name="Settings">What was generated.</param>
-/// <param name="Samples">Every generated image (N, 1, 28, 28), class-major (sample i has label <c>Labels[i]</c>), before clamping.</param>
+/// <param name="Samples">Every generated image (N, C, H, W), class-major (sample i has label <c>Labels[i]</c>), before clamping.</param>
 /// <param name="Labels">The requested class of each sample.</param>
-/// <param name="Predictions">The classifier's prediction for each (clamped) sample.</param>
-/// <param name="Accuracy">Fraction of samples the classifier assigns to the requested class.</param>
-/// <param name="ClassAccuracy">Accuracy per class, parallel to <see cref="QualitySettings.Classes"/>.</param>
-/// <param name="FrechetDistance">FD between the features of the generated samples and of the reference images.</param>
-/// <param name="Reference">The real images the samples are compared with, and the real floors.</param>
+/// <param name="Predictions">The classifier's prediction for each (clamped) sample; empty without a quality model.</param>
+/// <param name="Accuracy">Fraction of samples the classifier assigns to the requested class; NaN without a quality model.</param>
+/// <param name="ClassAccuracy">Accuracy per class, parallel to <see cref="QualitySettings.Classes"/>; NaN without a quality model.</param>
+/// <param name="FrechetDistance">FD between the features of the generated samples and of the reference images; NaN without a quality model.</param>
+/// <param name="Reference">The real images the samples are compared with, and the real floors; null without a quality model.</param>
 /// <param name="MatchedFloor">
 /// FD between K real training images per class and the reference: what a perfect model would score at this sample
-/// size (the estimator is biased upward for small N). Null when no training split was given.
+/// size (the estimator is biased upward for small N). Null without a quality model or a training split.
 /// </param>
-/// <param name="Grid">First G samples of each class (classes × G, 1, 28, 28), row-major: one row per class.</param>
+/// <param name="Grid">First G samples of each class (classes × G, C, H, W), row-major: one row per class.</param>
 /// <param name="Seconds">Wall clock of the whole evaluation (sampling and scoring; the reference is computed beforehand).</param>
 /// <param name="SamplingSeconds">Wall clock of the sampling loops alone.</param>
 /// <param name="Flops">FLOPs of all sampling runs (DiT-paper convention, whole CFG batch).</param>
@@ -53,12 +53,13 @@ public sealed record QualitySettings(int SamplesPerClass, int[] Classes, int Ste
 /// <param name="FirstRun">The first batch's pipeline result: its per-step records and telemetry show the schedule.</param>
 /// <param name="CacheBytes">The most feature memory the cache held in any batch.</param>
 public sealed record QualityResult(QualitySettings Settings, Tensor Samples, int[] Labels, int[] Predictions,
-    double Accuracy, double[] ClassAccuracy, double FrechetDistance, QualityReference Reference, double? MatchedFloor,
+    double Accuracy, double[] ClassAccuracy, double FrechetDistance, QualityReference? Reference, double? MatchedFloor,
     Tensor Grid, double Seconds, double SamplingSeconds, double Flops, double FullFlops, SampleResult FirstRun, long CacheBytes);
 
 /// <summary>
-/// The real side of the comparison: classifier features of the Fashion-MNIST test images of the evaluated classes
-/// (all 10,000 for all classes), and the real floor, the FD between the first and second half of those images.
+/// The real side of the comparison: the feature statistics of the real images of the evaluated classes (for the
+/// shipped model, the classifier features of all 10,000 Fashion-MNIST test images), and the real floor, the FD
+/// between the first and second half of those images.
 /// </summary>
 /// <remarks>
 /// The floor is an FD at 5,000 vs 5,000 while a generated set is usually smaller; FD is biased upward for small
@@ -98,69 +99,32 @@ public sealed class QualityReference
     public string Source { get; }
 
     /// <summary>
-    /// Features of the images of <paramref name="dataset"/> (normally the test split) whose label is in
-    /// <paramref name="classes"/>, in dataset order, and the floor between the first and second half of them.
+    /// The reference of <paramref name="count"/> real images of <paramref name="classes"/> from their features
+    /// (count, <paramref name="featureSize"/>), in dataset order: their statistics, and the floor between the first
+    /// and second half of them.
     /// </summary>
-    /// <exception cref="ArgumentException">A class is outside 0..9, or fewer than 4 images match.</exception>
-    public static QualityReference Compute(FmnistClassifier classifier, FashionMnist dataset, IEnumerable<int> classes)
+    /// <exception cref="ArgumentException">Fewer than 4 images.</exception>
+    public static QualityReference FromFeatures(float[] features, int count, int featureSize, IEnumerable<int> classes, string source)
     {
-        ArgumentNullException.ThrowIfNull(classifier);
-        ArgumentNullException.ThrowIfNull(dataset);
+        ArgumentNullException.ThrowIfNull(features);
         ArgumentNullException.ThrowIfNull(classes);
         int[] wanted = [.. classes.Distinct().Order()];
-        if (wanted.Any(c => c < 0 || c >= FashionMnist.ClassCount))
+        if (count < 4)
         {
-            throw new ArgumentException($"classes must be in 0..{FashionMnist.ClassCount - 1}", nameof(classes));
+            throw new ArgumentException($"{source}: only {count} images of classes {string.Join(",", wanted)}; the floor needs at least 4", nameof(count));
         }
 
-        var indices = new List<int>(dataset.Count);
-        ReadOnlySpan<byte> labels = dataset.Labels;
-        for (int i = 0; i < labels.Length; i++)
-        {
-            if (Array.BinarySearch(wanted, labels[i]) >= 0)
-            {
-                indices.Add(i);
-            }
-        }
-
-        if (indices.Count < 4)
-        {
-            throw new ArgumentException($"{dataset.Source}: only {indices.Count} images of classes {string.Join(",", wanted)}; the floor needs at least 4", nameof(dataset));
-        }
-
-        float[] features = Features(classifier, dataset, indices);
-        int n = indices.Count, half = n / 2, d = FmnistClassifier.FeatureSize;
-        FeatureStatistics all = FeatureStatistics.FromFeatures(features, n, d);
-        double floor = Metrics.FrechetDistance.Compute(features.AsSpan(0, half * d), half, features.AsSpan(half * d), n - half, d);
-        return new QualityReference(wanted, all, floor, half, n - half, dataset.Source);
-    }
-
-    /// <summary>Classifier features (count, 128) of the images at <paramref name="indices"/>, in that order.</summary>
-    internal static float[] Features(FmnistClassifier classifier, FashionMnist dataset, IReadOnlyList<int> indices)
-    {
-        const int Chunk = 1000;
-        int d = FmnistClassifier.FeatureSize, pixels = FashionMnist.Pixels;
-        float[] features = new float[indices.Count * d];
-        float[] images = new float[Math.Min(Chunk, indices.Count) * pixels];
-        for (int start = 0; start < indices.Count; start += Chunk)
-        {
-            int b = Math.Min(Chunk, indices.Count - start);
-            for (int i = 0; i < b; i++)
-            {
-                dataset.CopyImages(indices[start + i], 1, images.AsSpan(i * pixels, pixels));
-            }
-
-            classifier.Forward(images.AsSpan(0, b * pixels), b, [], features.AsSpan(start * d, b * d));
-        }
-
-        return features;
+        int half = count / 2, d = featureSize;
+        FeatureStatistics all = FeatureStatistics.FromFeatures(features, count, d);
+        double floor = Metrics.FrechetDistance.Compute(features.AsSpan(0, half * d), half, features.AsSpan(half * d, (count - half) * d), count - half, d);
+        return new QualityReference(wanted, all, floor, half, count - half, source);
     }
 }
 
 /// <summary>
-/// Sample-quality evaluation of a Fashion-MNIST DiT with the shipped classifier (models/fmnist-classifier.md):
-/// generate K images of each class, then report how often the classifier recognises the requested class, and the
-/// Frechet distance between the classifier features of the samples and of the real test images.
+/// Sample-quality evaluation of a DiT: generate K images of each class, then, with a quality model
+/// (<see cref="IQualityModel"/>; <see cref="FmnistQuality"/> for the shipped model), report how often its classifier
+/// recognises the requested class and the Frechet distance between the features of the samples and of the real images.
 /// </summary>
 /// <remarks>
 /// Samples are laid out class-major and cut into batches of <see cref="QualitySettings.BatchSize"/>; one pipeline
@@ -172,43 +136,51 @@ public sealed class QualityReference
 public sealed class QualityEvaluation
 {
     private readonly DiffusionPipeline _pipeline;
-    private readonly FmnistClassifier _classifier;
-    private readonly FashionMnist? _train;
+    private readonly DitConfig _config;
+    private readonly IQualityModel? _quality;
+    private readonly bool _matchedFloor;
 
     /// <summary>
-    /// An evaluation of <paramref name="model"/> scored by <paramref name="classifier"/>. <paramref name="train"/>
-    /// (optional) supplies the real images of the matched floor.
+    /// An evaluation of <paramref name="model"/> scored by <paramref name="quality"/> (null: sampling, FLOPs and
+    /// timing only; accuracy and Frechet distance are NaN).
     /// </summary>
-    /// <exception cref="DitCacheException">The model does not make 28×28 single-channel Fashion-MNIST images (exit code 2).</exception>
-    public QualityEvaluation(DitModel model, FmnistClassifier classifier, FashionMnist? train = null, CalibrationFile? calibration = null)
+    /// <exception cref="DitCacheException">The quality model does not score this model's images (exit code 2).</exception>
+    /// <param name="model">The DiT.</param>
+    /// <param name="quality">The quality model, or null.</param>
+    /// <param name="calibration">The calibration the calibrated accelerators read.</param>
+    /// <param name="matchedFloor">Whether <see cref="Run"/> also computes <see cref="QualityResult.MatchedFloor"/>
+    /// (real training images through the quality model; a harness running many configurations computes it once).</param>
+    public QualityEvaluation(DitModel model, IQualityModel? quality, CalibrationFile? calibration = null, bool matchedFloor = true)
     {
         ArgumentNullException.ThrowIfNull(model);
-        ArgumentNullException.ThrowIfNull(classifier);
-        DitConfig c = model.Config;
-        if (c.InChannels != 1 || c.InputSize != FashionMnist.ImageSize || c.NumClasses < FashionMnist.ClassCount)
-        {
-            throw new DitCacheException(
-                $"the quality metrics score 28x28 single-channel Fashion-MNIST images with 10 classes, but this model makes {c.InputSize}x{c.InputSize}x{c.InChannels} images of {c.NumClasses} classes",
-                exitCode: 2);
-        }
-
+        quality?.CheckModel(model.Config);
         _pipeline = new DiffusionPipeline(model, calibration);
-        _classifier = classifier;
-        _train = train;
+        _config = model.Config;
+        _quality = quality;
+        _matchedFloor = matchedFloor;
     }
+
+    /// <summary>The quality model, if any.</summary>
+    public IQualityModel? Quality => _quality;
 
     /// <summary>
     /// Generates and scores. <paramref name="progress"/> receives (sampling steps done, total) summed over batches.
     /// </summary>
     /// <exception cref="ArgumentException">Invalid settings, or a reference of other classes.</exception>
-    public QualityResult Run(QualitySettings settings, QualityReference reference, Action<int, int>? progress = null)
+    /// <exception cref="ArgumentNullException">A quality model but no reference.</exception>
+    public QualityResult Run(QualitySettings settings, QualityReference? reference, Action<int, int>? progress = null)
     {
         ArgumentNullException.ThrowIfNull(settings);
-        ArgumentNullException.ThrowIfNull(reference);
-        Validate(settings, reference);
+        if (_quality is not null && reference is null)
+        {
+            throw new ArgumentNullException(nameof(reference), "a quality model needs the reference of the real images");
+        }
+
+        Validate(settings, reference, _config.NumClasses);
         var clock = Stopwatch.StartNew();
 
-        int k = settings.SamplesPerClass, n = settings.TotalSamples, image = FashionMnist.Pixels;
+        int k = settings.SamplesPerClass, n = settings.TotalSamples;
+        int channels = _config.InChannels, size = _config.InputSize, image = channels * size * size;
         int[] labels = new int[n];
         for (int i = 0; i < n; i++)
         {
@@ -216,7 +188,7 @@ public sealed class QualityEvaluation
         }
 
         // 1. Sample, batch by batch (class-major order).
-        float[] samples = new float[n * image];                                       // (N, 1, 28, 28)
+        float[] samples = new float[n * image];                                       // (N, C, H, W)
         int batches = (n + settings.BatchSize - 1) / settings.BatchSize;
         int totalSteps = batches * settings.Steps;
         double samplingSeconds = 0, flops = 0, fullFlops = 0;
@@ -225,7 +197,7 @@ public sealed class QualityEvaluation
         for (int b = 0; b < batches; b++)
         {
             int start = b * settings.BatchSize, count = Math.Min(settings.BatchSize, n - start);
-            float[] noise = new float[count * image];                                 // (B, 1, 28, 28)
+            float[] noise = new float[count * image];                                 // (B, C, H, W)
             for (int i = 0; i < count; i++)
             {
                 int sample = start + i;
@@ -233,7 +205,7 @@ public sealed class QualityEvaluation
             }
 
             var request = new SampleRequest(labels[start..(start + count)], settings.Steps, settings.Sampler, settings.CfgScale,
-                Seed: DeriveSeed(settings.Seed, -1, b), Noise: new Tensor(noise, count, 1, FashionMnist.ImageSize, FashionMnist.ImageSize));
+                Seed: DeriveSeed(settings.Seed, -1, b), Noise: new Tensor(noise, count, channels, size, size));
             int done = b * settings.Steps;
             SampleResult result = _pipeline.Run(request, settings.Cache,
                 progress: progress is null ? null : (s, _) => progress(done + s, totalSteps));
@@ -245,47 +217,54 @@ public sealed class QualityEvaluation
             cacheBytes = Math.Max(cacheBytes, result.CacheBytes);
         }
 
-        // 2. Score the clamped samples.
-        float[] clamped = new float[samples.Length];
-        for (int i = 0; i < samples.Length; i++)
-        {
-            clamped[i] = Math.Clamp(samples[i], -1f, 1f);
-        }
-
-        (float[] logits, float[] features) = _classifier.Forward(clamped, n);
-        int[] predictions = FmnistClassifier.Predict(logits);
+        // 2. Score the clamped samples against the real images.
+        int[] predictions = [];
+        double accuracy = double.NaN, fd = double.NaN;
         double[] classAccuracy = new double[settings.Classes.Length];
-        int correct = 0;
-        for (int i = 0; i < n; i++)
+        Array.Fill(classAccuracy, double.NaN);
+        double? matched = null;
+        if (_quality is not null && reference is not null)
         {
-            if (predictions[i] == labels[i])
+            float[] clamped = new float[samples.Length];
+            for (int i = 0; i < samples.Length; i++)
             {
-                correct++;
-                classAccuracy[i / k]++;
+                clamped[i] = Math.Clamp(samples[i], -1f, 1f);
             }
-        }
 
-        for (int c = 0; c < classAccuracy.Length; c++)
-        {
-            classAccuracy[c] /= k;
-        }
+            (predictions, float[] features) = _quality.Score(clamped, n);
+            Array.Clear(classAccuracy);
+            int correct = 0;
+            for (int i = 0; i < n; i++)
+            {
+                if (predictions[i] == labels[i])
+                {
+                    correct++;
+                    classAccuracy[i / k]++;
+                }
+            }
 
-        FeatureStatistics generated = FeatureStatistics.FromFeatures(features, n, FmnistClassifier.FeatureSize);
-        double fd = Metrics.FrechetDistance.Compute(generated, reference.Statistics);
-        double? matched = _train is null ? null : MatchedFloorFor(settings.SamplesPerClass, settings.Classes, reference);
+            for (int c = 0; c < classAccuracy.Length; c++)
+            {
+                classAccuracy[c] /= k;
+            }
+
+            accuracy = (double)correct / n;
+            FeatureStatistics generated = FeatureStatistics.FromFeatures(features, n, _quality.FeatureSize);
+            fd = Metrics.FrechetDistance.Compute(generated, reference.Statistics);
+            matched = _matchedFloor ? _quality.MatchedFloor(settings.SamplesPerClass, settings.Classes, reference) : null;
+        }
 
         // 3. The grid: the first G samples of each class, one row per class.
         int g = Math.Min(settings.GridColumns, k), rows = settings.Classes.Length;
-        float[] grid = new float[rows * g * image];                                   // (rows·G, 1, 28, 28)
+        float[] grid = new float[rows * g * image];                                   // (rows·G, C, H, W)
         for (int r = 0; r < rows; r++)
         {
             samples.AsSpan(r * k * image, g * image).CopyTo(grid.AsSpan(r * g * image));
         }
 
         clock.Stop();
-        int size = FashionMnist.ImageSize;
-        return new QualityResult(settings, new Tensor(samples, n, 1, size, size), labels, predictions, (double)correct / n,
-            classAccuracy, fd, reference, matched, new Tensor(grid, rows * g, 1, size, size), clock.Elapsed.TotalSeconds,
+        return new QualityResult(settings, new Tensor(samples, n, channels, size, size), labels, predictions, accuracy,
+            classAccuracy, fd, _quality is null ? null : reference, matched, new Tensor(grid, rows * g, channels, size, size), clock.Elapsed.TotalSeconds,
             samplingSeconds, flops, fullFlops, first!, cacheBytes);
     }
 
@@ -303,44 +282,16 @@ public sealed class QualityEvaluation
         return (int)(z & 0x7FFFFFFF);
     }
 
-    /// <summary>
-    /// The Frechet distance of <paramref name="samplesPerClass"/> real training images per class (the first ones of
-    /// each class) against <paramref name="reference"/>: what a perfect model would score at that sample size.
-    /// </summary>
-    /// <exception cref="InvalidOperationException">The evaluation was built without a training split.</exception>
-    public double MatchedFloorFor(int samplesPerClass, IReadOnlyList<int> classes, QualityReference reference)
-    {
-        FashionMnist train = _train ?? throw new InvalidOperationException("the matched floor needs the training split; pass it to the constructor");
-        var indices = new List<int>(samplesPerClass * classes.Count);
-        ReadOnlySpan<byte> labels = train.Labels;
-        foreach (int y in classes)
-        {
-            int taken = 0;
-            for (int i = 0; i < labels.Length && taken < samplesPerClass; i++)
-            {
-                if (labels[i] == y)
-                {
-                    indices.Add(i);
-                    taken++;
-                }
-            }
-        }
-
-        float[] features = QualityReference.Features(_classifier, train, indices);
-        FeatureStatistics real = FeatureStatistics.FromFeatures(features, indices.Count, FmnistClassifier.FeatureSize);
-        return Metrics.FrechetDistance.Compute(real, reference.Statistics);
-    }
-
-    private static void Validate(QualitySettings settings, QualityReference reference)
+    private static void Validate(QualitySettings settings, QualityReference? reference, int numClasses)
     {
         if (settings.SamplesPerClass < 1)
         {
             throw new ArgumentException($"samples per class {settings.SamplesPerClass} must be at least 1", nameof(settings));
         }
 
-        if (settings.Classes.Length == 0 || settings.Classes.Any(c => c < 0 || c >= FashionMnist.ClassCount))
+        if (settings.Classes.Length == 0 || settings.Classes.Any(c => c < 0 || c >= numClasses))
         {
-            throw new ArgumentException($"classes must be a non-empty list of labels in 0..{FashionMnist.ClassCount - 1}", nameof(settings));
+            throw new ArgumentException($"classes must be a non-empty list of labels in 0..{numClasses - 1}", nameof(settings));
         }
 
         if (settings.Classes.Distinct().Count() != settings.Classes.Length)
@@ -363,7 +314,7 @@ public sealed class QualityEvaluation
             throw new ArgumentException($"grid columns {settings.GridColumns} must be at least 1", nameof(settings));
         }
 
-        if (!settings.Classes.Order().SequenceEqual(reference.Classes))
+        if (reference is not null && !settings.Classes.Order().SequenceEqual(reference.Classes))
         {
             throw new ArgumentException(
                 $"the reference holds classes {string.Join(",", reference.Classes)} but the settings ask for {string.Join(",", settings.Classes.Order())}; compute the reference for the same classes",

@@ -4,7 +4,6 @@ using System.Globalization;
 using System.Linq;
 using System.Text;
 using DitCache.Evaluation.Bench;
-using DitCache.Evaluation.Data;
 using DitCache.Tensors;
 
 namespace DitCache.Evaluation.Reports;
@@ -22,7 +21,7 @@ public static partial class BenchReport
         "Compare methods at equal numbers of full (computed) steps: a cache that computes k of N steps competes with " +
         "plain sampling at k steps, not only with the N-step reference.";
 
-    /// <summary>PSNR at or above this (dB) means identical images: the metric's cap (METHODS 9.2).</summary>
+    /// <summary>PSNR at or above this (dB) means identical images: the metric's cap (docs/methods.md §9.2).</summary>
     internal const double PsnrCap = 100;
 
     private static readonly CultureInfo s_inv = CultureInfo.InvariantCulture;
@@ -242,6 +241,13 @@ public static partial class BenchReport
     private static string CsvField(string field) =>
         field.AsSpan().IndexOfAny(",\"\r\n") >= 0 ? "\"" + field.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"" : field;
 
+    /// <summary>Whether every entry's strip holds drawable images (1 or 3 channels, square), so <see cref="GridPng"/> can draw them.</summary>
+    public static bool HasImageStrips(BenchResults r, IReadOnlyList<BenchEntry>? entries = null)
+    {
+        ArgumentNullException.ThrowIfNull(r);
+        return (entries ?? r.Entries).All(e => TryStripImageShape(r, e) is not null);
+    }
+
     /// <summary>Channels and side of one strip image, inferred from the strip length and the class count.</summary>
     private static (int Channels, int Side) StripImageShape(BenchResults r, BenchEntry e)
     {
@@ -252,8 +258,26 @@ public static partial class BenchReport
                 $"entry '{e.Config.Key}': strip of {e.Strip.Length} floats does not hold one image per strip class ({k})", nameof(r));
         }
 
+        return TryStripImageShape(r, e)
+            ?? throw new ArgumentException($"entry '{e.Config.Key}': strip images of {e.Strip.Length / k} floats are not square (C, H, H) with C 1 or 3", nameof(r));
+    }
+
+    /// <summary>As <see cref="StripImageShape"/>, null when the strip does not hold drawable images.</summary>
+    private static (int Channels, int Side)? TryStripImageShape(BenchResults r, BenchEntry e)
+    {
+        int k = r.StripClasses.Length;
+        if (k == 0 || e.Strip.Length == 0 || e.Strip.Length % k != 0)
+        {
+            return null;
+        }
+
         int per = e.Strip.Length / k;
-        foreach (int c in new[] { 1, 3 })
+        if (r.ImageShape is [int channels, int height, int width])
+        {
+            return channels is 1 or 3 && height == width && channels * height * width == per ? (channels, height) : null;
+        }
+
+        for (int c = 1; c <= 3; c += 2)
         {
             int side = (int)Math.Round(Math.Sqrt(per / (double)c));
             if (c * side * side == per)
@@ -262,7 +286,7 @@ public static partial class BenchReport
             }
         }
 
-        throw new ArgumentException($"entry '{e.Config.Key}': strip images of {per} floats are not square (C, H, H) with C 1 or 3", nameof(r));
+        return null;
     }
 
     private static void AppendImageGrid(StringBuilder h, BenchResults r)
@@ -270,9 +294,9 @@ public static partial class BenchReport
         int k = r.StripClasses.Length;
         h.Append("<h2>Samples</h2>\n<p class=\"note\">The first sample of each class, same seed for every method.</p>\n");
         h.Append("<div class=\"scroll\"><table class=\"grid\">\n<thead><tr><th class=\"l\">method</th>");
-        foreach (int cls in r.StripClasses)
+        for (int i = 0; i < k; i++)
         {
-            string name = cls >= 0 && cls < FashionMnist.ClassNames.Count ? FashionMnist.ClassNames[cls] : cls.ToString(s_inv);
+            string name = r.ClassNames is { } names && i < names.Length ? names[i] : r.StripClasses[i].ToString(s_inv);
             h.Append("<th>").Append(Svg.Escape(name)).Append("</th>");
         }
 

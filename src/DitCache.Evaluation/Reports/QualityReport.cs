@@ -1,3 +1,4 @@
+using System;
 using System.IO;
 using System.Text.Json;
 using DitCache.Evaluation.Data;
@@ -18,7 +19,8 @@ public static class QualityReport
     public static byte[] ToJson(QualityResult result, DitConfig config, string model, string classifier, string gemm, int threads)
     {
         QualitySettings s = result.Settings;
-        QualityReference r = result.Reference;
+        QualityReference r = result.Reference
+            ?? throw new ArgumentException("a quality report needs an evaluation with a quality model", nameof(result));
         using var stream = new MemoryStream();
         using (var json = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
         {

@@ -6,7 +6,7 @@ using DitCache.Tensors;
 namespace DitCache.Models;
 
 /// <summary>
-/// The shape of a DiT (facebookresearch/DiT <c>models.py</c>, <c>DiT_models</c>; METHODS.md section 6.1).
+/// The shape of a DiT (facebookresearch/DiT <c>models.py</c>, <c>DiT_models</c>; docs/methods.md §6.1).
 /// <c>InputSize</c> is the side of the model input: latent side for the official models (image/8), pixel side for
 /// pixel-space models such as the shipped Fashion-MNIST DiT.
 /// </summary>

@@ -1,7 +1,7 @@
 namespace DitCache.Models;
 
 /// <summary>
-/// FLOPs in the DiT-paper convention of the TaylorSeer/ToCa/FoCa tables (METHODS.md section 9.1): 2 FLOPs per
+/// FLOPs in the DiT-paper convention of the TaylorSeer/ToCa/FoCa tables (docs/methods.md §9.1): 2 FLOPs per
 /// multiply-add, blocks only (embedders and final layer are not counted). For DiT-XL/2 at 256×256 one image forward
 /// is 237.35 GFLOPs. Every figure is for <c>batch</c> rows (2·N with classifier-free guidance).
 /// </summary>

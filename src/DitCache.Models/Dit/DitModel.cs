@@ -10,7 +10,7 @@ namespace DitCache.Models;
 public delegate void StageTap(string stage, ReadOnlySpan<float> values);
 
 /// <summary>
-/// The Diffusion Transformer of facebookresearch/DiT <c>models.py</c> (METHODS.md section 6), read top to bottom in
+/// The Diffusion Transformer of facebookresearch/DiT <c>models.py</c> (docs/methods.md §6), read top to bottom in
 /// the same order: embedders, block, final layer, the model forward, then classifier-free guidance. Row-major
 /// float32; every activation lives in a <see cref="DitRunState"/>. The cache seam (<see cref="ICachePolicy"/>) is
 /// called at the points marked "cache:" so every place an accelerator can act is visible here.
@@ -61,20 +61,20 @@ public sealed class DitModel
     {
         DitConfig c = Config;
         int d = c.Hidden;
-        _gemm.Prepare(_w.PatchW, d, c.InChannels * c.Patch * c.Patch);
-        _gemm.Prepare(_w.TimeW0, d, DitWeights.TimeFrequencyDim);
-        _gemm.Prepare(_w.TimeW2, d, d);
+        _gemm.Prepare(_w.PatchEmbed.W, d, c.InChannels * c.Patch * c.Patch);
+        _gemm.Prepare(_w.TimeMlp0.W, d, DitWeights.TimeFrequencyDim);
+        _gemm.Prepare(_w.TimeMlp2.W, d, d);
         foreach (DitBlockWeights bw in _w.Blocks)
         {
-            _gemm.Prepare(bw.AdaLnW, 6 * d, d);
-            _gemm.Prepare(bw.QkvW, 3 * d, d);
-            _gemm.Prepare(bw.ProjW, d, d);
-            _gemm.Prepare(bw.Fc1W, c.MlpHidden, d);
-            _gemm.Prepare(bw.Fc2W, d, c.MlpHidden);
+            _gemm.Prepare(bw.AdaLn.W, 6 * d, d);
+            _gemm.Prepare(bw.Qkv.W, 3 * d, d);
+            _gemm.Prepare(bw.Proj.W, d, d);
+            _gemm.Prepare(bw.Fc1.W, c.MlpHidden, d);
+            _gemm.Prepare(bw.Fc2.W, d, c.MlpHidden);
         }
 
-        _gemm.Prepare(_w.FinalAdaLnW, 2 * d, d);
-        _gemm.Prepare(_w.FinalW, c.Patch * c.Patch * c.OutChannels, d);
+        _gemm.Prepare(_w.FinalAdaLn.W, 2 * d, d);
+        _gemm.Prepare(_w.FinalLinear.W, c.Patch * c.Patch * c.OutChannels, d);
     }
 
     /// <summary>The weights.</summary>
@@ -94,76 +94,75 @@ public sealed class DitModel
     {
         DitConfig c = Config;
         int b = s.Batch, t = c.Tokens, d = c.Hidden;
-        Kernels.PatchEmbed(_gemm, x, _w.PatchW, _w.PatchB, s.X, s.Im2Col, b, c.InChannels, c.InputSize, c.InputSize, c.Patch, d); // (B, T, D)
+        Kernels.PatchEmbed(_gemm, x, _w.PatchEmbed.W, _w.PatchEmbed.B, s.X, s.Im2Col, b, c.InChannels, c.InputSize, c.InputSize, c.Patch, d); // (B, T, D)
         Kernels.AddBias(s.X, _w.PosEmbed, b, t * d);                                                                   // (B, T, D) + pos_embed
     }
 
     /// <summary>
     /// c = t_embedder(t) + y_embedder(y); y_embedder is a table lookup (no label dropout at inference). c depends on
     /// (t, y) alone, so the conditioning path runs on the distinct (t, y) rows of the batch (U of them, in order of
-    /// first appearance) and <c>s.CondRow[i]</c> maps batch row i to its distinct row: with CFG every null-label row
-    /// of a step is the same row, so 2N rows of N classes need at most N + 1. c itself is written for all B rows.
+    /// first appearance, <see cref="ConditionRows"/>); c itself is written for all B rows.
     /// </summary>
     private void EmbedConditioning(ReadOnlySpan<float> timesteps, ReadOnlySpan<int> labels, DitRunState s)
     {
-        int b = s.Batch, d = Config.Hidden;
-        int u = DistinctConditions(timesteps, labels, s);
-        if (Tap is null && s.Prepared is { } table && table.Lookup(s.CondTimesteps.AsSpan(0, u), s.CondLabels.AsSpan(0, u), s.CondPrepared))
+        int d = Config.Hidden;
+        ConditionRows rows = s.Conditions;
+        int u = rows.Find(timesteps, labels);
+        if (rows.TryUsePrepared(allowed: Tap is null, out PreparedConditioning? table))
         {
             for (int i = 0; i < u; i++)
             {
-                table.C(s.CondPrepared[i]).CopyTo(s.CondC.AsSpan(i * d, d));                                           // (D) prepared c
-                table.SiluC(s.CondPrepared[i]).CopyTo(s.SiluC.AsSpan(i * d, d));
+                table.C(rows.PreparedRow[i]).CopyTo(s.CondC.AsSpan(i * d, d));                                         // (D) prepared c
+                table.SiluC(rows.PreparedRow[i]).CopyTo(s.SiluC.AsSpan(i * d, d));
             }
 
-            s.UsePrepared = true;
-            Expand(s.CondC, s.C, d, s);                                                                                // (B, D)
+            rows.Expand(s.CondC, s.C, d);                                                                              // (B, D)
             return;
         }
 
-        s.UsePrepared = false;
-        Kernels.TimestepEmbedding(s.CondTimesteps.AsSpan(0, u), s.TimeFreq.AsSpan(0, u * DitWeights.TimeFrequencyDim),
+        Kernels.TimestepEmbedding(rows.Timesteps.AsSpan(0, u), s.TimeFreq.AsSpan(0, u * DitWeights.TimeFrequencyDim),
             DitWeights.TimeFrequencyDim);                                                                              // (U, 256)
-        ConditionLinear(s.TimeFreq, _w.TimeW0, _w.TimeB0, s.TimeHidden, u, DitWeights.TimeFrequencyDim, d, s);        // (U, D)
-        Kernels.Silu(s.TimeHidden.AsSpan(0, u * d), s.TimeHidden.AsSpan(0, u * d));                                     // (U, D)
-        ConditionLinear(s.TimeHidden, _w.TimeW2, _w.TimeB2, s.CondC, u, d, d, s);                                     // (U, D)
+        ConditionLinear(s.TimeFreq, _w.TimeMlp0.W, _w.TimeMlp0.B, s.TimeHidden, u, DitWeights.TimeFrequencyDim, d, s); // (U, D)
+        Kernels.Silu(s.TimeHidden.AsSpan(0, u * d), s.TimeHidden.AsSpan(0, u * d));                                    // (U, D)
+        ConditionLinear(s.TimeHidden, _w.TimeMlp2.W, _w.TimeMlp2.B, s.CondC, u, d, d, s);                              // (U, D)
         if (Tap is not null)
         {
-            Expand(s.CondC, s.C, d, s);
+            rows.Expand(s.CondC, s.C, d);
             Tap("t_emb", s.C);                                                                                         // (B, D)
         }
 
         for (int i = 0; i < u; i++)
         {
-            Kernels.AddBias(s.CondC.AsSpan(i * d, d), _w.LabelTable.AsSpan(s.CondLabels[i] * d, d), 1, d);            // (D) += table[y]
+            Kernels.AddBias(s.CondC.AsSpan(i * d, d), _w.LabelTable.AsSpan(rows.Labels[i] * d, d), 1, d);              // (D) += table[y]
         }
 
-        Kernels.Silu(s.CondC.AsSpan(0, u * d), s.SiluC.AsSpan(0, u * d));                                               // (U, D) adaLN input
-        Expand(s.CondC, s.C, d, s);                                                                                    // (B, D)
+        Kernels.Silu(s.CondC.AsSpan(0, u * d), s.SiluC.AsSpan(0, u * d));                                              // (U, D) adaLN input
+        rows.Expand(s.CondC, s.C, d);                                                                                  // (B, D)
     }
 
     /// <summary>
     /// The adaLN modulation of layer <paramref name="layer"/> (a block, or depth for the final layer) for the distinct
     /// rows into s.CondMod (U, width): looked up in the prepared table when this forward uses it, else computed.
     /// </summary>
-    private void Modulation(int layer, float[] w, float[] bias, int width, DitRunState s)
+    private void Modulation(int layer, LinearWeights adaLn, int width, DitRunState s)
     {
         int d = Config.Hidden;
-        if (s.UsePrepared && s.Prepared is { } table)
+        ConditionRows rows = s.Conditions;
+        if (rows.UsePrepared && rows.Prepared is { } table)
         {
-            for (int i = 0; i < s.CondCount; i++)
+            for (int i = 0; i < rows.Count; i++)
             {
-                table.Modulation(layer, s.CondPrepared[i]).CopyTo(s.CondMod.AsSpan(i * width, width));                 // prepared row
+                table.Modulation(layer, rows.PreparedRow[i]).CopyTo(s.CondMod.AsSpan(i * width, width));               // prepared row
             }
 
             return;
         }
 
-        ConditionLinear(s.SiluC, w, bias, s.CondMod, s.CondCount, d, width, s);                                        // (U, width)
+        ConditionLinear(s.SiluC, adaLn.W, adaLn.B, s.CondMod, rows.Count, d, width, s);                                // (U, width)
     }
 
     // ------------------------------------------------------------------------------------------------------------
-    // Conditioning prepared for a whole run
+    // Conditioning rows: the table prepared for a whole run, the distinct (t, y) rows of a forward
 
     /// <summary>
     /// Computes the conditioning path for every pair of <paramref name="timesteps"/> × <paramref name="labels"/> a run
@@ -176,82 +175,10 @@ public sealed class DitModel
     /// </summary>
     public bool PrepareConditioning(ReadOnlySpan<float> timesteps, ReadOnlySpan<int> labels, DitRunState s, long maxBytes = 256L << 20)
     {
-        DitConfig c = Config;
-        int d = c.Hidden, freq = DitWeights.TimeFrequencyDim;
-        s.Prepared = null;
-        foreach (int y in labels)
-        {
-            if (y < 0 || y > c.NullClass)
-            {
-                throw new ArgumentException($"label {y} outside [0, {c.NumClasses}] (the last is the null class)", nameof(labels));
-            }
-        }
-
-        long rows = (long)timesteps.Length * labels.Length;
-        long bytes = rows * (2L * d + (c.Depth * 6L * d) + (2L * d)) * sizeof(float);
-        if (rows == 0 || bytes > maxBytes)
-        {
-            return false;
-        }
-
-        var table = new PreparedConditioning(timesteps, labels, d, c.Depth);
-        int r = table.Rows;
-        var tf = new float[r * freq];
-        var hidden = new float[r * d];
-        Kernels.TimestepEmbedding(table.Timesteps, tf, freq);                                                          // (R, 256)
-        Kernels.Linear(_gemm, tf, _w.TimeW0, _w.TimeB0, hidden, r, freq, d);                                           // (R, D)
-        Kernels.Silu(hidden, hidden);
-        Kernels.Linear(_gemm, hidden, _w.TimeW2, _w.TimeB2, table.CAll, r, d, d);                                      // (R, D) t_emb
-        for (int i = 0; i < r; i++)
-        {
-            Kernels.AddBias(table.CAll.AsSpan(i * d, d), _w.LabelTable.AsSpan(table.Labels[i] * d, d), 1, d);         // += table[y]
-        }
-
-        Kernels.Silu(table.CAll, table.SiluCAll);                                                                      // (R, D)
-        for (int l = 0; l < c.Depth; l++)
-        {
-            DitBlockWeights bw = _w.Blocks[l];
-            Kernels.Linear(_gemm, table.SiluCAll, bw.AdaLnW, bw.AdaLnB, table.ModulationAll(l), r, d, 6 * d);        // (R, 6D)
-        }
-
-        Kernels.Linear(_gemm, table.SiluCAll, _w.FinalAdaLnW, _w.FinalAdaLnB, table.ModulationAll(c.Depth), r, d, 2 * d); // (R, 2D)
-        s.Prepared = table;
-        return true;
-    }
-
-    /// <summary>Fills s.CondRow, s.CondTimesteps and s.CondLabels; returns the number U of distinct (t, y) rows.</summary>
-    private static int DistinctConditions(ReadOnlySpan<float> timesteps, ReadOnlySpan<int> labels, DitRunState s)
-    {
-        int u = 0;
-        for (int i = 0; i < s.Batch; i++)
-        {
-            int bits = BitConverter.SingleToInt32Bits(timesteps[i]), j = 0;
-            while (j < u && (BitConverter.SingleToInt32Bits(s.CondTimesteps[j]) != bits || s.CondLabels[j] != labels[i]))
-            {
-                j++;
-            }
-
-            if (j == u)
-            {
-                s.CondTimesteps[u] = timesteps[i];
-                s.CondLabels[u] = labels[i];
-                u++;
-            }
-
-            s.CondRow[i] = j;
-        }
-
-        s.CondCount = u;
-        return u;
-    }
-
-    /// <summary>Batch row i of <paramref name="all"/> (B, width) ← distinct row CondRow[i] of <paramref name="distinct"/>.</summary>
-    private static void Expand(ReadOnlySpan<float> distinct, Span<float> all, int width, DitRunState s)
-    {
-        for (int i = 0; i < s.Batch; i++)
-        {
-            distinct.Slice(s.CondRow[i] * width, width).CopyTo(all.Slice(i * width, width));
-        }
+        s.Conditions.Prepared = null;
+        CheckLabels(labels);
+        s.Conditions.Prepared = PreparedConditioning.TryCompute(_w, _gemm, timesteps, labels, maxBytes);
+        return s.Conditions.Prepared is not null;
     }
 
     /// <summary>
@@ -285,144 +212,149 @@ public sealed class DitModel
         GateMlp,
     }
 
+    /// <summary>
+    /// models.py <c>DiTBlock.forward</c> on the residual stream s.X (B, T, D). Each module output comes through its
+    /// cache site (<see cref="RunSite"/>), which computes it, forecasts it or recomputes some of its tokens.
+    /// </summary>
     private void Block(int l, DitRunState s, ICachePolicy cache)
     {
-        DitBlockWeights bw = _w.Blocks[l];
         DitConfig c = Config;
         int b = s.Batch, t = c.Tokens, d = c.Hidden, stride = 6 * d;
 
         // adaLN-Zero: c -> (shift, scale, gate) x 2, always from the current conditioning, even on cached steps.
-        Modulation(l, bw.AdaLnW, bw.AdaLnB, 6 * d, s);                                                                 // (U, 6D)
-        Expand(s.CondMod, s.Mod, 6 * d, s);                                                                            // (B, 6D)
-        s.LastFlops += DitFlops.AdaLn(c, b);
+        AdaLnModulation(l, s);                                                                                         // (B, 6D)
+        s.Stats.Flops += DitFlops.AdaLn(c, b);
 
         // x = x + gate_msa * attn(modulate(norm1(x), shift_msa, scale_msa))
-        var attnSite = new FeatureSite(l, Site.Attn);
-        if (cache.TryForecast(attnSite, s.Feature))                                                                   // cache: module forecast
-        {
-            Forecasted(attnSite, s);
-            if (s.Shadow)
-            {
-                Attention(bw, s, s.ShadowFeature);                                                                     // diagnostics: the true output
-                s.ShadowErrors[attnSite.Index] = RelativeL2(s.Feature, s.ShadowFeature);
-            }
-        }
-        else
-        {
-            if (cache.WantsAttentionScores(l))
-            {
-                AttentionWithScores(bw, s, s.Feature);                                                                 // (B, T, D) and scores (B, T)
-                cache.RecordAttentionScores(l, s.AttnReceived);                                                        // cache: attention scores
-            }
-            else
-            {
-                Attention(bw, s, s.Feature);                                                                           // (B, T, D)
-            }
-
-            cache.Record(attnSite, s.Feature);                                                                         // cache: record
-            Computed(attnSite, s, DitFlops.Attention(c, b) + DitFlops.LayerNorm(c, b));
-        }
-
+        RunSite(new FeatureSite(l, Site.Attn), s, cache);                                                              // (B, T, D) attn
         Tap?.Invoke($"block{l}.attn", s.Feature);
-        Kernels.GatedResidualAdd(s.X, s.Feature, s.Mod, stride, (int)Mod.GateMsa * d, b, t, d);                       // x += gate * attn
+        Kernels.GatedResidualAdd(s.X, s.Feature, s.Mod, stride, (int)Mod.GateMsa * d, b, t, d);                        // (B, T, D) x += gate_msa * attn
 
         // x = x + gate_mlp * mlp(modulate(norm2(x), shift_mlp, scale_mlp))
-        var mlpSite = new FeatureSite(l, Site.Mlp);
-        int fresh = cache.SelectTokens(mlpSite, s.Feature, s.TokenIndex);                                            // cache: token-wise
+        RunSite(new FeatureSite(l, Site.Mlp), s, cache);                                                               // (B, T, D) mlp
+        Tap?.Invoke($"block{l}.mlp", s.Feature);
+        Kernels.GatedResidualAdd(s.X, s.Feature, s.Mod, stride, (int)Mod.GateMlp * d, b, t, d);                        // (B, T, D) x += gate_mlp * mlp
+        Tap?.Invoke($"block{l}", s.X);
+    }
+
+    /// <summary>Block <paramref name="l"/>'s adaLN modulation of every batch row into s.Mod (B, 6D).</summary>
+    private void AdaLnModulation(int l, DitRunState s)
+    {
+        int d = Config.Hidden;
+        Modulation(l, _w.Blocks[l].AdaLn, 6 * d, s);                                                                   // (U, 6D)
+        s.Conditions.Expand(s.CondMod, s.Mod, 6 * d);                                                                  // (B, 6D)
+    }
+
+    /// <summary>
+    /// One cache site: the module output of <paramref name="site"/> for the current s.X and s.Mod into s.Feature
+    /// (B, T, D). A token-wise cache (MLP sites only) may write its stale output and pick tokens to recompute; else the
+    /// cache may forecast the output; else the module runs, reporting attention scores if the cache asks, and the
+    /// cache records it. With shadow diagnostics a forecast is measured against the module's true output.
+    /// </summary>
+    private void RunSite(FeatureSite site, DitRunState s, ICachePolicy cache)
+    {
+        DitConfig c = Config;
+        int b = s.Batch, t = c.Tokens;
+        DitBlockWeights bw = _w.Blocks[site.Block];
+        double flops = (site.Site == Site.Attn ? DitFlops.Attention(c, b) : DitFlops.Mlp(c, b)) + DitFlops.LayerNorm(c, b);
+        int fresh = site.Site == Site.Mlp ? cache.SelectTokens(site, s.Feature, s.TokenIndex) : -1;                    // cache: token-wise
         if (fresh >= 0)
         {
             if (fresh > t)
             {
-                throw new InvalidOperationException($"cache policy selected {fresh} tokens per image at {mlpSite}; an image has {t}");
+                throw new InvalidOperationException($"cache policy selected {fresh} tokens per image at {site}; an image has {t}");
             }
 
-            PartialMlp(bw, s, fresh);                                                                                  // (B, k, D) scattered into (B, T, D)
-            cache.Record(mlpSite, s.Feature);                                                                          // cache: record
-            s.Sites[mlpSite.Index] = SiteOutcome.Partial;
-            s.LastModulesPartial++;
-            s.LastFlops += (DitFlops.Mlp(c, b) + DitFlops.LayerNorm(c, b)) * fresh / t;
+            PartialMlp(bw, s, fresh);                                                                                  // (B, k, D) into (B, T, D)
+            cache.Record(site, s.Feature);                                                                             // cache: record
+            s.Stats.Partial(site, flops * fresh / t);
         }
-        else if (cache.TryForecast(mlpSite, s.Feature))                                                               // cache: module forecast
+        else if (cache.TryForecast(site, s.Feature))                                                                   // cache: module forecast
         {
-            Forecasted(mlpSite, s);
-            if (s.Shadow)
+            s.Stats.Forecast(site);
+            if (s.ShadowBuffers is { } shadow)
             {
-                Mlp(bw, s, s.ShadowFeature);                                                                           // diagnostics: the true output
-                s.ShadowErrors[mlpSite.Index] = RelativeL2(s.Feature, s.ShadowFeature);
+                Module(site, bw, s, shadow.Feature, scores: false);                                                    // diagnostics: the true output
+                s.Stats.ShadowErrors[site.Index] = RelativeError.L2(s.Feature, shadow.Feature);
             }
         }
         else
         {
-            Mlp(bw, s, s.Feature);                                                                                     // (B, T, D)
-            cache.Record(mlpSite, s.Feature);                                                                          // cache: record
-            Computed(mlpSite, s, DitFlops.Mlp(c, b) + DitFlops.LayerNorm(c, b));
+            bool scores = site.Site == Site.Attn && cache.WantsAttentionScores(site.Block);
+            Module(site, bw, s, s.Feature, scores);                                                                    // (B, T, D)
+            if (scores)
+            {
+                cache.RecordAttentionScores(site.Block, s.AttnReceived);                                               // cache: attention scores
+            }
+
+            cache.Record(site, s.Feature);                                                                             // cache: record
+            s.Stats.Computed(site, flops);
         }
-
-        Tap?.Invoke($"block{l}.mlp", s.Feature);
-        Kernels.GatedResidualAdd(s.X, s.Feature, s.Mod, stride, (int)Mod.GateMlp * d, b, t, d);                       // x += gate * mlp
-        Tap?.Invoke($"block{l}", s.X);
     }
 
-    /// <summary>attn(modulate(norm1(x), shift_msa, scale_msa)) up to attn.proj, into <paramref name="dst"/> (B, T, D).</summary>
-    private void Attention(DitBlockWeights bw, DitRunState s, Span<float> dst)
+    /// <summary>The module of <paramref name="site"/> in full into <paramref name="dst"/> (B, T, D).</summary>
+    private void Module(FeatureSite site, DitBlockWeights bw, DitRunState s, Span<float> dst, bool scores)
     {
-        DitConfig c = Config;
-        int b = s.Batch, t = c.Tokens, d = c.Hidden, rows = b * t, stride = 6 * d;
-        Kernels.LayerNormModulate(s.X, s.H, s.Mod, stride, (int)Mod.ShiftMsa * d, (int)Mod.ScaleMsa * d, b, t, d);   // (B, T, D)
-        Kernels.Linear(_gemm, s.H, bw.QkvW, bw.QkvB, s.Qkv, rows, d, 3 * d);                                          // (B, T, 3D)
-        Kernels.Attention(s.Qkv, s.AttnCore, b, t, c.Heads, c.HeadDim, s.AttnScratch, _threads);                     // (B, T, D)
-        Kernels.Linear(_gemm, s.AttnCore, bw.ProjW, bw.ProjB, dst, rows, d, d);                                       // (B, T, D)
-    }
-
-    /// <summary>mlp(modulate(norm2(x), shift_mlp, scale_mlp)) up to fc2, into <paramref name="dst"/> (B, T, D).</summary>
-    private void Mlp(DitBlockWeights bw, DitRunState s, Span<float> dst)
-    {
-        DitConfig c = Config;
-        int b = s.Batch, t = c.Tokens, d = c.Hidden, rows = b * t, stride = 6 * d;
-        Kernels.LayerNormModulate(s.X, s.H, s.Mod, stride, (int)Mod.ShiftMlp * d, (int)Mod.ScaleMlp * d, b, t, d);   // (B, T, D)
-        Kernels.LinearGeluTanh(_gemm, s.H, bw.Fc1W, bw.Fc1B, s.MlpHidden, rows, d, c.MlpHidden);                      // (B, T, 4D)
-        Kernels.Linear(_gemm, s.MlpHidden, bw.Fc2W, bw.Fc2B, dst, rows, c.MlpHidden, d);                              // (B, T, D)
+        if (site.Site == Site.Attn)
+        {
+            Attention(bw, s, dst, scores);
+        }
+        else
+        {
+            Mlp(bw, s, s.X, Config.Tokens, dst);
+        }
     }
 
     /// <summary>
-    /// As <see cref="Attention"/>, with an explicit softmax per image that also leaves the attention each token
-    /// received, Σ_q mean_h P[q, k], in s.AttnReceived (B, T): for token-wise caches (ToCa, DuCa), on their full steps.
+    /// attn(modulate(norm1(x), shift_msa, scale_msa)) up to attn.proj, into <paramref name="dst"/> (B, T, D). With
+    /// <paramref name="scores"/> the softmax is explicit, one image at a time, and also leaves the attention each
+    /// token received, Σ_q mean_h P[q, k], in s.AttnReceived (B, T), for token-wise caches (ToCa, DuCa).
     /// </summary>
-    private void AttentionWithScores(DitBlockWeights bw, DitRunState s, Span<float> dst)
+    private void Attention(DitBlockWeights bw, DitRunState s, Span<float> dst, bool scores)
     {
         DitConfig c = Config;
         int b = s.Batch, t = c.Tokens, d = c.Hidden, rows = b * t, stride = 6 * d, heads = c.Heads;
-        Kernels.LayerNormModulate(s.X, s.H, s.Mod, stride, (int)Mod.ShiftMsa * d, (int)Mod.ScaleMsa * d, b, t, d);   // (B, T, D)
-        Kernels.Linear(_gemm, s.H, bw.QkvW, bw.QkvB, s.Qkv, rows, d, 3 * d);                                          // (B, T, 3D)
-        float[] p = s.AttnProbabilities;
-        for (int i = 0; i < b; i++)
+        Kernels.LayerNormModulate(s.X, s.H, s.Mod, stride, (int)Mod.ShiftMsa * d, (int)Mod.ScaleMsa * d, b, t, d);     // (B, T, D)
+        Kernels.Linear(_gemm, s.H, bw.Qkv.W, bw.Qkv.B, s.Qkv, rows, d, 3 * d);                                         // (B, T, 3D)
+        if (!scores)
         {
-            Kernels.AttentionWithProbabilities(s.Qkv.AsSpan(i * t * 3 * d, t * 3 * d), s.AttnCore.AsSpan(i * t * d, t * d),
-                p, 1, t, heads, c.HeadDim, _threads);                                                                  // (1, T, D), P (H, T, T)
-            Span<float> received = s.AttnReceived.AsSpan(i * t, t);
-            received.Clear();
-            for (int row = 0; row < heads * t; row++)
+            Kernels.Attention(s.Qkv, s.AttnCore, b, t, heads, c.HeadDim, s.AttnScratch, _threads);                     // (B, T, D)
+        }
+        else
+        {
+            float[] p = s.AttnProbabilities;
+            for (int i = 0; i < b; i++)
             {
-                Kernels.AddBias(received, p.AsSpan(row * t, t), 1, t);                                                 // Σ over heads and queries
-            }
-
-            for (int k = 0; k < t; k++)
-            {
-                received[k] /= heads;                                                                                  // mean over heads
+                Kernels.AttentionWithProbabilities(s.Qkv.AsSpan(i * t * 3 * d, t * 3 * d), s.AttnCore.AsSpan(i * t * d, t * d),
+                    p, 1, t, heads, c.HeadDim, _threads);                                                              // (1, T, D), P (H, T, T)
+                Kernels.AttentionReceived(p, s.AttnReceived.AsSpan(i * t, t), 1, heads, t);                            // (T)
             }
         }
 
-        Kernels.Linear(_gemm, s.AttnCore, bw.ProjW, bw.ProjB, dst, rows, d, d);                                       // (B, T, D)
+        Kernels.Linear(_gemm, s.AttnCore, bw.Proj.W, bw.Proj.B, dst, rows, d, d);                                      // (B, T, D)
     }
 
     /// <summary>
-    /// mlp(modulate(norm2(x))) on k tokens per image, those in s.TokenIndex (B, k), scattered into s.Feature (B, T, D)
-    /// over the stale values the cache wrote there. AttnCore and H are free here and hold the (B, k, D) rows.
+    /// mlp(modulate(norm2(x), shift_mlp, scale_mlp)) up to fc2 on <paramref name="x"/>, <paramref name="k"/> tokens
+    /// of each of the B images (B, k, D), into <paramref name="dst"/> (B, k, D); dst may be x.
+    /// </summary>
+    private void Mlp(DitBlockWeights bw, DitRunState s, ReadOnlySpan<float> x, int k, Span<float> dst)
+    {
+        DitConfig c = Config;
+        int b = s.Batch, d = c.Hidden, m = c.MlpHidden, rows = b * k, stride = 6 * d;
+        Kernels.LayerNormModulate(x[..(rows * d)], s.H.AsSpan(0, rows * d), s.Mod, stride, (int)Mod.ShiftMlp * d,
+            (int)Mod.ScaleMlp * d, b, k, d);                                                                           // (B, k, D)
+        Kernels.LinearGeluTanh(_gemm, s.H.AsSpan(0, rows * d), bw.Fc1.W, bw.Fc1.B, s.MlpHidden.AsSpan(0, rows * m), rows, d, m); // (B, k, 4D)
+        Kernels.Linear(_gemm, s.MlpHidden.AsSpan(0, rows * m), bw.Fc2.W, bw.Fc2.B, dst[..(rows * d)], rows, m, d);     // (B, k, D)
+    }
+
+    /// <summary>
+    /// The MLP on k tokens per image, those in s.TokenIndex (B, k), scattered into s.Feature (B, T, D) over the stale
+    /// values the cache wrote there. AttnCore is free here and holds the (B, k, D) rows.
     /// </summary>
     private void PartialMlp(DitBlockWeights bw, DitRunState s, int k)
     {
-        DitConfig c = Config;
-        int b = s.Batch, t = c.Tokens, d = c.Hidden, stride = 6 * d;
+        int b = s.Batch, t = Config.Tokens, d = Config.Hidden;
         if (k == 0)
         {
             return;
@@ -438,22 +370,17 @@ public sealed class DitModel
                     throw new InvalidOperationException($"cache policy selected token {token} for image {i}; tokens are 0 … {t - 1}");
                 }
 
-                s.X.AsSpan(((i * t) + token) * d, d).CopyTo(s.AttnCore.AsSpan(((i * k) + j) * d, d));             // gather
+                s.X.AsSpan(((i * t) + token) * d, d).CopyTo(s.AttnCore.AsSpan(((i * k) + j) * d, d));                  // gather
             }
         }
 
-        Kernels.LayerNormModulate(s.AttnCore.AsSpan(0, b * k * d), s.H.AsSpan(0, b * k * d), s.Mod, stride,
-            (int)Mod.ShiftMlp * d, (int)Mod.ScaleMlp * d, b, k, d);                                                    // (B, k, D)
-        Kernels.LinearGeluTanh(_gemm, s.H.AsSpan(0, b * k * d), bw.Fc1W, bw.Fc1B, s.MlpHidden.AsSpan(0, b * k * c.MlpHidden),
-            b * k, d, c.MlpHidden);                                                                                    // (B, k, 4D)
-        Kernels.Linear(_gemm, s.MlpHidden.AsSpan(0, b * k * c.MlpHidden), bw.Fc2W, bw.Fc2B, s.AttnCore.AsSpan(0, b * k * d),
-            b * k, c.MlpHidden, d);                                                                                    // (B, k, D)
+        Mlp(bw, s, s.AttnCore, k, s.AttnCore);                                                                         // (B, k, D)
         for (int i = 0; i < b; i++)
         {
             for (int j = 0; j < k; j++)
             {
                 int token = s.TokenIndex[(i * k) + j];
-                s.AttnCore.AsSpan(((i * k) + j) * d, d).CopyTo(s.Feature.AsSpan(((i * t) + token) * d, d));       // scatter
+                s.AttnCore.AsSpan(((i * k) + j) * d, d).CopyTo(s.Feature.AsSpan(((i * t) + token) * d, d));            // scatter
             }
         }
     }
@@ -466,28 +393,10 @@ public sealed class DitModel
     {
         DitConfig c = Config;
         int b = s.Batch, t = c.Tokens, d = c.Hidden;
-        DitBlockWeights bw = _w.Blocks[0];
-        Modulation(0, bw.AdaLnW, bw.AdaLnB, 6 * d, s);                                                                 // (U, 6D)
-        Expand(s.CondMod, s.Mod, 6 * d, s);                                                                            // (B, 6D)
-        Kernels.LayerNormModulate(s.X, s.H, s.Mod, 6 * d, (int)Mod.ShiftMsa * d, (int)Mod.ScaleMsa * d, b, t, d);     // (B, T, D)
-        s.LastFlops += DitFlops.AdaLn(c, b);
+        AdaLnModulation(0, s);                                                                                         // (B, 6D)
+        Kernels.LayerNormModulate(s.X, s.H, s.Mod, 6 * d, (int)Mod.ShiftMsa * d, (int)Mod.ScaleMsa * d, b, t, d);      // (B, T, D)
+        s.Stats.Flops += DitFlops.AdaLn(c, b);
     }
-
-    private static void Computed(FeatureSite site, DitRunState s, double flops)
-    {
-        s.Sites[site.Index] = SiteOutcome.Computed;
-        s.LastModulesComputed++;
-        s.LastFlops += flops;
-    }
-
-    private static void Forecasted(FeatureSite site, DitRunState s)
-    {
-        s.Sites[site.Index] = SiteOutcome.Forecast;
-        s.LastModulesForecast++;
-    }
-
-    /// <summary>‖a − b‖₂ / ‖b‖₂ in double (0 when both are zero).</summary>
-    private static double RelativeL2(ReadOnlySpan<float> a, ReadOnlySpan<float> b) => RelativeError.L2(a, b);
 
     // ------------------------------------------------------------------------------------------------------------
     // FinalLayer: adaLN (shift, scale), LayerNorm, linear to p*p*out per token
@@ -496,10 +405,10 @@ public sealed class DitModel
     {
         DitConfig c = Config;
         int b = s.Batch, t = c.Tokens, d = c.Hidden, outPerToken = c.Patch * c.Patch * c.OutChannels;
-        Modulation(c.Depth, _w.FinalAdaLnW, _w.FinalAdaLnB, 2 * d, s);                                                // (U, 2D)
-        Expand(s.CondMod, s.FinalMod, 2 * d, s);                                                                       // (B, 2D)
+        Modulation(c.Depth, _w.FinalAdaLn, 2 * d, s);                                                                  // (U, 2D)
+        s.Conditions.Expand(s.CondMod, s.FinalMod, 2 * d);                                                             // (B, 2D)
         Kernels.LayerNormModulate(s.X, s.H, s.FinalMod, 2 * d, 0, d, b, t, d);                                         // (B, T, D)
-        Kernels.Linear(_gemm, s.H, _w.FinalW, _w.FinalB, s.FinalOut, b * t, d, outPerToken);                          // (B, T, p*p*out)
+        Kernels.Linear(_gemm, s.H, _w.FinalLinear.W, _w.FinalLinear.B, s.FinalOut, b * t, d, outPerToken);             // (B, T, p*p*out)
     }
 
     // ------------------------------------------------------------------------------------------------------------
@@ -515,14 +424,7 @@ public sealed class DitModel
         ICachePolicy cache, Span<float> output)
     {
         CheckShapes(x, timesteps, labels, s, output);
-        s.LastFlops = 0;
-        s.LastModulesComputed = 0;
-        s.LastModulesForecast = 0;
-        s.LastModulesPartial = 0;
-        s.LastBlocksSkippedCount = 0;
-        s.Sites.AsSpan().Clear();                                                                                  // SiteOutcome.Skipped
-        s.ShadowErrors.AsSpan().Fill(double.NaN);
-        s.LastShadowBlocksError = double.NaN;
+        s.Stats.Clear();
 
         EmbedPatches(x, s);                                                                                            // (B, T, D)
         EmbedConditioning(timesteps, labels, s);                                                                       // (B, D)
@@ -538,9 +440,9 @@ public sealed class DitModel
         int depth = Config.Depth;
         for (int l = 0; l < depth;)
         {
-            if (s.Shadow)
+            if (s.ShadowBuffers is { } kept)
             {
-                s.X.CopyTo(s.ShadowInput, 0);                                                                          // diagnostics: keep the input
+                s.X.CopyTo(kept.Input, 0);                                                                             // diagnostics: keep the input
             }
 
             int next = cache.SkipBlocks(l, s.X);                                                                       // cache: skip blocks l … next−1
@@ -557,18 +459,18 @@ public sealed class DitModel
                 throw new InvalidOperationException($"cache policy asked to skip from block {l} to {next}; the next block must be in ({l}, {depth}]");
             }
 
-            s.LastBlocksSkippedCount += next - l;
-            if (s.Shadow)
+            if (s.ShadowBuffers is { } shadow)
             {
-                ShadowBlocks(s, l, next);                                                                              // diagnostics: the true blocks
+                ShadowBlocks(s, shadow, l, next);                                                                      // diagnostics: the true blocks
             }
 
+            s.Stats.Skipped(l, next);
             l = next;
         }
 
         FinalLayer(s);                                                                                                 // (B, T, p*p*out)
         DitConfig c = Config;
-        Kernels.Unpatchify(s.FinalOut, output, s.Batch, c.OutChannels, c.InputSize, c.InputSize, c.Patch);           // (B, out, H, W)
+        Kernels.Unpatchify(s.FinalOut, output, s.Batch, c.OutChannels, c.InputSize, c.InputSize, c.Patch);             // (B, out, H, W)
     }
 
     /// <summary>
@@ -576,22 +478,21 @@ public sealed class DitModel
     /// measures the stand-in against them, then puts the stand-in back so the sample, FLOPs and counters are those of
     /// the cached run.
     /// </summary>
-    private void ShadowBlocks(DitRunState s, int from, int to)
+    private void ShadowBlocks(DitRunState s, ShadowBuffers shadow, int from, int to)
     {
-        double flops = s.LastFlops;
-        int computed = s.LastModulesComputed;
-        s.X.CopyTo(s.ShadowForecast, 0);
-        s.ShadowInput.CopyTo(s.X, 0);
+        double flops = s.Stats.Flops;
+        int computed = s.Stats.ModulesComputed;
+        s.X.CopyTo(shadow.Forecast, 0);
+        shadow.Input.CopyTo(s.X, 0);
         for (int l = from; l < to; l++)
         {
             Block(l, s, NoCache.Instance);
         }
 
-        s.LastShadowBlocksError = RelativeL2(s.ShadowForecast, s.X);
-        s.ShadowForecast.CopyTo(s.X, 0);
-        s.Sites.AsSpan(FeatureSite.PerBlock * from, FeatureSite.PerBlock * (to - from)).Clear();                    // SiteOutcome.Skipped
-        s.LastFlops = flops;
-        s.LastModulesComputed = computed;
+        s.Stats.ShadowBlocksError = RelativeError.L2(shadow.Forecast, s.X);
+        shadow.Forecast.CopyTo(s.X, 0);
+        s.Stats.Flops = flops;
+        s.Stats.ModulesComputed = computed;
     }
 
     /// <summary>
@@ -599,7 +500,7 @@ public sealed class DitModel
     /// writes the guided output of the first half into <paramref name="output"/> (N, out, H, W):
     /// <c>eps = uncond + scale·(cond − uncond)</c> on channels [0, <paramref name="guidedChannels"/>), the cond half's
     /// own values elsewhere (the variance channels). <paramref name="guidedChannels"/> = in_channels is standard CFG;
-    /// 3 reproduces the official DiT sampler (METHODS.md section 6.3). <paramref name="s"/> must have 2·N rows.
+    /// 3 reproduces the official DiT sampler (docs/methods.md §6.3). <paramref name="s"/> must have 2·N rows.
     /// </summary>
     public void ForwardWithCfg(ReadOnlySpan<float> x, float timestep, ReadOnlySpan<int> labels, float cfgScale,
         int guidedChannels, DitRunState s, ICachePolicy cache, Span<float> output)
@@ -657,6 +558,12 @@ public sealed class DitModel
                 $"got {x.Length} / {timesteps.Length} / {labels.Length} / {output.Length} elements");
         }
 
+        CheckLabels(labels);
+    }
+
+    private void CheckLabels(ReadOnlySpan<int> labels)
+    {
+        DitConfig c = Config;
         foreach (int y in labels)
         {
             if (y < 0 || y > c.NullClass)

@@ -1,12 +1,11 @@
 using System;
-using DitCache.Caching;
 using DitCache.Tensors;
 
 namespace DitCache.Models;
 
 /// <summary>
 /// Every activation buffer of one forward, allocated once per (batch, resolution) and reused by every step
-/// (llama2.c's RunState; STYLE.md rule 4). Shapes use B = batch rows (2·N with CFG), T tokens, D hidden.
+/// (llama2.c's RunState; CONTRIBUTING.md: nothing allocates in the step loop). Shapes use B = batch rows (2·N with CFG), T tokens, D hidden.
 /// </summary>
 public sealed class DitRunState
 {
@@ -38,10 +37,7 @@ public sealed class DitRunState
         TimeHidden = new float[b * d];
         C = new float[b * d];
         CondC = new float[b * d];
-        CondRow = new int[b];
-        CondTimesteps = new float[b];
-        CondLabels = new int[b];
-        CondPrepared = new int[b];
+        Conditions = new ConditionRows(b);
         CondMod = new float[b * 6 * d];
         SiluC = new float[b * d];
         Mod = new float[b * 6 * d];
@@ -51,8 +47,7 @@ public sealed class DitRunState
         CfgInput = new float[b * config.InChannels * pixels];
         CfgTimesteps = new float[b];
         CfgLabels = new int[b];
-        _sites = new SiteOutcome[FeatureSite.PerBlock * config.Depth];
-        _shadowError = new double[FeatureSite.PerBlock * config.Depth];
+        Stats = new ForwardStats(config.Depth);
     }
 
     /// <summary>The config these buffers fit.</summary>
@@ -106,26 +101,8 @@ public sealed class DitRunState
     /// <summary>Conditioning c = t_emb + y_emb (B, D).</summary>
     internal float[] C { get; }
 
-    /// <summary>Batch row → its distinct (timestep, label) row (B).</summary>
-    internal int[] CondRow { get; }
-
-    /// <summary>Distinct (timestep, label) rows of the current forward, U ≤ B.</summary>
-    internal int CondCount { get; set; }
-
-    /// <summary>Timestep of each distinct row (U).</summary>
-    internal float[] CondTimesteps { get; }
-
-    /// <summary>Label of each distinct row (U).</summary>
-    internal int[] CondLabels { get; }
-
-    /// <summary>Row of each distinct (t, y) in <see cref="Prepared"/> (U), valid when <see cref="UsePrepared"/>.</summary>
-    internal int[] CondPrepared { get; }
-
-    /// <summary>The run's conditioning computed ahead (<see cref="DitModel.PrepareConditioning"/>), or null.</summary>
-    internal PreparedConditioning? Prepared { get; set; }
-
-    /// <summary>Whether the current forward takes its conditioning from <see cref="Prepared"/>.</summary>
-    internal bool UsePrepared { get; set; }
+    /// <summary>The distinct (timestep, label) rows of the current forward, and the run's prepared conditioning.</summary>
+    internal ConditionRows Conditions { get; }
 
     /// <summary>c of each distinct row (U, D).</summary>
     internal float[] CondC { get; }
@@ -157,20 +134,23 @@ public sealed class DitRunState
     /// <summary>CFG batch labels [y; null] (B).</summary>
     internal int[] CfgLabels { get; }
 
-    /// <summary>FLOPs of the last forward, paper convention (METHODS.md 9.1).</summary>
-    public double LastFlops { get; internal set; }
+    /// <summary>What the current (or last) forward did; cleared as each forward starts.</summary>
+    internal ForwardStats Stats { get; }
+
+    /// <summary>FLOPs of the last forward, paper convention (docs/methods.md §9.1).</summary>
+    public double LastFlops => Stats.Flops;
 
     /// <summary>Modules (attention or MLP) computed in the last forward.</summary>
-    public int LastModulesComputed { get; internal set; }
+    public int LastModulesComputed => Stats.ModulesComputed;
 
     /// <summary>Modules replaced by the cache in the last forward.</summary>
-    public int LastModulesForecast { get; internal set; }
+    public int LastModulesForecast => Stats.ModulesForecast;
 
     /// <summary>MLP modules recomputed on some tokens only (token-wise caches) in the last forward.</summary>
-    public int LastModulesPartial { get; internal set; }
+    public int LastModulesPartial => Stats.ModulesPartial;
 
     /// <summary>Blocks the cache skipped (stood in for as a range) in the last forward.</summary>
-    public int LastBlocksSkippedCount { get; internal set; }
+    public int LastBlocksSkippedCount => Stats.BlocksSkipped;
 
     /// <summary>Whether the cache replaced the whole block stack in the last forward.</summary>
     public bool LastBlocksSkipped => LastBlocksSkippedCount == Config.Depth;
@@ -178,14 +158,8 @@ public sealed class DitRunState
     /// <summary>True when the last forward ran every block in full.</summary>
     public bool LastFullyComputed => LastBlocksSkippedCount == 0 && LastModulesForecast == 0 && LastModulesPartial == 0;
 
-    private readonly SiteOutcome[] _sites;
-    private readonly double[] _shadowError;
-    private float[]? _shadowFeature, _shadowInput, _shadowForecast;
-
     /// <summary>What happened at each site in the last forward, indexed block·2 + (0 attention, 1 MLP).</summary>
-    public ReadOnlySpan<SiteOutcome> LastSites => _sites;
-
-    internal SiteOutcome[] Sites => _sites;
+    public ReadOnlySpan<SiteOutcome> LastSites => Stats.Sites;
 
     /// <summary>
     /// Diagnostics only: when set, every forecast module (and a skipped block stack) is also computed from the same
@@ -195,19 +169,16 @@ public sealed class DitRunState
     /// </summary>
     public bool Shadow
     {
-        get => _shadowFeature is not null;
+        get => ShadowBuffers is not null;
         set
         {
-            if (value && _shadowFeature is null)
+            if (value && ShadowBuffers is null)
             {
-                int n = X.Length;
-                _shadowFeature = new float[n];
-                _shadowInput = new float[n];
-                _shadowForecast = new float[n];
+                ShadowBuffers = new ShadowBuffers(X.Length);
             }
             else if (!value)
             {
-                _shadowFeature = _shadowInput = _shadowForecast = null;
+                ShadowBuffers = null;
             }
         }
     }
@@ -216,21 +187,13 @@ public sealed class DitRunState
     /// With <see cref="Shadow"/>: per site of the last forward, ‖forecast − true‖₂ / ‖true‖₂ over the whole batch;
     /// NaN where the site was computed (or the whole stack was skipped).
     /// </summary>
-    public ReadOnlySpan<double> LastShadowErrors => _shadowError;
-
-    internal double[] ShadowErrors => _shadowError;
+    public ReadOnlySpan<double> LastShadowErrors => Stats.ShadowErrors;
 
     /// <summary>With <see cref="Shadow"/>: relative L2 error of the output of the last range of blocks the cache skipped in the last forward (the whole stack for Spectrum, TeaCache, MagCache); NaN when every block ran.</summary>
-    public double LastShadowBlocksError { get; internal set; } = double.NaN;
+    public double LastShadowBlocksError => Stats.ShadowBlocksError;
 
-    /// <summary>Shadow: the true module output on a forecast step (B, T, D).</summary>
-    internal float[] ShadowFeature => _shadowFeature ?? throw new InvalidOperationException("shadow buffers not allocated");
-
-    /// <summary>Shadow: the block-stack input kept before a block-level cache may overwrite it (B, T, D).</summary>
-    internal float[] ShadowInput => _shadowInput ?? throw new InvalidOperationException("shadow buffers not allocated");
-
-    /// <summary>Shadow: the forecast block-stack output held while the true stack runs (B, T, D).</summary>
-    internal float[] ShadowForecast => _shadowForecast ?? throw new InvalidOperationException("shadow buffers not allocated");
+    /// <summary>The shadow-diagnostics buffers, or null when <see cref="Shadow"/> is off.</summary>
+    internal ShadowBuffers? ShadowBuffers { get; private set; }
 }
 
 /// <summary>What a forward did at one cache site.</summary>

@@ -7,78 +7,37 @@ using DitCache.Tensors.IO;
 
 namespace DitCache.Models;
 
-/// <summary>The weights of one DiT block, PyTorch layouts (Linear weights are [out, in]).</summary>
-public sealed class DitBlockWeights
-{
-    internal DitBlockWeights(float[] qkvW, float[] qkvB, float[] projW, float[] projB, float[] fc1W, float[] fc1B,
-        float[] fc2W, float[] fc2B, float[] adaLnW, float[] adaLnB)
-    {
-        QkvW = qkvW;
-        QkvB = qkvB;
-        ProjW = projW;
-        ProjB = projB;
-        Fc1W = fc1W;
-        Fc1B = fc1B;
-        Fc2W = fc2W;
-        Fc2B = fc2B;
-        AdaLnW = adaLnW;
-        AdaLnB = adaLnB;
-    }
+/// <summary>A Linear layer's parameters in the PyTorch layout: <see cref="W"/> [out, in], <see cref="B"/> [out].</summary>
+/// <param name="W">The weight, row-major [out, in] (x_embedder's conv weight [D, C, p, p] is the same matrix).</param>
+/// <param name="B">The bias [out].</param>
+public readonly record struct LinearWeights(float[] W, float[] B);
 
-    /// <summary>attn.qkv weight [3D, D], rows [q | k | v], heads contiguous inside each.</summary>
-    public float[] QkvW { get; }
-
-    /// <summary>attn.qkv bias [3D].</summary>
-    public float[] QkvB { get; }
-
-    /// <summary>attn.proj weight [D, D].</summary>
-    public float[] ProjW { get; }
-
-    /// <summary>attn.proj bias [D].</summary>
-    public float[] ProjB { get; }
-
-    /// <summary>mlp.fc1 weight [4D, D].</summary>
-    public float[] Fc1W { get; }
-
-    /// <summary>mlp.fc1 bias [4D].</summary>
-    public float[] Fc1B { get; }
-
-    /// <summary>mlp.fc2 weight [D, 4D].</summary>
-    public float[] Fc2W { get; }
-
-    /// <summary>mlp.fc2 bias [D].</summary>
-    public float[] Fc2B { get; }
-
-    /// <summary>adaLN_modulation.1 weight [6D, D].</summary>
-    public float[] AdaLnW { get; }
-
-    /// <summary>adaLN_modulation.1 bias [6D].</summary>
-    public float[] AdaLnB { get; }
-}
+/// <summary>The weights of one DiT block (models.py <c>DiTBlock</c>), named after its modules.</summary>
+/// <param name="AdaLn">adaLN_modulation.1: [6D, D], output chunks (shift, scale, gate) for attention then MLP.</param>
+/// <param name="Qkv">attn.qkv: [3D, D], rows [q | k | v], heads contiguous inside each.</param>
+/// <param name="Proj">attn.proj: [D, D].</param>
+/// <param name="Fc1">mlp.fc1: [4D, D].</param>
+/// <param name="Fc2">mlp.fc2: [D, 4D].</param>
+public sealed record DitBlockWeights(LinearWeights AdaLn, LinearWeights Qkv, LinearWeights Proj, LinearWeights Fc1, LinearWeights Fc2);
 
 /// <summary>
 /// All DiT weights and the config read from their shapes. This is the only file where checkpoint key strings appear
-/// (STYLE.md rule 2). Keys follow facebookresearch/DiT <c>models.py</c> (METHODS.md section 6.2).
+/// (CONTRIBUTING.md, "Layout"). Keys follow facebookresearch/DiT <c>models.py</c> (docs/methods.md §6.2).
 /// </summary>
 public sealed class DitWeights
 {
-    private DitWeights(DitConfig config, float[][] parts, DitBlockWeights[] blocks, bool posEmbedRegenerated)
+    private DitWeights(DitConfig config, LinearWeights patchEmbed, float[] posEmbed, LinearWeights timeMlp0,
+        LinearWeights timeMlp2, float[] labelTable, DitBlockWeights[] blocks, LinearWeights finalAdaLn, LinearWeights finalLinear)
     {
         Config = config;
-        PatchW = parts[0];
-        PatchB = parts[1];
-        PosEmbed = parts[2];
-        TimeW0 = parts[3];
-        TimeB0 = parts[4];
-        TimeW2 = parts[5];
-        TimeB2 = parts[6];
-        LabelTable = parts[7];
-        FinalAdaLnW = parts[8];
-        FinalAdaLnB = parts[9];
-        FinalW = parts[10];
-        FinalB = parts[11];
+        PatchEmbed = patchEmbed;
+        PosEmbed = posEmbed;
+        TimeMlp0 = timeMlp0;
+        TimeMlp2 = timeMlp2;
+        LabelTable = labelTable;
         Blocks = blocks;
-        PosEmbedRegenerated = posEmbedRegenerated;
+        FinalAdaLn = finalAdaLn;
+        FinalLinear = finalLinear;
     }
 
     /// <summary>Width of the sinusoidal timestep features fed to the timestep MLP (models.py frequency_embedding_size).</summary>
@@ -87,29 +46,17 @@ public sealed class DitWeights
     /// <summary>The config read from the tensor shapes.</summary>
     public DitConfig Config { get; }
 
-    /// <summary>x_embedder.proj weight [D, C, p, p].</summary>
-    public float[] PatchW { get; }
-
-    /// <summary>x_embedder.proj bias [D].</summary>
-    public float[] PatchB { get; }
+    /// <summary>x_embedder.proj: conv weight [D, C, p, p] (a Linear over im2col rows), bias [D].</summary>
+    public LinearWeights PatchEmbed { get; }
 
     /// <summary>pos_embed [T, D] (stored or regenerated).</summary>
     public float[] PosEmbed { get; }
 
-    /// <summary>Whether the checkpoint had no pos_embed and the sin-cos table was regenerated.</summary>
-    public bool PosEmbedRegenerated { get; }
+    /// <summary>t_embedder.mlp.0: [D, 256].</summary>
+    public LinearWeights TimeMlp0 { get; }
 
-    /// <summary>t_embedder.mlp.0 weight [D, 256].</summary>
-    public float[] TimeW0 { get; }
-
-    /// <summary>t_embedder.mlp.0 bias [D].</summary>
-    public float[] TimeB0 { get; }
-
-    /// <summary>t_embedder.mlp.2 weight [D, D].</summary>
-    public float[] TimeW2 { get; }
-
-    /// <summary>t_embedder.mlp.2 bias [D].</summary>
-    public float[] TimeB2 { get; }
+    /// <summary>t_embedder.mlp.2: [D, D].</summary>
+    public LinearWeights TimeMlp2 { get; }
 
     /// <summary>y_embedder.embedding_table [classes + 1, D]; the last row is the null class.</summary>
     public float[] LabelTable { get; }
@@ -117,23 +64,11 @@ public sealed class DitWeights
     /// <summary>The blocks in order.</summary>
     public IReadOnlyList<DitBlockWeights> Blocks { get; }
 
-    /// <summary>final_layer.adaLN_modulation.1 weight [2D, D].</summary>
-    public float[] FinalAdaLnW { get; }
+    /// <summary>final_layer.adaLN_modulation.1: [2D, D], output chunks (shift, scale).</summary>
+    public LinearWeights FinalAdaLn { get; }
 
-    /// <summary>final_layer.adaLN_modulation.1 bias [2D].</summary>
-    public float[] FinalAdaLnB { get; }
-
-    /// <summary>final_layer.linear weight [p·p·out, D].</summary>
-    public float[] FinalW { get; }
-
-    /// <summary>final_layer.linear bias [p·p·out].</summary>
-    public float[] FinalB { get; }
-
-    /// <summary>Parameter count (the stored pos_embed, a frozen buffer in DiT, is not counted).</summary>
-    public long ParameterCount =>
-        new[] { PatchW, PatchB, TimeW0, TimeB0, TimeW2, TimeB2, LabelTable, FinalAdaLnW, FinalAdaLnB, FinalW, FinalB }.Sum(a => (long)a.Length)
-        + Blocks.Sum(b => (long)b.QkvW.Length + b.QkvB.Length + b.ProjW.Length + b.ProjB.Length + b.Fc1W.Length
-            + b.Fc1B.Length + b.Fc2W.Length + b.Fc2B.Length + b.AdaLnW.Length + b.AdaLnB.Length);
+    /// <summary>final_layer.linear: [p·p·out, D].</summary>
+    public LinearWeights FinalLinear { get; }
 
     /// <summary>
     /// Reads the config from the tensor shapes and validates every tensor. Heads come from the safetensors metadata
@@ -220,40 +155,31 @@ public sealed class DitWeights
             posEmbed = reader.Take("pos_embed", 1, config.Tokens, d).Data;
         }
 
-        float[][] parts =
-        [
-            reader.Check("x_embedder.proj.weight", patchW, d, inChannels, patch, patch).Data,
-            reader.Take("x_embedder.proj.bias", d).Data,
-            posEmbed,
-            reader.Take("t_embedder.mlp.0.weight", d, TimeFrequencyDim).Data,
-            reader.Take("t_embedder.mlp.0.bias", d).Data,
-            reader.Take("t_embedder.mlp.2.weight", d, d).Data,
-            reader.Take("t_embedder.mlp.2.bias", d).Data,
-            reader.Check("y_embedder.embedding_table.weight", labels, numClasses + 1, d).Data,
-            reader.Take("final_layer.adaLN_modulation.1.weight", 2 * d, d).Data,
-            reader.Take("final_layer.adaLN_modulation.1.bias", 2 * d).Data,
-            reader.Check("final_layer.linear.weight", finalW, outTotal, d).Data,
-            reader.Take("final_layer.linear.bias", outTotal).Data,
-        ];
+        LinearWeights Linear(string key, Tensor? shaped, params int[] shape) => new(
+            (shaped is null ? reader.Take($"{key}.weight", shape) : reader.Check($"{key}.weight", shaped, shape)).Data,
+            reader.Take($"{key}.bias", shape[0]).Data);
 
+        // Embedders, final layer, then blocks: a file with several problems reports the first of this order.
+        LinearWeights patchEmbed = Linear("x_embedder.proj", patchW, d, inChannels, patch, patch);
+        LinearWeights timeMlp0 = Linear("t_embedder.mlp.0", null, d, TimeFrequencyDim);
+        LinearWeights timeMlp2 = Linear("t_embedder.mlp.2", null, d, d);
+        float[] labelTable = reader.Check("y_embedder.embedding_table.weight", labels, numClasses + 1, d).Data;
+        LinearWeights finalAdaLn = Linear("final_layer.adaLN_modulation.1", null, 2 * d, d);
+        LinearWeights finalLinear = Linear("final_layer.linear", finalW, outTotal, d);
         var blocks = new DitBlockWeights[depth];
         for (int i = 0; i < depth; i++)
         {
-            blocks[i] = new DitBlockWeights(
-                reader.Take(BlockKey(i, "attn.qkv.weight"), 3 * d, d).Data,
-                reader.Take(BlockKey(i, "attn.qkv.bias"), 3 * d).Data,
-                reader.Take(BlockKey(i, "attn.proj.weight"), d, d).Data,
-                reader.Take(BlockKey(i, "attn.proj.bias"), d).Data,
-                reader.Take(BlockKey(i, "mlp.fc1.weight"), m, d).Data,
-                reader.Take(BlockKey(i, "mlp.fc1.bias"), m).Data,
-                reader.Take(BlockKey(i, "mlp.fc2.weight"), d, m).Data,
-                reader.Take(BlockKey(i, "mlp.fc2.bias"), d).Data,
-                reader.Take(BlockKey(i, "adaLN_modulation.1.weight"), 6 * d, d).Data,
-                reader.Take(BlockKey(i, "adaLN_modulation.1.bias"), 6 * d).Data);
+            LinearWeights qkv = Linear(BlockKey(i, "attn.qkv"), null, 3 * d, d);
+            LinearWeights proj = Linear(BlockKey(i, "attn.proj"), null, d, d);
+            LinearWeights mlpFc1 = Linear(BlockKey(i, "mlp.fc1"), null, m, d);
+            LinearWeights mlpFc2 = Linear(BlockKey(i, "mlp.fc2"), null, d, m);
+            LinearWeights adaLn = Linear(BlockKey(i, "adaLN_modulation.1"), null, 6 * d, d);
+            blocks[i] = new DitBlockWeights(adaLn, qkv, proj, mlpFc1, mlpFc2);
         }
 
+        var weights = new DitWeights(config, patchEmbed, posEmbed, timeMlp0, timeMlp2, labelTable, blocks, finalAdaLn, finalLinear);
         reader.RejectExtraKeys();
-        return new DitWeights(config, parts, blocks, regenerate);
+        return weights;
     }
 
     /// <summary>

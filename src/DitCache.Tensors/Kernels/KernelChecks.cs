@@ -32,7 +32,7 @@ internal static class KernelChecks
 
     /// <summary>
     /// As <see cref="Length(int, long, string, string)"/> with the shape as an interpolated string that is formatted
-    /// only when the check fails: kernels run in the sampling loop, which must not allocate (STYLE.md rule 4).
+    /// only when the check fails: kernels run in the sampling loop, which must not allocate (CONTRIBUTING.md).
     /// </summary>
     public static void Length(int actual, long needed, string name,
         [InterpolatedStringHandlerArgument("actual", "needed")] ref ShapeHandler shape)

@@ -251,6 +251,26 @@ internal static class Reference
         }
     }
 
+    public static void AttentionReceived(ReadOnlySpan<float> probabilities, Span<float> received, int batch, int heads, int tokens)
+    {
+        for (int b = 0; b < batch; b++)
+        {
+            for (int k = 0; k < tokens; k++)
+            {
+                double sum = 0;
+                for (int h = 0; h < heads; h++)
+                {
+                    for (int q = 0; q < tokens; q++)
+                    {
+                        sum += probabilities[(((((b * heads) + h) * tokens) + q) * tokens) + k];
+                    }
+                }
+
+                received[(b * tokens) + k] = (float)(sum / heads);
+            }
+        }
+    }
+
     /// <summary>LayerNorm (no affine, biased variance) then modulate, per (batch, token) row, in double.</summary>
     public static void LayerNormModulate(ReadOnlySpan<float> x, Span<float> y, ReadOnlySpan<float> mod, int modStride,
         int shiftOffset, int scaleOffset, int batch, int tokens, int dim, float eps)

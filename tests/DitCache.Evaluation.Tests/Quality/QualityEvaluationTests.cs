@@ -117,8 +117,8 @@ public sealed class QualityEvaluationTests
     public void Evaluation_is_deterministic_and_its_accuracy_is_the_classifiers()
     {
         FmnistClassifier classifier = FmnistClassifier.LoadDefault(Gemm());
-        QualityReference reference = QualityReference.Compute(classifier, s_subset.Value, [0, 2, 7]);
-        var evaluation = new QualityEvaluation(RandomModel(), classifier);
+        QualityReference reference = FmnistQuality.Reference(classifier, s_subset.Value, [0, 2, 7]);
+        var evaluation = new QualityEvaluation(RandomModel(), new FmnistQuality(classifier));
         int progressCalls = 0, lastDone = 0, lastTotal = 0;
 
         QualityResult a = evaluation.Run(Settings(), reference, (done, total) =>
@@ -166,8 +166,8 @@ public sealed class QualityEvaluationTests
     public void Samples_do_not_depend_on_batch_size_and_the_grid_takes_the_first_of_each_class()
     {
         FmnistClassifier classifier = FmnistClassifier.LoadDefault(Gemm());
-        QualityReference reference = QualityReference.Compute(classifier, s_subset.Value, [0, 2, 7]);
-        var evaluation = new QualityEvaluation(RandomModel(), classifier);
+        QualityReference reference = FmnistQuality.Reference(classifier, s_subset.Value, [0, 2, 7]);
+        var evaluation = new QualityEvaluation(RandomModel(), new FmnistQuality(classifier));
 
         QualityResult batched = evaluation.Run(Settings(batch: 5, grid: 2), reference);
         QualityResult whole = evaluation.Run(Settings(batch: 12, grid: 2), reference);
@@ -189,7 +189,7 @@ public sealed class QualityEvaluationTests
     {
         FmnistClassifier classifier = FmnistClassifier.LoadDefault(Gemm());
         FashionMnist subset = s_subset.Value;
-        QualityReference all = QualityReference.Compute(classifier, subset, Enumerable.Range(0, 10));
+        QualityReference all = FmnistQuality.Reference(classifier, subset, Enumerable.Range(0, 10));
         Assert.Equal(ReferenceImages, all.Count);
         Assert.Equal(ReferenceImages / 2, all.FloorCountA);
         Assert.Equal(ReferenceImages / 2, all.FloorCountB);
@@ -201,7 +201,7 @@ public sealed class QualityEvaluationTests
         Assert.Equal(floor, all.Floor, 9);
         Assert.True(all.Floor > 0);
 
-        QualityReference some = QualityReference.Compute(classifier, subset, [7, 0]);
+        QualityReference some = FmnistQuality.Reference(classifier, subset, [7, 0]);
         int expected = subset.Labels.ToArray().Count(y => y is 0 or 7);
         Assert.Equal(expected, some.Count);
         Assert.Equal([0, 7], some.Classes);
@@ -211,8 +211,8 @@ public sealed class QualityEvaluationTests
     public void Report_names_the_counts_and_scores()
     {
         FmnistClassifier classifier = FmnistClassifier.LoadDefault(Gemm());
-        QualityReference reference = QualityReference.Compute(classifier, s_subset.Value, [0, 2, 7]);
-        QualityResult r = new QualityEvaluation(RandomModel(), classifier).Run(Settings(), reference);
+        QualityReference reference = FmnistQuality.Reference(classifier, s_subset.Value, [0, 2, 7]);
+        QualityResult r = new QualityEvaluation(RandomModel(), new FmnistQuality(classifier)).Run(Settings(), reference);
         DitConfig config = DitWeights.FromFile(RandomDit()).Config;
 
         using JsonDocument json = JsonDocument.Parse(QualityReport.ToJson(r, config, "random-dit", classifier.Source, "managed", 1));
@@ -236,8 +236,8 @@ public sealed class QualityEvaluationTests
     public void Bad_settings_are_rejected()
     {
         FmnistClassifier classifier = FmnistClassifier.LoadDefault(Gemm());
-        QualityReference reference = QualityReference.Compute(classifier, s_subset.Value, [0, 2, 7]);
-        var evaluation = new QualityEvaluation(RandomModel(), classifier);
+        QualityReference reference = FmnistQuality.Reference(classifier, s_subset.Value, [0, 2, 7]);
+        var evaluation = new QualityEvaluation(RandomModel(), new FmnistQuality(classifier));
 
         Assert.Throws<ArgumentException>(() => evaluation.Run(Settings(perClass: 0), reference));
         Assert.Throws<ArgumentException>(() => evaluation.Run(Settings(batch: 0), reference));
@@ -251,7 +251,7 @@ public sealed class QualityEvaluationTests
     {
         FmnistClassifier classifier = FmnistClassifier.LoadDefault(Gemm());
         var latent = new DitModel(DitWeights.FromFile(RandomDit(channels: 4, size: 32)), Gemm(), 1);
-        DitCacheException e = Assert.Throws<DitCacheException>(() => new QualityEvaluation(latent, classifier));
+        DitCacheException e = Assert.Throws<DitCacheException>(() => new QualityEvaluation(latent, new FmnistQuality(classifier)));
         Assert.Contains("32x32x4", e.Message, StringComparison.Ordinal);
         Assert.Equal(2, e.ExitCode);
     }

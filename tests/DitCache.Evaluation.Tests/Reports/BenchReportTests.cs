@@ -397,6 +397,7 @@ public sealed class BenchReportTests
             FloorFrechetDistance = 3.21,
             MatchedFloorFrechetDistance = 12.34,
             StripClasses = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+            ClassNames = [.. FashionMnist.ClassNames],
         };
         r.Entries.Add(Entry(Cfg("none", 50, "full", "Full 50 steps", reference: true), 50, 1, double.PositiveInfinity, 1, 70.1, 1, speedup: 1));
         r.Entries.Add(Entry(Cfg("none", 20, "ddim-steps", "DDIM 20 steps"), 20, 2.5, 24.5, 0.9, 78.2, 2, timeline: new string('C', 20)));
@@ -430,6 +431,7 @@ public sealed class BenchReportTests
             FloorFrechetDistance = 2.87,
             MatchedFloorFrechetDistance = 8.41,
             StripClasses = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+            ClassNames = [.. FashionMnist.ClassNames],
         };
 
         int seed = 10;

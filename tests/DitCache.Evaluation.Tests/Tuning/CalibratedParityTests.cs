@@ -15,7 +15,7 @@ using Xunit.Abstractions;
 namespace DitCache.Evaluation.Tests.Tuning;
 
 /// <summary>
-/// TeaCache, SmoothCache and MagCache against an independent Python reading of METHODS.md 5.5, 5.7, 5.8
+/// TeaCache, SmoothCache and MagCache against an independent Python reading of docs/methods.md §5.5, §5.7, §5.8
 /// (tools/reference/make_calibrated_fixtures.py): the C# calibration numbers against Python's on the same run (tiny
 /// random DiT, 50 DDIM steps, CFG 1.5, classes [3, 7], the fixture's noise), then each cached run, given Python's
 /// calibration, against Python's: the computed list exactly, the final sample and the caching effect within bounds.
