@@ -2,7 +2,7 @@ namespace DitCache.Caching;
 
 /// <summary>
 /// The options record of one accelerator: paper-cited defaults, validation, and a factory that builds a fresh
-/// policy for each run. One implementation per paper, one file each (STYLE.md rule 7).
+/// policy for each run. One implementation per paper, one file each (CONTRIBUTING.md, "Layout").
 /// </summary>
 public interface ICacheOptions
 {

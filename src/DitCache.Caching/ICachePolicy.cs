@@ -4,7 +4,7 @@ namespace DitCache.Caching;
 
 /// <summary>
 /// The seam between the DiT and an accelerator. <c>DitModel.Forward</c> calls it at named points that a reader of
-/// the forward pass sees (STYLE.md rules 7 and 8):
+/// the forward pass sees (explicit seams, not hooks; CONTRIBUTING.md):
 /// <list type="number">
 /// <item><see cref="BeginStep"/> once per sampling step, by the denoising loop, before the model runs;</item>
 /// <item><see cref="ObserveModulatedInput"/> before block 0, only for a policy that <see cref="WantsModulatedInput"/>

@@ -9,7 +9,7 @@ namespace DitCache.Caching.Tests;
 
 /// <summary>
 /// TeaCache, MagCache and SmoothCache decision rules on analytic inputs whose schedules are derived by hand in the
-/// comments (METHODS.md 5.5, 5.7, 5.8), the polynomial fit on exact data, and the calibration file's round trip and
+/// comments (docs/methods.md §5.5, §5.7, §5.8), the polynomial fit on exact data, and the calibration file's round trip and
 /// error messages.
 /// </summary>
 public class CalibratedPolicyTests

@@ -4,10 +4,10 @@ using Xunit;
 
 namespace DitCache.Caching.Tests;
 
-/// <summary>DuCa (METHODS.md 5.3) against hand-derived values: the three-way schedule and the aggressive step's stand-in.</summary>
+/// <summary>DuCa (docs/methods.md §5.3) against hand-derived values: the three-way schedule and the aggressive step's stand-in.</summary>
 public class DuCaTests
 {
-    // DDIM-50, threshold 3, n = 0 first. The cycles are those of ToCa's string (METHODS 5.2); inside a cycle C a
+    // DDIM-50, threshold 3, n = 0 first. The cycles are those of ToCa's string (docs/methods.md §5.2); inside a cycle C a
     // non-full step is ToCa (T) when i mod C is odd and aggressive (A) when even:
     //   i = 49 F (C = 5): 48 T (3), 47 A (2), 46 T (1), 45 F (C 4), 44 F (C 4), 43 T, 42 A, 41 T, 40 F, 39 T, 38 A, 37 T,
     //   36 F, 35 T, 34 A, 33 T, 32 F (C 3), 31 T, 30 F, 29 A, 28 T, 27 F, 26 A, 25 T, 24 F, 23 A, 22 T, 21 F, 20 A, 19 T,

@@ -172,7 +172,7 @@ public class ForecasterTests
     [Fact]
     public void OfficialDifferencesAreNotDerivativesAboveOrderOne()
     {
-        // Documented quirk (METHODS.md section 10, item 4): p(n) = n² at 0, 1, 2 gives d = (4, 3, 2), so the order-2
+        // Documented quirk (docs/methods.md §10, item 4): p(n) = n² at 0, 1, 2 gives d = (4, 3, 2), so the order-2
         // forecast of p(3) is 4 + 3 + 2/2 = 8, not 9. TaylorSeer is exact only on features linear in n.
         (float[] f, int count) = Fit(n => n * n, [0, 1, 2], 3);
         Assert.Equal([4f, 3f, 2f], f);
@@ -188,7 +188,7 @@ public class ForecasterTests
         Assert.Equal((1.0, 0.0, 1.0), FocaForecaster.Weights(hasYp: false, hasDfull: true, corrector: true));
         Assert.Equal((1.0, 0.0, 0.0), FocaForecaster.Weights(hasYp: false, hasDfull: false, corrector: true));
 
-        // Heun = half the BDF2 prediction plus half the full-step Euler step (METHODS.md 2.4 step 4), any h.
+        // Heun = half the BDF2 prediction plus half the full-step Euler step (docs/methods.md §2.4 step 4), any h.
         (double y, double yp, double d) = FocaForecaster.Weights(true, true, true, h: 0.25);
         Assert.Equal((1.5, -0.5, 0.125), (y, yp, d));
     }

@@ -86,7 +86,7 @@ public class PolicyTests
     }
 
     /// <summary>
-    /// FoCa-A of METHODS.md 2.4 written out in float64 for one scalar feature, on the time grid <paramref name="s"/>
+    /// FoCa-A of docs/methods.md §2.4 written out in float64 for one scalar feature, on the time grid <paramref name="s"/>
     /// (s = n for h = 1), with the variable-step BDF2 formulas as printed there (no simplification).
     /// </summary>
     private static double[] FocaReference(bool[] full, double[] s, Func<int, double> f, bool corrector)
@@ -133,7 +133,7 @@ public class PolicyTests
         return output;
     }
 
-    /// <summary>vipshop/cache-dit <c>foca.py</c> as paraphrased in METHODS.md 2.6, in float64, for one scalar feature.</summary>
+    /// <summary>vipshop/cache-dit <c>foca.py</c> as paraphrased in docs/methods.md §2.6, in float64, for one scalar feature.</summary>
     private static double[] CacheDitReference(bool[] full, Func<int, double> f)
     {
         var output = new double[full.Length];
@@ -178,7 +178,7 @@ public class PolicyTests
 
     /// <summary>
     /// TaylorSeer-DiT's official recursion (cal_type/derivative_approximation/taylor_formula) in float64; differences
-    /// are formed only from ordinal first_enhance − 1 = warmup − 1 on (METHODS.md 4.1).
+    /// are formed only from ordinal first_enhance − 1 = warmup − 1 on (docs/methods.md §4.1).
     /// </summary>
     private static double[] TaylorReference(bool[] full, Func<int, double> f, int order, int warmup)
     {

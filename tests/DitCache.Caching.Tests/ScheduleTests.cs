@@ -3,7 +3,7 @@ using Xunit;
 
 namespace DitCache.Caching.Tests;
 
-/// <summary>Full-step lists at 50 steps against METHODS.md sections 4.1 and 5.1 (ordinals n = 49 − i).</summary>
+/// <summary>Full-step lists at 50 steps against docs/methods.md §4.1 and 5.1 (ordinals n = 49 − i).</summary>
 public class ScheduleTests
 {
     // TaylorSeer-DiT N=3: i = {49, 48, 45, …, 3, 0} -> n = {0, 1, 4, …, 46, 49}.

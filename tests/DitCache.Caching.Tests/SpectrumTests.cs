@@ -5,7 +5,7 @@ using Xunit;
 
 namespace DitCache.Caching.Tests;
 
-/// <summary>Spectrum (METHODS.md section 3): options, the adaptive schedule, the Chebyshev/linear math, the seam.</summary>
+/// <summary>Spectrum (docs/methods.md §3): options, the adaptive schedule, the Chebyshev/linear math, the seam.</summary>
 public class SpectrumTests
 {
     private const int Steps = 50;
@@ -38,7 +38,7 @@ public class SpectrumTests
     [Fact]
     public void ScheduleIsTheOfficialAdaptiveOne()
     {
-        // METHODS.md 3.5, verified there by simulation of flux_forward.py.
+        // docs/methods.md §3.5, verified there by simulation of flux_forward.py.
         Assert.Equal([0, 1, 2, 3, 4, 6, 8, 11, 15, 20, 25, 31, 38, 46], SeamHarness.Ordinals(new SpectrumOptions(2, 0.75).FullSteps(Steps)));
         Assert.Equal([0, 1, 2, 3, 4, 6, 11, 19, 30, 44], SeamHarness.Ordinals(new SpectrumOptions(2, 3.0).FullSteps(Steps)));
         Assert.Equal([0, 1, 2, 3, 4, .. SeamHarness.Range(6, 48, 2)], SeamHarness.Ordinals(new SpectrumOptions(2, 0).FullSteps(Steps)));

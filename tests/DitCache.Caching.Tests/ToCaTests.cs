@@ -6,12 +6,12 @@ using Xunit;
 namespace DitCache.Caching.Tests;
 
 /// <summary>
-/// ToCa (METHODS.md 5.2) against hand-derived values: the simulated DDIM-50 schedule METHODS quotes, the ratio
+/// ToCa (docs/methods.md §5.2) against hand-derived values: the simulated DDIM-50 schedule docs/methods.md quotes, the ratio
 /// scheduler's factors, and token selection on hand-made attention scores whose s1, s3 and s4 are worked out below.
 /// </summary>
 public class ToCaTests
 {
-    // METHODS.md 5.2, DDIM-50, threshold 3, written i = 49 → 0, i.e. n = 0 first.
+    // docs/methods.md §5.2, DDIM-50, threshold 3, written i = 49 → 0, i.e. n = 0 first.
     private const string Ddim50Threshold3 = "FTTTFFTTTFTTTFTTTFTFTTFTTFTTFTTFTFTFTFTFTFTFTFTFTF";
 
     internal static string Letters(TokenStep[] types) =>

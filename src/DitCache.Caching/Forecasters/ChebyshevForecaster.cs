@@ -3,7 +3,7 @@ using System;
 namespace DitCache.Caching;
 
 /// <summary>
-/// Spectrum's forecaster (METHODS.md sections 3.2–3.4; official code hanjq17/Spectrum <c>src/utils/basis_utils.py</c>)
+/// Spectrum's forecaster (docs/methods.md §3.2–3.4; official code hanjq17/Spectrum <c>src/utils/basis_utils.py</c>)
 /// as scalar weights over the stored full-step features, computed in float64:
 /// <list type="bullet">
 /// <item>time map <c>τ = 2n/S − 1</c> (the official code hard-codes S = 50);</item>

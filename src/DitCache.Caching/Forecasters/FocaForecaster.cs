@@ -6,7 +6,7 @@ using System.Runtime.Intrinsics;
 namespace DitCache.Caching;
 
 /// <summary>
-/// FoCa-A's forecaster for one feature (METHODS.md section 2.4, derived from arXiv 2508.16211 Eqs. 6–8; no official
+/// FoCa-A's forecaster for one feature (docs/methods.md §2.4, derived from arXiv 2508.16211 Eqs. 6–8; no official
 /// code exists). State: <c>Y</c> (value at n−1: true if that step was full, the corrected forecast if cached),
 /// <c>Yp</c> (value at n−2), <c>Ffull</c> (last full value) and <c>Dfull</c> (derivative at the last full step).
 /// With step <c>h</c> (one sampling step in FoCa-A):
@@ -57,7 +57,7 @@ public static class FocaForecaster
     }
 
     /// <summary>
-    /// The cache-dit reading ("FoCa-B", METHODS.md section 2.6; vipshop/cache-dit <c>calibrators/foca.py</c>), as
+    /// The cache-dit reading ("FoCa-B", docs/methods.md §2.6; vipshop/cache-dit <c>calibrators/foca.py</c>), as
     /// weights (w_Ffull, w_FfullPrev, w_Y, w_Yp) with <paramref name="elapsed"/> e = steps since the last full step:
     /// <c>pred = Ffull + c·[(Ffull − FfullPrev) + (Y − Yp)]</c>, c = e/2 for e ≤ 3, else 4.5/e (its horizon clamp
     /// <c>w·(Ffull + 1.5·(…)) + (1 − w)·Ffull</c> with w = 3/e). The full-step difference is not divided by the gap,

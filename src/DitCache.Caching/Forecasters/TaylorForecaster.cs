@@ -4,13 +4,13 @@ using System.Numerics;
 namespace DitCache.Caching;
 
 /// <summary>
-/// TaylorSeer's forecaster for one feature (METHODS.md section 4.1; Shenyi-Z/TaylorSeer
+/// TaylorSeer's forecaster for one feature (docs/methods.md §4.1; Shenyi-Z/TaylorSeer
 /// <c>TaylorSeer-DiT/taylor_utils/__init__.py</c>). The state is a stack of factors <c>d_0 … d_{m}</c> (slot j holds
 /// d_j): d_0 is the feature at the last full step and d_j its j-th divided difference.
 /// <list type="bullet">
 /// <item>At a full step (<see cref="UpdateFactors"/>): <c>d_0' = F</c>, <c>d_{j+1}' = (d_j' − d_j)/Δ</c> with Δ the
 /// ordinal gap to the previous full step. Dividing by the latest gap only is the official code's choice, exact Newton
-/// only for uniform gaps; it is replicated on purpose (METHODS.md section 10, item 4). Orders build up by one per full
+/// only for uniform gaps; it is replicated on purpose (docs/methods.md §10, item 4). Orders build up by one per full
 /// step until the maximum.</item>
 /// <item>At a Taylor step (<see cref="Weights"/> then <see cref="WeightedSum.Combine"/>):
 /// <c>F(n) ≈ Σ_j d_j·x^j/j!</c> with <c>x = n − n_full</c> in sampling steps.</item>

@@ -7,7 +7,7 @@ using System.Runtime.Intrinsics;
 namespace DitCache.Caching;
 
 /// <summary>
-/// The one arithmetic kernel every forecaster shares (METHODS.md section 1): a forecast is a linear combination of
+/// The one arithmetic kernel every forecaster shares (docs/methods.md §1): a forecast is a linear combination of
 /// stored tensors with scalar weights. The weights are worked out in float64 by the caller; this does one fused pass
 /// over the stored tensors, <c>dst[i] = Σ_k w_k · slot_k[i]</c>, skipping zero weights.
 /// </summary>

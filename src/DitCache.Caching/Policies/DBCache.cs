@@ -5,7 +5,7 @@ namespace DitCache.Caching;
 
 /// <summary>
 /// DBCache, Dual Block Cache (vipshop/cache-dit, <c>cache_contexts/cache_manager.py</c> and <c>cache_context.py</c>;
-/// METHODS.md section 5.6), the generalisation of First-Block-Cache. Every step runs the first F blocks; their
+/// docs/methods.md §5.6), the generalisation of First-Block-Cache. Every step runs the first F blocks; their
 /// residual r = h_F − h_0 (output of block F − 1 minus the stack input) is compared with the r stored at the last
 /// computed step: <c>diff = mean|r_prev − r| / mean|r_prev|</c>. When <c>diff &lt; t</c> (and no guard forbids it)
 /// the middle blocks F … depth − B − 1 are skipped, <c>h ← h_F + R</c> with R the middle blocks' residual of the last

@@ -5,7 +5,7 @@ namespace DitCache.Caching;
 
 /// <summary>
 /// Δ-DiT (Chen et al., "Δ-DiT: A Training-Free Acceleration Method Tailored for Diffusion Transformers", arXiv
-/// 2406.01125; no official code; METHODS.md section 5.4). Δ-Cache: at an update step every block runs and, for a
+/// 2406.01125; no official code; docs/methods.md §5.4). Δ-Cache: at an update step every block runs and, for a
 /// contiguous group G of k blocks, <c>Δ = out_G − in_G</c> is stored; at the other steps G is skipped and
 /// <c>out_G ≈ in_G + Δ</c> with the current input. Stage-adaptive: before the boundary b the group is the rear k
 /// blocks (the detail blocks), from b on the front k blocks (the outline blocks). Spec:

@@ -4,7 +4,7 @@ namespace DitCache.Caching;
 
 /// <summary>
 /// DuCa: Accelerating Diffusion Transformers with Dual Feature Caching (Zou et al., arXiv 2412.18911; official code
-/// Shenyi-Z/DuCa <c>DuCa-DiT/</c>; METHODS.md section 5.3). ToCa's machinery with a third step type: inside each
+/// Shenyi-Z/DuCa <c>DuCa-DiT/</c>; docs/methods.md §5.3). ToCa's machinery with a third step type: inside each
 /// force-activation cycle C the steps alternate between conservative ToCa steps (<c>i mod C</c> odd) and aggressive
 /// steps (<c>i mod C</c> even, not 0) that skip every block and reuse the last block's output of the previous model
 /// call; the final layer still runs with the current conditioning. The s4 bonus is 0.8 instead of 0.6.

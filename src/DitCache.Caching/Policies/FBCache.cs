@@ -3,7 +3,7 @@ using DitCache.Tensors;
 namespace DitCache.Caching;
 
 /// <summary>
-/// First-Block-Cache (chengzeyi/ParaAttention <c>first_block_cache</c>; METHODS.md section 5.6): block 0 always
+/// First-Block-Cache (chengzeyi/ParaAttention <c>first_block_cache</c>; docs/methods.md §5.6): block 0 always
 /// runs, and when its residual changed by less than t (relative L1 against the last computed step) the remaining
 /// blocks are skipped, <c>h ← h_1 + R</c>. It is DBCache with F = 1 and B = 0 (as cache-dit's F1B0), with the same
 /// warm-up and caps (see <see cref="DBCacheOptions"/>). Spec: <c>fbcache:t=0.08</c>.

@@ -4,7 +4,7 @@ using DitCache.Tensors;
 namespace DitCache.Caching;
 
 /// <summary>
-/// FoCa: Forecast then Calibrate (arXiv 2508.16211), implemented as "FoCa-A" of METHODS.md section 2.4 (the authors
+/// FoCa: Forecast then Calibrate (arXiv 2508.16211), implemented as "FoCa-A" of docs/methods.md §2.4 (the authors
 /// released no code; section 0 makes FoCa-A the default). Feature caching is treated as an ODE solve per block and
 /// module: each cached step makes a BDF2 prediction from the two latest values and calibrates it with a Heun step
 /// anchored on the derivative at the last full step; the result feeds the next step. Step h = 1 sampling step, the
@@ -17,12 +17,12 @@ namespace DitCache.Caching;
 /// <param name="Corrector">Knob <c>corrector=on|off</c> (default on): off emits the BDF2 prediction alone (Fig. 7 ablation).</param>
 /// <param name="Time">
 /// Knob <c>time=step|t</c> (default step): the time unit of h. <c>step</c> is FoCa-A (h = 1 sampling step, the
-/// FLOP-matched code lineage); <c>t</c> is the variable-step BDF2 of METHODS.md 2.4 with h measured on the model
-/// timesteps of the run (a named variant, never a silent switch: METHODS.md section 0).
+/// FLOP-matched code lineage); <c>t</c> is the variable-step BDF2 of docs/methods.md §2.4 with h measured on the model
+/// timesteps of the run (a named variant, never a silent switch: docs/methods.md §0).
 /// </param>
 /// <param name="Reading">
 /// Knob <c>reading=paper|cachedit</c> (default paper = FoCa-A). <c>cachedit</c> is the third-party reading of
-/// vipshop/cache-dit (METHODS.md 2.6, "FoCa-B"), applied per module here, for comparison.
+/// vipshop/cache-dit (docs/methods.md §2.6, "FoCa-B"), applied per module here, for comparison.
 /// </param>
 public sealed record FocaOptions(int Interval = 5, int Warmup = 2, bool Corrector = true, FocaTime Time = FocaTime.Step,
     FocaReading Reading = FocaReading.Paper) : ICacheOptions
@@ -68,7 +68,7 @@ public sealed record FocaOptions(int Interval = 5, int Warmup = 2, bool Correcto
         }
     }
 
-    /// <summary>Which sampling ordinals compute every block: TaylorSeer's schedule (METHODS.md section 2.3).</summary>
+    /// <summary>Which sampling ordinals compute every block: TaylorSeer's schedule (docs/methods.md §2.3).</summary>
     public bool[] FullSteps(int steps) => TaylorSeerOptions.Schedule(steps, Interval, Warmup);
 
     /// <summary>
@@ -114,10 +114,10 @@ public enum FocaTime
 /// <summary>Which reading of the FoCa paper to run.</summary>
 public enum FocaReading
 {
-    /// <summary>FoCa-A, METHODS.md section 2.4.</summary>
+    /// <summary>FoCa-A, docs/methods.md §2.4.</summary>
     Paper,
 
-    /// <summary>FoCa-B, the vipshop/cache-dit reading of METHODS.md section 2.6.</summary>
+    /// <summary>FoCa-B, the vipshop/cache-dit reading of docs/methods.md §2.6.</summary>
     CacheDit,
 }
 

@@ -5,7 +5,7 @@ namespace DitCache.Caching;
 
 /// <summary>
 /// FORA: Fast-Forward Caching in Diffusion Transformer Acceleration (Selvaraju et al., arXiv 2407.01425; official code
-/// prathebaselva/FORA <c>src/models.py</c>; METHODS.md section 5.1). Static reuse: on a full step every block's
+/// prathebaselva/FORA <c>src/models.py</c>; docs/methods.md §5.1). Static reuse: on a full step every block's
 /// attention and MLP outputs (pre-gate) are stored; on the other steps they are reused as they are, with the
 /// current step's adaLN gates applied. Spec: <c>fora:n=3</c>.
 /// </summary>

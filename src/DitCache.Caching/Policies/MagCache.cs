@@ -7,7 +7,7 @@ namespace DitCache.Caching;
 
 /// <summary>
 /// MagCache: Fast Video Generation with Magnitude-Aware Cache (Ma et al., arXiv 2506.09045; official code
-/// Zehong-Ma/MagCache; METHODS.md 5.8). The calibrated magnitude ratios γ_n = mean_tokens ‖r_n‖ / ‖r_{n−1}‖ of the
+/// Zehong-Ma/MagCache; docs/methods.md §5.8). The calibrated magnitude ratios γ_n = mean_tokens ‖r_n‖ / ‖r_{n−1}‖ of the
 /// block-stack residual r decide alone which steps skip: after the retained first steps, each step multiplies an
 /// accumulated ratio by γ_n and adds |1 − ratio| to an error; while the error stays within the threshold and at most K
 /// steps in a row are skipped, the stack is replaced by x ← x + r_prev. The schedule therefore depends only on the
@@ -53,7 +53,7 @@ public sealed record MagCacheOptions(double Threshold = 0.24, int MaxSkips = 5, 
     }
 
     /// <summary>
-    /// γ of a calibration with L steps mapped to <paramref name="steps"/> by nearest interpolation (METHODS.md 5.8):
+    /// γ of a calibration with L steps mapped to <paramref name="steps"/> by nearest interpolation (docs/methods.md §5.8):
     /// entry n is γ[round(n·(L−1)/(S−1))], rounding half to even as numpy does.
     /// </summary>
     public static double[] Interpolate(ReadOnlySpan<double> gamma, int steps)
@@ -74,7 +74,7 @@ public sealed record MagCacheOptions(double Threshold = 0.24, int MaxSkips = 5, 
         return mapped;
     }
 
-    /// <summary>The decision rule (METHODS.md 5.8): which of the steps of <paramref name="gamma"/> (one per step) compute.</summary>
+    /// <summary>The decision rule (docs/methods.md §5.8): which of the steps of <paramref name="gamma"/> (one per step) compute.</summary>
     public bool[] FullSteps(ReadOnlySpan<double> gamma)
     {
         int steps = gamma.Length;

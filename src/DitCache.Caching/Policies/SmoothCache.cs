@@ -8,7 +8,7 @@ namespace DitCache.Caching;
 
 /// <summary>
 /// SmoothCache: A Universal Inference Acceleration Technique for Diffusion Transformers (Liu et al., arXiv 2411.10510;
-/// official code Roblox/SmoothCache; METHODS.md 5.7). From the calibrated relative L1 rows of each component type
+/// official code Roblox/SmoothCache; docs/methods.md §5.7). From the calibrated relative L1 rows of each component type
 /// (attention, MLP), a static schedule is generated per type: scanning the steps, the longest lookahead r whose error
 /// at step i is within α computes step i and reuses its output for the next r steps. On a reused step every
 /// module of that type returns its own stored output, which enters the block through the current adaLN gate. The
@@ -45,7 +45,7 @@ public sealed record SmoothCacheOptions(double Alpha = 0.22) : ICacheOptions
     }
 
     /// <summary>
-    /// The schedule of one component type (METHODS.md 5.7): <paramref name="rows"/>[r−1] is lookahead r (length
+    /// The schedule of one component type (docs/methods.md §5.7): <paramref name="rows"/>[r−1] is lookahead r (length
     /// S − r). Scanning i = 0 … S−1: the first r from L down to 1 with rows[r−1][i] ≤ α computes i and reuses it at
     /// i+1 … i+r, the scan continuing at i + r + 1; with none, i computes. Steps 0 and S−1 are forced to compute.
     /// </summary>

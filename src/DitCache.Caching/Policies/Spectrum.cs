@@ -4,7 +4,7 @@ using DitCache.Tensors;
 namespace DitCache.Caching;
 
 /// <summary>
-/// Spectrum: Adaptive Spectral Feature Forecasting (arXiv 2603.01623; official code hanjq17/Spectrum; METHODS.md
+/// Spectrum: Adaptive Spectral Feature Forecasting (arXiv 2603.01623; official code hanjq17/Spectrum; docs/methods.md
 /// section 3 with the decisions of section 0). One tensor per model call is forecast: the output of the whole block
 /// stack (for DiT the output of the last block, our placement; the final layer still runs with the current c). Full
 /// steps append that output to a history; cached steps skip every block (not even adaLN runs) and emit a blend of a

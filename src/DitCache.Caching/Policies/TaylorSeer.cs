@@ -5,7 +5,7 @@ namespace DitCache.Caching;
 
 /// <summary>
 /// TaylorSeer: From Reusing to Forecasting: Accelerating Diffusion Models with TaylorSeers (Liu et al., ICCV 2025,
-/// arXiv 2503.06923; official code Shenyi-Z/TaylorSeer <c>TaylorSeer-DiT/</c>; METHODS.md section 4.1). Per block and
+/// arXiv 2503.06923; official code Shenyi-Z/TaylorSeer <c>TaylorSeer-DiT/</c>; docs/methods.md §4.1). Per block and
 /// module, full steps store the feature and its divided differences up to order O; the steps between are a Taylor
 /// series in the step distance. Spec: <c>taylorseer:n=4,o=4</c> (knobs n, o, warmup).
 /// </summary>
@@ -161,7 +161,7 @@ public sealed class TaylorSeer : ICachePolicy
             throw new ArgumentException($"feature of {site} has {output.Length} floats; this run's (B, T, D) has {_length}", nameof(output));
         }
 
-        // The official gate (derivative_approximation runs only while i < S − first_enhance + 1, METHODS.md 4.1; the
+        // The official gate (derivative_approximation runs only while i < S − first_enhance + 1, docs/methods.md §4.1; the
         // same rule is TaylorSeer-FLUX's "step ≥ 2" for first_enhance 3, 4.2): a full step before ordinal warmup − 1
         // keeps d_0 = F alone, so with warmup 3 the first difference is F(2) − F(1), not one built on F(0).
         int held = _n >= _firstDifference ? _count[k] : 0;

@@ -8,7 +8,7 @@ namespace DitCache.Caching;
 
 /// <summary>
 /// TeaCache: Timestep Embedding Aware Cache (Liu et al., "Timestep Embedding Tells: It's Time to Cache for Video
-/// Diffusion Model", arXiv 2411.19108; official code ali-vilab/TeaCache; METHODS.md 5.5). The indicator is block 0's
+/// Diffusion Model", arXiv 2411.19108; official code ali-vilab/TeaCache; docs/methods.md §5.5). The indicator is block 0's
 /// modulated input I_n = modulate(norm1(x), shift_msa, scale_msa) of the whole CFG batch; each step adds
 /// poly(mean|I_n − I_{n−1}| / mean|I_{n−1}|) to an accumulator and skips the block stack (x ← x + R, R = last-block
 /// output − block-0 input of the last computed step) while the sum stays below l. The polynomial comes from the
@@ -49,7 +49,7 @@ public sealed record TeaCacheOptions(double Threshold = 0.05) : ICacheOptions
     }
 
     /// <summary>
-    /// The decision rule alone (METHODS.md 5.5), for tests and the reference: given rel_n for n = 1 … S−1 (index n−1
+    /// The decision rule alone (docs/methods.md §5.5), for tests and the reference: given rel_n for n = 1 … S−1 (index n−1
     /// of <paramref name="rel"/>), which steps compute. Steps 0 and S−1 always compute and reset the accumulator.
     /// </summary>
     public bool[] Decide(ReadOnlySpan<double> coefficients, ReadOnlySpan<double> rel)

@@ -5,7 +5,7 @@ namespace DitCache.Caching;
 
 /// <summary>
 /// ToCa: Accelerating Diffusion Transformers with Token-wise Feature Caching (Zou et al., ICLR 2025, arXiv 2410.05317;
-/// official code Shenyi-Z/ToCa <c>DiT-ToCa/</c>; METHODS.md section 5.2). Full steps run every block with an explicit
+/// official code Shenyi-Z/ToCa <c>DiT-ToCa/</c>; docs/methods.md §5.2). Full steps run every block with an explicit
 /// softmax and keep, per block, the attention and MLP outputs (pre-gate) and the attention each token received. The
 /// steps between reuse the attention output and recompute the MLP on the highest-scoring tokens only; the score is
 /// the received attention (s1), plus how many steps a token has gone stale (s3), plus a bonus for the best token of

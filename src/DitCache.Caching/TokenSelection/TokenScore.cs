@@ -29,7 +29,7 @@ public enum TokenRatioSchedule
 }
 
 /// <summary>
-/// The span math shared by ToCa and DuCa (METHODS.md sections 5.2 and 5.3): the step-type schedule, the fresh ratio,
+/// The span math shared by ToCa and DuCa (docs/methods.md §5.2 and 5.3): the step-type schedule, the fresh ratio,
 /// the token score and a deterministic top-k. Pure functions over spans, unit-tested without a model.
 /// </summary>
 /// <remarks>
@@ -44,7 +44,7 @@ public static class TokenScore
     /// <summary>
     /// The force-activation cycle <c>cal_threshold</c> set at a full step with respaced index <paramref name="i"/>
     /// (official <c>force_scheduler.py</c>): <c>round(N / (1 + 0.4 − 0.8·i/S))</c>, round half to even, forced to 2
-    /// for <c>i ∈ [⌊0.2S⌋, ⌊0.4S⌋)</c> (the official DDPM-250 code hard-codes <c>range(50, 100)</c>; METHODS.md 5.2
+    /// for <c>i ∈ [⌊0.2S⌋, ⌊0.4S⌋)</c> (the official DDPM-250 code hard-codes <c>range(50, 100)</c>; docs/methods.md §5.2
     /// writes it relative to S). Computed in float64 (the official code divides in float32: the two differ only when
     /// N/step_factor lands within float32 rounding of a half-integer).
     /// </summary>
