@@ -233,21 +233,18 @@ public class ForecasterTests
         foreach (int length in new[] { 0, 1, 3, 15, 16, 17, 33, 70 })
         {
             float[] f = Draw(random, length), full = Draw(random, length);
-            float[] expectedD = new float[length];
-            for (int i = 0; i < length; i++)
-            {
-                expectedD[i] = (f[i] - full[i]) * (float)(1.0 / 3);
-            }
+            float[] originalFull = [.. full];
 
             float[] into = new float[length], d = new float[length];
             FocaForecaster.RecordFull(f, full, d, into, hasFull: true, gap: 3);
             Assert.Equal(f, into);
-            Assert.Equal(expectedD, d);
+            AssertSlope(f, originalFull, d);
+            float[] first = [.. d];
 
             d.AsSpan().Clear();
             FocaForecaster.RecordFull(f, full, d, full, hasFull: true, gap: 3);
             Assert.Equal(f, full);
-            Assert.Equal(expectedD, d);
+            Assert.Equal(first, d);                                                // in place gives the same slope
         }
 
         float[] y = new float[3], keep = [1f, 0f, -1f];
@@ -256,6 +253,27 @@ public class ForecasterTests
         Assert.Equal([1f, 0f, -1f], keep);
         Assert.Throws<ArgumentException>(() => FocaForecaster.RecordFull([4f, 1f, -2f], new float[3], new float[3], y, hasFull: true, gap: 0));
         Assert.Throws<ArgumentException>(() => FocaForecaster.RecordFull([4f, 1f, -2f], new float[2], new float[3], y, hasFull: true, gap: 1));
+    }
+
+    [Fact]
+    public void FocaRecordFullSlopeOnHandValues()
+    {
+        // (F − Ffull) / gap with gap 3: (7 − 1)/3 = 2, (1 − 4)/3 = −1, (−2 − (−2))/3 = 0.
+        float[] d = new float[3], into = new float[3];
+        FocaForecaster.RecordFull([7f, 1f, -2f], [1f, 4f, -2f], d, into, hasFull: true, gap: 3);
+        Assert.Equal([2f, -1f, 0f], d);
+        Assert.Equal([7f, 1f, -2f], into);
+    }
+
+    /// <summary>d = (f − full)/3 against the same quotient in float64: within 3 float32 ulps.</summary>
+    private static void AssertSlope(float[] f, float[] full, float[] d)
+    {
+        for (int i = 0; i < f.Length; i++)
+        {
+            double expected = ((double)f[i] - full[i]) / 3.0;
+            Assert.True(Math.Abs(d[i] - expected) <= 3 * Math.Pow(2, -24) * Math.Max(Math.Abs(expected), 1e-30) + 1e-30,
+                $"d[{i}] = {d[i]:R}, (f − full)/3 = {expected:R}");
+        }
     }
 
     [Fact]

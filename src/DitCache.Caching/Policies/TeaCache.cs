@@ -197,9 +197,6 @@ public sealed class TeaCache : ICachePolicy
     /// <inheritdoc/>
     public long CacheBytes { get; }
 
-    /// <summary>The accumulator after the current step's decision (for tests).</summary>
-    public double Accumulated => _acc;
-
     /// <inheritdoc/>
     public bool WantsModulatedInput => true;
 
