@@ -3,12 +3,13 @@
 # shape and thread count, the median over the processes of each process's ratio (first backend / last backend, from
 # median times of alternating rounds) and the range. Load from other processes comes and goes over minutes; one
 # process can land in a bad phase for a shape, several cannot all do so.
-#   usage: gemm-ratios.sh DLL [processes=5] [threads=1,2] [rounds=21] [backends=managed,openblas]
+# With clock=cpu each batch is timed by the calling thread's CPU time (one thread only; see Timer.cs).
+#   usage: gemm-ratios.sh DLL [processes=5] [threads=1,2] [rounds=21] [backends=managed,openblas] [shapes=all] [clock=wall]
 set -euo pipefail
-dll=$1 n=${2:-5} threads=${3:-1,2} rounds=${4:-21} backends=${5:-managed,openblas}
+dll=$1 n=${2:-5} threads=${3:-1,2} rounds=${4:-21} backends=${5:-managed,openblas} shapes=${6:-} clock=${7:-wall}
 out=$(mktemp)
 for i in $(seq "$n"); do
-  dotnet "$dll" gemm "$threads" "$rounds" "$backends" | grep -E '^\| .* \| [0-9]+ \|' >>"$out"
+  dotnet "$dll" gemm "$threads" "$rounds" "$backends" "$shapes" "$clock" | grep -E '^\| .* \| [0-9]+ \|' >>"$out"
 done
 python3 - "$out" "$backends" <<'PY'
 import sys, statistics, collections
