@@ -269,6 +269,26 @@ public class GemmTests
     }
 
     [Fact]
+    public void Auto_backend_is_managed_wherever_a_vector_kernel_runs()
+    {
+        // The table of docs/benchmarks/gemm.md: managed with AVX-512 or AVX2, OpenBLAS (when installed) only for the
+        // scalar fallback. Run under DOTNET_EnableAVX512=0 and DOTNET_EnableHWIntrinsic=0 too (test.sh).
+        Assert.True(GemmFactory.AutoPicksManaged(GemmIsa.Avx512));
+        Assert.True(GemmFactory.AutoPicksManaged(GemmIsa.Avx2));
+        Assert.False(GemmFactory.AutoPicksManaged(GemmIsa.Scalar));
+        IGemm auto = GemmFactory.Create("auto", 2);
+        Assert.Equal(2, auto.Threads);
+        if (new ManagedGemm().Isa != GemmIsa.Scalar)
+        {
+            Assert.Equal(new ManagedGemm().Name, Assert.IsType<ManagedGemm>(auto).Name);
+        }
+        else
+        {
+            Assert.Equal(OpenBlasGemm.IsAvailable ? typeof(OpenBlasGemm) : typeof(ManagedGemm), auto.GetType());
+        }
+    }
+
+    [Fact]
     public void Auto_picks_the_widest_supported_isa()
     {
         GemmIsa expected = ManagedGemm.IsSupported(GemmIsa.Avx512) ? GemmIsa.Avx512

@@ -12,8 +12,8 @@ public static class GemmFactory
     /// <summary>
     /// "managed" → <see cref="ManagedGemm"/>; "managed-bf16" → <see cref="ManagedGemm"/> with
     /// <see cref="GemmPrecision.BFloat16"/> (opt-in: both operands rounded to BF16, float32 accumulation);
-    /// "openblas" → <see cref="OpenBlasGemm"/> (fails if the library is missing); "auto" → whichever was measured faster
-    /// for the micro-kernel this CPU gets (<see cref="AutoPicksManaged"/>): managed with AVX-512 or AVX2+FMA, else
+    /// "openblas" → <see cref="OpenBlasGemm"/> (fails if the library is missing); "auto" → the backend that measured
+    /// best for the micro-kernel this CPU gets (<see cref="AutoPicksManaged"/>): managed with AVX-512 or AVX2+FMA, else
     /// OpenBLAS when <see cref="OpenBlasGemm.IsAvailable"/>, else managed. Case-insensitive.
     /// </summary>
     /// <exception cref="DitCacheException">Unknown backend name (exit code 2), or OpenBLAS requested but missing.</exception>
@@ -47,10 +47,10 @@ public static class GemmFactory
     /// Whether "auto" takes <see cref="ManagedGemm"/> over OpenBLAS on a CPU whose micro-kernel is
     /// <paramref name="isa"/>: a fixed table from measurements (docs/benchmarks/gemm.md), not a probe at run time, so
     /// that the backend, and so the last bits of every result, do not depend on how busy the machine was at start-up.
-    /// At the DiT-XL/2 and shipped-model Linear shapes, 1 and 2 threads: AVX-512 8×32 against OpenBLAS's AVX-512
-    /// kernels 105–131 %; AVX2 6×16 against OpenBLAS's Haswell kernels (AVX-512 switched off on the same Zen 4)
-    /// 97–99 % at the XL shapes (a tie within the noise) and 118–132 % at the shipped model's. The scalar 4×8
-    /// fallback is several times slower than any BLAS, so without AVX2 OpenBLAS wins.
+    /// At the DiT-XL/2 and shipped-model Linear shapes, 1 and 2 threads, on a Zen 4: AVX-512 8×32 against OpenBLAS's
+    /// AVX-512 kernels 100–140 %; AVX2 6×16 against OpenBLAS's Haswell kernels (both sides switched to AVX2 on the same
+    /// Zen 4) 95–105 % at the XL shapes, level within the noise, and 111–140 % at the shipped model's. The scalar 4×8
+    /// fallback is several times slower than any BLAS, so without AVX2 OpenBLAS wins when it is installed.
     /// </summary>
     internal static bool AutoPicksManaged(GemmIsa isa) => isa is GemmIsa.Avx512 or GemmIsa.Avx2;
 
