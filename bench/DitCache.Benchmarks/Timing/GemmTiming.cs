@@ -1,6 +1,7 @@
 using System;
 using System.Collections.Generic;
 using System.Globalization;
+using System.Runtime.CompilerServices;
 using DitCache.Tensors;
 
 namespace DitCache.Benchmarks;
@@ -11,7 +12,7 @@ namespace DitCache.Benchmarks;
 /// so that load from other processes on a shared machine hits them alike. Prints the median ms per call, GFLOP/s and
 /// each backend's ratio to the last one (by default managed / OpenBLAS, the acceptance number). The weight is
 /// prepared (<see cref="IGemm.Prepare"/>) as the model does; a backend written "name:raw" skips that; the backend
-/// "kernel" is the micro-kernel alone (<see cref="KernelAlone"/>). A fifth argument "cpu" times each batch by the
+/// "kernel" and "kernel-legacy" are micro-kernels alone (<see cref="KernelAlone"/>). A fifth argument "cpu" times each batch by the
 /// calling thread's CPU time instead of the wall clock (<see cref="Timer"/>; one thread only).
 /// </summary>
 internal static class GemmTiming
@@ -73,9 +74,9 @@ internal static class GemmTiming
                     bool raw = backends[i].EndsWith(":raw", StringComparison.Ordinal);
                     string spec = raw ? backends[i][..^4] : backends[i];
                     float[] ci = c[i] = new float[m * n];
-                    if (spec == "kernel")
+                    if (spec is "kernel" or "kernel-legacy")
                     {
-                        calls.Add(KernelAlone(m, n, k));
+                        calls.Add(KernelAlone(m, n, k, legacy: spec == "kernel-legacy"));
                         continue;
                     }
 
@@ -102,29 +103,33 @@ internal static class GemmTiming
                     Console.Write($" {ms[^1] / ms[i] * 100:F0}% |");
                 }
 
+                // Largest difference between the first GEMM's C and the last backend's (kernels alone write no C).
                 double maxDiff = 0;
-                int first = Array.FindIndex(backends, b => b != "kernel");
-                for (int i = 0; i < c[first].Length; i++)
+                int first = Array.FindIndex(backends, b => !b.StartsWith("kernel", StringComparison.Ordinal));
+                for (int i = 0; first >= 0 && i < c[first].Length; i++)
                 {
                     maxDiff = Math.Max(maxDiff, Math.Abs(c[first][i] - c[^1][i]));
                 }
 
-                Console.WriteLine($"   max|diff| {maxDiff:E1}");
+                Console.WriteLine(first >= 0 ? $"   max|diff| {maxDiff:E1}" : "");
             }
         }
     }
 
-    // "kernel": the micro-kernel ManagedGemm picks on this machine, alone, on operands that stay in L1 (kc = 256, A rows
-    // and one B panel, 22-40 KB), as many times as the product has tiles × k blocks of 256: the same multiply-adds
-    // as the GEMM, without its packing, blocking, cache misses and edges. Its speed is the ceiling a GEMM built on it
-    // can reach; the ratio to it says how much the blocking around the kernel loses.
-    private static unsafe Action KernelAlone(int m, int n, int k)
+    // "kernel": the micro-kernel ManagedGemm picks on this machine (its float32 Run, as the GEMM calls it), alone, on
+    // operands that stay in L1 (kc = 256: Mr rows of A and one packed B panel, 22-40 KB), as many times as the
+    // product has tiles × k blocks of 256: the same multiply-adds as the GEMM, without its packing, blocking, cache
+    // misses and edges. Its speed is the ceiling a GEMM built on it can reach. "kernel-legacy" is the same with the
+    // written-out kernels of before the k loops were folded (LegacyMicroKernels.cs).
+    private static unsafe Action KernelAlone(int m, int n, int k, bool legacy)
     {
         const int Kc = 256;
-        return ManagedGemm.Resolve(GemmIsa.Auto) switch
+        return (ManagedGemm.Resolve(GemmIsa.Auto), legacy) switch
         {
-            GemmIsa.Avx512 => Tiles<Avx512Kernel8x32>(),
-            GemmIsa.Avx2 => Tiles<Avx2Kernel6x16>(),
+            (GemmIsa.Avx512, false) => Tiles<Avx512Kernel8x32>(),
+            (GemmIsa.Avx512, true) => Tiles<LegacyAvx512Kernel8x32>(),
+            (GemmIsa.Avx2, false) => Tiles<Avx2Kernel6x16>(),
+            (GemmIsa.Avx2, true) => Tiles<LegacyAvx2Kernel6x16>(),
             _ => Tiles<ScalarKernel4x8>(),
         };
 
@@ -132,15 +137,24 @@ internal static class GemmTiming
             where TKernel : IGemmMicroKernel
         {
             long calls = (long)m * n * k / ((long)TKernel.Mr * TKernel.Nr * Kc);
-            float[] a = Random(TKernel.Mr * Kc, 3);
-            float[] b = Random(TKernel.Nr * Kc, 4);
-            float[] c = new float[TKernel.Mr * TKernel.Nr];
+            float[] a = GC.AllocateArray<float>(TKernel.Mr * Kc, pinned: true);
+            float[] b = GC.AllocateArray<float>((TKernel.Nr * Kc) + 16, pinned: true);
+            float[] c = GC.AllocateArray<float>(TKernel.Mr * TKernel.Nr, pinned: true);
+            Random(a.Length, 3).CopyTo(a, 0);
+            Random(b.Length, 4).CopyTo(b, 0);
+            float* pa = (float*)Unsafe.AsPointer(ref a[0]);
+            float* pb = (float*)(((nint)Unsafe.AsPointer(ref b[0]) + 63) & ~(nint)63);   // panels are 64-byte aligned
+            float* pc = (float*)Unsafe.AsPointer(ref c[0]);
             return () =>
             {
                 for (long q = 0; q < calls; q++)
                 {
-                    MicroKernel.RunRows<TKernel>(Kc, a, Kc, b, TKernel.Nr, c, TKernel.Nr, add: false);
+                    TKernel.Run(Kc, pa, Kc, pb, pc, TKernel.Nr, add: false);
                 }
+
+                GC.KeepAlive(a);
+                GC.KeepAlive(b);
+                GC.KeepAlive(c);
             };
         }
     }
