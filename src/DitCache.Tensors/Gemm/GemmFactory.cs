@@ -48,9 +48,10 @@ public static class GemmFactory
     /// <paramref name="isa"/>: a fixed table from measurements (docs/benchmarks/gemm.md), not a probe at run time, so
     /// that the backend, and so the last bits of every result, do not depend on how busy the machine was at start-up.
     /// At the DiT-XL/2 and shipped-model Linear shapes, 1 and 2 threads, on a Zen 4: AVX-512 8×32 against OpenBLAS's
-    /// AVX-512 kernels 100–140 %; AVX2 6×16 against OpenBLAS's Haswell kernels (both sides switched to AVX2 on the same
-    /// Zen 4) 95–105 % at the XL shapes, level within the noise, and 111–140 % at the shipped model's. The scalar 4×8
-    /// fallback is several times slower than any BLAS, so without AVX2 OpenBLAS wins when it is installed.
+    /// AVX-512 kernels 101–132 %; AVX2 6×16 against OpenBLAS's Haswell kernels (both sides switched to AVX2 on the same
+    /// Zen 4) 101–106 % at the XL shapes and 104–137 % at the shipped model's on a quiet machine. The scalar 4×8
+    /// fallback does one multiply-add per instruction where the vector kernels do 8 or 16, so without AVX2 OpenBLAS is
+    /// taken when it is installed.
     /// </summary>
     internal static bool AutoPicksManaged(GemmIsa isa) => isa is GemmIsa.Avx512 or GemmIsa.Avx2;
 
