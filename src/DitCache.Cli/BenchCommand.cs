@@ -46,7 +46,7 @@ internal static class BenchCommand
         var batch = new Option<int>("--batch") { Description = "images per sampling run (the CFG batch is twice this)", DefaultValueFactory = _ => 50 };
         var shadowImages = new Option<int>("--shadow-images") { Description = "images of the --shadow run of each cached configuration (forecast error per step and block); 0 turns it off", DefaultValueFactory = _ => 10 };
         var threads = new Option<int>("--threads") { Description = "threads for GEMM and kernels", DefaultValueFactory = _ => Environment.ProcessorCount };
-        var gemm = new Option<string>("--gemm") { Description = "GEMM backend: managed, managed-bf16 (opt-in BF16 weights and activations, float32 accumulation), openblas, or auto (managed on AVX-512 CPUs, else OpenBLAS when libopenblas.so.0 is installed)", DefaultValueFactory = _ => "auto" };
+        var gemm = new Option<string>("--gemm") { Description = "GEMM backend: managed, managed-bf16 (opt-in BF16 weights and activations, float32 accumulation), openblas, or auto (managed on CPUs with AVX-512 or AVX2+FMA, where it measured at least as fast as OpenBLAS at the DiT shapes; else OpenBLAS when libopenblas.so.0 is installed)", DefaultValueFactory = _ => "auto" };
         var output = new Option<string>("--out") { Description = "output directory (created if missing; a results.json there is resumed)", DefaultValueFactory = _ => "bench-results" };
         var quiet = new Option<bool>("--quiet") { Description = "no progress and no summary" };
 

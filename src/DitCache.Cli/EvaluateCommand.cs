@@ -36,7 +36,7 @@ internal static class EvaluateCommand
         var seed = new Option<int>("--seed") { Description = "base seed; each sample's noise derives from (seed, class, index)", DefaultValueFactory = _ => 0 };
         var batch = new Option<int>("--batch") { Description = "images per sampling run (the CFG batch is twice this)", DefaultValueFactory = _ => 100 };
         var threads = new Option<int>("--threads") { Description = "threads for GEMM and kernels", DefaultValueFactory = _ => Environment.ProcessorCount };
-        var gemm = new Option<string>("--gemm") { Description = "GEMM backend: managed, managed-bf16 (opt-in BF16 weights and activations, float32 accumulation), openblas, or auto (managed on AVX-512 CPUs, else OpenBLAS when libopenblas.so.0 is installed)", DefaultValueFactory = _ => "auto" };
+        var gemm = new Option<string>("--gemm") { Description = "GEMM backend: managed, managed-bf16 (opt-in BF16 weights and activations, float32 accumulation), openblas, or auto (managed on CPUs with AVX-512 or AVX2+FMA, where it measured at least as fast as OpenBLAS at the DiT shapes; else OpenBLAS when libopenblas.so.0 is installed)", DefaultValueFactory = _ => "auto" };
         var grid = new Option<string?>("--grid") { Description = "write a PNG grid: one row per class, its first --grid-columns samples" };
         var gridColumns = new Option<int>("--grid-columns") { Description = "samples of each class in the --grid", DefaultValueFactory = _ => 10 };
         var report = new Option<string?>("--report") { Description = "write a JSON report: settings, accuracy per class, Frechet distances with sample counts, seconds" };

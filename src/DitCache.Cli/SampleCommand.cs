@@ -39,7 +39,7 @@ internal static class SampleCommand
         var output = new Option<string?>("--out") { Description = "write a PNG grid of the samples (1- or 3-channel models)" };
         var columns = new Option<int?>("--columns") { Description = "images per row of the PNG grid; default: all in one row, at most 10" };
         var threads = new Option<int>("--threads") { Description = "threads for GEMM and kernels", DefaultValueFactory = _ => Environment.ProcessorCount };
-        var gemm = new Option<string>("--gemm") { Description = "GEMM backend: managed, managed-bf16 (opt-in BF16 weights and activations, float32 accumulation), openblas, or auto (managed on AVX-512 CPUs, else OpenBLAS when libopenblas.so.0 is installed)", DefaultValueFactory = _ => "auto" };
+        var gemm = new Option<string>("--gemm") { Description = "GEMM backend: managed, managed-bf16 (opt-in BF16 weights and activations, float32 accumulation), openblas, or auto (managed on CPUs with AVX-512 or AVX2+FMA, where it measured at least as fast as OpenBLAS at the DiT shapes; else OpenBLAS when libopenblas.so.0 is installed)", DefaultValueFactory = _ => "auto" };
         var heads = new Option<int?>("--heads") { Description = "attention heads when the checkpoint does not say and matches no preset" };
         var inputSize = new Option<int?>("--input-size") { Description = "model input side when the checkpoint has no pos_embed" };
         var quiet = new Option<bool>("--quiet") { Description = "no progress bar and no summary" };

@@ -6,12 +6,13 @@ namespace DitCache.Tensors.Tests;
 
 public class GemmTests
 {
-    // Ragged sizes around the tiles (Mr 8/6/4, Nr 32/16/8) and the blocks (KcMax 512, the BF16 row block 96, slab
-    // widths 288 to 1152 columns); k = 1159 is cut into three k blocks of 387 and 385. (m, n, k).
+    // Ragged sizes around the tiles (Mr 8/6/4, Nr 32/16/8) and the blocks (k blocks of at most 1152 for float32 and
+    // 512 for BF16, the BF16 row block 96, slab widths 128 to 1152 columns): k = 1159 is cut into two float32 k blocks
+    // of 580 and 579 and three BF16 ones of 387 and 385, k = 2311 into three float32 blocks of 771 and 769. (m, n, k).
     private static readonly int[][] s_shapes =
     [
         [1, 1, 1], [1, 7, 7], [7, 1, 63], [7, 7, 7], [63, 64, 65], [64, 65, 63], [65, 63, 64], [64, 64, 64],
-        [1, 65, 1159], [7, 63, 1159], [65, 7, 1159], [130, 33, 70], [9, 530, 260],
+        [1, 65, 1159], [7, 63, 1159], [65, 7, 1159], [130, 33, 70], [9, 530, 260], [13, 41, 2311],
     ];
 
     public static IEnumerable<object[]> Isas()
@@ -265,6 +266,26 @@ public class GemmTests
         var gemm = new OpenBlasGemm(2);
         CheckAgainstReference(gemm, 65, 63, 1159, transB: true, accumulate: true);
         CheckAgainstReference(gemm, 63, 65, 64, transB: false, accumulate: false);
+    }
+
+    [Fact]
+    public void Auto_backend_is_managed_wherever_a_vector_kernel_runs()
+    {
+        // The table of docs/benchmarks/gemm.md: managed with AVX-512 or AVX2, OpenBLAS (when installed) only for the
+        // scalar fallback. Run under DOTNET_EnableAVX512=0 and DOTNET_EnableHWIntrinsic=0 too (test.sh).
+        Assert.True(GemmFactory.AutoPicksManaged(GemmIsa.Avx512));
+        Assert.True(GemmFactory.AutoPicksManaged(GemmIsa.Avx2));
+        Assert.False(GemmFactory.AutoPicksManaged(GemmIsa.Scalar));
+        IGemm auto = GemmFactory.Create("auto", 2);
+        Assert.Equal(2, auto.Threads);
+        if (new ManagedGemm().Isa != GemmIsa.Scalar)
+        {
+            Assert.Equal(new ManagedGemm().Name, Assert.IsType<ManagedGemm>(auto).Name);
+        }
+        else
+        {
+            Assert.Equal(OpenBlasGemm.IsAvailable ? typeof(OpenBlasGemm) : typeof(ManagedGemm), auto.GetType());
+        }
     }
 
     [Fact]

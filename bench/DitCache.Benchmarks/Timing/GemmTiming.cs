@@ -1,16 +1,19 @@
 using System;
 using System.Collections.Generic;
 using System.Globalization;
+using System.Runtime.CompilerServices;
 using DitCache.Tensors;
 
 namespace DitCache.Benchmarks;
 
 /// <summary>
-/// <c>gemm [threads=1,2] [rounds=15] [backends=managed,openblas] [shape filters, comma-separated]</c>: the GEMM backends on the DiT
+/// <c>gemm [threads=1,2] [rounds=15] [backends=managed,openblas] [shape filters, comma-separated or ""] [wall|cpu]</c>: the GEMM backends on the DiT
 /// Linear shapes (C = A·Bᵀ, B a [n, k] weight), alternated call batch by call batch in one process (<see cref="Timer"/>),
 /// so that load from other processes on a shared machine hits them alike. Prints the median ms per call, GFLOP/s and
 /// each backend's ratio to the last one (by default managed / OpenBLAS, the acceptance number). The weight is
-/// prepared (<see cref="IGemm.Prepare"/>) as the model does; a backend written "name:raw" skips that.
+/// prepared (<see cref="IGemm.Prepare"/>) as the model does; a backend written "name:raw" skips that; the backend
+/// "kernel" and "kernel-legacy" are micro-kernels alone (<see cref="KernelAlone"/>). A fifth argument "cpu" times each batch by the
+/// calling thread's CPU time instead of the wall clock (<see cref="Timer"/>; one thread only).
 /// </summary>
 internal static class GemmTiming
 {
@@ -32,10 +35,11 @@ internal static class GemmTiming
         int[] threadCounts = Array.ConvertAll((args.Length > 1 ? args[1] : "1,2").Split(','), int.Parse);
         int rounds = args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 15;
         string[] backends = (args.Length > 3 ? args[3] : "managed,openblas").Split(',');
-        string[] filters = args.Length > 4 ? args[4].Split(',') : [""];
+        string[] filters = args.Length > 4 && args[4].Length > 0 ? args[4].Split(',') : [""];
+        bool threadCpu = args.Length > 5 && args[5] == "cpu";
 
         Console.WriteLine($"gemm: C = A·Bᵀ, median of {rounds} alternating rounds; ISA {ManagedGemm.Resolve(GemmIsa.Auto)}; "
-            + $"ratio = backend / {backends[^1]} in GFLOP/s");
+            + $"ratio = backend / {backends[^1]} in GFLOP/s" + (threadCpu ? "; timed by the calling thread's CPU time" : ""));
         Console.Write("| shape (m, n, k) | threads |");
         foreach (string b in backends)
         {
@@ -68,19 +72,26 @@ internal static class GemmTiming
                 {
                     // "name:raw" leaves the weight unprepared, so the backend packs B on every call.
                     bool raw = backends[i].EndsWith(":raw", StringComparison.Ordinal);
-                    IGemm gemm = GemmFactory.Create(raw ? backends[i][..^4] : backends[i], threads);
+                    string spec = raw ? backends[i][..^4] : backends[i];
+                    float[] ci = c[i] = new float[m * n];
+                    if (spec is "kernel" or "kernel-legacy")
+                    {
+                        calls.Add(KernelAlone(m, n, k, legacy: spec == "kernel-legacy"));
+                        continue;
+                    }
+
+                    IGemm gemm = GemmFactory.Create(spec, threads);
                     if (!raw)
                     {
                         gemm.Prepare(w, n, k);
                     }
 
-                    float[] ci = c[i] = new float[m * n];
                     calls.Add(() => gemm.Multiply(m, n, k, a, k, w, k, transB: true, ci, n));
                 }
 
                 double flops = 2.0 * m * n * k;
                 int perRound = Math.Max(1, (int)(2e9 / flops));         // about 20-40 ms per batch at 50-100 GFLOP/s
-                double[] ms = Timer.Compare(rounds, perRound, [.. calls]);
+                double[] ms = Timer.Compare(rounds, perRound, threadCpu, [.. calls]);
                 Console.Write($"| {name} ({m}, {n}, {k}) | {threads} |");
                 foreach (double t in ms)
                 {
@@ -92,14 +103,59 @@ internal static class GemmTiming
                     Console.Write($" {ms[^1] / ms[i] * 100:F0}% |");
                 }
 
+                // Largest difference between the first GEMM's C and the last backend's (kernels alone write no C).
                 double maxDiff = 0;
-                for (int i = 0; i < c[0].Length; i++)
+                int first = Array.FindIndex(backends, b => !b.StartsWith("kernel", StringComparison.Ordinal));
+                for (int i = 0; first >= 0 && i < c[first].Length; i++)
                 {
-                    maxDiff = Math.Max(maxDiff, Math.Abs(c[0][i] - c[^1][i]));
+                    maxDiff = Math.Max(maxDiff, Math.Abs(c[first][i] - c[^1][i]));
                 }
 
-                Console.WriteLine($"   max|diff| {maxDiff:E1}");
+                Console.WriteLine(first >= 0 ? $"   max|diff| {maxDiff:E1}" : "");
             }
+        }
+    }
+
+    // "kernel": the micro-kernel ManagedGemm picks on this machine (its float32 Run, as the GEMM calls it), alone, on
+    // operands that stay in L1 (kc = 256: Mr rows of A and one packed B panel, 22-40 KB), as many times as the
+    // product has tiles × k blocks of 256: the same multiply-adds as the GEMM, without its packing, blocking, cache
+    // misses and edges. Its speed is the ceiling a GEMM built on it can reach. "kernel-legacy" is the same with the
+    // written-out kernels of before the k loops were folded (LegacyMicroKernels.cs).
+    private static unsafe Action KernelAlone(int m, int n, int k, bool legacy)
+    {
+        const int Kc = 256;
+        return (ManagedGemm.Resolve(GemmIsa.Auto), legacy) switch
+        {
+            (GemmIsa.Avx512, false) => Tiles<Avx512Kernel8x32>(),
+            (GemmIsa.Avx512, true) => Tiles<LegacyAvx512Kernel8x32>(),
+            (GemmIsa.Avx2, false) => Tiles<Avx2Kernel6x16>(),
+            (GemmIsa.Avx2, true) => Tiles<LegacyAvx2Kernel6x16>(),
+            _ => Tiles<ScalarKernel4x8>(),
+        };
+
+        Action Tiles<TKernel>()
+            where TKernel : IGemmMicroKernel
+        {
+            long calls = (long)m * n * k / ((long)TKernel.Mr * TKernel.Nr * Kc);
+            float[] a = GC.AllocateArray<float>(TKernel.Mr * Kc, pinned: true);
+            float[] b = GC.AllocateArray<float>((TKernel.Nr * Kc) + 16, pinned: true);
+            float[] c = GC.AllocateArray<float>(TKernel.Mr * TKernel.Nr, pinned: true);
+            Random(a.Length, 3).CopyTo(a, 0);
+            Random(b.Length, 4).CopyTo(b, 0);
+            float* pa = (float*)Unsafe.AsPointer(ref a[0]);
+            float* pb = (float*)(((nint)Unsafe.AsPointer(ref b[0]) + 63) & ~(nint)63);   // panels are 64-byte aligned
+            float* pc = (float*)Unsafe.AsPointer(ref c[0]);
+            return () =>
+            {
+                for (long q = 0; q < calls; q++)
+                {
+                    TKernel.Run(Kc, pa, Kc, pb, pc, TKernel.Nr, add: false);
+                }
+
+                GC.KeepAlive(a);
+                GC.KeepAlive(b);
+                GC.KeepAlive(c);
+            };
         }
     }
 

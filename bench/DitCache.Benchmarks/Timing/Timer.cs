@@ -11,7 +11,15 @@ namespace DitCache.Benchmarks;
 internal static class Timer
 {
     /// <summary>Median milliseconds per call of each variant over <paramref name="rounds"/> alternating rounds.</summary>
-    public static double[] Compare(int rounds, int callsPerRound, params Action[] variants)
+    public static double[] Compare(int rounds, int callsPerRound, params Action[] variants) =>
+        Compare(rounds, callsPerRound, threadCpu: false, variants);
+
+    /// <summary>
+    /// As <see cref="Compare(int, int, Action[])"/>; with <paramref name="threadCpu"/> each batch is timed by the calling
+    /// thread's CPU time (CLOCK_THREAD_CPUTIME_ID) instead of the wall clock, so that time the thread spends descheduled
+    /// while other processes run is not counted. Only meaningful for work done on the calling thread alone.
+    /// </summary>
+    public static double[] Compare(int rounds, int callsPerRound, bool threadCpu, params Action[] variants)
     {
         foreach (Action v in variants)
         {
@@ -34,15 +42,27 @@ internal static class Timer
             {
                 int k = (k0 + r) % variants.Length;             // rotate the order too
                 clock.Restart();
+                double cpu0 = threadCpu ? ThreadCpuMs() : 0;
                 for (int i = 0; i < callsPerRound; i++)
                 {
                     variants[k]();
                 }
 
-                samples[k][r] = clock.Elapsed.TotalMilliseconds / callsPerRound;
+                double elapsed = threadCpu ? ThreadCpuMs() - cpu0 : clock.Elapsed.TotalMilliseconds;
+                samples[k][r] = elapsed / callsPerRound;
             }
         }
 
         return samples.Select(s => s.Order().ElementAt(s.Length / 2)).ToArray();
     }
+
+    // CPU time of the calling thread in milliseconds (Linux; clock id 3 = CLOCK_THREAD_CPUTIME_ID).
+    private static unsafe double ThreadCpuMs()
+    {
+        long* ts = stackalloc long[2];
+        return ClockGetTime(3, ts) == 0 ? (ts[0] * 1e3) + (ts[1] * 1e-6) : double.NaN;
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "clock_gettime")]
+    private static extern unsafe int ClockGetTime(int clockId, long* timespec);
 }

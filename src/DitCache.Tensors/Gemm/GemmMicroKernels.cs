@@ -14,8 +14,9 @@ namespace DitCache.Tensors;
 /// the B panels, so packing A would only add a copy.
 /// </summary>
 /// <remarks>
-/// This file's AVX-512 and AVX2 ladders were written out by a generator (the same three loops per ISA, differing only
-/// in how a k step gets its B vectors); edit them in the same pattern.
+/// Each vector kernel writes its k loop once (<c>Tile</c>, the Mr×2 accumulators spelled out so that they stay in
+/// registers); the three entry points differ only in how a k step gets its B vectors, a value type from
+/// <see cref="BPanels"/> that the JIT inlines, so each layout still compiles to its own straight loop.
 /// </remarks>
 internal unsafe interface IGemmMicroKernel
 {
@@ -59,112 +60,29 @@ internal readonly unsafe struct Avx512Kernel8x32 : IGemmMicroKernel
 
     public static int Nr => 32;
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     public static void Run(int kc, float* a, nint lda, float* b, float* c, nint ldc, bool add)
     {
         PrefetchTile(c, ldc);
-        float* a0 = a, a1 = a + lda, a2 = a + (2 * lda), a3 = a + (3 * lda);
-        float* a4 = a + (4 * lda), a5 = a + (5 * lda), a6 = a + (6 * lda), a7 = a + (7 * lda);
-        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default;
-        Vector512<float> c20 = default, c21 = default, c30 = default, c31 = default;
-        Vector512<float> c40 = default, c41 = default, c50 = default, c51 = default;
-        Vector512<float> c60 = default, c61 = default, c70 = default, c71 = default;
-        for (int p = 0; p < kc; p++)
-        {
-            Vector512<float> b0 = Vector512.Load(b);
-            Vector512<float> b1 = Vector512.Load(b + 16);
-            Vector512<float> av = Vector512.Create(a0[p]);
-            c00 = Vector512.FusedMultiplyAdd(av, b0, c00);
-            c01 = Vector512.FusedMultiplyAdd(av, b1, c01);
-            av = Vector512.Create(a1[p]);
-            c10 = Vector512.FusedMultiplyAdd(av, b0, c10);
-            c11 = Vector512.FusedMultiplyAdd(av, b1, c11);
-            av = Vector512.Create(a2[p]);
-            c20 = Vector512.FusedMultiplyAdd(av, b0, c20);
-            c21 = Vector512.FusedMultiplyAdd(av, b1, c21);
-            av = Vector512.Create(a3[p]);
-            c30 = Vector512.FusedMultiplyAdd(av, b0, c30);
-            c31 = Vector512.FusedMultiplyAdd(av, b1, c31);
-            av = Vector512.Create(a4[p]);
-            c40 = Vector512.FusedMultiplyAdd(av, b0, c40);
-            c41 = Vector512.FusedMultiplyAdd(av, b1, c41);
-            av = Vector512.Create(a5[p]);
-            c50 = Vector512.FusedMultiplyAdd(av, b0, c50);
-            c51 = Vector512.FusedMultiplyAdd(av, b1, c51);
-            av = Vector512.Create(a6[p]);
-            c60 = Vector512.FusedMultiplyAdd(av, b0, c60);
-            c61 = Vector512.FusedMultiplyAdd(av, b1, c61);
-            av = Vector512.Create(a7[p]);
-            c70 = Vector512.FusedMultiplyAdd(av, b0, c70);
-            c71 = Vector512.FusedMultiplyAdd(av, b1, c71);
-            b += 32;
-        }
-
-        Store(c, c00, c01, add);
-        Store(c + ldc, c10, c11, add);
-        Store(c + (2 * ldc), c20, c21, add);
-        Store(c + (3 * ldc), c30, c31, add);
-        Store(c + (4 * ldc), c40, c41, add);
-        Store(c + (5 * ldc), c50, c51, add);
-        Store(c + (6 * ldc), c60, c61, add);
-        Store(c + (7 * ldc), c70, c71, add);
+        Tile(kc, a, lda, new BPanels.F32x2<Vector512<float>>(b), c, ldc, add);
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     public static void RunBf16(int kc, float* a, nint lda, uint* b, float* c, nint ldc, bool add)
     {
         PrefetchTile(c, ldc);
-        float* a0 = a, a1 = a + lda, a2 = a + (2 * lda), a3 = a + (3 * lda);
-        float* a4 = a + (4 * lda), a5 = a + (5 * lda), a6 = a + (6 * lda), a7 = a + (7 * lda);
-        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default;
-        Vector512<float> c20 = default, c21 = default, c30 = default, c31 = default;
-        Vector512<float> c40 = default, c41 = default, c50 = default, c51 = default;
-        Vector512<float> c60 = default, c61 = default, c70 = default, c71 = default;
-        Vector512<uint> high = Vector512.Create(0xFFFF0000u);
-        for (int p = 0; p < kc; p++)
-        {
-            Vector512<uint> pair = Vector512.Load(b);                    // lane j: column j low, column j + 16 high
-            Vector512<float> b0 = (pair << 16).AsSingle();
-            Vector512<float> b1 = (pair & high).AsSingle();
-            Vector512<float> av = Vector512.Create(a0[p]);
-            c00 = Vector512.FusedMultiplyAdd(av, b0, c00);
-            c01 = Vector512.FusedMultiplyAdd(av, b1, c01);
-            av = Vector512.Create(a1[p]);
-            c10 = Vector512.FusedMultiplyAdd(av, b0, c10);
-            c11 = Vector512.FusedMultiplyAdd(av, b1, c11);
-            av = Vector512.Create(a2[p]);
-            c20 = Vector512.FusedMultiplyAdd(av, b0, c20);
-            c21 = Vector512.FusedMultiplyAdd(av, b1, c21);
-            av = Vector512.Create(a3[p]);
-            c30 = Vector512.FusedMultiplyAdd(av, b0, c30);
-            c31 = Vector512.FusedMultiplyAdd(av, b1, c31);
-            av = Vector512.Create(a4[p]);
-            c40 = Vector512.FusedMultiplyAdd(av, b0, c40);
-            c41 = Vector512.FusedMultiplyAdd(av, b1, c41);
-            av = Vector512.Create(a5[p]);
-            c50 = Vector512.FusedMultiplyAdd(av, b0, c50);
-            c51 = Vector512.FusedMultiplyAdd(av, b1, c51);
-            av = Vector512.Create(a6[p]);
-            c60 = Vector512.FusedMultiplyAdd(av, b0, c60);
-            c61 = Vector512.FusedMultiplyAdd(av, b1, c61);
-            av = Vector512.Create(a7[p]);
-            c70 = Vector512.FusedMultiplyAdd(av, b0, c70);
-            c71 = Vector512.FusedMultiplyAdd(av, b1, c71);
-            b += 16;
-        }
-
-        Store(c, c00, c01, add);
-        Store(c + ldc, c10, c11, add);
-        Store(c + (2 * ldc), c20, c21, add);
-        Store(c + (3 * ldc), c30, c31, add);
-        Store(c + (4 * ldc), c40, c41, add);
-        Store(c + (5 * ldc), c50, c51, add);
-        Store(c + (6 * ldc), c60, c61, add);
-        Store(c + (7 * ldc), c70, c71, add);
+        Tile(kc, a, lda, new BPanels.Bf16Pairs<Vector512<float>, Vector512<uint>>(b), c, ldc, add);
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void RunRows(int kc, float* a, nint lda, float* b, nint ldb, float* c, nint ldc, bool add)
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    public static void RunRows(int kc, float* a, nint lda, float* b, nint ldb, float* c, nint ldc, bool add) =>
+        Tile(kc, a, lda, new BPanels.Rows<Vector512<float>>(b, ldb), c, ldc, add);
+
+    // The one k loop behind Run, RunBf16 and RunRows: TB says how a k step gets its two B vectors. (The entry points
+    // are kept out of line: inlined into a caller's block loop, the tile would share registers with it.)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Tile<TB>(int kc, float* a, nint lda, TB b, float* c, nint ldc, bool add)
+        where TB : struct, IBSteps<Vector512<float>>
     {
         float* a0 = a, a1 = a + lda, a2 = a + (2 * lda), a3 = a + (3 * lda);
         float* a4 = a + (4 * lda), a5 = a + (5 * lda), a6 = a + (6 * lda), a7 = a + (7 * lda);
@@ -174,8 +92,7 @@ internal readonly unsafe struct Avx512Kernel8x32 : IGemmMicroKernel
         Vector512<float> c60 = default, c61 = default, c70 = default, c71 = default;
         for (int p = 0; p < kc; p++)
         {
-            Vector512<float> b0 = Vector512.Load(b);
-            Vector512<float> b1 = Vector512.Load(b + 16);
+            b.Next(out Vector512<float> b0, out Vector512<float> b1);
             Vector512<float> av = Vector512.Create(a0[p]);
             c00 = Vector512.FusedMultiplyAdd(av, b0, c00);
             c01 = Vector512.FusedMultiplyAdd(av, b1, c01);
@@ -200,7 +117,6 @@ internal readonly unsafe struct Avx512Kernel8x32 : IGemmMicroKernel
             av = Vector512.Create(a7[p]);
             c70 = Vector512.FusedMultiplyAdd(av, b0, c70);
             c71 = Vector512.FusedMultiplyAdd(av, b1, c71);
-            b += ldb;
         }
 
         Store(c, c00, c01, add);
@@ -253,94 +169,28 @@ internal readonly unsafe struct Avx2Kernel6x16 : IGemmMicroKernel
 
     public static int Nr => 16;
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     public static void Run(int kc, float* a, nint lda, float* b, float* c, nint ldc, bool add)
     {
         PrefetchTile(c, ldc);
-        float* a0 = a, a1 = a + lda, a2 = a + (2 * lda), a3 = a + (3 * lda);
-        float* a4 = a + (4 * lda), a5 = a + (5 * lda);
-        Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default;
-        Vector256<float> c20 = default, c21 = default, c30 = default, c31 = default;
-        Vector256<float> c40 = default, c41 = default, c50 = default, c51 = default;
-        for (int p = 0; p < kc; p++)
-        {
-            Vector256<float> b0 = Vector256.Load(b);
-            Vector256<float> b1 = Vector256.Load(b + 8);
-            Vector256<float> av = Vector256.Create(a0[p]);
-            c00 = Vector256.FusedMultiplyAdd(av, b0, c00);
-            c01 = Vector256.FusedMultiplyAdd(av, b1, c01);
-            av = Vector256.Create(a1[p]);
-            c10 = Vector256.FusedMultiplyAdd(av, b0, c10);
-            c11 = Vector256.FusedMultiplyAdd(av, b1, c11);
-            av = Vector256.Create(a2[p]);
-            c20 = Vector256.FusedMultiplyAdd(av, b0, c20);
-            c21 = Vector256.FusedMultiplyAdd(av, b1, c21);
-            av = Vector256.Create(a3[p]);
-            c30 = Vector256.FusedMultiplyAdd(av, b0, c30);
-            c31 = Vector256.FusedMultiplyAdd(av, b1, c31);
-            av = Vector256.Create(a4[p]);
-            c40 = Vector256.FusedMultiplyAdd(av, b0, c40);
-            c41 = Vector256.FusedMultiplyAdd(av, b1, c41);
-            av = Vector256.Create(a5[p]);
-            c50 = Vector256.FusedMultiplyAdd(av, b0, c50);
-            c51 = Vector256.FusedMultiplyAdd(av, b1, c51);
-            b += 16;
-        }
-
-        Store(c, c00, c01, add);
-        Store(c + ldc, c10, c11, add);
-        Store(c + (2 * ldc), c20, c21, add);
-        Store(c + (3 * ldc), c30, c31, add);
-        Store(c + (4 * ldc), c40, c41, add);
-        Store(c + (5 * ldc), c50, c51, add);
+        Tile(kc, a, lda, new BPanels.F32x2<Vector256<float>>(b), c, ldc, add);
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     public static void RunBf16(int kc, float* a, nint lda, uint* b, float* c, nint ldc, bool add)
     {
         PrefetchTile(c, ldc);
-        float* a0 = a, a1 = a + lda, a2 = a + (2 * lda), a3 = a + (3 * lda);
-        float* a4 = a + (4 * lda), a5 = a + (5 * lda);
-        Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default;
-        Vector256<float> c20 = default, c21 = default, c30 = default, c31 = default;
-        Vector256<float> c40 = default, c41 = default, c50 = default, c51 = default;
-        Vector256<uint> high = Vector256.Create(0xFFFF0000u);
-        for (int p = 0; p < kc; p++)
-        {
-            Vector256<uint> pair = Vector256.Load(b);                    // lane j: column j low, column j + 8 high
-            Vector256<float> b0 = (pair << 16).AsSingle();
-            Vector256<float> b1 = (pair & high).AsSingle();
-            Vector256<float> av = Vector256.Create(a0[p]);
-            c00 = Vector256.FusedMultiplyAdd(av, b0, c00);
-            c01 = Vector256.FusedMultiplyAdd(av, b1, c01);
-            av = Vector256.Create(a1[p]);
-            c10 = Vector256.FusedMultiplyAdd(av, b0, c10);
-            c11 = Vector256.FusedMultiplyAdd(av, b1, c11);
-            av = Vector256.Create(a2[p]);
-            c20 = Vector256.FusedMultiplyAdd(av, b0, c20);
-            c21 = Vector256.FusedMultiplyAdd(av, b1, c21);
-            av = Vector256.Create(a3[p]);
-            c30 = Vector256.FusedMultiplyAdd(av, b0, c30);
-            c31 = Vector256.FusedMultiplyAdd(av, b1, c31);
-            av = Vector256.Create(a4[p]);
-            c40 = Vector256.FusedMultiplyAdd(av, b0, c40);
-            c41 = Vector256.FusedMultiplyAdd(av, b1, c41);
-            av = Vector256.Create(a5[p]);
-            c50 = Vector256.FusedMultiplyAdd(av, b0, c50);
-            c51 = Vector256.FusedMultiplyAdd(av, b1, c51);
-            b += 8;
-        }
-
-        Store(c, c00, c01, add);
-        Store(c + ldc, c10, c11, add);
-        Store(c + (2 * ldc), c20, c21, add);
-        Store(c + (3 * ldc), c30, c31, add);
-        Store(c + (4 * ldc), c40, c41, add);
-        Store(c + (5 * ldc), c50, c51, add);
+        Tile(kc, a, lda, new BPanels.Bf16Pairs<Vector256<float>, Vector256<uint>>(b), c, ldc, add);
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void RunRows(int kc, float* a, nint lda, float* b, nint ldb, float* c, nint ldc, bool add)
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    public static void RunRows(int kc, float* a, nint lda, float* b, nint ldb, float* c, nint ldc, bool add) =>
+        Tile(kc, a, lda, new BPanels.Rows<Vector256<float>>(b, ldb), c, ldc, add);
+
+    // The one k loop behind Run, RunBf16 and RunRows: TB says how a k step gets its two B vectors.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Tile<TB>(int kc, float* a, nint lda, TB b, float* c, nint ldc, bool add)
+        where TB : struct, IBSteps<Vector256<float>>
     {
         float* a0 = a, a1 = a + lda, a2 = a + (2 * lda), a3 = a + (3 * lda);
         float* a4 = a + (4 * lda), a5 = a + (5 * lda);
@@ -349,8 +199,7 @@ internal readonly unsafe struct Avx2Kernel6x16 : IGemmMicroKernel
         Vector256<float> c40 = default, c41 = default, c50 = default, c51 = default;
         for (int p = 0; p < kc; p++)
         {
-            Vector256<float> b0 = Vector256.Load(b);
-            Vector256<float> b1 = Vector256.Load(b + 8);
+            b.Next(out Vector256<float> b0, out Vector256<float> b1);
             Vector256<float> av = Vector256.Create(a0[p]);
             c00 = Vector256.FusedMultiplyAdd(av, b0, c00);
             c01 = Vector256.FusedMultiplyAdd(av, b1, c01);
@@ -369,7 +218,6 @@ internal readonly unsafe struct Avx2Kernel6x16 : IGemmMicroKernel
             av = Vector256.Create(a5[p]);
             c50 = Vector256.FusedMultiplyAdd(av, b0, c50);
             c51 = Vector256.FusedMultiplyAdd(av, b1, c51);
-            b += ldb;
         }
 
         Store(c, c00, c01, add);
@@ -380,8 +228,7 @@ internal readonly unsafe struct Avx2Kernel6x16 : IGemmMicroKernel
         Store(c + (5 * ldc), c50, c51, add);
     }
 
-    // Asks for the C tile's lines now, so that the loads (add) or the write-allocates (overwrite) at the end find
-    // them in L1 instead of stalling on memory: with k = 128 one tile's products take only ~1 µs.
+    // As Avx512Kernel8x32.PrefetchTile; a 16-float row is one 64-byte line when C is aligned, two when not.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void PrefetchTile(float* c, nint ldc)
     {
@@ -406,6 +253,82 @@ internal readonly unsafe struct Avx2Kernel6x16 : IGemmMicroKernel
 
         v0.Store(row);
         v1.Store(row + 8);
+    }
+}
+
+/// <summary>How a micro-kernel's k step gets its two B vectors (<see cref="BPanels"/>); TVector is Vector256 or Vector512.</summary>
+internal interface IBSteps<TVector>
+    where TVector : struct
+{
+    /// <summary>The B vectors of this k step (columns 0..W and W..2W), then moves to the next step.</summary>
+    void Next(out TVector b0, out TVector b1);
+}
+
+/// <summary>
+/// The three B layouts of <see cref="IGemmMicroKernel"/>, as value types that the JIT inlines into the one k loop of
+/// each vector micro-kernel, so that the loop is written once per ISA and compiled once per layout.
+/// </summary>
+internal static unsafe class BPanels
+{
+    /// <summary>A packed float32 panel: k steps of two vectors, back to back (<see cref="IGemmMicroKernel.Run"/>).</summary>
+    public struct F32x2<TVector>(float* b) : IBSteps<TVector>
+        where TVector : struct
+    {
+        private float* _b = b;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Next(out TVector b0, out TVector b1)
+        {
+            b0 = Unsafe.ReadUnaligned<TVector>(_b);
+            b1 = Unsafe.ReadUnaligned<TVector>(_b + (Unsafe.SizeOf<TVector>() / sizeof(float)));
+            _b += 2 * Unsafe.SizeOf<TVector>() / sizeof(float);
+        }
+    }
+
+    /// <summary>
+    /// A packed BF16 panel (<see cref="IGemmMicroKernel.RunBf16"/>): one vector of 32-bit lanes per k step, each lane
+    /// column j in its low half and column j + W in its high half; a shift and a mask give the two float32 vectors.
+    /// </summary>
+    public struct Bf16Pairs<TVector, TLanes>(uint* b) : IBSteps<TVector>
+        where TVector : struct
+        where TLanes : struct
+    {
+        private uint* _b = b;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Next(out TVector b0, out TVector b1)
+        {
+            if (typeof(TLanes) == typeof(Vector512<uint>))
+            {
+                Vector512<uint> pair = Vector512.Load(_b);
+                b0 = Unsafe.BitCast<Vector512<float>, TVector>((pair << 16).AsSingle());
+                b1 = Unsafe.BitCast<Vector512<float>, TVector>((pair & Vector512.Create(0xFFFF0000u)).AsSingle());
+            }
+            else
+            {
+                Vector256<uint> pair = Vector256.Load(_b);
+                b0 = Unsafe.BitCast<Vector256<float>, TVector>((pair << 16).AsSingle());
+                b1 = Unsafe.BitCast<Vector256<float>, TVector>((pair & Vector256.Create(0xFFFF0000u)).AsSingle());
+            }
+
+            _b += Unsafe.SizeOf<TLanes>() / sizeof(uint);
+        }
+    }
+
+    /// <summary>Rows of a row-major B read in place, ldb floats apart (<see cref="IGemmMicroKernel.RunRows"/>).</summary>
+    public struct Rows<TVector>(float* b, nint ldb) : IBSteps<TVector>
+        where TVector : struct
+    {
+        private readonly nint _ldb = ldb;
+        private float* _b = b;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Next(out TVector b0, out TVector b1)
+        {
+            b0 = Unsafe.ReadUnaligned<TVector>(_b);
+            b1 = Unsafe.ReadUnaligned<TVector>(_b + (Unsafe.SizeOf<TVector>() / sizeof(float)));
+            _b += _ldb;
+        }
     }
 }
 

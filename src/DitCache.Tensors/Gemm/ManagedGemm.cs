@@ -27,12 +27,15 @@ namespace DitCache.Tensors;
 /// </remarks>
 public sealed unsafe class ManagedGemm : IGemm
 {
-    // Cache blocking for Zen 4 (32 KiB L1d, 1 MiB L2 per core). k is cut into near-equal blocks of at most KcMax
-    // (k = 1152 → 3 × 384, 4608 → 9 × 512, 512 → 1: C is then loaded and stored once); Mr rows of A over one k block
-    // (8 × 512 floats = 16 KiB at most) stay in L1 while the micro-kernel sweeps a kc×nc slab of packed B that fits
-    // SlabFloats (576 KiB) and so stays in L2 next to the rows of A streaming through. KcMax 512 against 384 and 256
-    // was worth 12 % and 15 % at the shipped model's fc2 (k = 512), nothing measurable elsewhere (docs/benchmarks/gemm.md).
+    // Cache blocking for Zen 4 (32 KiB L1d, 1 MiB L2 per core). k is cut into near-equal blocks of at most KcMaxF32
+    // (float32 panels) or KcMax (BF16): k = 1152 → 1 block, 4608 → 4 × 1152, 512 → 1, so C is loaded and stored once
+    // per block. The micro-kernel sweeps a kc×nc slab of packed B that fits SlabFloats (576 KiB) and so stays in L2,
+    // with Mr rows of A (≤ 36 KiB) coming from L1/L2. KcMax 512 against 384 and 256 was worth 12 % and 15 % at the
+    // shipped model's fc2 (k = 512); a single block of 1152 against 3 × 384 was worth 4–10 % (AVX2) and 1–4 %
+    // (AVX-512) at the DiT-XL/2 k = 1152 layers, nothing measurable at k = 4608 (docs/benchmarks/gemm.md). BF16 keeps
+    // 512: its rounded rows of A (McMax × kc) live in the pack buffer.
     private const int KcMax = 512;
+    private const int KcMaxF32 = 1152;
     private const int SlabFloats = 384 * 384;
 
     // BF16 path: rows of A are rounded into the pack buffer this many at a time (a multiple of every Mr).
@@ -276,11 +279,12 @@ public sealed unsafe class ManagedGemm : IGemm
         int mr = TKernel.Mr;
         int nr = TKernel.Nr;
         int words = TFormat.IsBf16 ? nr / 2 : nr;              // 32-bit words per k step of a packed B panel
-        int kBlocks = Ceil(job.K, KcMax);
+        int kBlocks = Ceil(job.K, TFormat.IsBf16 ? KcMax : KcMaxF32);
         int kc = Ceil(job.K, kBlocks);
         int nc = Math.Max(nr, (int)Math.Min(int.MaxValue, (long)SlabFloats * nr / ((long)kc * words)) / nr * nr);
         int mc = TFormat.IsBf16 ? McMax : m1 - m0;
         float* bp = PackBuffers(out float* ap, out float* scratch);
+        Debug.Assert((long)mr * kc <= McMax * KcMax, "the zero-padded last rows of A fit the A buffer");
         float* edge = stackalloc float[(mr * nr) + 16];
         edge = Align64(edge);
         for (int jc = n0; jc < n1; jc += nc)
