@@ -12,7 +12,7 @@ namespace DitCache.Benchmarks;
 /// so that load from other processes on a shared machine hits them alike. Prints the median ms per call, GFLOP/s and
 /// each backend's ratio to the last one (by default managed / OpenBLAS, the acceptance number). The weight is
 /// prepared (<see cref="IGemm.Prepare"/>) as the model does; a backend written "name:raw" skips that; the backend
-/// "kernel" and "kernel-legacy" are micro-kernels alone (<see cref="KernelAlone"/>). A fifth argument "cpu" times each batch by the
+/// "kernel" is the micro-kernel alone (<see cref="KernelAlone"/>). A fifth argument "cpu" times each batch by the
 /// calling thread's CPU time instead of the wall clock (<see cref="Timer"/>; one thread only).
 /// </summary>
 internal static class GemmTiming
@@ -74,9 +74,9 @@ internal static class GemmTiming
                     bool raw = backends[i].EndsWith(":raw", StringComparison.Ordinal);
                     string spec = raw ? backends[i][..^4] : backends[i];
                     float[] ci = c[i] = new float[m * n];
-                    if (spec is "kernel" or "kernel-legacy")
+                    if (spec is "kernel")
                     {
-                        calls.Add(KernelAlone(m, n, k, legacy: spec == "kernel-legacy"));
+                        calls.Add(KernelAlone(m, n, k));
                         continue;
                     }
 
@@ -119,17 +119,14 @@ internal static class GemmTiming
     // "kernel": the micro-kernel ManagedGemm picks on this machine (its float32 Run, as the GEMM calls it), alone, on
     // operands that stay in L1 (kc = 256: Mr rows of A and one packed B panel, 22-40 KB), as many times as the
     // product has tiles × k blocks of 256: the same multiply-adds as the GEMM, without its packing, blocking, cache
-    // misses and edges. Its speed is the ceiling a GEMM built on it can reach. "kernel-legacy" is the same with the
-    // written-out kernels of before the k loops were folded (LegacyMicroKernels.cs).
-    private static unsafe Action KernelAlone(int m, int n, int k, bool legacy)
+    // misses and edges. Its speed is the ceiling a GEMM built on it can reach.
+    private static unsafe Action KernelAlone(int m, int n, int k)
     {
         const int Kc = 256;
-        return (ManagedGemm.Resolve(GemmIsa.Auto), legacy) switch
+        return ManagedGemm.Resolve(GemmIsa.Auto) switch
         {
-            (GemmIsa.Avx512, false) => Tiles<Avx512Kernel8x32>(),
-            (GemmIsa.Avx512, true) => Tiles<LegacyAvx512Kernel8x32>(),
-            (GemmIsa.Avx2, false) => Tiles<Avx2Kernel6x16>(),
-            (GemmIsa.Avx2, true) => Tiles<LegacyAvx2Kernel6x16>(),
+            GemmIsa.Avx512 => Tiles<Avx512Kernel8x32>(),
+            GemmIsa.Avx2 => Tiles<Avx2Kernel6x16>(),
             _ => Tiles<ScalarKernel4x8>(),
         };
 
