@@ -59,6 +59,29 @@ public sealed class BenchCommandTests
         Assert.Contains("seed", err);
     }
 
+    [Fact]
+    public void BenchesALatentModelWithoutAQualityModel()
+    {
+        // The tiny fixture DiT makes 8x8x4 latents: no quality model scores them, so FD and accuracy stay empty, the
+        // classes come from --classes and no image grid is drawn.
+        string dir = Path.Combine(CliRunner.TempDir(), "bench");
+        var (code, output, err) = CliRunner.Run("bench", "--model", CliRunner.TinyDit, "--cache", "fora:n=2", "--classes", "7,3",
+            "--samples", "4", "--steps", "4", "--shadow-images", "0", "--threads", "1", "--out", dir);
+        Assert.True(code == 0, err);
+        Assert.Contains("no quality model scores 8x8x4 images of 10 classes", output);
+        Assert.False(File.Exists(Path.Combine(dir, "grid.png")));
+        Assert.True(File.Exists(Path.Combine(dir, "report.html")));
+        using JsonDocument doc = JsonDocument.Parse(File.ReadAllBytes(Path.Combine(dir, "results.json")));
+        JsonElement root = doc.RootElement;
+        Assert.Equal([7, 3], root.GetProperty("strip_classes").EnumerateArray().Select(e => e.GetInt32()));
+        Assert.Equal([4, 8, 8], root.GetProperty("image_shape").EnumerateArray().Select(e => e.GetInt32()));
+        JsonElement fora = root.GetProperty("entries")[1];
+        Assert.Equal("NaN", fora.GetProperty("frechet_distance").GetString());
+        Assert.InRange(fora.GetProperty("psnr").GetDouble(), 5, 100);              // capped at 100 per image
+        Assert.True(fora.GetProperty("relative_l2").GetDouble() > 0, "FORA reused features, so its samples differ");
+        Assert.Equal("NaN", fora.GetProperty("ssim").GetString());             // 8x8 planes: smaller than SSIM's 11x11 window
+    }
+
     [Theory]
     [InlineData(new[] { "--samples", "15" }, "--samples 15")]
     [InlineData(new[] { "--repeats", "0" }, "--repeats 0")]
@@ -67,6 +90,9 @@ public sealed class BenchCommandTests
     [InlineData(new[] { "--specs", "/no/such/plan.txt" }, "/no/such/plan.txt")]
     [InlineData(new[] { "--out", "/no/such/dir/out" }, "/no/such/dir")]
     [InlineData(new[] { "--shadow-images", "-1" }, "--shadow-images -1")]
+    [InlineData(new[] { "--classes", "3,3" }, "--classes 3,3")]
+    [InlineData(new[] { "--classes", "12" }, "class 12 is out of range")]
+    [InlineData(new[] { "--classes", "1,2", "--samples", "3" }, "a multiple of 2")]
     public void BadFlagsExit2BeforeRunning(string[] flags, string mentioned)
     {
         var (code, output, err) = CliRunner.Run(["bench", .. flags]);

@@ -27,7 +27,7 @@ public sealed class AllocationGroup
 /// </summary>
 /// <remarks>
 /// The whole-process counter (<see cref="GC.GetTotalAllocatedBytes(bool)"/>) also sees the test host's own threads
-/// (measured: 24 or 168 bytes on an occasional step), so it is reported and only required to read 0 on most steps; a
+/// (measured: 24 or 168 bytes on some steps), so it is reported and only required to read 0 on at least one step; a
 /// per-step allocation anywhere in the process would make it non-zero on every step. In a plain process
 /// (bench/DitCache.Benchmarks <c>alloc</c>, the shipped model) it reads 0 on every step.
 /// </remarks>
@@ -104,8 +104,11 @@ public class AllocationTests
             $"process [{string.Join(", ", totalPerStep)}]; pool threads {WorkerPool.ThreadCount}");
         Assert.All(threadPerStep, bytes => Assert.Equal(0, bytes));
         Assert.All(workersPerStep, bytes => Assert.Equal(0, bytes));
-        Assert.True(totalPerStep.Count(bytes => bytes == 0) > totalPerStep.Length / 2,
-            $"whole process allocated on most steps: [{string.Join(", ", totalPerStep)}]");
+        // A per-step allocation anywhere in the process is non-zero on every step; the test host's own threads add
+        // 24 or 168 bytes on some steps (up to 14 of 20 seen in a fresh-clone CI run under load), so one clean step
+        // is the proof.
+        Assert.True(totalPerStep.Any(bytes => bytes == 0),
+            $"whole process allocated on every step: [{string.Join(", ", totalPerStep)}]");
         Assert.True(WorkerPool.ThreadCount >= 1, "the run should have used the worker pool");
         if (cache != "none")
         {

@@ -100,7 +100,9 @@ public static class ImageMetrics
     }
 
     /// <summary>
-    /// Mean PSNR and mean SSIM over <paramref name="count"/> single-channel images laid out one after another.
+    /// Mean PSNR and mean SSIM over <paramref name="count"/> single-channel images laid out one after another. SSIM is
+    /// NaN for images smaller than its <see cref="SsimWindow"/>×<see cref="SsimWindow"/> window (small latents): the
+    /// valid region is empty.
     /// </summary>
     public static (double Psnr, double Ssim) Mean(ReadOnlySpan<float> images, ReadOnlySpan<float> references, int count, int height, int width)
     {
@@ -111,11 +113,15 @@ public static class ImageMetrics
             throw new ArgumentException($"expected {count} images of {height}x{width} ({count * size} values), got {images.Length}", nameof(images));
         }
 
-        double psnr = 0, ssim = 0;
+        bool ssimDefined = height >= SsimWindow && width >= SsimWindow;
+        double psnr = 0, ssim = ssimDefined ? 0 : double.NaN;
         for (int i = 0; i < count; i++)
         {
             psnr += Psnr(images.Slice(i * size, size), references.Slice(i * size, size));
-            ssim += Ssim(images.Slice(i * size, size), references.Slice(i * size, size), height, width);
+            if (ssimDefined)
+            {
+                ssim += Ssim(images.Slice(i * size, size), references.Slice(i * size, size), height, width);
+            }
         }
 
         return (psnr / count, ssim / count);
