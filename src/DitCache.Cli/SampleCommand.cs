@@ -250,6 +250,11 @@ internal static class SampleCommand
                 $"--noise {path}: tensor \"noise\" has shape {noise.ShapeText}; expected [{n}, {c.InChannels}, {c.InputSize}, {c.InputSize}] (N = number of --classes, then the model's channels and input size)");
         }
 
+        if (noise.FirstNonFinite() is { } where)
+        {
+            throw new DitCacheException($"--noise {path}: tensor \"noise\" holds {where}; the initial noise must be finite (standard normal samples)");
+        }
+
         return noise;
     }
 

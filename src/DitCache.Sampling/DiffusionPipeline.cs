@@ -139,6 +139,15 @@ public sealed class DiffusionPipeline
     /// <summary>The calibration handed to cache policies, or null.</summary>
     public CalibrationFile? Calibration => _calibration;
 
+    /// <summary>The one-line error of a sample that stopped being finite at step <paramref name="step"/>.</summary>
+    private static DitCacheException Diverged(float[] x, int n, DitConfig c, int step, int steps, int t, string spec)
+    {
+        string where = new Tensor(x, n, c.InChannels, c.InputSize, c.InputSize).FirstNonFinite()!;
+        return new DitCacheException(
+            $"sampling diverged at step {step} of {steps} (timestep {t}, cache {spec}): the sample holds {where}; check the model's weights and the sampler settings (--eta)"
+            + (spec == "none" ? "" : ", and run with --cache none to see whether the accelerator caused it"));
+    }
+
     /// <summary>Builds the scheduler named <paramref name="sampler"/>.</summary>
     /// <exception cref="DitCacheException">Unknown sampler (exit code 2).</exception>
     public static IScheduler CreateScheduler(string sampler, int steps, double eta) => SchedulerRegistry.Create(sampler, steps, eta);
@@ -224,6 +233,11 @@ public sealed class DiffusionPipeline
             }
 
             scheduler.Step(index, modelOut, x, n, noise);
+            if (Kernels.IndexOfNonFinite(x) >= 0)                                     // one vectorised pass per step
+            {
+                throw Diverged(x, n, c, step, steps, t, spec);
+            }
+
             records[step] = new StepRecord(step, t, state.LastFullyComputed, state.LastFlops, state.LastModulesComputed,
                 state.LastModulesForecast, state.LastBlocksSkipped, state.LastModulesPartial, state.LastBlocksSkippedCount);
             telemetry.Capture(step, state);
@@ -292,6 +306,11 @@ public sealed class DiffusionPipeline
             throw new ArgumentException(
                 $"noise has shape {noise.ShapeText}; expected [{request.Classes.Length}, {c.InChannels}, {c.InputSize}, {c.InputSize}] (N = number of classes)",
                 nameof(request));
+        }
+
+        if (request.Noise?.FirstNonFinite() is { } where)
+        {
+            throw new DitCacheException($"the initial noise holds {where}; it must be finite (standard normal samples)");
         }
     }
 }

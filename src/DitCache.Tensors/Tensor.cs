@@ -48,6 +48,31 @@ public sealed class Tensor
     /// <summary>Formats a shape as <c>[a, b, c]</c>.</summary>
     public static string FormatShape(int[] shape) => "[" + string.Join(", ", shape) + "]";
 
+    /// <summary>
+    /// The first NaN or ±∞ of <see cref="Data"/> as text for an error message, e.g. <c>NaN at [0, 3, 1, 2]</c>, or
+    /// null when every value is finite (<see cref="Kernels.IndexOfNonFinite"/>: one vectorised pass).
+    /// </summary>
+    public string? FirstNonFinite()
+    {
+        int flat = Kernels.IndexOfNonFinite(Data);
+        if (flat < 0)
+        {
+            return null;
+        }
+
+        int[] index = new int[Shape.Length];
+        int rest = flat;
+        for (int d = Shape.Length - 1; d >= 0; d--)
+        {
+            index[d] = Shape[d] == 0 ? 0 : rest % Shape[d];
+            rest = Shape[d] == 0 ? rest : rest / Shape[d];
+        }
+
+        float v = Data[flat];
+        string kind = float.IsNaN(v) ? "NaN" : v > 0 ? "+Infinity" : "-Infinity";
+        return $"{kind} at {FormatShape(index)}";
+    }
+
     /// <summary>Whether this tensor's shape equals <paramref name="shape"/>.</summary>
     public bool HasShape(params int[] shape) => Shape.SequenceEqual(shape);
 

@@ -127,18 +127,69 @@ public class SampleCommandTests
     [Theory]
     [InlineData("wrong_shape")]
     [InlineData("wrong_key")]
+    [InlineData("nan")]
     public void BadNoiseFileLeavesNoOutput(string kind)
     {
         string dir = CliRunner.TempDir();
         string noise = Path.Combine(dir, "noise.safetensors");
-        SafeTensors.Save(noise, new Dictionary<string, Tensor> { [kind == "wrong_key" ? "x" : "noise"] = Tensor.Zeros(3, 4, 8, 8) });
+        Tensor values = kind == "nan" ? Tensor.Zeros(2, 4, 8, 8) : Tensor.Zeros(3, 4, 8, 8);
+        if (kind == "nan")
+        {
+            values.Data[(1 * 4 * 8 * 8) + (2 * 8 * 8) + (3 * 8) + 5] = float.NaN;    // image 1, channel 2, row 3, column 5
+        }
+
+        SafeTensors.Save(noise, new Dictionary<string, Tensor> { [kind == "wrong_key" ? "x" : "noise"] = values });
         string sample = Path.Combine(dir, "sample.safetensors");
         var (code, _, err) = CliRunner.Run("sample", "--model", CliRunner.TinyDit, "--classes", "1,2", "--steps", "2", "--noise", noise,
             "--save-tensor", sample, "--quiet");
         Assert.Equal(1, code);
         Assert.Contains("--noise", err);
-        Assert.Contains(kind == "wrong_key" ? "no tensor \"noise\"" : "[2, 4, 8, 8]", err);
+        Assert.Contains(kind switch { "wrong_key" => "no tensor \"noise\"", "nan" => "holds NaN at [1, 2, 3, 5]", _ => "[2, 4, 8, 8]" }, err);
+        Assert.Single(err.TrimEnd().Split('\n'));
         Assert.Equal([noise], Directory.GetFiles(dir));
+    }
+
+    [Fact]
+    public void DivergingSamplingExits1NamingTheStepAndLeavesNoOutput()
+    {
+        // DDIM with η = 1e30: σ² exceeds 1 − ᾱ_prev, the square root of a negative number is NaN at the first step.
+        string dir = CliRunner.TempDir();
+        string png = Path.Combine(dir, "out.png"), sample = Path.Combine(dir, "sample.safetensors");
+        var (code, output, err) = CliRunner.Run("sample", "--classes", "1,2", "--steps", "4", "--eta", "1e30", "--cache", "fora:n=2",
+            "--out", png, "--save-tensor", sample);
+        Assert.Equal(1, code);
+        Assert.Equal("", output);
+        Assert.Contains("sampling diverged at step 0 of 4 (timestep 999, cache fora:n=2): the sample holds NaN at [0, 0, 0, 0]", err);
+        Assert.Contains("--cache none", err);
+        Assert.Single(err.TrimEnd().Split('\n'));
+        Assert.Empty(Directory.GetFiles(dir));
+    }
+
+    [Fact]
+    public void NonFiniteWeightsAreRefusedByEveryCommand()
+    {
+        string dir = CliRunner.TempDir();
+        string model = Path.Combine(dir, "inf.safetensors");
+        TensorFile tiny = SafeTensors.Load(CliRunner.TinyDit);
+        var tensors = tiny.Tensors.ToDictionary(kv => kv.Key, kv => kv.Value);
+        Tensor fc2 = tensors["blocks.1.mlp.fc2.weight"];
+        float[] data = [.. fc2.Data];
+        data[(5 * fc2.Dim(1)) + 7] = float.NegativeInfinity;                          // row 5, column 7
+        tensors["blocks.1.mlp.fc2.weight"] = new Tensor(data, fc2.Shape);
+        SafeTensors.Save(model, tensors, tiny.Metadata);
+        string[][] commands =
+        [
+            ["sample", "--model", model, "--classes", "1", "--steps", "2", "--quiet"],
+            ["bench", "--model", model, "--cache", "none steps=2", "--samples", "10", "--steps", "2", "--out", Path.Combine(dir, "bench"), "--quiet"],
+            ["info", "--model", model],
+        ];
+        foreach (string[] args in commands)
+        {
+            var (code, _, err) = CliRunner.Run(args);
+            Assert.True(code == 1, $"{args[0]}: exit {code}, {err}");
+            Assert.Contains("tensor 'blocks.1.mlp.fc2.weight' holds -Infinity at [5, 7]", err);
+            Assert.Single(err.TrimEnd().Split('\n'));
+        }
     }
 
     [Theory]

@@ -33,6 +33,27 @@ public class DitWeightsTests
     }
 
     [Fact]
+    public void NonFiniteWeightsAreNamedWithTheirIndex()
+    {
+        var nan = Assert.Throws<DitCacheException>(() => DitWeights.FromFile(Edit(t =>
+        {
+            float[] data = [.. t["blocks.1.mlp.fc2.weight"].Data];
+            data[(3 * 256) + 17] = float.NaN;                                     // fc2 is (64, 256): row 3, column 17
+            t["blocks.1.mlp.fc2.weight"] = new Tensor(data, 64, 256);
+        })));
+        Assert.Equal("edited.safetensors: tensor 'blocks.1.mlp.fc2.weight' holds NaN at [3, 17]: a DiT needs finite weights; the file is corrupt or was saved from a diverged run, so re-download or re-export it", nan.Message);
+        Assert.Equal(1, nan.ExitCode);
+
+        var inf = Assert.Throws<DitCacheException>(() => DitWeights.FromFile(Edit(t =>
+        {
+            float[] data = [.. t["pos_embed"].Data];
+            data[^1] = float.PositiveInfinity;
+            t["pos_embed"] = new Tensor(data, t["pos_embed"].Shape);
+        })));
+        Assert.Contains("tensor 'pos_embed' holds +Infinity at [0, 15, 63]", inf.Message, System.StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void ShapeMismatchIsNamed()
     {
         var e = Assert.Throws<DitCacheException>(() => DitWeights.FromFile(Edit(t => t["blocks.0.attn.proj.bias"] = Tensor.Zeros(65))));

@@ -39,6 +39,42 @@ public class KernelTests
 
     [Theory]
     [MemberData(nameof(ElementwiseLengths))]
+    public void IndexOfNonFinite_matches_reference(int n)
+    {
+        // Finite everywhere, then one bad value at every position (NaN with payloads, ±∞), then two bad values (the
+        // first wins), including the largest finite values that must pass.
+        float[] x = TestUtil.Random(n, n + 200, 1e3f);
+        if (n > 0)
+        {
+            x[n / 2] = float.MaxValue;
+            x[n - 1] = -float.MaxValue;
+        }
+
+        Assert.Equal(-1, Reference.IndexOfNonFinite(x));
+        Assert.Equal(-1, Kernels.IndexOfNonFinite(x));
+        float[] bad = [float.NaN, float.PositiveInfinity, float.NegativeInfinity, BitConverter.UInt32BitsToSingle(0xFFC0_1234u)];
+        for (int i = 0; i < n; i++)
+        {
+            float keep = x[i];
+            x[i] = bad[i % bad.Length];
+            Assert.Equal(i, Reference.IndexOfNonFinite(x));
+            Assert.Equal(i, Kernels.IndexOfNonFinite(x));
+            if (i + 3 < n)
+            {
+                float later = x[i + 3];
+                x[i + 3] = float.NaN;
+                Assert.Equal(i, Kernels.IndexOfNonFinite(x));
+                x[i + 3] = later;
+            }
+
+            x[i] = keep;
+        }
+
+        Assert.Equal(-1, Kernels.IndexOfNonFinite(x.AsSpan(0, 0)));
+    }
+
+    [Theory]
+    [MemberData(nameof(ElementwiseLengths))]
     public void Silu_matches_reference(int n)
     {
         float[] x = TestUtil.Random(n, n + 100, 12f);

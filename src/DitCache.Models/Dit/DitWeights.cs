@@ -179,6 +179,7 @@ public sealed class DitWeights
 
         var weights = new DitWeights(config, patchEmbed, posEmbed, timeMlp0, timeMlp2, labelTable, blocks, finalAdaLn, finalLinear);
         reader.RejectExtraKeys();
+        reader.RejectNonFinite();
         return weights;
     }
 
@@ -323,6 +324,18 @@ public sealed class DitWeights
             {
                 string list = string.Join(", ", extra.Take(5)) + (extra.Length > 5 ? $" and {extra.Length - 5} more" : "");
                 throw new DitCacheException($"{file.Source}: unexpected tensor(s) {list}; the checkpoint does not match the DiT architecture (facebookresearch/DiT key names)");
+            }
+        }
+
+        /// <summary>Every tensor of the file holds only finite values (one vectorised pass each, in key order).</summary>
+        public void RejectNonFinite()
+        {
+            foreach (string key in file.Tensors.Keys.Order(StringComparer.Ordinal))
+            {
+                if (file.Tensors[key].FirstNonFinite() is { } where)
+                {
+                    throw Error(key, $"holds {where}: a DiT needs finite weights; the file is corrupt or was saved from a diverged run, so re-download or re-export it");
+                }
             }
         }
 

@@ -66,6 +66,20 @@ internal static class Reference
         }
     }
 
+    /// <summary>First index whose value is NaN or infinite (by its IEEE bits: exponent all ones), or −1.</summary>
+    public static int IndexOfNonFinite(ReadOnlySpan<float> x)
+    {
+        for (int i = 0; i < x.Length; i++)
+        {
+            if ((BitConverter.SingleToUInt32Bits(x[i]) & 0x7F80_0000u) == 0x7F80_0000u)
+            {
+                return i;
+            }
+        }
+
+        return -1;
+    }
+
     public static void Silu(ReadOnlySpan<float> x, Span<float> y)
     {
         for (int i = 0; i < x.Length; i++)
