@@ -22,6 +22,7 @@ internal static class CliApp
             InfoCommand.Create(stdout),
         };
 
+        StrictNumbers.Apply(root);
         ParseResult parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)
         {

@@ -106,6 +106,11 @@ public class SampleCommandTests
         { ["--classes", "3,x"], 2, "--classes" },
         { ["--classes", "3,10"], 2, "class 10" },
         { ["--cfg", "0.5"], 2, "--cfg" },
+        { ["--cfg", "1,5"], 2, "--cfg '1,5' is not a number; write it like 1.5" },   // not 15: no group separators
+        { ["--cfg", "1 5"], 2, "1 5" },
+        { ["--eta", "NaN"], 2, "--eta NaN is not a finite double" },
+        { ["--eta", "-Infinity"], 2, "--eta -Infinity is not a finite double" },
+        { ["--cfg", "1e39"], 2, "--cfg 1e39 is not a finite float" },
         { ["--threads", "0"], 2, "--threads" },
         { ["--gemm", "cuda"], 2, "cuda" },
         { ["--report", "/no/such/dir/r.json"], 2, "/no/such/dir" },
