@@ -122,6 +122,7 @@ internal static class EvaluateCommand
         ICacheOptions cacheOptions = CacheRegistry.Parse(o.Cache);
         SampleCommand.CheckOutputPath(o.Grid, "--grid");
         SampleCommand.CheckOutputPath(o.Report, "--report");
+        SampleCommand.CheckDistinct([("--grid", o.Grid), ("--report", o.Report)], [("--model", o.Model)]);
         IGemm gemm = GemmFactory.Create(o.Gemm, o.Threads);
 
         // 2. Data, classifier and model (each reader's error names the file and the remedy).

@@ -110,6 +110,7 @@ internal static class SampleCommand
         CheckOutputPath(o.Out, "--out");
         CheckOutputPath(o.SaveTensor, "--save-tensor");
         CheckOutputPath(o.Report, "--report");
+        CheckDistinct([("--out", o.Out), ("--save-tensor", o.SaveTensor), ("--report", o.Report)], [("--model", o.Model), ("--noise", o.Noise)]);
         IGemm gemm = GemmFactory.Create(o.Gemm, o.Threads);
 
         // 2. The model, then the flags that depend on it.
@@ -215,6 +216,39 @@ internal static class SampleCommand
         }
 
         return labels;
+    }
+
+    /// <summary>
+    /// Refuses an output that is one of the inputs (it would be replaced before or while it is read) or the same file
+    /// as another output (one would silently replace the other). Paths compare after resolving symbolic links.
+    /// </summary>
+    internal static void CheckDistinct((string Flag, string? Path)[] outputs, (string Flag, string? Path)[] inputs)
+    {
+        var seen = new List<(string Flag, string Path, string Full)>();
+        foreach ((string flag, string? path) in inputs.Concat(outputs))
+        {
+            if (path is null)
+            {
+                continue;
+            }
+
+            string full = Resolve(path);
+            if (seen.Find(s => s.Full == full) is { Flag: not null } other)
+            {
+                bool input = inputs.Any(i => i.Flag == other.Flag);
+                throw Usage(input
+                    ? $"{flag} {path} is the file given to {other.Flag}; write the output to another path so the input is not replaced"
+                    : $"{flag} {path} is also the path of {other.Flag}; give each output its own path");
+            }
+
+            seen.Add((flag, path, full));
+        }
+    }
+
+    private static string Resolve(string path)
+    {
+        string full = Path.GetFullPath(path);
+        return File.Exists(full) && File.ResolveLinkTarget(full, returnFinalTarget: true) is { } target ? target.FullName : full;
     }
 
     internal static void CheckOutputPath(string? path, string flag)

@@ -115,6 +115,8 @@ public class SampleCommandTests
         { ["--gemm", "cuda"], 2, "cuda" },
         { ["--report", "/no/such/dir/r.json"], 2, "/no/such/dir" },
         { ["--unknown-flag"], 2, "--unknown-flag" },
+        { ["--save-tensor", CliRunner.TinyDit], 2, "is the file given to --model; write the output to another path" },
+        { ["--report", "/tmp/ditcache-same.json", "--out", "/tmp/ditcache-same.json"], 2, "--report /tmp/ditcache-same.json is also the path of --out; give each output its own path" },
     };
 
     [Theory]
