@@ -5,7 +5,8 @@ namespace DitCache.Tensors.IO;
 
 /// <summary>
 /// Writes a file so that readers never see a partial one: the bytes go to a temporary file beside the target, which
-/// is then renamed over it. On failure the temporary file is removed and an existing target is left untouched.
+/// is then renamed over it. On failure the temporary file is removed and an existing target is left untouched. A
+/// target that is a device or a FIFO (<see cref="FileKind.IsSpecial"/>) is written as a stream instead, never replaced.
 /// </summary>
 public static class AtomicFile
 {
@@ -18,6 +19,17 @@ public static class AtomicFile
         if (dir is null || !Directory.Exists(dir))
         {
             throw new DitCacheException($"{flag} {path}: directory '{dir}' does not exist; create it first or choose another path");
+        }
+
+        if (Directory.Exists(full))
+        {
+            throw new DitCacheException($"{flag} {path} is a directory; give a file path");
+        }
+
+        if (FileKind.IsSpecial(full))
+        {
+            WriteStream(path, full, flag, write);                                     // /dev/null, /dev/stdout, a FIFO
+            return;
         }
 
         string temp = Path.Combine(dir, $".{Path.GetFileName(full)}.{Environment.ProcessId}.tmp");
@@ -39,6 +51,21 @@ public static class AtomicFile
         {
             File.Delete(temp);
             throw;
+        }
+    }
+
+    // A device or FIFO is written in place as a stream: renaming over it would replace the node itself (root is
+    // normal in containers). There is nothing to keep atomic: such a target holds no earlier output.
+    private static void WriteStream(string path, string full, string flag, Action<Stream> write)
+    {
+        try
+        {
+            using var stream = new FileStream(full, FileMode.Open, FileAccess.Write, FileShare.ReadWrite, 1 << 16, FileOptions.None);
+            write(stream);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new DitCacheException($"{flag} {path}: cannot write to this device or pipe ({e.Message}); give a regular file path", e);
         }
     }
 }
