@@ -46,13 +46,14 @@ internal static class BenchCommand
         var batch = new Option<int>("--batch") { Description = "images per sampling run (the CFG batch is twice this)", DefaultValueFactory = _ => 50 };
         var shadowImages = new Option<int>("--shadow-images") { Description = "images of the --shadow run of each cached configuration (forecast error per step and block); 0 turns it off", DefaultValueFactory = _ => 10 };
         var threads = new Option<int>("--threads") { Description = "threads for GEMM and kernels", DefaultValueFactory = _ => Environment.ProcessorCount };
-        var gemm = new Option<string>("--gemm") { Description = "GEMM backend: managed, managed-bf16 (opt-in BF16 weights and activations, float32 accumulation), openblas, or auto (managed on CPUs with AVX-512 or AVX2+FMA, where it measured at least as fast as OpenBLAS at the DiT shapes; else OpenBLAS when libopenblas.so.0 is installed)", DefaultValueFactory = _ => "auto" };
+        var gemm = GemmFlags.Gemm();
+        var deterministic = GemmFlags.Deterministic();
         var output = new Option<string>("--out") { Description = "output directory (created if missing; a results.json there is resumed)", DefaultValueFactory = _ => "bench-results" };
         var quiet = new Option<bool>("--quiet") { Description = "no progress and no summary" };
 
         var command = new Command("bench", "Measure speed and quality of many accelerator configurations side by side and write a report.")
         {
-            model, quick, cache, specs, samples, classes, repeats, steps, cfg, sampler, seed, batch, shadowImages, threads, gemm, output, quiet,
+            model, quick, cache, specs, samples, classes, repeats, steps, cfg, sampler, seed, batch, shadowImages, threads, gemm, deterministic, output, quiet,
         };
         command.SetAction(parse =>
         {
@@ -60,7 +61,7 @@ internal static class BenchCommand
             var o = new BenchOptions(parse.GetValue(model), isQuick, parse.GetValue(cache) ?? [], parse.GetValue(specs),
                 parse.GetValue(samples) ?? (isQuick ? QuickSamples : FullSamples), parse.GetValue(classes), parse.GetValue(repeats) ?? (isQuick ? QuickRepeats : FullRepeats),
                 parse.GetValue(steps), parse.GetValue(cfg), parse.GetValue(sampler)!, parse.GetValue(seed), parse.GetValue(batch),
-                parse.GetValue(shadowImages), parse.GetValue(threads), parse.GetValue(gemm)!, parse.GetValue(output)!, parse.GetValue(quiet));
+                parse.GetValue(shadowImages), parse.GetValue(threads), parse.GetValue(gemm)!, parse.GetValue(deterministic), parse.GetValue(output)!, parse.GetValue(quiet));
             return Run(o, stdout, stderr, interactive);
         });
         return command;
@@ -98,7 +99,7 @@ internal static class BenchCommand
             : o.Caches.Length > 0 ? BenchPlan.Parse(o.Caches, "--cache", o.Steps, o.Cfg)
             : BenchPlan.Parse(o.Quick ? BenchPlan.QuickLines : BenchPlan.FullLines, o.Quick ? "the quick preset" : "the full preset", o.Steps, o.Cfg);
         BenchSession.CheckDirectory(o.Out);
-        IGemm gemm = GemmFactory.Create(o.Gemm, o.Threads);
+        IGemm gemm = GemmFlags.Create(o.Gemm, o.Deterministic, o.Threads);
 
         // 2. Model; the classes and the sample count follow from it.
         TensorFile modelFile = o.Model is null ? DefaultModel.Load() : Checkpoint.Load(o.Model);
@@ -232,10 +233,10 @@ internal static class BenchCommand
         }
 
         parts.Add(string.Create(CultureInfo.InvariantCulture,
-            $"--samples {o.Samples} --repeats {o.Repeats} --steps {o.Steps} --cfg {o.Cfg} --sampler {o.Sampler} --seed {o.Seed} --batch {o.Batch} --shadow-images {o.ShadowImages} --threads {o.Threads} --gemm {o.Gemm}"));
+            $"--samples {o.Samples} --repeats {o.Repeats} --steps {o.Steps} --cfg {o.Cfg} --sampler {o.Sampler} --seed {o.Seed} --batch {o.Batch} --shadow-images {o.ShadowImages} --threads {o.Threads} --gemm {o.Gemm}{(o.Deterministic ? " --deterministic" : "")}"));
         return string.Join(' ', parts);
     }
 
     private sealed record BenchOptions(string? Model, bool Quick, string[] Caches, string? Specs, int Samples, string? Classes, int Repeats,
-        int Steps, float Cfg, string Sampler, int Seed, int Batch, int ShadowImages, int Threads, string Gemm, string Out, bool Quiet);
+        int Steps, float Cfg, string Sampler, int Seed, int Batch, int ShadowImages, int Threads, string Gemm, bool Deterministic, string Out, bool Quiet);
 }

@@ -36,7 +36,8 @@ internal static class EvaluateCommand
         var seed = new Option<int>("--seed") { Description = "base seed; each sample's noise derives from (seed, class, index)", DefaultValueFactory = _ => 0 };
         var batch = new Option<int>("--batch") { Description = "images per sampling run (the CFG batch is twice this)", DefaultValueFactory = _ => 100 };
         var threads = new Option<int>("--threads") { Description = "threads for GEMM and kernels", DefaultValueFactory = _ => Environment.ProcessorCount };
-        var gemm = new Option<string>("--gemm") { Description = "GEMM backend: managed, managed-bf16 (opt-in BF16 weights and activations, float32 accumulation), openblas, or auto (managed on CPUs with AVX-512 or AVX2+FMA, where it measured at least as fast as OpenBLAS at the DiT shapes; else OpenBLAS when libopenblas.so.0 is installed)", DefaultValueFactory = _ => "auto" };
+        var gemm = GemmFlags.Gemm();
+        var deterministic = GemmFlags.Deterministic();
         var grid = new Option<string?>("--grid") { Description = "write a PNG grid: one row per class, its first --grid-columns samples" };
         var gridColumns = new Option<int>("--grid-columns") { Description = "samples of each class in the --grid", DefaultValueFactory = _ => 10 };
         var report = new Option<string?>("--report") { Description = "write a JSON report: settings, accuracy per class, Frechet distances with sample counts, seconds" };
@@ -44,7 +45,7 @@ internal static class EvaluateCommand
 
         var command = new Command("evaluate", "Measure sample quality on Fashion-MNIST: classifier accuracy and Frechet distance to the test set.")
         {
-            model, perClass, classes, steps, sampler, cfg, cache, seed, batch, threads, gemm, grid, gridColumns, report, quiet,
+            model, perClass, classes, steps, sampler, cfg, cache, seed, batch, threads, gemm, deterministic, grid, gridColumns, report, quiet,
         };
 
         command.SetAction(parse =>
@@ -52,7 +53,7 @@ internal static class EvaluateCommand
             var o = new EvaluateOptions(
                 parse.GetValue(model), parse.GetValue(perClass), parse.GetValue(classes)!, parse.GetValue(steps),
                 parse.GetValue(sampler)!, parse.GetValue(cfg), parse.GetValue(cache)!, parse.GetValue(seed),
-                parse.GetValue(batch), parse.GetValue(threads), parse.GetValue(gemm)!, parse.GetValue(grid),
+                parse.GetValue(batch), parse.GetValue(threads), parse.GetValue(gemm)!, parse.GetValue(deterministic), parse.GetValue(grid),
                 parse.GetValue(gridColumns), parse.GetValue(report), parse.GetValue(quiet));
             return Run(o, stdout, stderr, interactive);
         });
@@ -123,7 +124,7 @@ internal static class EvaluateCommand
         SampleCommand.CheckOutputPath(o.Grid, "--grid");
         SampleCommand.CheckOutputPath(o.Report, "--report");
         SampleCommand.CheckDistinct([("--grid", o.Grid), ("--report", o.Report)], [("--model", o.Model)]);
-        IGemm gemm = GemmFactory.Create(o.Gemm, o.Threads);
+        IGemm gemm = GemmFlags.Create(o.Gemm, o.Deterministic, o.Threads);
 
         // 2. Data, classifier and model (each reader's error names the file and the remedy).
         FashionMnist test = FashionMnist.Load(FashionMnistSplit.Test);
@@ -216,6 +217,6 @@ internal static class EvaluateCommand
     }
 
     private sealed record EvaluateOptions(string? Model, int SamplesPerClass, string Classes, int Steps, string Sampler,
-        float Cfg, string Cache, int Seed, int Batch, int Threads, string Gemm, string? Grid, int GridColumns,
+        float Cfg, string Cache, int Seed, int Batch, int Threads, string Gemm, bool Deterministic, string? Grid, int GridColumns,
         string? Report, bool Quiet);
 }

@@ -39,7 +39,8 @@ internal static class SampleCommand
         var output = new Option<string?>("--out") { Description = "write a PNG grid of the samples (1- or 3-channel models)" };
         var columns = new Option<int?>("--columns") { Description = "images per row of the PNG grid; default: all in one row, at most 10" };
         var threads = new Option<int>("--threads") { Description = "threads for GEMM and kernels", DefaultValueFactory = _ => Environment.ProcessorCount };
-        var gemm = new Option<string>("--gemm") { Description = "GEMM backend: managed, managed-bf16 (opt-in BF16 weights and activations, float32 accumulation), openblas, or auto (managed on CPUs with AVX-512 or AVX2+FMA, where it measured at least as fast as OpenBLAS at the DiT shapes; else OpenBLAS when libopenblas.so.0 is installed)", DefaultValueFactory = _ => "auto" };
+        var gemm = GemmFlags.Gemm();
+        var deterministic = GemmFlags.Deterministic();
         var heads = new Option<int?>("--heads") { Description = "attention heads when the checkpoint does not say and matches no preset" };
         var inputSize = new Option<int?>("--input-size") { Description = "model input side when the checkpoint has no pos_embed" };
         var quiet = new Option<bool>("--quiet") { Description = "no progress bar and no summary" };
@@ -48,7 +49,7 @@ internal static class SampleCommand
         var command = new Command("sample", "Sample images with a DiT, optionally accelerated by a cache policy.")
         {
             model, classes, steps, sampler, cfg, cfgChannels, eta, cache, seed, noise, saveTensor, report, output, columns,
-            threads, gemm, heads, inputSize, quiet, shadow,
+            threads, gemm, deterministic, heads, inputSize, quiet, shadow,
         };
 
         command.SetAction(parse =>
@@ -57,7 +58,7 @@ internal static class SampleCommand
                 parse.GetValue(model), parse.GetValue(classes)!, parse.GetValue(steps), parse.GetValue(sampler)!,
                 parse.GetValue(cfg), parse.GetValue(cfgChannels), parse.GetValue(eta), parse.GetValue(cache)!,
                 parse.GetValue(seed), parse.GetValue(noise), parse.GetValue(saveTensor), parse.GetValue(report),
-                parse.GetValue(output), parse.GetValue(columns), parse.GetValue(threads), parse.GetValue(gemm)!,
+                parse.GetValue(output), parse.GetValue(columns), parse.GetValue(threads), parse.GetValue(gemm)!, parse.GetValue(deterministic),
                 parse.GetValue(heads), parse.GetValue(inputSize), parse.GetValue(quiet), parse.GetValue(shadow));
             return Run(o, stdout, stderr, interactive);
         });
@@ -111,7 +112,7 @@ internal static class SampleCommand
         CheckOutputPath(o.SaveTensor, "--save-tensor");
         CheckOutputPath(o.Report, "--report");
         CheckDistinct([("--out", o.Out), ("--save-tensor", o.SaveTensor), ("--report", o.Report)], [("--model", o.Model), ("--noise", o.Noise)]);
-        IGemm gemm = GemmFactory.Create(o.Gemm, o.Threads);
+        IGemm gemm = GemmFlags.Create(o.Gemm, o.Deterministic, o.Threads);
 
         // 2. The model, then the flags that depend on it.
         DitWeights weights = DefaultModel.LoadWeights(o.Model, o.Heads, o.InputSize);
@@ -296,5 +297,5 @@ internal static class SampleCommand
 
     private sealed record SampleOptions(string? Model, string Classes, int Steps, string Sampler, float Cfg, int? CfgChannels,
         double Eta, string Cache, int Seed, string? Noise, string? SaveTensor, string? Report, string? Out, int? Columns,
-        int Threads, string Gemm, int? Heads, int? InputSize, bool Quiet, bool Shadow);
+        int Threads, string Gemm, bool Deterministic, int? Heads, int? InputSize, bool Quiet, bool Shadow);
 }

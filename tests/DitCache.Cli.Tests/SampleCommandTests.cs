@@ -157,6 +157,27 @@ public class SampleCommandTests
     }
 
     [Fact]
+    public void DeterministicGivesTheSameBytesAtEveryThreadCount()
+    {
+        string dir = CliRunner.TempDir();
+        byte[]? first = null;
+        foreach (string threads in new[] { "1", "2", "3" })
+        {
+            string path = Path.Combine(dir, $"t{threads}.safetensors");
+            var (code, _, err) = CliRunner.Run("sample", "--classes", "0,1,2,3,4", "--steps", "6", "--cache", "foca:n=3",
+                "--threads", threads, "--deterministic", "--save-tensor", path, "--quiet");
+            Assert.True(code == 0, err);
+            byte[] bytes = File.ReadAllBytes(path);
+            first ??= bytes;
+            Assert.True(first.AsSpan().SequenceEqual(bytes), $"--threads {threads} differs from --threads 1");
+        }
+
+        var (refused, _, message) = CliRunner.Run("sample", "--classes", "1", "--deterministic", "--gemm", "openblas", "--quiet");
+        Assert.Equal(2, refused);
+        Assert.Contains("--deterministic with --gemm openblas", message);
+    }
+
+    [Fact]
     public void DivergingSamplingExits1NamingTheStepAndLeavesNoOutput()
     {
         // DDIM with η = 1e30: σ² exceeds 1 − ᾱ_prev, the square root of a negative number is NaN at the first step.
