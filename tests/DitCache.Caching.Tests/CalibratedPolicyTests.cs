@@ -3,6 +3,7 @@ using System.IO;
 using System.Linq;
 using DitCache.Caching.Calibration;
 using DitCache.Tensors;
+using DitCache.Tests;
 using Xunit;
 
 namespace DitCache.Caching.Tests;
@@ -298,4 +299,15 @@ public class CalibratedPolicyTests
             Assert.Equal(spec, CacheRegistry.Parse(spec).Spec);
         }
     }
+
+    [LinuxFact]
+    public void A_calibration_path_that_is_a_device_is_an_error_only_when_read()
+    {
+        // /dev/null stands for any non-regular file beside a model (a FIFO would block a plain read forever).
+        var e = Assert.Throws<DitCacheException>(() => CalibrationFile.Load("/dev/null", "m.safetensors"));
+        Assert.Equal("/dev/null: the calibration beside the model is not a regular file (a device or pipe); remove it, or write it with ditcache calibrate --model m.safetensors", e.Message);
+        CalibrationFile deferred = CalibrationFile.Deferred("/dev/null", "m.safetensors");   // --cache none never reads it
+        Assert.NotNull(deferred);
+    }
+
 }

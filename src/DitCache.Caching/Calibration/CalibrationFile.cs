@@ -132,8 +132,18 @@ public sealed class CalibrationFile
 
     /// <summary>Reads <paramref name="path"/>; a missing file gives an empty calibration, a malformed one an error.</summary>
     /// <exception cref="DitCacheException">The file exists but is not a valid calibration (names the key and the fix).</exception>
-    public static CalibrationFile Load(string path, string modelHint) =>
-        File.Exists(path) ? Parse(File.ReadAllBytes(path), path, modelHint) : Missing(path, modelHint);
+    public static CalibrationFile Load(string path, string modelHint)
+    {
+        if (!File.Exists(path))
+        {
+            return Missing(path, modelHint);
+        }
+
+        // A FIFO would block the read forever, a device would stream without end: neither is a calibration.
+        return FileKind.IsSpecial(path)
+            ? throw new DitCacheException($"{path}: the calibration beside the model is not a regular file (a device or pipe); remove it, or write it with ditcache calibrate --model {modelHint}")
+            : Parse(File.ReadAllBytes(path), path, modelHint);
+    }
 
     /// <summary>Parses calibration JSON; <paramref name="source"/> names it in errors.</summary>
     /// <exception cref="DitCacheException">Malformed JSON, an unknown or malformed section, or inconsistent lengths.</exception>

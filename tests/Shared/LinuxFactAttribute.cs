@@ -1,0 +1,16 @@
+using System;
+using Xunit;
+
+namespace DitCache.Tests;
+
+/// <summary>A fact that needs Linux paths such as /dev/null: reported as skipped on other systems.</summary>
+public sealed class LinuxFactAttribute : FactAttribute
+{
+    public LinuxFactAttribute()
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            Skip = "needs Linux (/dev/null, stat(2))";
+        }
+    }
+}
