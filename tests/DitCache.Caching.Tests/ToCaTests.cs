@@ -11,20 +11,47 @@ namespace DitCache.Caching.Tests;
 /// </summary>
 public class ToCaTests
 {
-    // docs/methods.md §5.2, DDIM-50, threshold 3, written i = 49 → 0, i.e. n = 0 first.
+    // docs/methods.md §5.2, DDIM-50, threshold 3, written i = 49 → 0, i.e. n = 0 first; schedule=step.
     private const string Ddim50Threshold3 = "FTTTFFTTTFTTTFTTTFTFTTFTTFTTFTTFTFTFTFTFTFTFTFTFTF";
 
-    internal static string Letters(TokenStep[] types) =>
-        new(types.Select(t => t switch { TokenStep.Full => 'F', TokenStep.Partial => 'T', _ => 'A' }).ToArray());
+    // The same with the official per-block decision (schedule=block), by hand: i = 49 F sets C = 5; 48, 47, 46 T;
+    // i = 45 (n = 4): block 0 sees 45 mod 5 = 0, runs in full and resets C = round(3/0.680) = 4; blocks 1 … then see
+    // 45 mod 4 = 1: ToCa (m). i = 44: 44 mod 4 = 0, full everywhere (C = round(3/0.696) = 4), as the step reading's.
+    // i = 40, 36 F (C stays 4); i = 32 (n = 17): block 0 sees 32 mod 4 = 0 and resets C = round(3/0.888) = 3, blocks
+    // 1 … see 32 mod 3 = 2: m. From i = 31 on both readings run on C = 3 and agree.
+    private const string Ddim50Threshold3Block = "FTTTmFTTTFTTTFTTTmTFTTFTTFTTFTTFTFTFTFTFTFTFTFTFTF";
 
     [Fact]
     public void ScheduleIsMethodsSimulatedString()
     {
-        TokenStep[] types = new ToCaOptions(3, 0.07).StepTypes(50);
-        Assert.Equal(Ddim50Threshold3, Letters(types));
-        Assert.Equal(20, types.Count(t => t == TokenStep.Full));
-        Assert.Equal(20, new ToCaOptions().FullSteps(50).Count(f => f));
+        TokenwiseSchedule types = new ToCaOptions(3, 0.07, Decision: TokenDecision.Step).StepTypes(50);
+        Assert.Equal(Ddim50Threshold3, types.Letters());
+        Assert.Equal(types.Block0, types.Rest);
+        Assert.Equal(20, new ToCaOptions(Decision: TokenDecision.Step).FullSteps(50).Count(f => f));
     }
+
+    [Fact]
+    public void BlockScheduleHasMixedStepsAtFourAndSeventeen()
+    {
+        TokenwiseSchedule types = new ToCaOptions(3, 0.07).StepTypes(50);
+        Assert.Equal(Ddim50Threshold3Block, types.Letters());
+        Assert.Equal(18, new ToCaOptions().FullSteps(50).Count(f => f));
+        Assert.Equal(TokenStep.Full, types.Block0[4]);
+        Assert.Equal(TokenStep.Partial, types.Rest[4]);
+        Assert.Equal(TokenStep.Full, types.Block0[17]);
+        Assert.Equal(TokenStep.Partial, types.Rest[17]);
+    }
+
+    [Theory]
+    // Computed by TokenwiseSchedule and stated in docs/accelerators/toca.md; the mixed ordinals are the issue-19 ones.
+    [InlineData(50, 4, TokenDecision.Step, "FFTTTTTFTFTTTTFTTTTFTFTTTFTTTFTTTFTFTFTFTFTFTTFTTF")]
+    [InlineData(50, 4, TokenDecision.Block, "FFTTTTTmTFTTTTFTTTTmTFTTTFTTTFTTTFTFTFTFTmTFTTFTTF")]
+    [InlineData(20, 3, TokenDecision.Step, "FTTTFTTFTTFTTFTFTFTF")]
+    [InlineData(20, 3, TokenDecision.Block, "FTTTmTTFTTFTTFTFTFTF")]
+    [InlineData(20, 4, TokenDecision.Step, "FFTTTTTFTTTFTTTFTFTF")]
+    [InlineData(20, 4, TokenDecision.Block, "FFTTTTTFTTTFTTTFTmTF")]
+    public void ScheduleStrings(int steps, int threshold, TokenDecision decision, string expected) =>
+        Assert.Equal(expected, new ToCaOptions(threshold, Decision: decision).StepTypes(steps).Letters());
 
     [Theory]
     // round(3 / (1.4 − 0.8·i/50)), forced to 2 for i in [10, 20)
@@ -43,10 +70,11 @@ public class ToCaTests
     [Fact]
     public void FirstStepIsFullAndThresholdOneCanStillSkip()
     {
-        Assert.Equal(TokenStep.Full, new ToCaOptions(3).StepTypes(1)[0]);
+        Assert.Equal("F", new ToCaOptions(3).StepTypes(1).Letters());
 
         // N = 1 is not "every step": at i = 49 the cycle is round(1 / 0.616) = 2, so i = 47 is a ToCa step.
-        Assert.Equal("FFT", Letters(new ToCaOptions(1).StepTypes(50))[..3]);
+        Assert.Equal("FFT", new ToCaOptions(1, Decision: TokenDecision.Step).StepTypes(50).Letters()[..3]);
+        Assert.Equal("FFT", new ToCaOptions(1).StepTypes(50).Letters()[..3]);
     }
 
     [Theory]
@@ -223,6 +251,7 @@ public class ToCaTests
     [InlineData("toca:bonus=-0.5", "bonus=-0.5")]
     [InlineData("toca:sched=cosine", "sched=cosine")]
     [InlineData("toca:fresh=3", "fresh")]
+    [InlineData("toca:schedule=layer", "schedule=layer")]
     public void BadKnobsAreUsageErrorsNamingTheKnob(string spec, string knob)
     {
         var e = Assert.Throws<DitCacheException>(() => CacheRegistry.Parse(spec));
@@ -233,7 +262,9 @@ public class ToCaTests
     [Fact]
     public void SpecsParseToTheRecordAndRoundTrip()
     {
-        Assert.Equal(new ToCaOptions(3, 0.07, TokenRatioSchedule.Ddim50, 0.25, 0.6), CacheRegistry.Parse("toca"));
+        Assert.Equal(new ToCaOptions(3, 0.07, TokenRatioSchedule.Ddim50, 0.25, 0.6, TokenDecision.Block), CacheRegistry.Parse("toca"));
+        Assert.Equal(new ToCaOptions(Decision: TokenDecision.Step), CacheRegistry.Parse("toca:schedule=step"));
+        Assert.Equal("toca:n=3,ratio=0.07,sched=ddim50,w=0.25,bonus=0.6,schedule=block", CacheRegistry.Parse("toca").Spec);
         Assert.Equal(new ToCaOptions(3, 0.07), CacheRegistry.Parse("toca:n=3,ratio=0.07"));
         Assert.Equal(new ToCaOptions(4, 0.07, TokenRatioSchedule.Ddpm250), CacheRegistry.Parse("toca:n=4,sched=ddpm250"));
         Assert.Equal(new ToCaOptions(3, 0.1, StaleWeight: 0, Bonus: 0), CacheRegistry.Parse("toca:ratio=0.1,w=0,bonus=0"));

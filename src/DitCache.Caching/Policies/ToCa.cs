@@ -16,22 +16,23 @@ namespace DitCache.Caching;
 /// <param name="Schedule">Knob <c>sched</c> (official <c>ratio_scheduler</c>): <c>ddim50</c> (default, <c>ToCa-ddim50</c>), <c>ddpm250</c> or <c>constant</c>.</param>
 /// <param name="StaleWeight">λ3 (knob <c>w</c>, official <c>soft_fresh_weight</c>, default 0.25): weight of the staleness score s3 = stale steps / N.</param>
 /// <param name="Bonus">Knob <c>bonus</c> (default 0.6, hard-coded in the official <c>cache_cutfresh.py</c>): the s4 bonus of the best token per 2×2 cell, as a fraction of its score.</param>
+/// <param name="Decision">Knob <c>schedule</c>: <c>block</c> (default, the official code: the step type decided in every block, so block 0 of a full step may reset the cycle and leave blocks 1 … depth−1 a ToCa step) or <c>step</c> (decided once per step, the papers' reading); see <see cref="TokenwiseSchedule"/>.</param>
 public sealed record ToCaOptions(int Threshold = 3, double Ratio = 0.07, TokenRatioSchedule Schedule = TokenRatioSchedule.Ddim50,
-    double StaleWeight = 0.25, double Bonus = 0.6) : ICacheOptions
+    double StaleWeight = 0.25, double Bonus = 0.6, TokenDecision Decision = TokenDecision.Block) : ICacheOptions
 {
     /// <inheritdoc/>
     public string Name => "toca";
 
     /// <inheritdoc/>
     public string Spec => FormattableString.Invariant(
-        $"toca:n={Threshold},ratio={Ratio},sched={ScheduleName(Schedule)},w={StaleWeight},bonus={Bonus}");
+        $"toca:n={Threshold},ratio={Ratio},sched={ScheduleName(Schedule)},w={StaleWeight},bonus={Bonus},schedule={DecisionName(Decision)}");
 
-    /// <summary>Parses <c>toca:n=N,ratio=r,sched=ddim50|ddpm250|constant,w=λ3,bonus=b</c>; unknown knobs are errors.</summary>
+    /// <summary>Parses <c>toca:n=N,ratio=r,sched=ddim50|ddpm250|constant,w=λ3,bonus=b,schedule=block|step</c>; unknown knobs are errors.</summary>
     public static ToCaOptions FromSpec(CacheSpec spec)
     {
         var options = new ToCaOptions(spec.GetInt("n", 3), spec.GetDouble("ratio", 0.07),
             ParseSchedule(spec.GetChoice("sched", "ddim50", "ddim50", "ddpm250", "constant")),
-            spec.GetDouble("w", 0.25), spec.GetDouble("bonus", 0.6));
+            spec.GetDouble("w", 0.25), spec.GetDouble("bonus", 0.6), ParseDecision(spec));
         spec.RejectUnknownKeys();
         return options;
     }
@@ -39,11 +40,11 @@ public sealed record ToCaOptions(int Threshold = 3, double Ratio = 0.07, TokenRa
     /// <inheritdoc/>
     public void Validate() => TokenwiseChecks.Validate(Name, Threshold, Ratio, StaleWeight, Bonus);
 
-    /// <summary>The step type of every sampling ordinal n = 0 … steps−1 (no aggressive steps in ToCa).</summary>
-    public TokenStep[] StepTypes(int steps) => TokenScore.Schedule(steps, Threshold, aggressive: false);
+    /// <summary>The step types of block 0 and of blocks 1 … depth−1 for every sampling ordinal (no aggressive steps in ToCa).</summary>
+    public TokenwiseSchedule StepTypes(int steps) => TokenwiseSchedule.Create(steps, Threshold, aggressive: false, Decision);
 
-    /// <summary>Which sampling ordinals run every block.</summary>
-    public bool[] FullSteps(int steps) => Array.ConvertAll(StepTypes(steps), s => s == TokenStep.Full);
+    /// <summary>Which sampling ordinals run every block (a mixed step, full in block 0 only, is not one).</summary>
+    public bool[] FullSteps(int steps) => StepTypes(steps).FullSteps();
 
     /// <inheritdoc/>
     public ICachePolicy Build(CacheRunInfo run)
@@ -52,6 +53,11 @@ public sealed record ToCaOptions(int Threshold = 3, double Ratio = 0.07, TokenRa
         run.Validate();
         return new ToCa(StepTypes(run.Steps), new TokenwiseSettings(Threshold, Ratio, Schedule, StaleWeight, Bonus), run);
     }
+
+    internal static string DecisionName(TokenDecision decision) => decision == TokenDecision.Step ? "step" : "block";
+
+    internal static TokenDecision ParseDecision(CacheSpec spec) =>
+        spec.GetChoice("schedule", "block", "block", "step") == "step" ? TokenDecision.Step : TokenDecision.Block;
 
     internal static string ScheduleName(TokenRatioSchedule schedule) => schedule switch
     {
@@ -66,6 +72,99 @@ public sealed record ToCaOptions(int Threshold = 3, double Ratio = 0.07, TokenRa
         "ddpm250" => TokenRatioSchedule.Ddpm250,
         _ => TokenRatioSchedule.Constant,
     };
+}
+
+/// <summary>Where ToCa and DuCa decide the step type (knob <c>schedule</c>).</summary>
+public enum TokenDecision
+{
+    /// <summary>In every block, as the official code does (<c>schedule=block</c>, the default): mixed steps occur.</summary>
+    Block,
+
+    /// <summary>Once per step, before block 0 (<c>schedule=step</c>): every block of a step has the same type.</summary>
+    Step,
+}
+
+/// <summary>
+/// The step types of a token-wise run: <see cref="Block0"/>[n] for block 0 and <see cref="Rest"/>[n] for blocks 1 …
+/// depth−1 of sampling ordinal n (docs/methods.md §5.2). The official code (<c>global_force_fresh.py</c>,
+/// <c>cal_type.py</c>) decides in every block against the cycle C last set, and a full block resets C through
+/// <c>force_init</c> → <c>force_scheduler</c>. So in block 0 of a full step C is already the new cycle; blocks 1 …
+/// depth−1 are full only when <c>i mod C_new = 0</c> as well, else a ToCa step (DuCa: aggressive when
+/// <c>i mod C_new</c> is even). The step reading decides once, so both arrays are equal.
+/// </summary>
+public sealed record TokenwiseSchedule(TokenStep[] Block0, TokenStep[] Rest)
+{
+    /// <summary>The schedule of <paramref name="steps"/> ordinals with base cycle <paramref name="threshold"/>.</summary>
+    public static TokenwiseSchedule Create(int steps, int threshold, bool aggressive, TokenDecision decision)
+    {
+        if (decision == TokenDecision.Step)
+        {
+            TokenStep[] types = TokenScore.Schedule(steps, threshold, aggressive);
+            return new TokenwiseSchedule(types, (TokenStep[])types.Clone());
+        }
+
+        var block0 = new TokenStep[steps];
+        var rest = new TokenStep[steps];
+        int cycle = threshold;
+        for (int n = 0; n < steps; n++)
+        {
+            int i = steps - 1 - n;
+            block0[n] = Type(n, i, cycle, aggressive);
+            if (block0[n] == TokenStep.Full)
+            {
+                cycle = TokenScore.CycleLength(threshold, i, steps);       // force_init in block 0 resets C …
+            }
+
+            rest[n] = Type(n, i, cycle, aggressive);                        // … before blocks 1 … depth−1 decide
+        }
+
+        return new TokenwiseSchedule(block0, rest);
+    }
+
+    /// <summary>Which ordinals run every block.</summary>
+    public bool[] FullSteps()
+    {
+        var full = new bool[Block0.Length];
+        for (int n = 0; n < full.Length; n++)
+        {
+            full[n] = Block0[n] == TokenStep.Full && Rest[n] == TokenStep.Full;
+        }
+
+        return full;
+    }
+
+    /// <summary>
+    /// One letter per ordinal: F full, T ToCa, A aggressive; a mixed step (block 0 full, the rest not) is m (rest
+    /// ToCa) or a (rest aggressive).
+    /// </summary>
+    public string Letters()
+    {
+        var letters = new char[Block0.Length];
+        for (int n = 0; n < letters.Length; n++)
+        {
+            letters[n] = (Block0[n], Rest[n]) switch
+            {
+                (TokenStep.Full, TokenStep.Full) => 'F',
+                (TokenStep.Full, TokenStep.Partial) => 'm',
+                (TokenStep.Full, _) => 'a',
+                (TokenStep.Partial, _) => 'T',
+                _ => 'A',
+            };
+        }
+
+        return new string(letters);
+    }
+
+    private static TokenStep Type(int n, int i, int cycle, bool aggressive)
+    {
+        int phase = i % cycle;
+        if (n == 0 || phase == 0)
+        {
+            return TokenStep.Full;
+        }
+
+        return aggressive && phase % 2 == 0 ? TokenStep.Aggressive : TokenStep.Partial;
+    }
 }
 
 /// <summary>The knobs a token-wise policy runs on (ToCa and DuCa share the machinery).</summary>
@@ -106,7 +205,8 @@ internal static class TokenwiseChecks
 /// </summary>
 public sealed class ToCa : ICachePolicy
 {
-    private readonly TokenStep[] _types;
+    private readonly TokenStep[] _block0;   // [n] block 0's step type
+    private readonly TokenStep[] _rest;     // [n] the step type of blocks 1 … depth−1
     private readonly TokenwiseSettings _settings;
     private readonly int _steps;
     private readonly int _depth;
@@ -127,11 +227,13 @@ public sealed class ToCa : ICachePolicy
     private readonly int[] _selected;       // (B, k) the tokens handed to the model this step
     private int _selectedCount;
     private int _n = -1;
-    private TokenStep _type;
+    private TokenStep _type0;
+    private TokenStep _typeRest;
 
-    internal ToCa(TokenStep[] types, TokenwiseSettings settings, CacheRunInfo run)
+    internal ToCa(TokenwiseSchedule types, TokenwiseSettings settings, CacheRunInfo run)
     {
-        _types = types;
+        _block0 = types.Block0;
+        _rest = types.Rest;
         _settings = settings;
         _steps = run.Steps;
         _depth = run.Depth;
@@ -160,7 +262,7 @@ public sealed class ToCa : ICachePolicy
             _stale[l] = new int[_rows * _tokens];
         }
 
-        if (Array.IndexOf(types, TokenStep.Aggressive) >= 0)
+        if (Array.IndexOf(_block0, TokenStep.Aggressive) >= 0 || (_depth > 1 && Array.IndexOf(_rest, TokenStep.Aggressive) >= 0))
         {
             _stack = new float[_length];
         }
@@ -179,7 +281,7 @@ public sealed class ToCa : ICachePolicy
     /// <inheritdoc/>
     public void BeginStep(int n, float timestep)
     {
-        PolicyChecks.NextStep("the token-wise cache", n, _n, _types.Length);
+        PolicyChecks.NextStep("the token-wise cache", n, _n, _block0.Length);
 
         if (n == 0)
         {
@@ -188,13 +290,14 @@ public sealed class ToCa : ICachePolicy
         }
 
         _n = n;
-        _type = _types[n];
+        _type0 = _block0[n];
+        _typeRest = _rest[n];
     }
 
     /// <inheritdoc/>
     public int SkipBlocks(int from, Span<float> x)
     {
-        if (from != 0 || _type != TokenStep.Aggressive || !_hasStack)
+        if ((uint)from >= (uint)_depth || TypeOf(from) != TokenStep.Aggressive || !_hasStack)
         {
             return from;
         }
@@ -205,6 +308,7 @@ public sealed class ToCa : ICachePolicy
         }
 
         _stack.AsSpan().CopyTo(x);                                          // DuCa: the last block's output of the previous call
+                                                                            // (a mixed step discards block 0's output here)
         return _depth;
     }
 
@@ -221,7 +325,7 @@ public sealed class ToCa : ICachePolicy
     }
 
     /// <inheritdoc/>
-    public bool WantsAttentionScores(int block) => _type == TokenStep.Full && _settings.Ratio > 0;
+    public bool WantsAttentionScores(int block) => TypeOf(block) == TokenStep.Full && _settings.Ratio > 0;
 
     /// <inheritdoc/>
     public void RecordAttentionScores(int block, ReadOnlySpan<float> received)
@@ -238,7 +342,7 @@ public sealed class ToCa : ICachePolicy
     public bool TryForecast(FeatureSite site, Span<float> output)
     {
         int k = SiteIndex(site);
-        if (_type == TokenStep.Full || !_has[k])
+        if (TypeOf(site.Block) == TokenStep.Full || !_has[k])
         {
             return false;
         }
@@ -251,7 +355,7 @@ public sealed class ToCa : ICachePolicy
     public int SelectTokens(FeatureSite site, Span<float> output, Span<int> tokens)
     {
         int k = SiteIndex(site);
-        if (_type == TokenStep.Full || site.Site != Site.Mlp || !_has[k])
+        if (TypeOf(site.Block) == TokenStep.Full || site.Site != Site.Mlp || !_has[k])
         {
             return -1;
         }
@@ -293,7 +397,7 @@ public sealed class ToCa : ICachePolicy
             throw new ArgumentException($"feature of {site} has {output.Length} floats; this run's (B, T, D) has {_length}", nameof(output));
         }
 
-        if (_type == TokenStep.Full || !_has[k])
+        if (TypeOf(site.Block) == TokenStep.Full || !_has[k])
         {
             output.CopyTo(_store[k]);
             _has[k] = true;
@@ -314,6 +418,9 @@ public sealed class ToCa : ICachePolicy
             }
         }
     }
+
+    /// <summary>This step's type in block <paramref name="block"/>: block 0 decides first, the later blocks after it.</summary>
+    private TokenStep TypeOf(int block) => block == 0 ? _type0 : _typeRest;
 
     private int SiteIndex(FeatureSite site) => PolicyChecks.SiteIndex(site, _n, _store.Length);
 }
