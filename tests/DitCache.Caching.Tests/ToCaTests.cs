@@ -53,6 +53,24 @@ public class ToCaTests
     public void ScheduleStrings(int steps, int threshold, TokenDecision decision, string expected) =>
         Assert.Equal(expected, new ToCaOptions(threshold, Decision: decision).StepTypes(steps).Letters());
 
+    [Fact]
+    public void RatioZeroIsTheOfficialFixedCycleBranch()
+    {
+        // Official force_scheduler with fresh_ratio == 0: step weight 0 and no forced cycle 2, so C = N after every full
+        // step: full at n = 0 and wherever i mod 3 = 0 (i = 48, 45, …), by hand the first ten ordinals FFTTFTTFTT; FORA's
+        // schedule, and C never changes, so both readings agree.
+        foreach (TokenDecision decision in new[] { TokenDecision.Block, TokenDecision.Step })
+        {
+            TokenwiseSchedule types = new ToCaOptions(3, 0, Decision: decision).StepTypes(50);
+            Assert.Equal("FFTTFTTFTT", types.Letters()[..10]);
+            Assert.Equal(new ForaOptions(3).FullSteps(50), types.FullSteps());
+            Assert.Equal(types.Block0, types.Rest);
+        }
+
+        Assert.Equal(new ForaOptions(4).FullSteps(20), new ToCaOptions(4, 0).FullSteps(20));
+        Assert.NotEqual(new ToCaOptions(3, 0).FullSteps(50), new ToCaOptions(3, 0.07).FullSteps(50));
+    }
+
     [Theory]
     // round(3 / (1.4 − 0.8·i/50)), forced to 2 for i in [10, 20)
     [InlineData(49, 5)]     // 3 / 0.616 = 4.87

@@ -157,6 +157,21 @@ public class TokenwiseParityTests
         Assert.True(effect < effectBound, $"{spec}: the caching effect (sample − uncached) differs from Python's by {effect:E2} (relative L2), over {effectBound}");
     }
 
+    /// <summary>
+    /// <c>ratio=0</c> is the official fresh-ratio-0 branch: the cycle fixed at N, so FORA's full steps, and ToCa steps
+    /// that pick no token reuse attention and MLP as FORA does; the sample is FORA's, bit for bit.
+    /// </summary>
+    [Theory]
+    [InlineData("toca:n=3,ratio=0", "fora:n=3")]
+    [InlineData("toca:n=4,ratio=0,schedule=step", "fora:n=4")]
+    public void RatioZeroRunsFora(string spec, string fora)
+    {
+        SampleResult toca = Sample(CacheRegistry.Parse(spec));
+        SampleResult reference = Sample(CacheRegistry.Parse(fora));
+        Assert.Equal(reference.Steps.Select(s => s.Computed), toca.Steps.Select(s => s.Computed));
+        Assert.Equal(reference.Sample.Data, toca.Sample.Data);
+    }
+
     [Theory]
     [InlineData("toca:n=3,ratio=0.07")]
     [InlineData("duca:n=3,ratio=0.05")]

@@ -41,7 +41,8 @@ public sealed record ToCaOptions(int Threshold = 3, double Ratio = 0.07, TokenRa
     public void Validate() => TokenwiseChecks.Validate(Name, Threshold, Ratio, StaleWeight, Bonus);
 
     /// <summary>The step types of block 0 and of blocks 1 … depth−1 for every sampling ordinal (no aggressive steps in ToCa).</summary>
-    public TokenwiseSchedule StepTypes(int steps) => TokenwiseSchedule.Create(steps, Threshold, aggressive: false, Decision);
+    /// <remarks>With <c>ratio=0</c> the cycle is fixed at N as in the official ratio-0 (FORA) branch.</remarks>
+    public TokenwiseSchedule StepTypes(int steps) => TokenwiseSchedule.Create(steps, Threshold, aggressive: false, Decision, fixedCycle: Ratio == 0);
 
     /// <summary>Which sampling ordinals run every block (a mixed step, full in block 0 only, is not one).</summary>
     public bool[] FullSteps(int steps) => StepTypes(steps).FullSteps();
@@ -94,15 +95,13 @@ public enum TokenDecision
 /// </summary>
 public sealed record TokenwiseSchedule(TokenStep[] Block0, TokenStep[] Rest)
 {
-    /// <summary>The schedule of <paramref name="steps"/> ordinals with base cycle <paramref name="threshold"/>.</summary>
-    public static TokenwiseSchedule Create(int steps, int threshold, bool aggressive, TokenDecision decision)
+    /// <summary>
+    /// The schedule of <paramref name="steps"/> ordinals with base cycle <paramref name="threshold"/>. With
+    /// <paramref name="fixedCycle"/> every full step sets C = N (the official <c>force_scheduler</c> with
+    /// <c>fresh_ratio == 0</c>: step weight 0, no forced cycle 2), so the schedule is FORA's and both readings agree.
+    /// </summary>
+    public static TokenwiseSchedule Create(int steps, int threshold, bool aggressive, TokenDecision decision, bool fixedCycle = false)
     {
-        if (decision == TokenDecision.Step)
-        {
-            TokenStep[] types = TokenScore.Schedule(steps, threshold, aggressive);
-            return new TokenwiseSchedule(types, (TokenStep[])types.Clone());
-        }
-
         var block0 = new TokenStep[steps];
         var rest = new TokenStep[steps];
         int cycle = threshold;
@@ -112,10 +111,10 @@ public sealed record TokenwiseSchedule(TokenStep[] Block0, TokenStep[] Rest)
             block0[n] = Type(n, i, cycle, aggressive);
             if (block0[n] == TokenStep.Full)
             {
-                cycle = TokenScore.CycleLength(threshold, i, steps);       // force_init in block 0 resets C …
+                cycle = fixedCycle ? threshold : TokenScore.CycleLength(threshold, i, steps);   // force_init in block 0 resets C …
             }
 
-            rest[n] = Type(n, i, cycle, aggressive);                        // … before blocks 1 … depth−1 decide
+            rest[n] = decision == TokenDecision.Block ? Type(n, i, cycle, aggressive) : block0[n];  // … before blocks 1 … decide
         }
 
         return new TokenwiseSchedule(block0, rest);
