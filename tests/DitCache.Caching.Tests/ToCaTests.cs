@@ -240,6 +240,51 @@ public class ToCaTests
         Assert.Equal(0, policy.SkipBlocks(0, buffer));
     }
 
+    /// <summary>
+    /// score=random (official cache_type random): no attention is requested; every partial MLP draws a fresh uniform
+    /// score per token, shared by an image's cond row b and uncond row b + B/2; the draws repeat run to run.
+    /// </summary>
+    [Fact]
+    public void RandomScoreSharesDrawsAcrossCfgHalvesAndRepeats()
+    {
+        const int tokens = 16, rows = 4, k = 4;
+        var run = new CacheRunInfo(50, Enumerable.Range(0, 50).Select(n => 999f - (n * 20f)).ToArray(), rows, tokens, 1, 1, CfgScale: 1.5);
+        var options = new ToCaOptions(3, 0.25, TokenRatioSchedule.Constant, Score: TokenScoreKind.Random);
+        int[][] Picks()
+        {
+            ICachePolicy policy = options.Build(run);
+            var buffer = new float[rows * tokens];
+            policy.BeginStep(0, 999);
+            Assert.False(policy.WantsAttentionScores(0));
+            policy.Record(new FeatureSite(0, Site.Attn), buffer);
+            policy.Record(new FeatureSite(0, Site.Mlp), buffer);
+            var picks = new int[2][];
+            for (int n = 1; n <= 2; n++)
+            {
+                policy.BeginStep(n, 999 - (20 * n));
+                var picked = new int[rows * tokens];
+                Assert.Equal(k, policy.SelectTokens(new FeatureSite(0, Site.Mlp), buffer, picked));
+                policy.Record(new FeatureSite(0, Site.Mlp), buffer);
+                picks[n - 1] = picked[..(rows * k)];
+            }
+
+            return picks;
+        }
+
+        int[][] first = Picks();
+        foreach (int[] p in first)
+        {
+            Assert.Equal(p[..k], p[(2 * k)..(3 * k)]);                     // image 0: cond row 0, uncond row 2
+            Assert.Equal(p[k..(2 * k)], p[(3 * k)..]);                     // image 1: rows 1 and 3
+            Assert.Equal(k, p[..k].Distinct().Count());
+        }
+
+        Assert.NotEqual(first[0][..k], first[0][k..(2 * k)]);               // the two images draw their own scores
+        Assert.NotEqual(first[0][..k], first[1][..k]);                     // a fresh draw at every partial MLP
+        Assert.Equal(first, Picks());
+        Assert.Equal(options, CacheRegistry.Parse("toca:score=random,n=3,ratio=0.25,sched=constant"));
+    }
+
     [Fact]
     public void EarlyPartialStepsOfDdim50SelectNoTokens()
     {
@@ -282,7 +327,7 @@ public class ToCaTests
     {
         Assert.Equal(new ToCaOptions(3, 0.07, TokenRatioSchedule.Ddim50, 0.25, 0.6, TokenDecision.Block), CacheRegistry.Parse("toca"));
         Assert.Equal(new ToCaOptions(Decision: TokenDecision.Step), CacheRegistry.Parse("toca:schedule=step"));
-        Assert.Equal("toca:n=3,ratio=0.07,sched=ddim50,w=0.25,bonus=0.6,schedule=block", CacheRegistry.Parse("toca").Spec);
+        Assert.Equal("toca:n=3,ratio=0.07,sched=ddim50,w=0.25,bonus=0.6,schedule=block,score=attention", CacheRegistry.Parse("toca").Spec);
         Assert.Equal(new ToCaOptions(3, 0.07), CacheRegistry.Parse("toca:n=3,ratio=0.07"));
         Assert.Equal(new ToCaOptions(4, 0.07, TokenRatioSchedule.Ddpm250), CacheRegistry.Parse("toca:n=4,sched=ddpm250"));
         Assert.Equal(new ToCaOptions(3, 0.1, StaleWeight: 0, Bonus: 0), CacheRegistry.Parse("toca:ratio=0.1,w=0,bonus=0"));

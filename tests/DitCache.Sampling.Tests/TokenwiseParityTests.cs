@@ -176,6 +176,7 @@ public class TokenwiseParityTests
     [InlineData("toca:n=3,ratio=0.07")]
     [InlineData("duca:n=3,ratio=0.05")]
     [InlineData("duca:n=3,ratio=0.05,schedule=step")]
+    [InlineData("toca:n=3,ratio=0.07,score=random")]
     public void RunsOneAfterAnotherMatchFreshRunsAndShadowChangesNothing(string spec)
     {
         ICacheOptions options = CacheRegistry.Parse(spec);

@@ -17,22 +17,23 @@ namespace DitCache.Caching;
 /// <param name="StaleWeight">λ3 (knob <c>w</c>, official <c>soft_fresh_weight</c>, default 0.25): weight of the staleness score s3 = stale steps / N.</param>
 /// <param name="Bonus">Knob <c>bonus</c> (default 0.6, hard-coded in the official <c>cache_cutfresh.py</c>): the s4 bonus of the best token per 2×2 cell, as a fraction of its score.</param>
 /// <param name="Decision">Knob <c>schedule</c>: <c>block</c> (default, the official code: the step type decided in every block, so block 0 of a full step may reset the cycle and leave blocks 1 … depth−1 a ToCa step) or <c>step</c> (decided once per step, the papers' reading); see <see cref="TokenwiseSchedule"/>.</param>
+/// <param name="Score">Knob <c>score</c> (official <c>cache_type</c>): <c>attention</c> (default, s1) or <c>random</c> (uniform in [0, 1) per token instead of s1, the same for both halves of a CFG batch; s3 and s4 still added).</param>
 public sealed record ToCaOptions(int Threshold = 3, double Ratio = 0.07, TokenRatioSchedule Schedule = TokenRatioSchedule.Ddim50,
-    double StaleWeight = 0.25, double Bonus = 0.6, TokenDecision Decision = TokenDecision.Block) : ICacheOptions
+    double StaleWeight = 0.25, double Bonus = 0.6, TokenDecision Decision = TokenDecision.Block, TokenScoreKind Score = TokenScoreKind.Attention) : ICacheOptions
 {
     /// <inheritdoc/>
     public string Name => "toca";
 
     /// <inheritdoc/>
     public string Spec => FormattableString.Invariant(
-        $"toca:n={Threshold},ratio={Ratio},sched={ScheduleName(Schedule)},w={StaleWeight},bonus={Bonus},schedule={DecisionName(Decision)}");
+        $"toca:n={Threshold},ratio={Ratio},sched={ScheduleName(Schedule)},w={StaleWeight},bonus={Bonus},schedule={DecisionName(Decision)},score={ScoreName(Score)}");
 
-    /// <summary>Parses <c>toca:n=N,ratio=r,sched=ddim50|ddpm250|constant,w=λ3,bonus=b,schedule=block|step</c>; unknown knobs are errors.</summary>
+    /// <summary>Parses <c>toca:n=N,ratio=r,sched=ddim50|ddpm250|constant,w=λ3,bonus=b,schedule=block|step,score=attention|random</c>; unknown knobs are errors.</summary>
     public static ToCaOptions FromSpec(CacheSpec spec)
     {
         var options = new ToCaOptions(spec.GetInt("n", 3), spec.GetDouble("ratio", 0.07),
             ParseSchedule(spec.GetChoice("sched", "ddim50", "ddim50", "ddpm250", "constant")),
-            spec.GetDouble("w", 0.25), spec.GetDouble("bonus", 0.6), ParseDecision(spec));
+            spec.GetDouble("w", 0.25), spec.GetDouble("bonus", 0.6), ParseDecision(spec), ParseScore(spec));
         spec.RejectUnknownKeys();
         return options;
     }
@@ -52,8 +53,13 @@ public sealed record ToCaOptions(int Threshold = 3, double Ratio = 0.07, TokenRa
     {
         Validate();
         run.Validate();
-        return new ToCa(StepTypes(run.Steps), new TokenwiseSettings(Threshold, Ratio, Schedule, StaleWeight, Bonus), run);
+        return new ToCa(StepTypes(run.Steps), new TokenwiseSettings(Threshold, Ratio, Schedule, StaleWeight, Bonus, Score), run);
     }
+
+    internal static string ScoreName(TokenScoreKind score) => score == TokenScoreKind.Random ? "random" : "attention";
+
+    internal static TokenScoreKind ParseScore(CacheSpec spec) =>
+        spec.GetChoice("score", "attention", "attention", "random") == "random" ? TokenScoreKind.Random : TokenScoreKind.Attention;
 
     internal static string DecisionName(TokenDecision decision) => decision == TokenDecision.Step ? "step" : "block";
 
@@ -73,6 +79,20 @@ public sealed record ToCaOptions(int Threshold = 3, double Ratio = 0.07, TokenRa
         "ddpm250" => TokenRatioSchedule.Ddpm250,
         _ => TokenRatioSchedule.Constant,
     };
+}
+
+/// <summary>The base token score of ToCa and DuCa (knob <c>score</c>, official <c>cache_type</c>).</summary>
+public enum TokenScoreKind
+{
+    /// <summary>s1, the normalised attention each token received at the block's last full step (<c>attention</c>).</summary>
+    Attention,
+
+    /// <summary>
+    /// Uniform in [0, 1) per token, drawn afresh at every partial MLP and shared by the cond and uncond rows of an
+    /// image (official <c>random</c>: <c>torch.rand</c> on half the batch, concatenated twice). Our own seeded stream,
+    /// not torch's: the same distribution, not the same draws.
+    /// </summary>
+    Random,
 }
 
 /// <summary>Where ToCa and DuCa decide the step type (knob <c>schedule</c>).</summary>
@@ -167,7 +187,8 @@ public sealed record TokenwiseSchedule(TokenStep[] Block0, TokenStep[] Rest)
 }
 
 /// <summary>The knobs a token-wise policy runs on (ToCa and DuCa share the machinery).</summary>
-internal readonly record struct TokenwiseSettings(int Threshold, double Ratio, TokenRatioSchedule Schedule, double StaleWeight, double Bonus);
+internal readonly record struct TokenwiseSettings(int Threshold, double Ratio, TokenRatioSchedule Schedule, double StaleWeight, double Bonus,
+    TokenScoreKind Score = TokenScoreKind.Attention);
 
 /// <summary>Knob checks ToCa and DuCa share.</summary>
 internal static class TokenwiseChecks
@@ -221,6 +242,9 @@ public sealed class ToCa : ICachePolicy
     private readonly float[]? _stack;       // (B, T, D): the last block's output, for aggressive steps
     private bool _hasStack;
     private readonly double[] _score;       // (T) scratch
+    private readonly double[]? _noise;      // (B, T) random base scores of this partial MLP (score=random)
+    private readonly Random? _random;       // score=random: seeded per run, so runs repeat
+    private readonly int _pairOffset;       // B/2 with a CFG batch [cond; uncond] (rows b and b + B/2 share a draw), else 0
     private readonly double[] _keys;        // (T) scratch
     private readonly int[] _order;          // (T) scratch
     private readonly int[] _selected;       // (B, k) the tokens handed to the model this step
@@ -267,6 +291,13 @@ public sealed class ToCa : ICachePolicy
         }
 
         _score = new double[_tokens];
+        if (settings.Score == TokenScoreKind.Random)
+        {
+            _noise = new double[_rows * _tokens];
+            _random = new Random(0);
+            _pairOffset = run.CfgScale > 1 && _rows % 2 == 0 ? _rows / 2 : 0;
+        }
+
         _keys = new double[_tokens];
         _order = new int[_tokens];
         _selected = new int[_rows * _tokens];
@@ -324,7 +355,8 @@ public sealed class ToCa : ICachePolicy
     }
 
     /// <inheritdoc/>
-    public bool WantsAttentionScores(int block) => TypeOf(block) == TokenStep.Full && _settings.Ratio > 0;
+    public bool WantsAttentionScores(int block) =>
+        TypeOf(block) == TokenStep.Full && _settings.Ratio > 0 && _settings.Score == TokenScoreKind.Attention;
 
     /// <inheritdoc/>
     public void RecordAttentionScores(int block, ReadOnlySpan<float> received)
@@ -363,10 +395,29 @@ public sealed class ToCa : ICachePolicy
         int i = _steps - 1 - _n;
         int fresh = TokenScore.FreshCount(TokenScore.FreshRatio(_settings.Ratio, _settings.Schedule, i, _steps, l, _depth), _tokens);
         int[] stale = _stale[l];
+        double[] baseScores = _noise ?? _s1[l];
+        if (_noise is not null && _random is not null)
+        {
+            for (int b = 0; b < _rows; b++)
+            {
+                Span<double> row = _noise.AsSpan(b * _tokens, _tokens);
+                if (_pairOffset > 0 && b >= _pairOffset)
+                {
+                    _noise.AsSpan((b - _pairOffset) * _tokens, _tokens).CopyTo(row);   // uncond row: its cond row's draw
+                    continue;
+                }
+
+                for (int t = 0; t < _tokens; t++)
+                {
+                    row[t] = _random.NextDouble();
+                }
+            }
+        }
+
         for (int b = 0; b < _rows; b++)
         {
             Span<int> staleRow = stale.AsSpan(b * _tokens, _tokens);
-            TokenScore.Score(_s1[l].AsSpan(b * _tokens, _tokens), staleRow, _settings.StaleWeight, _settings.Threshold,
+            TokenScore.Score(baseScores.AsSpan(b * _tokens, _tokens), staleRow, _settings.StaleWeight, _settings.Threshold,
                 _settings.Bonus, _side, _score);
             Span<int> chosen = _selected.AsSpan(b * fresh, fresh);
             TokenScore.TopK(_score, fresh, _keys, _order, chosen);
