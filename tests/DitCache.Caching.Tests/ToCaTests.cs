@@ -11,19 +11,64 @@ namespace DitCache.Caching.Tests;
 /// </summary>
 public class ToCaTests
 {
-    // docs/methods.md §5.2, DDIM-50, threshold 3, written i = 49 → 0, i.e. n = 0 first.
+    // docs/methods.md §5.2, DDIM-50, threshold 3, written i = 49 → 0, i.e. n = 0 first; schedule=step.
     private const string Ddim50Threshold3 = "FTTTFFTTTFTTTFTTTFTFTTFTTFTTFTTFTFTFTFTFTFTFTFTFTF";
 
-    internal static string Letters(TokenStep[] types) =>
-        new(types.Select(t => t switch { TokenStep.Full => 'F', TokenStep.Partial => 'T', _ => 'A' }).ToArray());
+    // The same with the official per-block decision (schedule=block), by hand: i = 49 F sets C = 5; 48, 47, 46 T;
+    // i = 45 (n = 4): block 0 sees 45 mod 5 = 0, runs in full and resets C = round(3/0.680) = 4; blocks 1 … then see
+    // 45 mod 4 = 1: ToCa (m). i = 44: 44 mod 4 = 0, full everywhere (C = round(3/0.696) = 4), as the step reading's.
+    // i = 40, 36 F (C stays 4); i = 32 (n = 17): block 0 sees 32 mod 4 = 0 and resets C = round(3/0.888) = 3, blocks
+    // 1 … see 32 mod 3 = 2: m. From i = 31 on both readings run on C = 3 and agree.
+    private const string Ddim50Threshold3Block = "FTTTmFTTTFTTTFTTTmTFTTFTTFTTFTTFTFTFTFTFTFTFTFTFTF";
 
     [Fact]
     public void ScheduleIsMethodsSimulatedString()
     {
-        TokenStep[] types = new ToCaOptions(3, 0.07).StepTypes(50);
-        Assert.Equal(Ddim50Threshold3, Letters(types));
-        Assert.Equal(20, types.Count(t => t == TokenStep.Full));
-        Assert.Equal(20, new ToCaOptions().FullSteps(50).Count(f => f));
+        TokenwiseSchedule types = new ToCaOptions(3, 0.07, Decision: TokenDecision.Step).StepTypes(50);
+        Assert.Equal(Ddim50Threshold3, types.Letters());
+        Assert.Equal(types.Block0, types.Rest);
+        Assert.Equal(20, new ToCaOptions(Decision: TokenDecision.Step).FullSteps(50).Count(f => f));
+    }
+
+    [Fact]
+    public void BlockScheduleHasMixedStepsAtFourAndSeventeen()
+    {
+        TokenwiseSchedule types = new ToCaOptions(3, 0.07).StepTypes(50);
+        Assert.Equal(Ddim50Threshold3Block, types.Letters());
+        Assert.Equal(18, new ToCaOptions().FullSteps(50).Count(f => f));
+        Assert.Equal(TokenStep.Full, types.Block0[4]);
+        Assert.Equal(TokenStep.Partial, types.Rest[4]);
+        Assert.Equal(TokenStep.Full, types.Block0[17]);
+        Assert.Equal(TokenStep.Partial, types.Rest[17]);
+    }
+
+    [Theory]
+    // Computed by TokenwiseSchedule and stated in docs/accelerators/toca.md; the mixed ordinals are the issue-19 ones.
+    [InlineData(50, 4, TokenDecision.Step, "FFTTTTTFTFTTTTFTTTTFTFTTTFTTTFTTTFTFTFTFTFTFTTFTTF")]
+    [InlineData(50, 4, TokenDecision.Block, "FFTTTTTmTFTTTTFTTTTmTFTTTFTTTFTTTFTFTFTFTmTFTTFTTF")]
+    [InlineData(20, 3, TokenDecision.Step, "FTTTFTTFTTFTTFTFTFTF")]
+    [InlineData(20, 3, TokenDecision.Block, "FTTTmTTFTTFTTFTFTFTF")]
+    [InlineData(20, 4, TokenDecision.Step, "FFTTTTTFTTTFTTTFTFTF")]
+    [InlineData(20, 4, TokenDecision.Block, "FFTTTTTFTTTFTTTFTmTF")]
+    public void ScheduleStrings(int steps, int threshold, TokenDecision decision, string expected) =>
+        Assert.Equal(expected, new ToCaOptions(threshold, Decision: decision).StepTypes(steps).Letters());
+
+    [Fact]
+    public void RatioZeroIsTheOfficialFixedCycleBranch()
+    {
+        // Official force_scheduler with fresh_ratio == 0: step weight 0 and no forced cycle 2, so C = N after every full
+        // step: full at n = 0 and wherever i mod 3 = 0 (i = 48, 45, …), by hand the first ten ordinals FFTTFTTFTT; FORA's
+        // schedule, and C never changes, so both readings agree.
+        foreach (TokenDecision decision in new[] { TokenDecision.Block, TokenDecision.Step })
+        {
+            TokenwiseSchedule types = new ToCaOptions(3, 0, Decision: decision).StepTypes(50);
+            Assert.Equal("FFTTFTTFTT", types.Letters()[..10]);
+            Assert.Equal(new ForaOptions(3).FullSteps(50), types.FullSteps());
+            Assert.Equal(types.Block0, types.Rest);
+        }
+
+        Assert.Equal(new ForaOptions(4).FullSteps(20), new ToCaOptions(4, 0).FullSteps(20));
+        Assert.NotEqual(new ToCaOptions(3, 0).FullSteps(50), new ToCaOptions(3, 0.07).FullSteps(50));
     }
 
     [Theory]
@@ -43,10 +88,11 @@ public class ToCaTests
     [Fact]
     public void FirstStepIsFullAndThresholdOneCanStillSkip()
     {
-        Assert.Equal(TokenStep.Full, new ToCaOptions(3).StepTypes(1)[0]);
+        Assert.Equal("F", new ToCaOptions(3).StepTypes(1).Letters());
 
         // N = 1 is not "every step": at i = 49 the cycle is round(1 / 0.616) = 2, so i = 47 is a ToCa step.
-        Assert.Equal("FFT", Letters(new ToCaOptions(1).StepTypes(50))[..3]);
+        Assert.Equal("FFT", new ToCaOptions(1, Decision: TokenDecision.Step).StepTypes(50).Letters()[..3]);
+        Assert.Equal("FFT", new ToCaOptions(1).StepTypes(50).Letters()[..3]);
     }
 
     [Theory]
@@ -194,6 +240,51 @@ public class ToCaTests
         Assert.Equal(0, policy.SkipBlocks(0, buffer));
     }
 
+    /// <summary>
+    /// score=random (official cache_type random): no attention is requested; every partial MLP draws a fresh uniform
+    /// score per token, shared by an image's cond row b and uncond row b + B/2; the draws repeat run to run.
+    /// </summary>
+    [Fact]
+    public void RandomScoreSharesDrawsAcrossCfgHalvesAndRepeats()
+    {
+        const int tokens = 16, rows = 4, k = 4;
+        var run = new CacheRunInfo(50, Enumerable.Range(0, 50).Select(n => 999f - (n * 20f)).ToArray(), rows, tokens, 1, 1, CfgScale: 1.5);
+        var options = new ToCaOptions(3, 0.25, TokenRatioSchedule.Constant, Score: TokenScoreKind.Random);
+        int[][] Picks()
+        {
+            ICachePolicy policy = options.Build(run);
+            var buffer = new float[rows * tokens];
+            policy.BeginStep(0, 999);
+            Assert.False(policy.WantsAttentionScores(0));
+            policy.Record(new FeatureSite(0, Site.Attn), buffer);
+            policy.Record(new FeatureSite(0, Site.Mlp), buffer);
+            var picks = new int[2][];
+            for (int n = 1; n <= 2; n++)
+            {
+                policy.BeginStep(n, 999 - (20 * n));
+                var picked = new int[rows * tokens];
+                Assert.Equal(k, policy.SelectTokens(new FeatureSite(0, Site.Mlp), buffer, picked));
+                policy.Record(new FeatureSite(0, Site.Mlp), buffer);
+                picks[n - 1] = picked[..(rows * k)];
+            }
+
+            return picks;
+        }
+
+        int[][] first = Picks();
+        foreach (int[] p in first)
+        {
+            Assert.Equal(p[..k], p[(2 * k)..(3 * k)]);                     // image 0: cond row 0, uncond row 2
+            Assert.Equal(p[k..(2 * k)], p[(3 * k)..]);                     // image 1: rows 1 and 3
+            Assert.Equal(k, p[..k].Distinct().Count());
+        }
+
+        Assert.NotEqual(first[0][..k], first[0][k..(2 * k)]);               // the two images draw their own scores
+        Assert.NotEqual(first[0][..k], first[1][..k]);                     // a fresh draw at every partial MLP
+        Assert.Equal(first, Picks());
+        Assert.Equal(options, CacheRegistry.Parse("toca:score=random,n=3,ratio=0.25,sched=constant"));
+    }
+
     [Fact]
     public void EarlyPartialStepsOfDdim50SelectNoTokens()
     {
@@ -223,6 +314,7 @@ public class ToCaTests
     [InlineData("toca:bonus=-0.5", "bonus=-0.5")]
     [InlineData("toca:sched=cosine", "sched=cosine")]
     [InlineData("toca:fresh=3", "fresh")]
+    [InlineData("toca:schedule=layer", "schedule=layer")]
     public void BadKnobsAreUsageErrorsNamingTheKnob(string spec, string knob)
     {
         var e = Assert.Throws<DitCacheException>(() => CacheRegistry.Parse(spec));
@@ -233,7 +325,9 @@ public class ToCaTests
     [Fact]
     public void SpecsParseToTheRecordAndRoundTrip()
     {
-        Assert.Equal(new ToCaOptions(3, 0.07, TokenRatioSchedule.Ddim50, 0.25, 0.6), CacheRegistry.Parse("toca"));
+        Assert.Equal(new ToCaOptions(3, 0.07, TokenRatioSchedule.Ddim50, 0.25, 0.6, TokenDecision.Block), CacheRegistry.Parse("toca"));
+        Assert.Equal(new ToCaOptions(Decision: TokenDecision.Step), CacheRegistry.Parse("toca:schedule=step"));
+        Assert.Equal("toca:n=3,ratio=0.07,sched=ddim50,w=0.25,bonus=0.6,schedule=block,score=attention", CacheRegistry.Parse("toca").Spec);
         Assert.Equal(new ToCaOptions(3, 0.07), CacheRegistry.Parse("toca:n=3,ratio=0.07"));
         Assert.Equal(new ToCaOptions(4, 0.07, TokenRatioSchedule.Ddpm250), CacheRegistry.Parse("toca:n=4,sched=ddpm250"));
         Assert.Equal(new ToCaOptions(3, 0.1, StaleWeight: 0, Bonus: 0), CacheRegistry.Parse("toca:ratio=0.1,w=0,bonus=0"));

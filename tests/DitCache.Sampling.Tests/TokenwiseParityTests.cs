@@ -13,9 +13,13 @@ namespace DitCache.Sampling.Tests;
 /// <summary>
 /// ToCa and DuCa against an independent Python reading of docs/methods.md §5.2/§5.3
 /// (tools/reference/make_tokenwise_fixtures.py, written from the spec, not from the C# policy): 50 DDIM steps, CFG 1.5
-/// on all channels, classes [3, 7], the fixture's noise, on the tiny random DiT (2 blocks, 16 tokens). The step types,
-/// the fresh-token count of every partial MLP and the selected token indices of every image row must match exactly;
-/// the final sample and the caching effect to measured bounds. Fixture and key naming: tests/TestData/README.md.
+/// on all channels, classes [3, 7], the fixture's noise, on the tiny random DiT (2 blocks, 16 tokens). Each spec runs
+/// with the step type decided per step (<c>schedule=step</c>) and per block (<c>schedule=block</c>, the default and
+/// the official code: mixed steps, block 0 full and block 1 ToCa or aggressive, at n = 4 and 17 for N = 3 and at
+/// n = 7, 19, 41 for N = 4). The step types, the type every block ran as (from the per-site telemetry), the
+/// fresh-token count of every partial MLP and the selected token indices of every image row must match exactly; the
+/// FLOPs block by block; the final sample and the caching effect to measured bounds. Fixture and key naming:
+/// tests/TestData/README.md.
 /// </summary>
 public class TokenwiseParityTests
 {
@@ -52,9 +56,12 @@ public class TokenwiseParityTests
 
     private static readonly (string Spec, double EffectBound)[] s_specs =
     [
-        ("toca:n=3,ratio=0.07", 2.5e-3),                                        // measured 5.8e-4 .. 6.1e-4
-        ("duca:n=3,ratio=0.05", 3.5e-4),                                        // 7.6e-5 .. 8.1e-5
-        ("toca:n=4,ratio=0.2,sched=ddpm250,w=0.5", 3e-3),                       // 6.8e-4 .. 6.9e-4
+        ("toca:n=3,ratio=0.07,schedule=step", 2.5e-3),                          // measured 5.8e-4 .. 6.1e-4
+        ("duca:n=3,ratio=0.05,schedule=step", 3.5e-4),                          // 7.6e-5 .. 8.1e-5
+        ("toca:n=4,ratio=0.2,sched=ddpm250,w=0.5,schedule=step", 3e-3),         // 6.8e-4 .. 6.9e-4
+        ("toca:n=3,ratio=0.07", 2.5e-3),                                        // schedule=block: measured 5.7e-4 (default ISA)
+        ("duca:n=3,ratio=0.05", 3.5e-4),                                        // 7.9e-5
+        ("toca:n=4,ratio=0.2,sched=ddpm250,w=0.5", 3e-3),                       // 6.1e-4
     ];
 
     public static TheoryData<string, double> Specs => ParityFixture.Rows(s_specs);
@@ -97,11 +104,20 @@ public class TokenwiseParityTests
         var recording = new RecordingOptions(CacheRegistry.Parse(spec), Steps, Depth, Rows, Tokens);
         SampleResult result = Sample(recording);
 
-        // Step types: 1 full, 2 aggressive (the whole stack skipped), 0 ToCa.
+        // Step types: 1 full, 2 aggressive (the whole stack skipped), 3 mixed (block 0 computed, the rest not), 0 ToCa.
         float[] types = s_golden[$"{prefix}.steptype"].Data;
         Assert.Equal(Steps, types.Length);
-        Assert.Equal(types, result.Steps.Select(s => s.Computed ? 1f : s.BlocksSkipped ? 2f : 0f));
+        Assert.Equal(types, result.Steps.Select(s => s.Computed ? 1f : s.BlocksSkipped ? 2f : s.ModulesComputed > 0 ? 3f : 0f));
         Assert.Equal(s_golden[$"{prefix}.computed"].Data, result.Steps.Select(s => s.Computed ? 1f : 0f));
+
+        // What every block ran as, from the report's sites (attn, MLP per block): full CC, ToCa FP, aggressive SS.
+        float[] blocks = s_golden[$"{prefix}.blocktype"].Data;                   // (S, depth)
+        for (int n = 0; n < Steps; n++)
+        {
+            string expectedSites = string.Concat(Enumerable.Range(0, Depth).Select(l => blocks[(n * Depth) + l] switch { 1f => "CC", 2f => "SS", _ => "FP" }));
+            Assert.True(expectedSites == StepTelemetry.Letters(result.Telemetry.Sites[n]),
+                $"{spec}: step {n} sites {StepTelemetry.Letters(result.Telemetry.Sites[n])}, Python {expectedSites}");
+        }
 
         // Fresh tokens per partial MLP (−1 elsewhere) and the picks of every image row, highest score first.
         Assert.Equal(s_golden[$"{prefix}.fresh"].Data, recording.Fresh);
@@ -113,38 +129,54 @@ public class TokenwiseParityTests
                 $"{spec}: step {n}, block {l}, row {b}: picked [{string.Join(", ", recording.Picked.AsSpan(j, Tokens).ToArray())}], Python [{string.Join(", ", tokens.AsSpan(j, Tokens).ToArray())}]");
         }
 
-        // FLOPs (docs/methods.md §9.1): a full step every block; a ToCa step adaLN plus (MLP + LayerNorm)·k/T per block; an
-        // aggressive step nothing.
+        // FLOPs (docs/methods.md §9.1), block by block: a full block in full; a ToCa block adaLN plus (MLP + LayerNorm)·k/T;
+        // an aggressive (skipped) block nothing.
         DitConfig c = s_model.Value.Config;
         double flops = 0;
-        for (int n = 0; n < Steps; n++)
+        for (int j = 0; j < Steps * Depth; j++)
         {
-            flops += types[n] switch
+            flops += blocks[j] switch
             {
-                1f => DitFlops.Forward(c, Rows),
+                1f => DitFlops.Block(c, Rows),
                 2f => 0,
-                _ => Enumerable.Range(0, Depth).Sum(l => DitFlops.AdaLn(c, Rows)
-                    + ((DitFlops.Mlp(c, Rows) + DitFlops.LayerNorm(c, Rows)) * recording.Fresh[(n * Depth) + l] / Tokens)),
+                _ => DitFlops.AdaLn(c, Rows) + ((DitFlops.Mlp(c, Rows) + DitFlops.LayerNorm(c, Rows)) * recording.Fresh[j] / Tokens),
             };
         }
 
         Assert.Equal(flops, result.Flops, 3);
-        long moduleBytes = (2L * Depth + (types.Contains(2f) ? 1 : 0)) * Rows * Tokens * c.Hidden * sizeof(float);
+        long moduleBytes = (2L * Depth + (blocks.Contains(2f) ? 1 : 0)) * Rows * Tokens * c.Hidden * sizeof(float);
         Assert.Equal(moduleBytes + ((long)Depth * Rows * Tokens * (sizeof(double) + sizeof(int))), result.CacheBytes);
 
         ReadOnlySpan<float> expected = s_golden[$"{prefix}.sample"].Data;
         double error = ParityFixture.RelativeL2(expected, result.Sample.Data);
         double effect = ParityFixture.RelativeL2(Minus(expected, s_golden["none.sample"].Data), Minus(result.Sample.Data, s_uncached.Value.Sample.Data));
         float[] fresh = recording.Fresh.Where(k => k >= 0).ToArray();
-        _output.WriteLine($"{spec}: {types.Count(t => t == 1f)} full, {types.Count(t => t == 2f)} aggressive, {fresh.Sum()} fresh tokens over {fresh.Length} partial MLPs, "
+        _output.WriteLine($"{spec}: {types.Count(t => t == 1f)} full, {types.Count(t => t == 2f)} aggressive, {types.Count(t => t == 3f)} mixed, {fresh.Sum()} fresh tokens over {fresh.Length} partial MLPs, "
             + $"relative L2 sample {error:E2}, effect {effect:E2}, FLOPs {result.Flops / result.FullFlops:F4} of full");
         Assert.True(error < SampleBound, $"{spec}: relative L2 {error:E2} to the Python sample exceeds {SampleBound}");
         Assert.True(effect < effectBound, $"{spec}: the caching effect (sample − uncached) differs from Python's by {effect:E2} (relative L2), over {effectBound}");
     }
 
+    /// <summary>
+    /// <c>ratio=0</c> is the official fresh-ratio-0 branch: the cycle fixed at N, so FORA's full steps, and ToCa steps
+    /// that pick no token reuse attention and MLP as FORA does; the sample is FORA's, bit for bit.
+    /// </summary>
+    [Theory]
+    [InlineData("toca:n=3,ratio=0", "fora:n=3")]
+    [InlineData("toca:n=4,ratio=0,schedule=step", "fora:n=4")]
+    public void RatioZeroRunsFora(string spec, string fora)
+    {
+        SampleResult toca = Sample(CacheRegistry.Parse(spec));
+        SampleResult reference = Sample(CacheRegistry.Parse(fora));
+        Assert.Equal(reference.Steps.Select(s => s.Computed), toca.Steps.Select(s => s.Computed));
+        Assert.Equal(reference.Sample.Data, toca.Sample.Data);
+    }
+
     [Theory]
     [InlineData("toca:n=3,ratio=0.07")]
     [InlineData("duca:n=3,ratio=0.05")]
+    [InlineData("duca:n=3,ratio=0.05,schedule=step")]
+    [InlineData("toca:n=3,ratio=0.07,score=random")]
     public void RunsOneAfterAnotherMatchFreshRunsAndShadowChangesNothing(string spec)
     {
         ICacheOptions options = CacheRegistry.Parse(spec);

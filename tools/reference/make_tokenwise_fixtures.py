@@ -9,7 +9,9 @@ Reads tests/TestData/dit/tiny_dit.safetensors and writes tests/TestData/dit/tiny
   none.sample           (2,4,8,8)       uncached DDIM sample
   <prefix>.sample       (2,4,8,8)       final sample under the cache
   <prefix>.computed     (50,)           1 where every block ran at sampling ordinal n
-  <prefix>.steptype     (50,)           0 ToCa (partial) step, 1 full step, 2 DuCa aggressive step
+  <prefix>.steptype     (50,)           0 ToCa (partial) step, 1 full step, 2 DuCa aggressive step, 3 mixed step
+                                        (block 0 full, blocks 1 .. depth-1 ToCa or aggressive; schedule=block only)
+  <prefix>.blocktype    (50, depth)     the type each block ran as: 0 ToCa, 1 full, 2 aggressive (skipped)
   <prefix>.fresh        (50, depth)     tokens per image recomputed by the MLP of each block; -1 where not partial
   <prefix>.tokens       (50, depth, 4, 16)  the fresh token indices per image row of the CFG batch [cond; uncond],
                                         highest score first, padded with -1
@@ -23,6 +25,11 @@ Readings (the C# docs give the same list; docs/methods.md leaves these open):
   * Step type (5.2, 5.3): i = S-1-n. The first step is full (checked against N); every full step sets
     C = round_half_even(N / (1 + 0.4 - 0.8 i/S)), or 2 for i in [int(0.2S), int(0.4S)). Later: full when i % C == 0;
     otherwise ToCa; DuCa makes it aggressive when i % C is even.
+    schedule=step decides this once per step, before block 0. schedule=block (the default, the official code)
+    decides it in every block against the C of the moment: block 0 of a full step already sets the new C, and
+    blocks 1 .. depth-1 decide with it, so they may run a ToCa (DuCa: also aggressive) step while block 0 ran in
+    full (a mixed step). A mixed aggressive step discards block 0's output: x = the last block's output of the
+    previous model call.
   * Fresh ratio: ratio * layer_factor * step_factor * 2.5, clamped to [0, 1]; k = int(ratio * T). The layer
     factor divides by depth-1 where the official DiT-XL code has 27 (so it spans the same range on the 2-block
     model). Float64.
@@ -47,14 +54,17 @@ from dit_model import Diffusion, modulate, space_timesteps  # noqa: E402
 from st_io import save_safetensors  # noqa: E402
 
 SPECS = [
-    "toca:n=3,ratio=0.07",
-    "duca:n=3,ratio=0.05",
-    "toca:n=4,ratio=0.2,sched=ddpm250,w=0.5",
+    "toca:n=3,ratio=0.07,schedule=step",
+    "duca:n=3,ratio=0.05,schedule=step",
+    "toca:n=4,ratio=0.2,sched=ddpm250,w=0.5,schedule=step",
+    "toca:n=3,ratio=0.07",                          # schedule=block: mixed steps at n = 4, 17
+    "duca:n=3,ratio=0.05",                          # mixed ToCa at n = 4, mixed aggressive at n = 17
+    "toca:n=4,ratio=0.2,sched=ddpm250,w=0.5",       # mixed at n = 7, 19, 41
 ]
 
 DEFAULTS = {
-    "toca": {"n": 3, "ratio": 0.07, "sched": "ddim50", "w": 0.25, "bonus": 0.6},
-    "duca": {"n": 3, "ratio": 0.05, "sched": "ddim50", "w": 0.25, "bonus": 0.8},
+    "toca": {"n": 3, "ratio": 0.07, "sched": "ddim50", "w": 0.25, "bonus": 0.6, "schedule": "block"},
+    "duca": {"n": 3, "ratio": 0.05, "sched": "ddim50", "w": 0.25, "bonus": 0.8, "schedule": "block"},
 }
 
 
@@ -63,30 +73,45 @@ def parse(spec):
     knobs = dict(DEFAULTS[name])
     for part in filter(None, rest.split(",")):
         key, value = part.split("=")
-        knobs[key] = value if key == "sched" else (int(value) if key == "n" else float(value))
+        knobs[key] = value if key in ("sched", "schedule") else (int(value) if key == "n" else float(value))
     return name, knobs
 
 
 # ----------------------------------------------------------------------------------------------------------
 # Schedule and ratio (docs/methods.md §5.2 / 5.3)
 
-def step_types(steps, threshold, dual):
-    """'F' full, 'T' ToCa, 'A' aggressive, for n = 0 .. steps-1."""
+def new_cycle(threshold, i, steps):
+    if int(0.2 * steps) <= i < int(0.4 * steps):
+        return 2
+    return int(round(threshold / (1 + 0.4 - 0.8 * i / steps)))          # Python round: half to even
+
+
+def block_types(steps, threshold, dual, per_block):
+    """Per ordinal n, the type of every block position as (block 0, blocks 1 ..): 'F' full, 'T' ToCa, 'A' aggressive."""
+    def kind(n, i, cycle):
+        if n == 0 or i % cycle == 0:
+            return "F"
+        return "A" if dual and (i % cycle) % 2 == 0 else "T"
+
     out = []
     cycle = threshold
     for n in range(steps):
         i = steps - 1 - n
-        if n == 0 or i % cycle == 0:
-            out.append("F")
-            if int(0.2 * steps) <= i < int(0.4 * steps):
-                cycle = 2
-            else:
-                cycle = int(round(threshold / (1 + 0.4 - 0.8 * i / steps)))   # Python round: half to even
-        elif dual and (i % cycle) % 2 == 0:
-            out.append("A")
-        else:
-            out.append("T")
+        first = kind(n, i, cycle)
+        if first == "F":
+            cycle = new_cycle(threshold, i, steps)
+        out.append((first, kind(n, i, cycle) if per_block else first))
     return out
+
+
+def letters(types):
+    """F, T, A where every block agrees; m (rest ToCa) or a (rest aggressive) for a mixed step."""
+    return "".join(a if a == b else ("m" if b == "T" else "a") for a, b in types)
+
+
+def step_types(steps, threshold, dual):
+    """'F' full, 'T' ToCa, 'A' aggressive, for n = 0 .. steps-1 (schedule=step)."""
+    return [a for a, _ in block_types(steps, threshold, dual, False)]
 
 
 def fresh_count(knobs, i, steps, layer, depth, tokens):
@@ -135,7 +160,9 @@ def attention_with_received(attn, h):
 class TokenCache:
     def __init__(self, spec, steps, depth, rows, tokens):
         self.name, self.knobs = parse(spec)
-        self.types = step_types(steps, self.knobs["n"], self.name == "duca")
+        pairs = block_types(steps, self.knobs["n"], self.name == "duca", self.knobs["schedule"] == "block")
+        self.blocks = [[a] + [b] * (depth - 1) for a, b in pairs]           # [n][l]
+        self.letters = letters(pairs)
         self.steps, self.depth, self.rows, self.tokens = steps, depth, rows, tokens
         self.side = int(round(tokens ** 0.5))
         self.attn, self.mlp, self.s1, self.stale = {}, {}, {}, {}
@@ -145,40 +172,40 @@ class TokenCache:
 
 
 def cached_forward(model, x, t, y, cache, n):
-    kind = cache.types[n]
     x = model.x_embedder(x) + model.pos_embed                               # (B, T, D)
     c = model.t_embedder(t) + model.y_embedder(y, False)                    # (B, D)
-    if kind == "A":
-        x = cache.last_out.clone()
-    else:
-        i = cache.steps - 1 - n
-        for l, block in enumerate(model.blocks):
-            shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = block.adaLN_modulation(c).chunk(6, dim=1)
-            if kind == "F":
-                a, received = attention_with_received(block.attn, modulate(block.norm1(x), shift_msa, scale_msa))
-                cache.attn[l] = a
-                cache.s1[l] = F.normalize(received.double(), p=2, dim=1).tolist()
-                x = x + gate_msa.unsqueeze(1) * a
-                m = block.mlp(modulate(block.norm2(x), shift_mlp, scale_mlp))
-                cache.mlp[l] = m.clone()
-                cache.stale[l] = [[0] * cache.tokens for _ in range(cache.rows)]
-                x = x + gate_mlp.unsqueeze(1) * m
-            else:
-                x = x + gate_msa.unsqueeze(1) * cache.attn[l]
-                k = fresh_count(cache.knobs, i, cache.steps, l, cache.depth, cache.tokens)
-                cache.fresh[n, l] = k
-                for b in range(cache.rows):
-                    idx = select(cache.s1[l][b], cache.stale[l][b], cache.knobs, k, cache.side)
-                    cache.stale[l][b] = [s + 1 for s in cache.stale[l][b]]
-                    for j in idx:
-                        cache.stale[l][b][j] = 0
-                    if k > 0:
-                        cache.picked[n, l, b, :k] = torch.tensor(idx, dtype=torch.float32)
-                        rows_x = x[b, idx]                                  # (k, D)
-                        h = modulate(block.norm2(rows_x.unsqueeze(0)), shift_mlp[b:b + 1], scale_mlp[b:b + 1])
-                        cache.mlp[l][b, idx] = block.mlp(h)[0]
-                x = x + gate_mlp.unsqueeze(1) * cache.mlp[l]
-        cache.last_out = x.clone()
+    i = cache.steps - 1 - n
+    for l, block in enumerate(model.blocks):
+        kind = cache.blocks[n][l]
+        if kind == "A":
+            x = cache.last_out.clone()                                      # this block and the rest skipped
+            break
+        shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = block.adaLN_modulation(c).chunk(6, dim=1)
+        if kind == "F":
+            a, received = attention_with_received(block.attn, modulate(block.norm1(x), shift_msa, scale_msa))
+            cache.attn[l] = a
+            cache.s1[l] = F.normalize(received.double(), p=2, dim=1).tolist()
+            x = x + gate_msa.unsqueeze(1) * a
+            m = block.mlp(modulate(block.norm2(x), shift_mlp, scale_mlp))
+            cache.mlp[l] = m.clone()
+            cache.stale[l] = [[0] * cache.tokens for _ in range(cache.rows)]
+            x = x + gate_mlp.unsqueeze(1) * m
+        else:
+            x = x + gate_msa.unsqueeze(1) * cache.attn[l]
+            k = fresh_count(cache.knobs, i, cache.steps, l, cache.depth, cache.tokens)
+            cache.fresh[n, l] = k
+            for b in range(cache.rows):
+                idx = select(cache.s1[l][b], cache.stale[l][b], cache.knobs, k, cache.side)
+                cache.stale[l][b] = [s + 1 for s in cache.stale[l][b]]
+                for j in idx:
+                    cache.stale[l][b][j] = 0
+                if k > 0:
+                    cache.picked[n, l, b, :k] = torch.tensor(idx, dtype=torch.float32)
+                    rows_x = x[b, idx]                                  # (k, D)
+                    h = modulate(block.norm2(rows_x.unsqueeze(0)), shift_mlp[b:b + 1], scale_mlp[b:b + 1])
+                    cache.mlp[l][b, idx] = block.mlp(h)[0]
+            x = x + gate_mlp.unsqueeze(1) * cache.mlp[l]
+    cache.last_out = x.clone()
     x = model.final_layer(x, c)
     return model.unpatchify(x)
 
@@ -211,6 +238,12 @@ def self_checks():
     assert toca == "FTTTFFTTTFTTTFTTTFTFTTFTTFTTFTTFTFTFTFTFTFTFTFTFTF", toca   # docs/methods.md §5.2
     duca = "".join(step_types(50, 3, True))
     assert duca.replace("A", "T") == toca and duca.count("A") == 8, duca
+    # schedule=block (issue 19): mixed steps at n = 4 and 17 for N = 3, at n = 7, 19, 41 for N = 4; DuCa's n = 17 is
+    # a mixed aggressive step (32 mod 3 = 2).
+    assert letters(block_types(50, 3, False, True)) == "FTTTmFTTTFTTTFTTTmTFTTFTTFTTFTTFTFTFTFTFTFTFTFTFTF"
+    four = letters(block_types(50, 4, False, True))
+    assert [n for n, ch in enumerate(four) if ch == "m"] == [7, 19, 41], four
+    assert letters(block_types(50, 3, True, True))[17] == "a"
     # The 2x2 bonus and the tie-breaks on a uniform row: each cell's first token wins.
     assert select([0.25] * 16, [0] * 16, {"w": 0.25, "n": 3, "bonus": 0.6}, 6, 4) == [0, 2, 8, 10, 1, 3]
 
@@ -235,16 +268,17 @@ def main():
         for spec in SPECS:
             p = prefix_of(spec)
             sample, cache = ddim_sample(model, diffusion, noise, labels, spec)
-            code = {"T": 0.0, "F": 1.0, "A": 2.0}
+            code = {"T": 0.0, "F": 1.0, "A": 2.0, "m": 3.0, "a": 3.0}
             g[f"{p}.sample"] = sample
-            g[f"{p}.computed"] = torch.tensor([1.0 if k == "F" else 0.0 for k in cache.types])
-            g[f"{p}.steptype"] = torch.tensor([code[k] for k in cache.types])
+            g[f"{p}.computed"] = torch.tensor([1.0 if k == "F" else 0.0 for k in cache.letters])
+            g[f"{p}.steptype"] = torch.tensor([code[k] for k in cache.letters])
+            g[f"{p}.blocktype"] = torch.tensor([[code[k] for k in row] for row in cache.blocks])
             g[f"{p}.fresh"] = cache.fresh
             g[f"{p}.tokens"] = cache.picked
             meta[f"spec.{p}"] = spec
             err = ((sample - reference).norm() / reference.norm()).item()
             fresh = cache.fresh[cache.fresh >= 0]
-            print(f"{spec:45s} {p:35s} {''.join(cache.types)}  fresh tokens {int(fresh.sum())} over "
+            print(f"{spec:45s} {p:35s} {cache.letters}  fresh tokens {int(fresh.sum())} over "
                   f"{fresh.numel()} partial MLPs  rel L2 to uncached {err:.3e}")
     path = os.path.join(DIT_DIR, "tiny_dit_tokenwise_golden.safetensors")
     save_safetensors(path, {k: v.contiguous().float() for k, v in g.items()}, meta)

@@ -15,22 +15,24 @@ namespace DitCache.Caching;
 /// <param name="Schedule">Knob <c>sched</c>: <c>ddim50</c> (default; DuCa's scheduler named <c>ToCa</c> has the ToCa-ddim50 weights), <c>ddpm250</c> or <c>constant</c>.</param>
 /// <param name="StaleWeight">λ3 (knob <c>w</c>, official <c>soft_fresh_weight</c>, default 0.25).</param>
 /// <param name="Bonus">Knob <c>bonus</c> (default 0.8, hard-coded in DuCa's <c>cache_cutfresh.py</c>): the s4 bonus.</param>
+/// <param name="Decision">Knob <c>schedule</c>: <c>block</c> (default, the official code decides in every block: block 0 of a full step may reset the cycle and leave blocks 1 … depth−1 a ToCa or an aggressive step) or <c>step</c> (once per step); see <see cref="TokenwiseSchedule"/>.</param>
+/// <param name="Score">Knob <c>score</c>: <c>attention</c> (default) or <c>random</c>, as ToCa's (<see cref="TokenScoreKind"/>).</param>
 public sealed record DuCaOptions(int Threshold = 3, double Ratio = 0.05, TokenRatioSchedule Schedule = TokenRatioSchedule.Ddim50,
-    double StaleWeight = 0.25, double Bonus = 0.8) : ICacheOptions
+    double StaleWeight = 0.25, double Bonus = 0.8, TokenDecision Decision = TokenDecision.Block, TokenScoreKind Score = TokenScoreKind.Attention) : ICacheOptions
 {
     /// <inheritdoc/>
     public string Name => "duca";
 
     /// <inheritdoc/>
     public string Spec => FormattableString.Invariant(
-        $"duca:n={Threshold},ratio={Ratio},sched={ToCaOptions.ScheduleName(Schedule)},w={StaleWeight},bonus={Bonus}");
+        $"duca:n={Threshold},ratio={Ratio},sched={ToCaOptions.ScheduleName(Schedule)},w={StaleWeight},bonus={Bonus},schedule={ToCaOptions.DecisionName(Decision)},score={ToCaOptions.ScoreName(Score)}");
 
-    /// <summary>Parses <c>duca:n=N,ratio=r,sched=ddim50|ddpm250|constant,w=λ3,bonus=b</c>; unknown knobs are errors.</summary>
+    /// <summary>Parses <c>duca:n=N,ratio=r,sched=ddim50|ddpm250|constant,w=λ3,bonus=b,schedule=block|step,score=attention|random</c>; unknown knobs are errors.</summary>
     public static DuCaOptions FromSpec(CacheSpec spec)
     {
         var options = new DuCaOptions(spec.GetInt("n", 3), spec.GetDouble("ratio", 0.05),
             ToCaOptions.ParseSchedule(spec.GetChoice("sched", "ddim50", "ddim50", "ddpm250", "constant")),
-            spec.GetDouble("w", 0.25), spec.GetDouble("bonus", 0.8));
+            spec.GetDouble("w", 0.25), spec.GetDouble("bonus", 0.8), ToCaOptions.ParseDecision(spec), ToCaOptions.ParseScore(spec));
         spec.RejectUnknownKeys();
         return options;
     }
@@ -38,11 +40,11 @@ public sealed record DuCaOptions(int Threshold = 3, double Ratio = 0.05, TokenRa
     /// <inheritdoc/>
     public void Validate() => TokenwiseChecks.Validate(Name, Threshold, Ratio, StaleWeight, Bonus);
 
-    /// <summary>The step type of every sampling ordinal n = 0 … steps−1: full, partial (ToCa) or aggressive.</summary>
-    public TokenStep[] StepTypes(int steps) => TokenScore.Schedule(steps, Threshold, aggressive: true);
+    /// <summary>The step types (full, partial (ToCa) or aggressive) of block 0 and of blocks 1 … depth−1 for every sampling ordinal.</summary>
+    public TokenwiseSchedule StepTypes(int steps) => TokenwiseSchedule.Create(steps, Threshold, aggressive: true, Decision);
 
-    /// <summary>Which sampling ordinals run every block.</summary>
-    public bool[] FullSteps(int steps) => Array.ConvertAll(StepTypes(steps), s => s == TokenStep.Full);
+    /// <summary>Which sampling ordinals run every block (a mixed step, full in block 0 only, is not one).</summary>
+    public bool[] FullSteps(int steps) => StepTypes(steps).FullSteps();
 
     /// <inheritdoc/>
     /// <remarks>The policy is a <see cref="ToCa"/> run on DuCa's schedule: the two papers share every other part.</remarks>
@@ -50,6 +52,6 @@ public sealed record DuCaOptions(int Threshold = 3, double Ratio = 0.05, TokenRa
     {
         Validate();
         run.Validate();
-        return new ToCa(StepTypes(run.Steps), new TokenwiseSettings(Threshold, Ratio, Schedule, StaleWeight, Bonus), run);
+        return new ToCa(StepTypes(run.Steps), new TokenwiseSettings(Threshold, Ratio, Schedule, StaleWeight, Bonus, Score), run);
     }
 }

@@ -16,22 +16,24 @@ namespace DitCache.Caching;
 /// <param name="Schedule">Knob <c>sched</c> (official <c>ratio_scheduler</c>): <c>ddim50</c> (default, <c>ToCa-ddim50</c>), <c>ddpm250</c> or <c>constant</c>.</param>
 /// <param name="StaleWeight">λ3 (knob <c>w</c>, official <c>soft_fresh_weight</c>, default 0.25): weight of the staleness score s3 = stale steps / N.</param>
 /// <param name="Bonus">Knob <c>bonus</c> (default 0.6, hard-coded in the official <c>cache_cutfresh.py</c>): the s4 bonus of the best token per 2×2 cell, as a fraction of its score.</param>
+/// <param name="Decision">Knob <c>schedule</c>: <c>block</c> (default, the official code: the step type decided in every block, so block 0 of a full step may reset the cycle and leave blocks 1 … depth−1 a ToCa step) or <c>step</c> (decided once per step, the papers' reading); see <see cref="TokenwiseSchedule"/>.</param>
+/// <param name="Score">Knob <c>score</c> (official <c>cache_type</c>): <c>attention</c> (default, s1) or <c>random</c> (uniform in [0, 1) per token instead of s1, the same for both halves of a CFG batch; s3 and s4 still added).</param>
 public sealed record ToCaOptions(int Threshold = 3, double Ratio = 0.07, TokenRatioSchedule Schedule = TokenRatioSchedule.Ddim50,
-    double StaleWeight = 0.25, double Bonus = 0.6) : ICacheOptions
+    double StaleWeight = 0.25, double Bonus = 0.6, TokenDecision Decision = TokenDecision.Block, TokenScoreKind Score = TokenScoreKind.Attention) : ICacheOptions
 {
     /// <inheritdoc/>
     public string Name => "toca";
 
     /// <inheritdoc/>
     public string Spec => FormattableString.Invariant(
-        $"toca:n={Threshold},ratio={Ratio},sched={ScheduleName(Schedule)},w={StaleWeight},bonus={Bonus}");
+        $"toca:n={Threshold},ratio={Ratio},sched={ScheduleName(Schedule)},w={StaleWeight},bonus={Bonus},schedule={DecisionName(Decision)},score={ScoreName(Score)}");
 
-    /// <summary>Parses <c>toca:n=N,ratio=r,sched=ddim50|ddpm250|constant,w=λ3,bonus=b</c>; unknown knobs are errors.</summary>
+    /// <summary>Parses <c>toca:n=N,ratio=r,sched=ddim50|ddpm250|constant,w=λ3,bonus=b,schedule=block|step,score=attention|random</c>; unknown knobs are errors.</summary>
     public static ToCaOptions FromSpec(CacheSpec spec)
     {
         var options = new ToCaOptions(spec.GetInt("n", 3), spec.GetDouble("ratio", 0.07),
             ParseSchedule(spec.GetChoice("sched", "ddim50", "ddim50", "ddpm250", "constant")),
-            spec.GetDouble("w", 0.25), spec.GetDouble("bonus", 0.6));
+            spec.GetDouble("w", 0.25), spec.GetDouble("bonus", 0.6), ParseDecision(spec), ParseScore(spec));
         spec.RejectUnknownKeys();
         return options;
     }
@@ -39,19 +41,30 @@ public sealed record ToCaOptions(int Threshold = 3, double Ratio = 0.07, TokenRa
     /// <inheritdoc/>
     public void Validate() => TokenwiseChecks.Validate(Name, Threshold, Ratio, StaleWeight, Bonus);
 
-    /// <summary>The step type of every sampling ordinal n = 0 … steps−1 (no aggressive steps in ToCa).</summary>
-    public TokenStep[] StepTypes(int steps) => TokenScore.Schedule(steps, Threshold, aggressive: false);
+    /// <summary>The step types of block 0 and of blocks 1 … depth−1 for every sampling ordinal (no aggressive steps in ToCa).</summary>
+    /// <remarks>With <c>ratio=0</c> the cycle is fixed at N as in the official ratio-0 (FORA) branch.</remarks>
+    public TokenwiseSchedule StepTypes(int steps) => TokenwiseSchedule.Create(steps, Threshold, aggressive: false, Decision, fixedCycle: Ratio == 0);
 
-    /// <summary>Which sampling ordinals run every block.</summary>
-    public bool[] FullSteps(int steps) => Array.ConvertAll(StepTypes(steps), s => s == TokenStep.Full);
+    /// <summary>Which sampling ordinals run every block (a mixed step, full in block 0 only, is not one).</summary>
+    public bool[] FullSteps(int steps) => StepTypes(steps).FullSteps();
 
     /// <inheritdoc/>
     public ICachePolicy Build(CacheRunInfo run)
     {
         Validate();
         run.Validate();
-        return new ToCa(StepTypes(run.Steps), new TokenwiseSettings(Threshold, Ratio, Schedule, StaleWeight, Bonus), run);
+        return new ToCa(StepTypes(run.Steps), new TokenwiseSettings(Threshold, Ratio, Schedule, StaleWeight, Bonus, Score), run);
     }
+
+    internal static string ScoreName(TokenScoreKind score) => score == TokenScoreKind.Random ? "random" : "attention";
+
+    internal static TokenScoreKind ParseScore(CacheSpec spec) =>
+        spec.GetChoice("score", "attention", "attention", "random") == "random" ? TokenScoreKind.Random : TokenScoreKind.Attention;
+
+    internal static string DecisionName(TokenDecision decision) => decision == TokenDecision.Step ? "step" : "block";
+
+    internal static TokenDecision ParseDecision(CacheSpec spec) =>
+        spec.GetChoice("schedule", "block", "block", "step") == "step" ? TokenDecision.Step : TokenDecision.Block;
 
     internal static string ScheduleName(TokenRatioSchedule schedule) => schedule switch
     {
@@ -68,8 +81,114 @@ public sealed record ToCaOptions(int Threshold = 3, double Ratio = 0.07, TokenRa
     };
 }
 
+/// <summary>The base token score of ToCa and DuCa (knob <c>score</c>, official <c>cache_type</c>).</summary>
+public enum TokenScoreKind
+{
+    /// <summary>s1, the normalised attention each token received at the block's last full step (<c>attention</c>).</summary>
+    Attention,
+
+    /// <summary>
+    /// Uniform in [0, 1) per token, drawn afresh at every partial MLP and shared by the cond and uncond rows of an
+    /// image (official <c>random</c>: <c>torch.rand</c> on half the batch, concatenated twice). Our own seeded stream,
+    /// not torch's: the same distribution, not the same draws.
+    /// </summary>
+    Random,
+}
+
+/// <summary>Where ToCa and DuCa decide the step type (knob <c>schedule</c>).</summary>
+public enum TokenDecision
+{
+    /// <summary>In every block, as the official code does (<c>schedule=block</c>, the default): mixed steps occur.</summary>
+    Block,
+
+    /// <summary>Once per step, before block 0 (<c>schedule=step</c>): every block of a step has the same type.</summary>
+    Step,
+}
+
+/// <summary>
+/// The step types of a token-wise run: <see cref="Block0"/>[n] for block 0 and <see cref="Rest"/>[n] for blocks 1 …
+/// depth−1 of sampling ordinal n (docs/methods.md §5.2). The official code (<c>global_force_fresh.py</c>,
+/// <c>cal_type.py</c>) decides in every block against the cycle C last set, and a full block resets C through
+/// <c>force_init</c> → <c>force_scheduler</c>. So in block 0 of a full step C is already the new cycle; blocks 1 …
+/// depth−1 are full only when <c>i mod C_new = 0</c> as well, else a ToCa step (DuCa: aggressive when
+/// <c>i mod C_new</c> is even). The step reading decides once, so both arrays are equal.
+/// </summary>
+public sealed record TokenwiseSchedule(TokenStep[] Block0, TokenStep[] Rest)
+{
+    /// <summary>
+    /// The schedule of <paramref name="steps"/> ordinals with base cycle <paramref name="threshold"/>. With
+    /// <paramref name="fixedCycle"/> every full step sets C = N (the official <c>force_scheduler</c> with
+    /// <c>fresh_ratio == 0</c>: step weight 0, no forced cycle 2), so the schedule is FORA's and both readings agree.
+    /// </summary>
+    public static TokenwiseSchedule Create(int steps, int threshold, bool aggressive, TokenDecision decision, bool fixedCycle = false)
+    {
+        var block0 = new TokenStep[steps];
+        var rest = new TokenStep[steps];
+        int cycle = threshold;
+        for (int n = 0; n < steps; n++)
+        {
+            int i = steps - 1 - n;
+            block0[n] = Type(n, i, cycle, aggressive);
+            if (block0[n] == TokenStep.Full)
+            {
+                cycle = fixedCycle ? threshold : TokenScore.CycleLength(threshold, i, steps);   // force_init in block 0 resets C …
+            }
+
+            rest[n] = decision == TokenDecision.Block ? Type(n, i, cycle, aggressive) : block0[n];  // … before blocks 1 … decide
+        }
+
+        return new TokenwiseSchedule(block0, rest);
+    }
+
+    /// <summary>Which ordinals run every block.</summary>
+    public bool[] FullSteps()
+    {
+        var full = new bool[Block0.Length];
+        for (int n = 0; n < full.Length; n++)
+        {
+            full[n] = Block0[n] == TokenStep.Full && Rest[n] == TokenStep.Full;
+        }
+
+        return full;
+    }
+
+    /// <summary>
+    /// One letter per ordinal: F full, T ToCa, A aggressive; a mixed step (block 0 full, the rest not) is m (rest
+    /// ToCa) or a (rest aggressive).
+    /// </summary>
+    public string Letters()
+    {
+        var letters = new char[Block0.Length];
+        for (int n = 0; n < letters.Length; n++)
+        {
+            letters[n] = (Block0[n], Rest[n]) switch
+            {
+                (TokenStep.Full, TokenStep.Full) => 'F',
+                (TokenStep.Full, TokenStep.Partial) => 'm',
+                (TokenStep.Full, _) => 'a',
+                (TokenStep.Partial, _) => 'T',
+                _ => 'A',
+            };
+        }
+
+        return new string(letters);
+    }
+
+    private static TokenStep Type(int n, int i, int cycle, bool aggressive)
+    {
+        int phase = i % cycle;
+        if (n == 0 || phase == 0)
+        {
+            return TokenStep.Full;
+        }
+
+        return aggressive && phase % 2 == 0 ? TokenStep.Aggressive : TokenStep.Partial;
+    }
+}
+
 /// <summary>The knobs a token-wise policy runs on (ToCa and DuCa share the machinery).</summary>
-internal readonly record struct TokenwiseSettings(int Threshold, double Ratio, TokenRatioSchedule Schedule, double StaleWeight, double Bonus);
+internal readonly record struct TokenwiseSettings(int Threshold, double Ratio, TokenRatioSchedule Schedule, double StaleWeight, double Bonus,
+    TokenScoreKind Score = TokenScoreKind.Attention);
 
 /// <summary>Knob checks ToCa and DuCa share.</summary>
 internal static class TokenwiseChecks
@@ -106,7 +225,8 @@ internal static class TokenwiseChecks
 /// </summary>
 public sealed class ToCa : ICachePolicy
 {
-    private readonly TokenStep[] _types;
+    private readonly TokenStep[] _block0;   // [n] block 0's step type
+    private readonly TokenStep[] _rest;     // [n] the step type of blocks 1 … depth−1
     private readonly TokenwiseSettings _settings;
     private readonly int _steps;
     private readonly int _depth;
@@ -122,16 +242,21 @@ public sealed class ToCa : ICachePolicy
     private readonly float[]? _stack;       // (B, T, D): the last block's output, for aggressive steps
     private bool _hasStack;
     private readonly double[] _score;       // (T) scratch
+    private readonly double[]? _noise;      // (B, T) random base scores of this partial MLP (score=random)
+    private readonly Random? _random;       // score=random: seeded per run, so runs repeat
+    private readonly int _pairOffset;       // B/2 with a CFG batch [cond; uncond] (rows b and b + B/2 share a draw), else 0
     private readonly double[] _keys;        // (T) scratch
     private readonly int[] _order;          // (T) scratch
     private readonly int[] _selected;       // (B, k) the tokens handed to the model this step
     private int _selectedCount;
     private int _n = -1;
-    private TokenStep _type;
+    private TokenStep _type0;
+    private TokenStep _typeRest;
 
-    internal ToCa(TokenStep[] types, TokenwiseSettings settings, CacheRunInfo run)
+    internal ToCa(TokenwiseSchedule types, TokenwiseSettings settings, CacheRunInfo run)
     {
-        _types = types;
+        _block0 = types.Block0;
+        _rest = types.Rest;
         _settings = settings;
         _steps = run.Steps;
         _depth = run.Depth;
@@ -160,12 +285,19 @@ public sealed class ToCa : ICachePolicy
             _stale[l] = new int[_rows * _tokens];
         }
 
-        if (Array.IndexOf(types, TokenStep.Aggressive) >= 0)
+        if (Array.IndexOf(_block0, TokenStep.Aggressive) >= 0 || (_depth > 1 && Array.IndexOf(_rest, TokenStep.Aggressive) >= 0))
         {
             _stack = new float[_length];
         }
 
         _score = new double[_tokens];
+        if (settings.Score == TokenScoreKind.Random)
+        {
+            _noise = new double[_rows * _tokens];
+            _random = new Random(0);
+            _pairOffset = run.CfgScale > 1 && _rows % 2 == 0 ? _rows / 2 : 0;
+        }
+
         _keys = new double[_tokens];
         _order = new int[_tokens];
         _selected = new int[_rows * _tokens];
@@ -179,7 +311,7 @@ public sealed class ToCa : ICachePolicy
     /// <inheritdoc/>
     public void BeginStep(int n, float timestep)
     {
-        PolicyChecks.NextStep("the token-wise cache", n, _n, _types.Length);
+        PolicyChecks.NextStep("the token-wise cache", n, _n, _block0.Length);
 
         if (n == 0)
         {
@@ -188,13 +320,14 @@ public sealed class ToCa : ICachePolicy
         }
 
         _n = n;
-        _type = _types[n];
+        _type0 = _block0[n];
+        _typeRest = _rest[n];
     }
 
     /// <inheritdoc/>
     public int SkipBlocks(int from, Span<float> x)
     {
-        if (from != 0 || _type != TokenStep.Aggressive || !_hasStack)
+        if ((uint)from >= (uint)_depth || TypeOf(from) != TokenStep.Aggressive || !_hasStack)
         {
             return from;
         }
@@ -205,6 +338,7 @@ public sealed class ToCa : ICachePolicy
         }
 
         _stack.AsSpan().CopyTo(x);                                          // DuCa: the last block's output of the previous call
+                                                                            // (a mixed step discards block 0's output here)
         return _depth;
     }
 
@@ -221,7 +355,8 @@ public sealed class ToCa : ICachePolicy
     }
 
     /// <inheritdoc/>
-    public bool WantsAttentionScores(int block) => _type == TokenStep.Full && _settings.Ratio > 0;
+    public bool WantsAttentionScores(int block) =>
+        TypeOf(block) == TokenStep.Full && _settings.Ratio > 0 && _settings.Score == TokenScoreKind.Attention;
 
     /// <inheritdoc/>
     public void RecordAttentionScores(int block, ReadOnlySpan<float> received)
@@ -238,7 +373,7 @@ public sealed class ToCa : ICachePolicy
     public bool TryForecast(FeatureSite site, Span<float> output)
     {
         int k = SiteIndex(site);
-        if (_type == TokenStep.Full || !_has[k])
+        if (TypeOf(site.Block) == TokenStep.Full || !_has[k])
         {
             return false;
         }
@@ -251,7 +386,7 @@ public sealed class ToCa : ICachePolicy
     public int SelectTokens(FeatureSite site, Span<float> output, Span<int> tokens)
     {
         int k = SiteIndex(site);
-        if (_type == TokenStep.Full || site.Site != Site.Mlp || !_has[k])
+        if (TypeOf(site.Block) == TokenStep.Full || site.Site != Site.Mlp || !_has[k])
         {
             return -1;
         }
@@ -260,10 +395,29 @@ public sealed class ToCa : ICachePolicy
         int i = _steps - 1 - _n;
         int fresh = TokenScore.FreshCount(TokenScore.FreshRatio(_settings.Ratio, _settings.Schedule, i, _steps, l, _depth), _tokens);
         int[] stale = _stale[l];
+        double[] baseScores = _noise ?? _s1[l];
+        if (_noise is not null && _random is not null)
+        {
+            for (int b = 0; b < _rows; b++)
+            {
+                Span<double> row = _noise.AsSpan(b * _tokens, _tokens);
+                if (_pairOffset > 0 && b >= _pairOffset)
+                {
+                    _noise.AsSpan((b - _pairOffset) * _tokens, _tokens).CopyTo(row);   // uncond row: its cond row's draw
+                    continue;
+                }
+
+                for (int t = 0; t < _tokens; t++)
+                {
+                    row[t] = _random.NextDouble();
+                }
+            }
+        }
+
         for (int b = 0; b < _rows; b++)
         {
             Span<int> staleRow = stale.AsSpan(b * _tokens, _tokens);
-            TokenScore.Score(_s1[l].AsSpan(b * _tokens, _tokens), staleRow, _settings.StaleWeight, _settings.Threshold,
+            TokenScore.Score(baseScores.AsSpan(b * _tokens, _tokens), staleRow, _settings.StaleWeight, _settings.Threshold,
                 _settings.Bonus, _side, _score);
             Span<int> chosen = _selected.AsSpan(b * fresh, fresh);
             TokenScore.TopK(_score, fresh, _keys, _order, chosen);
@@ -293,7 +447,7 @@ public sealed class ToCa : ICachePolicy
             throw new ArgumentException($"feature of {site} has {output.Length} floats; this run's (B, T, D) has {_length}", nameof(output));
         }
 
-        if (_type == TokenStep.Full || !_has[k])
+        if (TypeOf(site.Block) == TokenStep.Full || !_has[k])
         {
             output.CopyTo(_store[k]);
             _has[k] = true;
@@ -314,6 +468,9 @@ public sealed class ToCa : ICachePolicy
             }
         }
     }
+
+    /// <summary>This step's type in block <paramref name="block"/>: block 0 decides first, the later blocks after it.</summary>
+    private TokenStep TypeOf(int block) => block == 0 ? _type0 : _typeRest;
 
     private int SiteIndex(FeatureSite site) => PolicyChecks.SiteIndex(site, _n, _store.Length);
 }

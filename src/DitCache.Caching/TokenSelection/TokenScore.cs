@@ -60,7 +60,8 @@ public static class TokenScore
     }
 
     /// <summary>
-    /// The step types for n = 0 … <paramref name="steps"/> − 1 (official <c>cal_type.py</c>). The first step
+    /// The step types for n = 0 … <paramref name="steps"/> − 1, decided once per step (<c>schedule=step</c>; the official
+    /// <c>cal_type.py</c> decides per block: <see cref="TokenwiseSchedule"/>). The first step
     /// (i = S − 1) is full and checked against N itself; every full step then sets the cycle C with
     /// <see cref="CycleLength"/>. Later a step is full when <c>i mod C = 0</c>; otherwise ToCa makes it
     /// <see cref="TokenStep.Partial"/>, DuCa (<paramref name="aggressive"/>) makes it partial when <c>i mod C</c> is odd
