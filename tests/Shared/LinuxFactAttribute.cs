@@ -3,14 +3,14 @@ using Xunit;
 
 namespace DitCache.Tests;
 
-/// <summary>A fact that needs Linux paths such as /dev/null: reported as skipped on other systems.</summary>
+/// <summary>A fact that needs Linux (/dev/null, /proc/cpuinfo, stat(2)): reported as skipped on other systems.</summary>
 public sealed class LinuxFactAttribute : FactAttribute
 {
     public LinuxFactAttribute()
     {
         if (!OperatingSystem.IsLinux())
         {
-            Skip = "needs Linux (/dev/null, stat(2))";
+            Skip = "needs Linux (/dev/null, /proc/cpuinfo, stat(2))";
         }
     }
 }

@@ -4,6 +4,7 @@ using System.IO;
 using System.Linq;
 using System.Threading.Tasks;
 using DitCache.Tensors.IO;
+using DitCache.Tests;
 using Xunit;
 
 namespace DitCache.Tensors.Tests.IO;
@@ -39,7 +40,7 @@ public sealed class AtomicFileTests : IDisposable
         Assert.Equal($"--out {_dir} is a directory; give a file path", e.Message);
     }
 
-    [CpuInfoFact]
+    [LinuxFact]
     public void Devices_and_fifos_are_written_as_streams_and_stay_what_they_were()
     {
         Assert.True(FileKind.IsSpecial("/dev/null"));
