@@ -32,6 +32,7 @@ public static class AtomicFile
             return;
         }
 
+        RemoveStaleTemporaries(dir, Path.GetFileName(full));
         string temp = Path.Combine(dir, $".{Path.GetFileName(full)}.{Environment.ProcessId}.tmp");
         try
         {
@@ -51,6 +52,27 @@ public static class AtomicFile
         {
             File.Delete(temp);
             throw;
+        }
+    }
+
+    // Temporaries of this target left by a killed run (".name.PID.tmp" whose process is gone, read from /proc on
+    // Linux) are removed before the next write; another live process's temporary is left alone.
+    private static void RemoveStaleTemporaries(string dir, string name)
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            return;
+        }
+
+        string prefix = "." + name + ".";
+        foreach (string path in Directory.EnumerateFiles(dir, prefix + "*.tmp"))
+        {
+            string middle = Path.GetFileName(path)[prefix.Length..^".tmp".Length];
+            if (int.TryParse(middle, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int pid)
+                && pid != Environment.ProcessId && !Directory.Exists($"/proc/{pid}"))
+            {
+                File.Delete(path);
+            }
         }
     }
 

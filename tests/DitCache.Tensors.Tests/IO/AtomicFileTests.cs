@@ -33,6 +33,23 @@ public sealed class AtomicFileTests : IDisposable
         Assert.Equal([path], Directory.GetFiles(_dir));
     }
 
+    [LinuxFact]
+    public void Temporaries_of_a_killed_run_are_removed_and_a_live_ones_kept()
+    {
+        string path = Path.Combine(_dir, "out.bin");
+        string stale = Path.Combine(_dir, ".out.bin.999999999.tmp");                 // above Linux's pid_max: never alive
+        string live = Path.Combine(_dir, ".out.bin.1.tmp");                          // pid 1 (init) is always alive
+        string other = Path.Combine(_dir, ".other.bin.999999999.tmp");
+        File.WriteAllText(stale, "half");
+        File.WriteAllText(live, "x");
+        File.WriteAllText(other, "y");
+        AtomicFile.Write(path, "--out", s => s.Write("whole"u8));
+        Assert.False(File.Exists(stale));
+        Assert.True(File.Exists(live));
+        Assert.True(File.Exists(other));                                             // another target's: not ours to touch
+        Assert.Equal("whole", File.ReadAllText(path));
+    }
+
     [Fact]
     public void A_directory_is_refused()
     {
