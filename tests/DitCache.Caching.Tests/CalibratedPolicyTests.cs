@@ -226,6 +226,31 @@ public class CalibratedPolicyTests
     }
 
     [Fact]
+    public async System.Threading.Tasks.Task WriteSectionWaitsForTheLockAndKeepsEverySection()
+    {
+        // A second writer holds the lock: the write waits, then merges with what the other wrote meanwhile.
+        string path = TempFile();
+        CalibrationFile c = Calibration();
+        System.Threading.Tasks.Task write;
+        using (FileStream held = CalibrationFile.Lock(path))
+        {
+            write = System.Threading.Tasks.Task.Run(() => CalibrationFile.WriteSection(path, c.Section<TeaCacheCalibration>()!, "model.safetensors"));
+            Assert.NotSame(write, await System.Threading.Tasks.Task.WhenAny(write, System.Threading.Tasks.Task.Delay(300)));   // still waiting
+            File.WriteAllText(path, "{\"format\": 1}");                                          // the other writer's file
+        }
+
+        await write.WaitAsync(System.TimeSpan.FromSeconds(30));
+        Assert.NotNull(CalibrationFile.Load(path, "model.safetensors").Section<TeaCacheCalibration>());
+
+        var writers = new[] { (ICalibrationSection)c.Section<MagCacheCalibration>()!, c.Section<SmoothCacheCalibration>()! };
+        System.Threading.Tasks.Parallel.For(0, 20, i => CalibrationFile.WriteSection(path, writers[i % 2], "model.safetensors"));
+        CalibrationFile back = CalibrationFile.Load(path, "model.safetensors");
+        Assert.NotNull(back.Section<TeaCacheCalibration>());
+        Assert.NotNull(back.Section<MagCacheCalibration>());
+        Assert.NotNull(back.Section<SmoothCacheCalibration>());
+    }
+
+    [Fact]
     public void MissingCalibrationNamesTheFileAndTheCommand()
     {
         CalibrationFile missing = CalibrationFile.Missing("/models/x.calibration.json", "/models/x.safetensors");

@@ -180,12 +180,45 @@ public sealed class CalibrationFile
     {
         ArgumentNullException.ThrowIfNull(section);
         string method = section.Method;
+        // Read, merge and write under an exclusive lock, so two calibrate runs on one model keep both sections.
+        using FileStream gate = Lock(path);
         JsonObject root = File.Exists(path) ? ParseRoot(File.ReadAllBytes(path), path) : new JsonObject();
         root["format"] = 1;
         root[method] = JsonSerializer.SerializeToNode(section, section.GetType(), s_json);
         byte[] bytes = System.Text.Encoding.UTF8.GetBytes(CompactNumberArrays(root.ToJsonString(s_json)) + "\n");
         Parse(bytes, path, modelHint);                                                       // never write what we cannot read
         AtomicFile.Write(path, "calibration", s => s.Write(bytes));
+    }
+
+    /// <summary>
+    /// An exclusive lock for <paramref name="path"/> (FileShare.None: flock(2) on Linux), waited for up to a minute. The
+    /// lock file lives in the temporary directory, named by a hash of the full path, so nothing is left beside the
+    /// model; it is never removed (removing it while another run waits would split the lock).
+    /// </summary>
+    /// <exception cref="DitCacheException">The lock was held for over a minute.</exception>
+    public static FileStream Lock(string path)
+    {
+        string full = Path.GetFullPath(path);
+        string hash = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(full)))[..16];
+        string dir = Path.Combine(Path.GetTempPath(), "ditcache-locks");
+        Directory.CreateDirectory(dir);
+        string lockPath = Path.Combine(dir, hash + ".lock");
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (true)
+        {
+            try
+            {
+                return new FileStream(lockPath, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            }
+            catch (IOException) when (clock.Elapsed < TimeSpan.FromMinutes(1))
+            {
+                System.Threading.Thread.Sleep(50);                                           // another run is writing
+            }
+            catch (IOException e)
+            {
+                throw new DitCacheException($"{path}: another ditcache calibrate has held {lockPath} for a minute; wait for it to finish, or remove the lock file if no run is left", e);
+            }
+        }
     }
 
     /// <summary>Indented JSON with every array of numbers on one line (a row per line instead of a number per line).</summary>
