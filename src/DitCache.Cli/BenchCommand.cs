@@ -1,4 +1,3 @@
-using System;
 using System.Collections.Generic;
 using System.CommandLine;
 using System.Globalization;
@@ -6,6 +5,9 @@ using System.IO;
 using System.Linq;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics.X86;
+using System;
+using DitCache.Caching.Calibration;
+using DitCache.Caching;
 using DitCache.Evaluation.Assets;
 using DitCache.Evaluation.Bench;
 using DitCache.Evaluation.Data;
@@ -14,8 +16,8 @@ using DitCache.Evaluation.Quality;
 using DitCache.Evaluation.Reports;
 using DitCache.Models;
 using DitCache.Sampling;
-using DitCache.Tensors;
 using DitCache.Tensors.IO;
+using DitCache.Tensors;
 using Spectre.Console;
 
 namespace DitCache.Cli;
@@ -36,16 +38,16 @@ internal static class BenchCommand
         var quick = new Option<bool>("--quick") { Description = $"the quick preset: {QuickSamples} images, {QuickRepeats} repeats, one point per family at n = 3 and 5 (minutes on 2 cores); without it the full preset: {FullSamples} images, {FullRepeats} repeat, the FoCa paper's table transposed" };
         var cache = new Option<string[]>("--cache") { Description = "a configuration 'SPEC [steps=S] [cfg=X]' to measure instead of the preset; repeat the flag for more", AllowMultipleArgumentsPerToken = false };
         var specs = new Option<string?>("--specs") { Description = "a text file of configurations, one 'SPEC [steps=S] [cfg=X]' per line (# comments)" };
-        var samples = new Option<int?>("--samples") { Description = $"images per configuration, a multiple of the number of classes (the same count of each); default {FullSamples}, --quick {QuickSamples}" };
+        var samples = new Option<int?>("--samples") { Description = $"images per configuration, a multiple of the number of classes (the same count of each); default {FullSamples}, --quick {QuickSamples}" }.Range(1, 1_000_000, ", a multiple of the number of classes");
         var classes = new Option<string?>("--classes") { Description = "comma-separated class labels to sample, e.g. 207,360,387,974 (default: every class of the model)" };
-        var repeats = new Option<int?>("--repeats") { Description = $"timed repeats per configuration, interleaved; default {FullRepeats}, --quick {QuickRepeats}" };
-        var steps = new Option<int>("--steps") { Description = "sampling steps of the reference and of every configuration without steps=", DefaultValueFactory = _ => 50 };
-        var cfg = new Option<float>("--cfg") { Description = "guidance scale of every configuration without cfg=", DefaultValueFactory = _ => SampleCommand.DefaultCfg };
+        var repeats = new Option<int?>("--repeats") { Description = $"timed repeats per configuration, interleaved; default {FullRepeats}, --quick {QuickRepeats}" }.Range(1, 100);
+        var steps = new Option<int>("--steps") { Description = "sampling steps of the reference and of every configuration without steps=", DefaultValueFactory = _ => 50 }.Range(1, 1000);
+        var cfg = new Option<float>("--cfg") { Description = "guidance scale of every configuration without cfg=", DefaultValueFactory = _ => SampleCommand.DefaultCfg }.AtLeast(1f);
         var sampler = new Option<string>("--sampler") { Description = SchedulerRegistry.Choices, DefaultValueFactory = _ => "ddim" };
-        var seed = new Option<int>("--seed") { Description = "base seed; image i of class y gets the same noise in every configuration", DefaultValueFactory = _ => 0 };
-        var batch = new Option<int>("--batch") { Description = "images per sampling run (the CFG batch is twice this)", DefaultValueFactory = _ => 50 };
-        var shadowImages = new Option<int>("--shadow-images") { Description = "images of the --shadow run of each cached configuration (forecast error per step and block); 0 turns it off", DefaultValueFactory = _ => 10 };
-        var threads = new Option<int>("--threads") { Description = "threads for GEMM and kernels", DefaultValueFactory = _ => Environment.ProcessorCount };
+        var seed = new Option<int>("--seed") { Description = "base seed; image i of class y gets the same noise in every configuration", DefaultValueFactory = _ => 0 }.Range(int.MinValue, int.MaxValue);
+        var batch = new Option<int>("--batch") { Description = "images per sampling run (the CFG batch is twice this)", DefaultValueFactory = _ => 50 }.Range(1, 4096, ", and within the machine's memory");
+        var shadowImages = new Option<int>("--shadow-images") { Description = "images of the --shadow run of each cached configuration (forecast error per step and block); 0 turns it off", DefaultValueFactory = _ => 10 }.Range(0, 1_000_000, ", at most --samples");
+        var threads = new Option<int>("--threads") { Description = "threads for GEMM and kernels", DefaultValueFactory = _ => Environment.ProcessorCount }.Range(1, FlagRange.MaxThreads);
         var gemm = GemmFlags.Gemm();
         var deterministic = GemmFlags.Deterministic();
         var output = new Option<string>("--out") { Description = "output directory (created if missing; a results.json there is resumed)", DefaultValueFactory = _ => "bench-results" };
@@ -140,7 +142,9 @@ internal static class BenchCommand
         }
 
         string modelName = (o.Model ?? "embedded:" + DefaultModel.ResourceName) + " " + BenchSession.Fingerprint(modelFile);
-        var runner = new BenchRunner(new DitModel(weights, gemm, o.Threads), quality, DefaultModel.LoadCalibration(o.Model));
+        CalibrationFile calibration = DefaultModel.LoadCalibration(o.Model);
+        CalibrationWarning.Print(stderr, calibration, plan.Select(p => CacheRegistry.Parse(p.Cache).Name));
+        var runner = new BenchRunner(new DitModel(weights, gemm, o.Threads), quality, calibration);
         BenchResults fresh = BenchRunner.NewResults(settings, modelName, BenchSession.Machine(), CommandLine(o), o.Threads, gemm.Name,
             reference, runner.MatchedFloor(settings, reference), quality?.ClassNames);
         BenchSession session = BenchSession.Open(o.Out, fresh);

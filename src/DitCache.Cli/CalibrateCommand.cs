@@ -30,15 +30,15 @@ internal static class CalibrateCommand
     {
         var method = new Argument<string>("method") { Description = string.Join(", ", CalibrationFile.Methods) + ", or all" };
         var model = new Option<string>("--model") { Description = "DiT checkpoint (.safetensors or PyTorch .pt); the calibration is written beside it as NAME.calibration.json", Required = true };
-        var steps = new Option<int>("--steps") { Description = "sampling steps of the calibration run (use the step count you will sample with)", DefaultValueFactory = _ => 50 };
-        var samples = new Option<int>("--samples") { Description = "images sampled for the calibration (classes i mod num_classes)", DefaultValueFactory = _ => DefaultSamples };
+        var steps = new Option<int>("--steps") { Description = "sampling steps of the calibration run (use the step count you will sample with)", DefaultValueFactory = _ => 50 }.Range(2, 1000, "; teacache needs 6 or more");
+        var samples = new Option<int>("--samples") { Description = "images sampled for the calibration (classes i mod num_classes)", DefaultValueFactory = _ => DefaultSamples }.Range(1, 10_000);
         var sampler = new Option<string>("--sampler") { Description = SchedulerRegistry.Choices, DefaultValueFactory = _ => "ddim" };
-        var cfg = new Option<float>("--cfg") { Description = "guidance scale of the calibration run; sampling must use the same", DefaultValueFactory = _ => SampleCommand.DefaultCfg };
-        var seed = new Option<int>("--seed") { Description = "seed of the noise", DefaultValueFactory = _ => 0 };
-        var lookahead = new Option<int>("--lookahead") { Description = "SmoothCache calibration lookahead L (rows 1 … L)", DefaultValueFactory = _ => 3 };
-        var target = new Option<double?>("--target-speedup") { Description = "tune each method's knob to this FLOPs ratio on the calibration samples and report the PSNR it costs" };
+        var cfg = new Option<float>("--cfg") { Description = "guidance scale of the calibration run; sampling must use the same", DefaultValueFactory = _ => SampleCommand.DefaultCfg }.AtLeast(1f);
+        var seed = new Option<int>("--seed") { Description = "seed of the noise", DefaultValueFactory = _ => 0 }.Range(int.MinValue, int.MaxValue);
+        var lookahead = new Option<int>("--lookahead") { Description = "SmoothCache calibration lookahead L (rows 1 … L)", DefaultValueFactory = _ => 3 }.Range(1, 999, ", below --steps");
+        var target = new Option<double?>("--target-speedup") { Description = "tune each method's knob to this FLOPs ratio on the calibration samples and report the PSNR it costs" }.AtLeast(1.0);
         var output = new Option<string?>("--out") { Description = "write the calibration here instead of beside the model" };
-        var threads = new Option<int>("--threads") { Description = "threads for GEMM and kernels", DefaultValueFactory = _ => Environment.ProcessorCount };
+        var threads = new Option<int>("--threads") { Description = "threads for GEMM and kernels", DefaultValueFactory = _ => Environment.ProcessorCount }.Range(1, FlagRange.MaxThreads);
         var gemm = new Option<string>("--gemm") { Description = "GEMM backend: managed, managed-bf16, openblas, or auto", DefaultValueFactory = _ => "auto" };
         var quiet = new Option<bool>("--quiet") { Description = "no progress lines" };
 

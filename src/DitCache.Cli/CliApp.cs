@@ -40,6 +40,13 @@ internal static class CliApp
             stderr.WriteLine($"ditcache: error: {e.Message}");
             return e.ExitCode;
         }
+        catch (OutOfMemoryException e)
+        {
+            // Sizes are checked against the machine before the big allocations; this is what remains (a policy's cache,
+            // a report), and it is still the user's to fix.
+            stderr.WriteLine($"ditcache: error: out of memory ({e.Message.TrimEnd('.')}); sample fewer images at once (--classes, --batch), use fewer --threads, or run on a machine with more memory");
+            return 1;
+        }
         catch (Exception e) when (Environment.GetEnvironmentVariable("DITCACHE_DEBUG") != "1")
         {
             stderr.WriteLine($"ditcache: internal error: {e.GetType().Name}: {e.Message} (set DITCACHE_DEBUG=1 for a stack trace and please report it)");

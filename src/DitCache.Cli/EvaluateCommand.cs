@@ -4,6 +4,7 @@ using System.Globalization;
 using System.IO;
 using System.Linq;
 using DitCache.Caching;
+using DitCache.Caching.Calibration;
 using DitCache.Evaluation.Assets;
 using DitCache.Evaluation.Data;
 using DitCache.Evaluation.Metrics;
@@ -27,19 +28,19 @@ internal static class EvaluateCommand
     public static Command Create(TextWriter stdout, TextWriter stderr, bool interactive)
     {
         var model = new Option<string?>("--model") { Description = "DiT checkpoint (.safetensors or PyTorch .pt); default: the embedded Fashion-MNIST model" };
-        var perClass = new Option<int>("--samples-per-class") { Description = "images generated per class", DefaultValueFactory = _ => 100 };
+        var perClass = new Option<int>("--samples-per-class") { Description = "images generated per class", DefaultValueFactory = _ => 100 }.Range(1, 1_000_000, ", at most a million samples in all");
         var classes = new Option<string>("--classes") { Description = "comma-separated class labels to evaluate (grid rows), e.g. 0,5,9", DefaultValueFactory = _ => "0,1,2,3,4,5,6,7,8,9" };
-        var steps = new Option<int>("--steps") { Description = "sampling steps (respaced from 1000)", DefaultValueFactory = _ => 50 };
+        var steps = new Option<int>("--steps") { Description = "sampling steps (respaced from 1000)", DefaultValueFactory = _ => 50 }.Range(1, 1000);
         var sampler = new Option<string>("--sampler") { Description = SchedulerRegistry.Choices, DefaultValueFactory = _ => "ddim" };
-        var cfg = new Option<float>("--cfg") { Description = "classifier-free guidance scale; 1 disables guidance", DefaultValueFactory = _ => SampleCommand.DefaultCfg };
+        var cfg = new Option<float>("--cfg") { Description = "classifier-free guidance scale; 1 disables guidance", DefaultValueFactory = _ => SampleCommand.DefaultCfg }.AtLeast(1f);
         var cache = new Option<string>("--cache") { Description = "accelerator: name or name:key=value,...; " + string.Join("; ", CacheRegistry.Methods.Select(m => $"{m.Name} = {m.Summary}")), DefaultValueFactory = _ => "none" };
-        var seed = new Option<int>("--seed") { Description = "base seed; each sample's noise derives from (seed, class, index)", DefaultValueFactory = _ => 0 };
-        var batch = new Option<int>("--batch") { Description = "images per sampling run (the CFG batch is twice this)", DefaultValueFactory = _ => 100 };
-        var threads = new Option<int>("--threads") { Description = "threads for GEMM and kernels", DefaultValueFactory = _ => Environment.ProcessorCount };
+        var seed = new Option<int>("--seed") { Description = "base seed; each sample's noise derives from (seed, class, index)", DefaultValueFactory = _ => 0 }.Range(int.MinValue, int.MaxValue);
+        var batch = new Option<int>("--batch") { Description = "images per sampling run (the CFG batch is twice this)", DefaultValueFactory = _ => 100 }.Range(1, 4096, ", and within the machine's memory");
+        var threads = new Option<int>("--threads") { Description = "threads for GEMM and kernels", DefaultValueFactory = _ => Environment.ProcessorCount }.Range(1, FlagRange.MaxThreads);
         var gemm = GemmFlags.Gemm();
         var deterministic = GemmFlags.Deterministic();
         var grid = new Option<string?>("--grid") { Description = "write a PNG grid: one row per class, its first --grid-columns samples" };
-        var gridColumns = new Option<int>("--grid-columns") { Description = "samples of each class in the --grid", DefaultValueFactory = _ => 10 };
+        var gridColumns = new Option<int>("--grid-columns") { Description = "samples of each class in the --grid", DefaultValueFactory = _ => 10 }.Range(1, 100, ", at most --samples-per-class");
         var report = new Option<string?>("--report") { Description = "write a JSON report: settings, accuracy per class, Frechet distances with sample counts, seconds" };
         var quiet = new Option<bool>("--quiet") { Description = "no progress bar and no summary" };
 
@@ -133,7 +134,9 @@ internal static class EvaluateCommand
         DitWeights weights = DefaultModel.LoadWeights(o.Model);
         string modelName = o.Model ?? "embedded:" + DefaultModel.ResourceName;
         var quality = new FmnistQuality(classifier, test, train);
-        var evaluation = new QualityEvaluation(new DitModel(weights, gemm, o.Threads), quality, DefaultModel.LoadCalibration(o.Model));
+        CalibrationFile calibration = DefaultModel.LoadCalibration(o.Model);
+        CalibrationWarning.Print(stderr, calibration, [cacheOptions.Name]);
+        var evaluation = new QualityEvaluation(new DitModel(weights, gemm, o.Threads), quality, calibration);
         var settings = new QualitySettings(o.SamplesPerClass, labels, o.Steps, o.Sampler, o.Cfg, cacheOptions, o.Seed, o.Batch, o.GridColumns);
 
         // 3. Run: the reference features first (10,000 test images), then the sampling.
@@ -164,17 +167,22 @@ internal static class EvaluateCommand
             result = evaluation.Run(settings, quality.Reference(labels));
         }
 
-        // 4. Outputs, each through a temporary file.
-        if (o.Grid is not null)
+        // 4. Outputs: each written to a temporary file, all renamed into place once every one is written.
+        using (var outputs = new AtomicOutputs())
         {
-            byte[] png = Png.EncodeGrid(result.Grid, Math.Min(o.GridColumns, o.SamplesPerClass));
-            AtomicFile.Write(o.Grid, "--grid", s => s.Write(png));
-        }
+            if (o.Grid is not null)
+            {
+                byte[] png = Png.EncodeGrid(result.Grid, Math.Min(o.GridColumns, o.SamplesPerClass));
+                outputs.Add(o.Grid, "--grid", s => s.Write(png));
+            }
 
-        if (o.Report is not null)
-        {
-            byte[] json = QualityReport.ToJson(result, weights.Config, modelName, classifier.Source, gemm.Name, o.Threads);
-            AtomicFile.Write(o.Report, "--report", s => s.Write(json));
+            if (o.Report is not null)
+            {
+                byte[] json = QualityReport.ToJson(result, weights.Config, modelName, classifier.Source, gemm.Name, o.Threads);
+                outputs.Add(o.Report, "--report", s => s.Write(json));
+            }
+
+            outputs.Commit();
         }
 
         if (!o.Quiet)

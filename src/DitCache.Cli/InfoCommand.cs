@@ -21,12 +21,12 @@ internal static class InfoCommand
     {
         var model = new Option<string?>("--model") { Description = "DiT checkpoint (.safetensors or PyTorch .pt); default: the embedded Fashion-MNIST model" };
         var preset = new Option<string?>("--preset") { Description = "a DiT preset instead of a checkpoint, e.g. DiT-XL/2" };
-        var imageSize = new Option<int>("--image-size") { Description = "image side in pixels for --preset (latent side = image/8)", DefaultValueFactory = _ => 256 };
-        var heads = new Option<int?>("--heads") { Description = "attention heads when the checkpoint does not say and matches no preset" };
+        var imageSize = new Option<int>("--image-size") { Description = "image side in pixels for --preset (latent side = image/8)", DefaultValueFactory = _ => 256 }.Range(8, 8192, ", a multiple of 8");
+        var heads = new Option<int?>("--heads") { Description = "attention heads when the checkpoint does not say and matches no preset" }.Range(1, 4096, ", dividing the hidden width");
         var cache = new Option<string?>("--cache") { Description = "also print the feature memory this accelerator holds for one run, e.g. foca:n=5" };
-        var images = new Option<int>("--images") { Description = "images sampled at once, for --cache", DefaultValueFactory = _ => 1 };
-        var steps = new Option<int>("--steps") { Description = "sampling steps, for --cache", DefaultValueFactory = _ => 50 };
-        var cfg = new Option<float>("--cfg") { Description = "guidance scale, for --cache (above 1 the batch holds a conditional and an unconditional row per image)", DefaultValueFactory = _ => SampleCommand.DefaultCfg };
+        var images = new Option<int>("--images") { Description = "images sampled at once, for --cache", DefaultValueFactory = _ => 1 }.Range(1, 65_536);
+        var steps = new Option<int>("--steps") { Description = "sampling steps, for --cache", DefaultValueFactory = _ => 50 }.Range(1, 1000);
+        var cfg = new Option<float>("--cfg") { Description = "guidance scale, for --cache (above 1 the batch holds a conditional and an unconditional row per image)", DefaultValueFactory = _ => SampleCommand.DefaultCfg }.AtLeast(1f);
         var command = new Command("info", "Print a model's config, parameter count and GFLOPs per image forward (DiT-paper convention), and with --cache the accelerator's memory.")
         {
             model, preset, imageSize, heads, cache, images, steps, cfg,

@@ -5,6 +5,7 @@ using System.Globalization;
 using System.IO;
 using System.Linq;
 using DitCache.Caching;
+using DitCache.Caching.Calibration;
 using DitCache.Evaluation.Assets;
 using DitCache.Evaluation.Reports;
 using DitCache.Models;
@@ -26,23 +27,23 @@ internal static class SampleCommand
     {
         var model = new Option<string?>("--model") { Description = "DiT checkpoint (.safetensors or PyTorch .pt); default: the embedded Fashion-MNIST model" };
         var classes = new Option<string>("--classes") { Description = "comma-separated class labels, one image each, e.g. 0,1,2,3", DefaultValueFactory = _ => "0,1,2,3" };
-        var steps = new Option<int>("--steps") { Description = "sampling steps (respaced from 1000)", DefaultValueFactory = _ => 50 };
+        var steps = new Option<int>("--steps") { Description = "sampling steps (respaced from 1000)", DefaultValueFactory = _ => 50 }.Range(1, 1000);
         var sampler = new Option<string>("--sampler") { Description = SchedulerRegistry.Choices, DefaultValueFactory = _ => "ddim" };
-        var cfg = new Option<float>("--cfg") { Description = "classifier-free guidance scale; 1 disables guidance", DefaultValueFactory = _ => DefaultCfg };
-        var cfgChannels = new Option<int?>("--cfg-channels") { Description = "guide only the first K channels (3 reproduces DiT's sample.py); default: all" };
-        var eta = new Option<double>("--eta") { Description = "DDIM eta (0 = deterministic)", DefaultValueFactory = _ => 0.0 };
+        var cfg = new Option<float>("--cfg") { Description = "classifier-free guidance scale; 1 disables guidance", DefaultValueFactory = _ => DefaultCfg }.AtLeast(1f, "; very large scales can overflow, which is reported");
+        var cfgChannels = new Option<int?>("--cfg-channels") { Description = "guide only the first K channels (3 reproduces DiT's sample.py); default: all" }.Range(1, 4096, ", at most the model's input channels");
+        var eta = new Option<double>("--eta") { Description = "DDIM eta (0 = deterministic)", DefaultValueFactory = _ => 0.0 }.AtLeast(0.0, "; above 1 the DDIM noise can exceed what a step allows and sampling diverges, which is reported");
         var cache = new Option<string>("--cache") { Description = "accelerator: name or name:key=value,...; " + string.Join("; ", CacheRegistry.Methods.Select(m => $"{m.Name} = {m.Summary}")), DefaultValueFactory = _ => "none" };
-        var seed = new Option<int>("--seed") { Description = "seed of the Gaussian noise", DefaultValueFactory = _ => 0 };
+        var seed = new Option<int>("--seed") { Description = "seed of the Gaussian noise", DefaultValueFactory = _ => 0 }.Range(int.MinValue, int.MaxValue);
         var noise = new Option<string?>("--noise") { Description = "safetensors file with tensor \"noise\" [N,C,H,W] float32 (N = number of classes) as the initial noise" };
         var saveTensor = new Option<string?>("--save-tensor") { Description = "write the final sample (before clamping) as safetensors tensor \"sample\" [N,C,H,W]" };
         var report = new Option<string?>("--report") { Description = "write a JSON report: per-step records, FLOPs, seconds" };
         var output = new Option<string?>("--out") { Description = "write a PNG grid of the samples (1- or 3-channel models)" };
-        var columns = new Option<int?>("--columns") { Description = "images per row of the PNG grid; default: all in one row, at most 10" };
-        var threads = new Option<int>("--threads") { Description = "threads for GEMM and kernels", DefaultValueFactory = _ => Environment.ProcessorCount };
+        var columns = new Option<int?>("--columns") { Description = "images per row of the PNG grid; default: all in one row, at most 10" }.Range(1, 1000);
+        var threads = new Option<int>("--threads") { Description = "threads for GEMM and kernels", DefaultValueFactory = _ => Environment.ProcessorCount }.Range(1, FlagRange.MaxThreads);
         var gemm = GemmFlags.Gemm();
         var deterministic = GemmFlags.Deterministic();
-        var heads = new Option<int?>("--heads") { Description = "attention heads when the checkpoint does not say and matches no preset" };
-        var inputSize = new Option<int?>("--input-size") { Description = "model input side when the checkpoint has no pos_embed" };
+        var heads = new Option<int?>("--heads") { Description = "attention heads when the checkpoint does not say and matches no preset" }.Range(1, 4096, ", dividing the hidden width");
+        var inputSize = new Option<int?>("--input-size") { Description = "model input side when the checkpoint has no pos_embed" }.Range(1, 1024, ", a multiple of the patch size");
         var quiet = new Option<bool>("--quiet") { Description = "no progress bar and no summary" };
         var shadow = new Option<bool>("--shadow") { Description = "diagnostics: also compute the true features on cached steps and report the forecast's relative L2 error per step and site (slower; the sample is unchanged)" };
 
@@ -137,7 +138,9 @@ internal static class SampleCommand
         Tensor? initialNoise = o.Noise is null ? null : LoadNoise(o.Noise, labels.Length, c);
 
         // 3. Run.
-        var pipeline = new DiffusionPipeline(new DitModel(weights, gemm, o.Threads), DefaultModel.LoadCalibration(o.Model));
+        CalibrationFile calibration = DefaultModel.LoadCalibration(o.Model);
+        CalibrationWarning.Print(stderr, calibration, [cacheOptions.Name]);
+        var pipeline = new DiffusionPipeline(new DitModel(weights, gemm, o.Threads), calibration);
         var request = new SampleRequest(labels, o.Steps, o.Sampler, o.Cfg, o.CfgChannels, o.Eta, o.Seed, initialNoise, o.Shadow);
         SampleResult result;
         if (interactive && !o.Quiet)
@@ -158,22 +161,28 @@ internal static class SampleCommand
             result = pipeline.Run(request, cacheOptions);
         }
 
-        // 4. Outputs, each through a temporary file.
-        if (o.SaveTensor is not null)
+        // 4. Outputs: each written to a temporary file, all renamed into place once every one is written.
+        using (var outputs = new AtomicOutputs())
         {
-            SafeTensors.Save(o.SaveTensor, new Dictionary<string, Tensor> { ["sample"] = result.Sample }, flag: "--save-tensor");
-        }
+            if (o.SaveTensor is not null)
+            {
+                byte[] tensor = SafeTensors.Serialize(new Dictionary<string, Tensor> { ["sample"] = result.Sample }, null, StoredDType.F32);
+                outputs.Add(o.SaveTensor, "--save-tensor", s => s.Write(tensor));
+            }
 
-        if (o.Report is not null)
-        {
-            byte[] json = RunReport.ToJson(result, request, c, modelName, gemm.Name, o.Threads);
-            AtomicFile.Write(o.Report, "--report", s => s.Write(json));
-        }
+            if (o.Report is not null)
+            {
+                byte[] json = RunReport.ToJson(result, request, c, modelName, gemm.Name, o.Threads);
+                outputs.Add(o.Report, "--report", s => s.Write(json));
+            }
 
-        if (o.Out is not null)
-        {
-            byte[] png = Png.EncodeGrid(result.Sample, o.Columns ?? Math.Min(labels.Length, 10));
-            AtomicFile.Write(o.Out, "--out", s => s.Write(png));
+            if (o.Out is not null)
+            {
+                byte[] png = Png.EncodeGrid(result.Sample, o.Columns ?? Math.Min(labels.Length, 10));
+                outputs.Add(o.Out, "--out", s => s.Write(png));
+            }
+
+            outputs.Commit();
         }
 
         if (!o.Quiet)

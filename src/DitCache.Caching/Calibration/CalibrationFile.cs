@@ -134,15 +134,44 @@ public sealed class CalibrationFile
     /// <exception cref="DitCacheException">The file exists but is not a valid calibration (names the key and the fix).</exception>
     public static CalibrationFile Load(string path, string modelHint)
     {
-        if (!File.Exists(path))
+        ArgumentNullException.ThrowIfNull(path);
+        return Present(path)
+            ? Parse(ReadExisting(path, modelHint), path, modelHint)
+            : Missing(path, modelHint);
+    }
+
+    /// <summary>
+    /// The problem that a run reading a section would report (a file beside the model that is not a regular file, or
+    /// cannot be read or parsed), or null. A run that reads no section warns with it instead (<see cref="Deferred"/>).
+    /// </summary>
+    public string? Problem => _error?.Message;
+
+    // Whether anything is at path, a broken or looping symbolic link included (File.Exists follows links).
+    private static bool Present(string path) => File.Exists(path) || Directory.Exists(path) || new FileInfo(path).LinkTarget is not null;
+
+    // The bytes of the calibration at path, which exists in some form: a directory, a FIFO (its read would block
+    // forever), a device (it would stream without end), a dangling link or a link loop are no calibration.
+    private static byte[] ReadExisting(string path, string modelHint)
+    {
+        string fix = $"remove it, or write it with 'ditcache calibrate all --model {modelHint}'";
+        if (Directory.Exists(path))
         {
-            return Missing(path, modelHint);
+            throw new DitCacheException($"{path}: the calibration beside the model is a directory; {fix}");
         }
 
-        // A FIFO would block the read forever, a device would stream without end: neither is a calibration.
-        return FileKind.IsSpecial(path)
-            ? throw new DitCacheException($"{path}: the calibration beside the model is not a regular file (a device or pipe); remove it, or write it with ditcache calibrate --model {modelHint}")
-            : Parse(File.ReadAllBytes(path), path, modelHint);
+        if (FileKind.IsSpecial(path))
+        {
+            throw new DitCacheException($"{path}: the calibration beside the model is not a regular file (a device or pipe); {fix}");
+        }
+
+        try
+        {
+            return File.ReadAllBytes(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new DitCacheException($"{path}: cannot read the calibration beside the model ({e.Message.TrimEnd('.', ' ')}); {fix}", e);
+        }
     }
 
     /// <summary>Parses calibration JSON; <paramref name="source"/> names it in errors.</summary>
@@ -182,7 +211,9 @@ public sealed class CalibrationFile
         string method = section.Method;
         // Read, merge and write under an exclusive lock, so two calibrate runs on one model keep both sections.
         using FileStream gate = Lock(path);
-        JsonObject root = File.Exists(path) ? ParseRoot(File.ReadAllBytes(path), path) : new JsonObject();
+        JsonObject root = Present(path)
+            ? ParseRoot(ReadExisting(path, modelHint), path)
+            : new JsonObject();
         root["format"] = 1;
         root[method] = JsonSerializer.SerializeToNode(section, section.GetType(), s_json);
         byte[] bytes = System.Text.Encoding.UTF8.GetBytes(CompactNumberArrays(root.ToJsonString(s_json)) + "\n");

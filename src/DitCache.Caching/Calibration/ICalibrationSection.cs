@@ -50,6 +50,13 @@ public interface ICalibrationSection<TSelf> : ICalibrationSection
 
     /// <summary>The section computed from what one full-compute run recorded.</summary>
     static abstract TSelf Measure(CalibrationMeasurements measured);
+
+    /// <summary>
+    /// Why a calibration run of <paramref name="steps"/> steps and SmoothCache lookahead <paramref name="lookahead"/>
+    /// cannot make this section (a sentence naming the flag and the value that works), or null when it can; checked
+    /// before the run starts.
+    /// </summary>
+    static virtual string? Unsupported(int steps, int lookahead) => null;
 }
 
 /// <summary>
@@ -60,13 +67,15 @@ public sealed class CalibratedMethod
 {
     private readonly Func<JsonNode, JsonSerializerOptions, ICalibrationSection?> _deserialize;
     private readonly Func<CalibrationMeasurements, ICalibrationSection> _measure;
+    private readonly Func<int, int, string?> _unsupported;
 
     private CalibratedMethod(string name, Func<JsonNode, JsonSerializerOptions, ICalibrationSection?> deserialize,
-        Func<CalibrationMeasurements, ICalibrationSection> measure)
+        Func<CalibrationMeasurements, ICalibrationSection> measure, Func<int, int, string?> unsupported)
     {
         Name = name;
         _deserialize = deserialize;
         _measure = measure;
+        _unsupported = unsupported;
     }
 
     /// <summary>The section name, e.g. <c>teacache</c>.</summary>
@@ -75,10 +84,13 @@ public sealed class CalibratedMethod
     /// <summary>The registry entry of section type <typeparamref name="T"/>.</summary>
     public static CalibratedMethod Of<T>()
         where T : class, ICalibrationSection<T> =>
-        new(T.Name, (node, options) => node.Deserialize<T>(options), m => T.Measure(m));
+        new(T.Name, (node, options) => node.Deserialize<T>(options), m => T.Measure(m), (steps, lookahead) => T.Unsupported(steps, lookahead));
 
     /// <summary>The section made from a calibration run's measurements.</summary>
     public ICalibrationSection Measure(CalibrationMeasurements measured) => _measure(measured);
+
+    /// <summary>Why a run of these settings cannot make the section, or null (<see cref="ICalibrationSection{TSelf}.Unsupported"/>).</summary>
+    public string? Unsupported(int steps, int lookahead) => _unsupported(steps, lookahead);
 
     internal ICalibrationSection? Deserialize(JsonNode node, JsonSerializerOptions options) => _deserialize(node, options);
 }

@@ -114,6 +114,10 @@ public sealed record SmoothCacheCalibration(CalibrationRun Run, int Lookahead, d
     }
 
     /// <inheritdoc/>
+    public static string? Unsupported(int steps, int lookahead) =>
+        lookahead < 1 || lookahead >= steps ? $"--lookahead {lookahead} is out of range for smoothcache; give 1 to steps − 1 = {steps - 1}" : null;
+
+    /// <inheritdoc/>
     public ICalibrationSection WithTuned(TunedSetting tuned) => this with { Tuned = tuned };
 
     /// <inheritdoc/>

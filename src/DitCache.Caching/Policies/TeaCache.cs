@@ -111,8 +111,25 @@ public sealed record TeaCacheCalibration(CalibrationRun Run, double[] RelIn, dou
     public static TeaCacheCalibration Measure(CalibrationMeasurements measured)
     {
         ArgumentNullException.ThrowIfNull(measured);
-        return new(measured.Run, measured.RelIn, measured.RelOut, PolyFit.Fit(measured.RelIn, measured.RelOut, 4));
+        double[] coefficients;
+        try
+        {
+            coefficients = PolyFit.Fit(measured.RelIn, measured.RelOut, 4);
+        }
+        catch (ArgumentException e)
+        {
+            throw new DitCacheException(
+                $"calibrate teacache: the measured changes do not determine the degree-4 fit ({e.Message.Split(" (Parameter", 2)[0]}); the model's block-0 input barely changes between steps, so TeaCache cannot be calibrated on it: use another accelerator", e);
+        }
+
+        return new(measured.Run, measured.RelIn, measured.RelOut, coefficients);
     }
+
+    /// <inheritdoc/>
+    public static string? Unsupported(int steps, int lookahead) =>
+        steps < FitPoints + 1 ? $"--steps {steps} gives {steps - 1} step pairs; teacache's degree-4 fit needs {FitPoints}: give --steps {FitPoints + 1} or more" : null;
+
+    private const int FitPoints = 5;                                                       // degree 4 + 1
 
     /// <inheritdoc/>
     public ICalibrationSection WithTuned(TunedSetting tuned) => this with { Tuned = tuned };

@@ -158,9 +158,14 @@ public sealed class BenchSession
             files.Add(("shadow-per-block.svg", Utf8(perBlock)));
         }
 
-        foreach ((string name, byte[] bytes) in files)
+        using (var outputs = new AtomicOutputs())                                  // the report files change together
         {
-            AtomicFile.Write(Path.Combine(Directory, name), _flag, s => s.Write(bytes));
+            foreach ((string name, byte[] bytes) in files)
+            {
+                outputs.Add(Path.Combine(Directory, name), _flag, s => s.Write(bytes));
+            }
+
+            outputs.Commit();
         }
 
         return [.. files.Select(f => f.Name)];

@@ -90,7 +90,7 @@ public sealed class Calibrator
         CalibrationRecorder? recorder = null;
         var pipeline = new DiffusionPipeline(_model);
         var clock = Stopwatch.StartNew();
-        SampleResult full = pipeline.Run(request, info => recorder = new CalibrationRecorder(info, settings.Lookahead), "calibration",
+        SampleResult full = pipeline.Run(request, info => recorder = new CalibrationRecorder(info, RecordedLookahead(settings)), "calibration",
             observe: (n, output) =>
             {
                 for (int i = 0; i < settings.Samples; i++)
@@ -146,9 +146,9 @@ public sealed class Calibrator
             throw Usage($"--samples {s.Samples} is invalid; give 1 or more images");
         }
 
-        if (s.Lookahead < 1 || s.Lookahead >= s.Steps)
+        if (CacheRegistry.Calibrated.Where(m => s.Methods.Contains(m.Name)).Select(m => m.Unsupported(s.Steps, s.Lookahead)).FirstOrDefault(u => u is not null) is { } why)
         {
-            throw Usage($"--lookahead {s.Lookahead} is out of range; give 1 to steps − 1 = {s.Steps - 1}");
+            throw Usage(why);
         }
 
         if (s.TargetSpeedup is double t && (!double.IsFinite(t) || t < 1))
@@ -166,6 +166,11 @@ public sealed class Calibrator
             throw Usage(SchedulerRegistry.UnknownMessage(s.Sampler));
         }
     }
+
+    // SmoothCache's rows are recorded only to the lookahead it was checked for; without smoothcache among the methods
+    // nothing reads them, so a --lookahead past the run's steps records the rows that exist instead of failing.
+    private static int RecordedLookahead(CalibrationSettings s) =>
+        s.Methods.Contains(SmoothCacheCalibration.Name) ? s.Lookahead : Math.Clamp(s.Lookahead, 1, s.Steps - 1);
 
     private static DitCacheException Usage(string message) => new("calibrate: " + message, exitCode: 2);
 

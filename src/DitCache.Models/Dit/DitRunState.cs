@@ -17,6 +17,7 @@ public sealed class DitRunState
             throw new ArgumentOutOfRangeException(nameof(batch), batch, "batch must be at least 1");
         }
 
+        CheckFits(config, batch, threads);
         Config = config;
         Batch = batch;
         int b = batch, t = config.Tokens, d = config.Hidden, p = config.Patch;
@@ -48,6 +49,43 @@ public sealed class DitRunState
         CfgTimesteps = new float[b];
         CfgLabels = new int[b];
         Stats = new ForwardStats(config.Depth);
+    }
+
+    /// <summary>
+    /// Bytes of the buffers for <paramref name="batch"/> rows of <paramref name="config"/>, and the element count of the
+    /// largest one; in 64-bit arithmetic, so any batch and model size can be asked about.
+    /// </summary>
+    public static (long Bytes, long LargestElements) Size(DitConfig config, int batch)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        long b = batch, t = config.Tokens, d = config.Hidden, p = config.Patch, pixels = (long)config.InputSize * config.InputSize;
+        long[] elements =
+        [
+            b * t * d * 3, b * t, config.Heads * t * t, b * t, b * t * 3 * d, b * t * d, b * t * config.MlpHidden,
+            b * t * config.InChannels * p * p, b * DitWeights.TimeFrequencyDim, b * d * 18, b * t * p * p * config.OutChannels,
+            b * config.OutChannels * pixels, b * config.InChannels * pixels, b * 3,
+        ];
+        long largest = 0, total = 0;
+        foreach (long e in elements)
+        {
+            largest = Math.Max(largest, e);
+            total += e;
+        }
+
+        return (total * sizeof(float), largest);
+    }
+
+    // A batch too large for the machine is the user's to fix (fewer images at once), not an internal error: checked
+    // before anything is allocated, against the array limit and the memory this process may use.
+    private static void CheckFits(DitConfig config, int batch, int threads)
+    {
+        (long bytes, long largest) = Size(config, batch);
+        long available = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
+        if (largest > Array.MaxLength || bytes > available || threads > Kernels.MaxThreadsFor(config.Tokens, config.HeadDim))
+        {
+            throw new DitCacheException(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"a batch of {batch} rows of {config.Name} ({config.Tokens} tokens, hidden {config.Hidden}) with {threads} threads needs {bytes / (double)(1L << 30):F2} GiB of activations (largest buffer {largest} floats); this process may use {available / (double)(1L << 30):F2} GiB and an array holds {Array.MaxLength}: sample fewer images at once (--classes, --batch) or use fewer --threads"));
+        }
     }
 
     /// <summary>The config these buffers fit.</summary>

@@ -14,6 +14,14 @@ public static partial class Kernels
 
     private static readonly GemmIsa s_attentionIsa = ManagedGemm.Resolve(GemmIsa.Auto);
 
+    /// <summary>The most threads whose attention scratch (<see cref="AttentionScratchSize"/>) fits one array.</summary>
+    public static int MaxThreadsFor(int tokens, int headDim)
+    {
+        KernelChecks.NonNegative(tokens, nameof(tokens));
+        KernelChecks.NonNegative(headDim, nameof(headDim));
+        return (int)Math.Min(int.MaxValue, Array.MaxLength / Math.Max(1, PerThreadAttentionScratch(tokens, headDim)));
+    }
+
     /// <summary>Floats of scratch that <see cref="Attention"/> needs for these sizes: O(tokens·headDim) per thread.</summary>
     /// <exception cref="ArgumentException">A size is negative (threads: not positive), or the scratch exceeds an array.</exception>
     public static int AttentionScratchSize(int tokens, int headDim, int threads)
