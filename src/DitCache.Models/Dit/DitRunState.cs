@@ -27,6 +27,7 @@ public sealed class DitRunState
         TokenIndex = new int[b * t];
         AttnProbabilities = new float[config.Heads * t * t];
         AttnReceived = new float[b * t];
+        ValueNorms = new float[b * config.Heads * t];
         Qkv = new float[b * t * 3 * d];
         AttnCore = new float[b * t * d];
         MlpHidden = new float[b * t * config.MlpHidden];
@@ -73,6 +74,9 @@ public sealed class DitRunState
 
     /// <summary>Attention received per token, Σ_q mean_h P[q, k] (B, T).</summary>
     internal float[] AttnReceived { get; }
+
+    /// <summary>L2 norm of every head's value vector, ‖v[b, h, t, :]‖₂ (B, H, T).</summary>
+    internal float[] ValueNorms { get; }
 
     /// <summary>Attention projections [q | k | v] (B, T, 3D).</summary>
     internal float[] Qkv { get; }
