@@ -267,7 +267,7 @@ public sealed class DitModel
 
             PartialMlp(bw, s, fresh);                                                                                  // (B, k, D) into (B, T, D)
             cache.Record(site, s.Feature);                                                                             // cache: record
-            s.Stats.Partial(site, flops * fresh / t);
+            s.Stats.Partial(site, flops * fresh / t, s.TokenIndex.AsSpan(0, b * fresh), fresh);
         }
         else if (cache.TryForecast(site, s.Feature))                                                                   // cache: module forecast
         {
