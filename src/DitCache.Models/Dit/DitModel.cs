@@ -248,8 +248,8 @@ public sealed class DitModel
     /// <summary>
     /// One cache site: the module output of <paramref name="site"/> for the current s.X and s.Mod into s.Feature
     /// (B, T, D). A token-wise cache (MLP sites only) may write its stale output and pick tokens to recompute; else the
-    /// cache may forecast the output; else the module runs, reporting attention scores if the cache asks, and the
-    /// cache records it. With shadow diagnostics a forecast is measured against the module's true output.
+    /// cache may forecast the output; else the module runs, reporting attention scores or value norms if the cache
+    /// asks, and the cache records it. With shadow diagnostics a forecast is measured against the module's true output.
     /// </summary>
     private void RunSite(FeatureSite site, DitRunState s, ICachePolicy cache)
     {
