@@ -15,7 +15,8 @@ namespace DitCache.Caching;
 /// <item>inside a block, per module: <see cref="SelectTokens"/> (token level: ToCa, DuCa; MLP only), else
 /// <see cref="TryForecast"/> (module level: FORA, TaylorSeer, FoCa, SmoothCache), and <see cref="Record"/> after a
 /// module that was computed in full or in part; <see cref="RecordAttentionScores"/> after an attention that a policy
-/// asked to see (<see cref="WantsAttentionScores"/>).</item>
+/// asked to see (<see cref="WantsAttentionScores"/>), and <see cref="RecordValueNorms"/> likewise
+/// (<see cref="WantsValueNorms"/>).</item>
 /// </list>
 /// Embedders and the final layer always run. On a module-cached step every block still computes its adaLN
 /// modulation from the current conditioning and applies the current gates to the forecast. With classifier-free
@@ -69,6 +70,18 @@ public interface ICachePolicy
     /// <c>received[b, k] = Σ_q mean_h softmax(q·kᵀ/√d)[b, h, q, k]</c>, from an explicit-softmax attention.
     /// </summary>
     void RecordAttentionScores(int block, ReadOnlySpan<float> received)
+    {
+    }
+
+    /// <summary>Whether block <paramref name="block"/>, if its attention runs this step, should report its value norms.</summary>
+    bool WantsValueNorms(int block) => false;
+
+    /// <summary>
+    /// The L2 norm of every head's value vector in block <paramref name="block"/> (B, H, T):
+    /// <c>norms[b, h, t] = ‖v[b, h, t, :]‖₂</c>, v from the attention's qkv projection (the input of ToCa's and DuCa's
+    /// <c>kv-norm</c> score). Any attention kernel can supply it; no explicit softmax is needed.
+    /// </summary>
+    void RecordValueNorms(int block, ReadOnlySpan<float> norms)
     {
     }
 

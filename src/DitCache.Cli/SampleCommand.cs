@@ -46,11 +46,12 @@ internal static class SampleCommand
         var inputSize = new Option<int?>("--input-size") { Description = "model input side when the checkpoint has no pos_embed" }.Range(1, 1024, ", a multiple of the patch size");
         var quiet = new Option<bool>("--quiet") { Description = "no progress bar and no summary" };
         var shadow = new Option<bool>("--shadow") { Description = "diagnostics: also compute the true features on cached steps and report the forecast's relative L2 error per step and site (slower; the sample is unchanged)" };
+        var reportTokens = new Option<bool>("--report-tokens") { Description = "with --report: list, per step and block, the token indices a token-wise cache (toca, duca) recomputed, per batch row" };
 
         var command = new Command("sample", "Sample images with a DiT, optionally accelerated by a cache policy.")
         {
             model, classes, steps, sampler, cfg, cfgChannels, eta, cache, seed, noise, saveTensor, report, output, columns,
-            threads, gemm, deterministic, heads, inputSize, quiet, shadow,
+            threads, gemm, deterministic, heads, inputSize, quiet, shadow, reportTokens,
         };
 
         command.SetAction(parse =>
@@ -60,7 +61,7 @@ internal static class SampleCommand
                 parse.GetValue(cfg), parse.GetValue(cfgChannels), parse.GetValue(eta), parse.GetValue(cache)!,
                 parse.GetValue(seed), parse.GetValue(noise), parse.GetValue(saveTensor), parse.GetValue(report),
                 parse.GetValue(output), parse.GetValue(columns), parse.GetValue(threads), parse.GetValue(gemm)!, parse.GetValue(deterministic),
-                parse.GetValue(heads), parse.GetValue(inputSize), parse.GetValue(quiet), parse.GetValue(shadow));
+                parse.GetValue(heads), parse.GetValue(inputSize), parse.GetValue(quiet), parse.GetValue(shadow), parse.GetValue(reportTokens));
             return Run(o, stdout, stderr, interactive);
         });
         return command;
@@ -102,6 +103,11 @@ internal static class SampleCommand
             throw Usage($"--threads {o.Threads} is invalid; give 1 or more");
         }
 
+        if (o.ReportTokens && o.Report is null)
+        {
+            throw Usage("--report-tokens lists the picked tokens in the JSON report; give --report FILE as well");
+        }
+
         if (o.Columns is int cols && cols < 1)
         {
             throw Usage($"--columns {cols} is invalid; give 1 or more");
@@ -141,7 +147,7 @@ internal static class SampleCommand
         CalibrationFile calibration = DefaultModel.LoadCalibration(o.Model);
         CalibrationWarning.Print(stderr, calibration, [cacheOptions.Name]);
         var pipeline = new DiffusionPipeline(new DitModel(weights, gemm, o.Threads), calibration);
-        var request = new SampleRequest(labels, o.Steps, o.Sampler, o.Cfg, o.CfgChannels, o.Eta, o.Seed, initialNoise, o.Shadow);
+        var request = new SampleRequest(labels, o.Steps, o.Sampler, o.Cfg, o.CfgChannels, o.Eta, o.Seed, initialNoise, o.Shadow, o.ReportTokens);
         SampleResult result;
         if (interactive && !o.Quiet)
         {
@@ -306,5 +312,5 @@ internal static class SampleCommand
 
     private sealed record SampleOptions(string? Model, string Classes, int Steps, string Sampler, float Cfg, int? CfgChannels,
         double Eta, string Cache, int Seed, string? Noise, string? SaveTensor, string? Report, string? Out, int? Columns,
-        int Threads, string Gemm, bool Deterministic, int? Heads, int? InputSize, bool Quiet, bool Shadow);
+        int Threads, string Gemm, bool Deterministic, int? Heads, int? InputSize, bool Quiet, bool Shadow, bool ReportTokens);
 }

@@ -19,8 +19,10 @@ namespace DitCache.Sampling;
 /// <param name="Noise">Initial noise (N, C, H, W) instead of seeded noise; null to draw it.</param>
 /// <param name="Shadow">Diagnostics: also compute the true features on cached steps and record the forecast error
 /// (<see cref="DitRunState.Shadow"/>); the sample is unchanged, the wall clock is not representative.</param>
+/// <param name="RecordTokens">Reports: keep, per step and block, the tokens each partial MLP recomputed (token-wise
+/// caches; <see cref="StepTelemetry.Tokens"/>). Preallocated before the loop; off, nothing is kept.</param>
 public sealed record SampleRequest(int[] Classes, int Steps, string Sampler = "ddim", float CfgScale = 1.5f,
-    int? GuidedChannels = null, double Eta = 0.0, int Seed = 0, Tensor? Noise = null, bool Shadow = false);
+    int? GuidedChannels = null, double Eta = 0.0, int Seed = 0, Tensor? Noise = null, bool Shadow = false, bool RecordTokens = false);
 
 /// <summary>What one sampling step did (n = 0 is the noisiest step).</summary>
 /// <param name="N">Sampling ordinal.</param>
@@ -54,8 +56,11 @@ public sealed record SampleResult(Tensor Sample, StepRecord[] Steps, double Flop
 /// </summary>
 public sealed class StepTelemetry
 {
-    /// <summary>Room for <paramref name="steps"/> steps of <paramref name="sites"/> sites.</summary>
-    public StepTelemetry(int steps, int sites, bool shadow)
+    /// <summary>
+    /// Room for <paramref name="steps"/> steps of <paramref name="sites"/> sites; with <paramref name="tokenRows"/> &gt; 0,
+    /// also for the picked tokens of that many batch rows of <paramref name="tokens"/> tokens per step and block.
+    /// </summary>
+    public StepTelemetry(int steps, int sites, bool shadow, int tokenRows = 0, int tokens = 0)
     {
         Sites = new SiteOutcome[steps][];
         for (int i = 0; i < steps; i++)
@@ -73,6 +78,19 @@ public sealed class StepTelemetry
 
             ShadowBlocksErrors = new double[steps];
         }
+
+        if (tokenRows > 0)
+        {
+            int depth = sites / FeatureSite.PerBlock;
+            TokenRows = tokenRows;
+            TokenCounts = new int[steps][];
+            Tokens = new int[steps][];
+            for (int i = 0; i < steps; i++)
+            {
+                TokenCounts[i] = new int[depth];
+                Tokens[i] = new int[depth * tokenRows * tokens];
+            }
+        }
     }
 
     /// <summary>[step][site]: what the forward did there.</summary>
@@ -83,6 +101,18 @@ public sealed class StepTelemetry
 
     /// <summary>[step]: relative L2 of a forecast block-stack output; NaN where the blocks ran. Null without shadow.</summary>
     public double[]? ShadowBlocksErrors { get; }
+
+    /// <summary>Batch rows of the forward whose tokens are recorded (2·N with CFG: N cond rows, then N uncond rows); 0 when not recorded.</summary>
+    public int TokenRows { get; }
+
+    /// <summary>[step][block]: tokens per batch row the block's MLP recomputed; −1 where it was not partial. Null unless recorded.</summary>
+    public int[][]? TokenCounts { get; }
+
+    /// <summary>
+    /// [step] (depth, B, T): for block l with count k ≥ 0, entries [l·B·T + b·k, … + k) are the tokens batch row b
+    /// recomputed, highest score first. Null unless recorded.
+    /// </summary>
+    public int[][]? Tokens { get; }
 
     /// <summary>One letter per site: C computed, F forecast, P computed on some tokens, S skipped with the block stack.</summary>
     public static string Letters(SiteOutcome[] sites) => string.Create(sites.Length, sites, static (span, src) =>
@@ -106,6 +136,12 @@ public sealed class StepTelemetry
         {
             state.LastShadowErrors.CopyTo(ShadowErrors[step]);
             ShadowBlocksErrors[step] = state.LastShadowBlocksError;
+        }
+
+        if (TokenCounts is not null && Tokens is not null)
+        {
+            state.LastTokenCounts.CopyTo(TokenCounts[step]);
+            state.LastTokens.CopyTo(Tokens[step]);
         }
     }
 }
@@ -188,7 +224,8 @@ public sealed class DiffusionPipeline
         int guided = request.GuidedChannels ?? c.InChannels;
         DitRunState state = _model.CreateState(batch);
         state.Shadow = request.Shadow;
-        var telemetry = new StepTelemetry(steps, FeatureSite.PerBlock * c.Depth, request.Shadow);
+        state.RecordTokens = request.RecordTokens;
+        var telemetry = new StepTelemetry(steps, FeatureSite.PerBlock * c.Depth, request.Shadow, request.RecordTokens ? batch : 0, c.Tokens);
         ICachePolicy policy = build(new CacheRunInfo(steps, diffusion.SamplingTimesteps, batch, c.Tokens, c.Hidden, c.Depth,
             _calibration, request.Sampler, useCfg ? request.CfgScale : 1.0));
         INoiseSource noiseSource = stepNoise ?? new GaussianNoise(request.Seed);

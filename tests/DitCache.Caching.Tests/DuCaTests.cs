@@ -31,6 +31,22 @@ public class DuCaTests
         Assert.Equal(new ToCaOptions(3, Decision: TokenDecision.Step).FullSteps(50), new DuCaOptions(3, Decision: TokenDecision.Step).FullSteps(50));
     }
 
+    [Fact]
+    public void RatioZeroKeepsTheCycleAtNAndItsAggressiveSteps()
+    {
+        // The force scheduler's fresh_ratio == 0 branch (C = N at every full step, no forced 2), with DuCa's cal_type on
+        // top: full at n = 0 and where i mod 3 = 0, aggressive where i mod 3 = 2, ToCa (no fresh token) where it is 1.
+        // By hand for i = 49, 48, …: F (first), F (48), A (47), T (46), F (45), A, T, F, …; both readings agree.
+        foreach (TokenDecision decision in new[] { TokenDecision.Block, TokenDecision.Step })
+        {
+            TokenwiseSchedule types = new DuCaOptions(3, 0, Decision: decision).StepTypes(50);
+            Assert.Equal("FFATFATFAT", types.Letters()[..10]);
+            Assert.Equal(new ForaOptions(3).FullSteps(50), types.FullSteps());
+            Assert.Equal(16, types.Rest.Count(t => t == TokenStep.Aggressive));
+            Assert.Equal(types.Block0, types.Rest);
+        }
+    }
+
     [Theory]
     [InlineData(50, 3, Ddim50Threshold3Block)]
     [InlineData(50, 4, "FFTATATaTFATATFATATaTFTATFTATFTATFTFTFTFTaTFATFATF")]
@@ -162,5 +178,7 @@ public class DuCaTests
         ICacheOptions options = CacheRegistry.Parse("duca:n=4,ratio=0.1,sched=ddpm250,w=0.3,bonus=0.6");
         Assert.Equal(options, CacheRegistry.Parse(options.Spec));
         Assert.Equal("duca", options.Name);
+        Assert.Equal(new DuCaOptions(3, 0.05, Score: TokenScoreKind.KvNorm), CacheRegistry.Parse("duca:score=kv-norm"));
+        Assert.EndsWith(",score=kv-norm", CacheRegistry.Parse("duca:score=kv-norm").Spec);
     }
 }

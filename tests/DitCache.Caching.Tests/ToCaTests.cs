@@ -286,6 +286,51 @@ public class ToCaTests
     }
 
     [Fact]
+    public void KvNormScoreIsTheNormalisedHeadSumOfOneMinusTheValueNorm()
+    {
+        // One row, 2 heads, 3 tokens. Σ_h (1 − ‖v‖): token 0: (1 − 0.5) + (1 − 0.5) = 1, token 1: 0 + (1 − 3) = −2,
+        // token 2: 1 + 1 = 2 (zero values); L2 norm √(1 + 4 + 4) = 3, so the score is (1/3, −2/3, 2/3).
+        float[] norms = [0.5f, 1f, 0f, 0.5f, 3f, 0f];
+        var score = new double[3];
+        TokenScore.KvNormRows(norms, 2, 3, score);
+        Assert.Equal([1.0 / 3, -2.0 / 3, 2.0 / 3], score, (a, b) => Math.Abs(a - b) < 1e-15);
+
+        // All-zero sums stay 0 (eps 1e-12), not NaN: 2 heads of norm 1.
+        TokenScore.KvNormRows([1f, 1f, 1f, 1f, 1f, 1f], 2, 3, score);
+        Assert.Equal([0.0, 0.0, 0.0], score);
+    }
+
+    /// <summary>
+    /// score=kv-norm asks for value norms (not attention scores) on full steps only, and ranks by them: the token whose
+    /// values are smallest (largest 1 − ‖v‖) is picked first, in every row on its own.
+    /// </summary>
+    [Fact]
+    public void KvNormScoreRanksByTheValueNormsOfTheFullStep()
+    {
+        const int tokens = 4, rows = 2, heads = 2;
+        var run = new CacheRunInfo(50, Enumerable.Range(0, 50).Select(n => 999f - (n * 20f)).ToArray(), rows, tokens, 1, 1);
+        var options = new ToCaOptions(3, 0.25, TokenRatioSchedule.Constant, StaleWeight: 0, Bonus: 0, Score: TokenScoreKind.KvNorm);
+        Assert.Equal(options, CacheRegistry.Parse("toca:n=3,ratio=0.25,sched=constant,w=0,bonus=0,score=kv-norm"));
+        ICachePolicy policy = options.Build(run);
+        var buffer = new float[rows * tokens];
+        policy.BeginStep(0, 999);
+        Assert.False(policy.WantsAttentionScores(0));
+        Assert.True(policy.WantsValueNorms(0));
+        // (B, H, T): row 0's smallest norms sum at token 2, row 1's at token 1.
+        float[] norms = [2f, 2f, 0.1f, 2f, 2f, 2f, 0.1f, 2f, /* row 1 */ 2f, 0.1f, 2f, 2f, 2f, 0.1f, 2f, 2f];
+        policy.RecordValueNorms(0, norms);
+        policy.Record(new FeatureSite(0, Site.Attn), buffer);
+        policy.Record(new FeatureSite(0, Site.Mlp), buffer);
+        policy.BeginStep(1, 979);
+        Assert.False(policy.WantsValueNorms(0));                               // a ToCa step: no attention runs
+        var picked = new int[rows * tokens];
+        Assert.Equal(1, policy.SelectTokens(new FeatureSite(0, Site.Mlp), buffer, picked));
+        Assert.Equal([2, 1], picked[..2]);
+        Assert.Throws<ArgumentException>(() => policy.RecordValueNorms(0, new float[(rows * tokens * heads) + 1]));
+        Assert.False(new ToCaOptions(3, 0, Score: TokenScoreKind.KvNorm).Build(run).WantsValueNorms(0));   // ratio 0: nothing to score
+    }
+
+    [Fact]
     public void EarlyPartialStepsOfDdim50SelectNoTokens()
     {
         // n = 1 (i = 48): step factor 3 − 3.84 < 0, so k = 0 while the attention is still reused.

@@ -85,6 +85,82 @@ public class SampleCommandTests
         Assert.Equal(65536, root.GetProperty("cache_bytes").GetInt64());  // 2 blocks x 2 sites x (4 rows x 16 tokens x 64) floats
     }
 
+    /// <summary>
+    /// <c>--report-tokens</c> lists, per step and block, the tokens a token-wise cache recomputed in every row of the CFG
+    /// batch. The run is the token-wise fixture's (tools/reference/make_tokenwise_fixtures.py: its noise, classes 3 and
+    /// 7, DDIM 50, CFG 1.5 on all channels, the managed GEMM as the parity test), so the report must list exactly the
+    /// reference's picks: k and the indices in order, for every partial MLP, mixed steps included, and nothing else.
+    /// </summary>
+    [Theory]
+    [InlineData("toca:n=3,ratio=0.07", "toca_n3_ratio0p07")]
+    [InlineData("duca:n=3,ratio=0.05,score=kv-norm", "duca_n3_ratio0p05_scorekv-norm")]
+    public void ReportTokensListsTheReferencePicks(string spec, string prefix)
+    {
+        IReadOnlyDictionary<string, Tensor> golden = SafeTensors.Load(CliRunner.Data("dit", "tiny_dit_tokenwise_golden.safetensors")).Tensors;
+        string dir = CliRunner.TempDir();
+        string noise = Path.Combine(dir, "noise.safetensors"), report = Path.Combine(dir, "report.json");
+        SafeTensors.Save(noise, new Dictionary<string, Tensor> { ["noise"] = golden["noise"] });
+        var (code, _, err) = CliRunner.Run("sample", "--model", CliRunner.TinyDit, "--classes", "3,7", "--steps", "50",
+            "--cfg", "1.5", "--cache", spec, "--noise", noise, "--report", report, "--report-tokens", "--gemm", "managed",
+            "--threads", "2", "--quiet");
+        Assert.True(code == 0, err);
+
+        const int depth = 2, rows = 4, tokens = 16;
+        float[] fresh = golden[$"{prefix}.fresh"].Data;                         // (50, depth), −1 where not partial
+        float[] picked = golden[$"{prefix}.tokens"].Data;                       // (50, depth, rows, tokens), −1 padded
+        using JsonDocument doc = JsonDocument.Parse(File.ReadAllBytes(report));
+        JsonElement root = doc.RootElement;
+        Assert.True(root.GetProperty("tokens_recorded").GetBoolean());
+        Assert.StartsWith("the CFG batch", root.GetProperty("token_rows").GetString());
+        JsonElement[] steps = root.GetProperty("steps").EnumerateArray().ToArray();
+        Assert.Equal(50, steps.Length);
+        int lists = 0;
+        for (int n = 0; n < steps.Length; n++)
+        {
+            int[] expectedBlocks = Enumerable.Range(0, depth).Where(l => fresh[(n * depth) + l] >= 0).ToArray();
+            JsonElement[] entries = steps[n].GetProperty("tokens").EnumerateArray().ToArray();
+            Assert.Equal(expectedBlocks, entries.Select(e => e.GetProperty("block").GetInt32()));
+            foreach (JsonElement e in entries)
+            {
+                int l = e.GetProperty("block").GetInt32(), k = e.GetProperty("k").GetInt32();
+                Assert.Equal((int)fresh[(n * depth) + l], k);
+                JsonElement[] perRow = e.GetProperty("rows").EnumerateArray().ToArray();
+                Assert.Equal(rows, perRow.Length);
+                for (int b = 0; b < rows; b++)
+                {
+                    int at = (((n * depth) + l) * rows + b) * tokens;
+                    Assert.Equal(picked.AsSpan(at, k).ToArray().Select(v => (int)v), perRow[b].EnumerateArray().Select(v => v.GetInt32()));
+                    lists++;
+                }
+            }
+        }
+
+        Assert.True(lists > 100, $"only {lists} row lists compared");
+    }
+
+    [Fact]
+    public void ReportTokensWithoutReportIsAUsageError()
+    {
+        var (code, _, err) = CliRunner.Run("sample", "--model", CliRunner.TinyDit, "--report-tokens", "--quiet");
+        Assert.Equal(2, code);
+        Assert.Contains("--report-tokens", err);
+        Assert.Contains("--report FILE", err);
+    }
+
+    [Fact]
+    public void ReportWithoutTokensCarriesNoTokenLists()
+    {
+        string dir = CliRunner.TempDir();
+        string report = Path.Combine(dir, "report.json");
+        var (code, _, err) = CliRunner.Run("sample", "--model", CliRunner.TinyDit, "--classes", "3", "--steps", "6",
+            "--cache", "toca:n=3,ratio=0.5,sched=constant", "--report", report, "--threads", "1", "--quiet");
+        Assert.True(code == 0, err);
+        using JsonDocument doc = JsonDocument.Parse(File.ReadAllBytes(report));
+        Assert.False(doc.RootElement.GetProperty("tokens_recorded").GetBoolean());
+        Assert.Contains(doc.RootElement.GetProperty("steps").EnumerateArray(), s => s.GetProperty("sites").GetString()!.Contains('P'));
+        Assert.All(doc.RootElement.GetProperty("steps").EnumerateArray(), s => Assert.False(s.TryGetProperty("tokens", out _)));
+    }
+
     [Fact]
     public void LatentModelRefusesPngBeforeRunning()
     {

@@ -57,6 +57,7 @@ public class AllocationTests
         { "spectrum", "ddim", "managed" },
         { "toca", "ddim", "managed" },
         { "duca", "ddim", "managed" },
+        { "toca:score=kv-norm", "ddim", "managed" },
         { "teacache:l=0.25", "ddim", "managed" },
         { "smoothcache:alpha=0.1", "ddim", "managed" },
         { "magcache", "ddim", "managed" },
@@ -76,9 +77,15 @@ public class AllocationTests
     [OpenBlasFact]
     public void Sampling_step_allocates_nothing_with_openblas() => Sampling_step_allocates_nothing("none", "ddim", "openblas");
 
+    /// <summary>The token record of <c>--report-tokens</c> is allocated before the loop and only copied into after.</summary>
+    [Fact]
+    public void Sampling_step_allocates_nothing_while_recording_tokens() => AssertNoStepAllocates("toca", "ddim", "managed", recordTokens: true);
+
     [Theory]
     [MemberData(nameof(Runs))]
-    public void Sampling_step_allocates_nothing(string cache, string sampler, string gemm)
+    public void Sampling_step_allocates_nothing(string cache, string sampler, string gemm) => AssertNoStepAllocates(cache, sampler, gemm, recordTokens: false);
+
+    private void AssertNoStepAllocates(string cache, string sampler, string gemm, bool recordTokens)
     {
         var pipeline = new DiffusionPipeline(new DitModel(s_weights.Value, GemmFactory.Create(gemm, 2), 2), Calibration());
         long[] thread = new long[Steps + 1];
@@ -92,13 +99,13 @@ public class AllocationTests
         };
 
         // CFG batch [cond; uncond] of two classes: 4 rows of 16 tokens, 4 heads.
-        var request = new SampleRequest([3, 7], Steps, sampler, CfgScale: 1.5f, Seed: 0);
+        var request = new SampleRequest([3, 7], Steps, sampler, CfgScale: 1.5f, Seed: 0, RecordTokens: recordTokens);
         probe(0, Steps);
         SampleResult result = pipeline.Run(request, CacheRegistry.Parse(cache), progress: probe);
 
         long[] PerStep(long[] counter) => Enumerable.Range(Warmup + 1, Steps - Warmup).Select(n => counter[n] - counter[n - 1]).ToArray();
         long[] threadPerStep = PerStep(thread), workersPerStep = PerStep(workers), totalPerStep = PerStep(total);
-        _output.WriteLine($"{cache} {sampler} {gemm}: warm-up (steps 1..{Warmup}) loop thread {thread[Warmup] - thread[0]} B, " +
+        _output.WriteLine($"{cache} {sampler} {gemm}{(recordTokens ? " recording tokens" : "")}: warm-up (steps 1..{Warmup}) loop thread {thread[Warmup] - thread[0]} B, " +
             $"pool workers {workers[Warmup] - workers[0]} B, process {total[Warmup] - total[0]} B; after warm-up, per step: " +
             $"loop thread [{string.Join(", ", threadPerStep)}], pool workers [{string.Join(", ", workersPerStep)}], " +
             $"process [{string.Join(", ", totalPerStep)}]; pool threads {WorkerPool.ThreadCount}");
@@ -113,6 +120,11 @@ public class AllocationTests
         if (cache != "none")
         {
             Assert.Contains(result.Steps.Skip(Warmup), s => !s.Computed);      // the cached path ran after warm-up
+        }
+
+        if (recordTokens)
+        {
+            Assert.Contains(result.Telemetry.TokenCounts!.Skip(Warmup), counts => counts.Any(k => k > 0)); // tokens were recorded after warm-up
         }
     }
 }

@@ -16,7 +16,8 @@ namespace DitCache.Sampling.Tests;
 /// on all channels, classes [3, 7], the fixture's noise, on the tiny random DiT (2 blocks, 16 tokens). Each spec runs
 /// with the step type decided per step (<c>schedule=step</c>) and per block (<c>schedule=block</c>, the default and
 /// the official code: mixed steps, block 0 full and block 1 ToCa or aggressive, at n = 4 and 17 for N = 3 and at
-/// n = 7, 19, 41 for N = 4). The step types, the type every block ran as (from the per-site telemetry), the
+/// n = 7, 19, 41 for N = 4); the <c>kv-norm</c> score and the <c>ratio=0</c> branch of both methods are rows of the
+/// same fixture. The step types, the type every block ran as (from the per-site telemetry), the
 /// fresh-token count of every partial MLP and the selected token indices of every image row must match exactly; the
 /// FLOPs block by block; the final sample and the caching effect to measured bounds. Fixture and key naming:
 /// tests/TestData/README.md.
@@ -62,6 +63,10 @@ public class TokenwiseParityTests
         ("toca:n=3,ratio=0.07", 2.5e-3),                                        // schedule=block: measured 5.7e-4 (default ISA)
         ("duca:n=3,ratio=0.05", 3.5e-4),                                        // 7.9e-5
         ("toca:n=4,ratio=0.2,sched=ddpm250,w=0.5", 3e-3),                       // 6.1e-4
+        ("toca:n=3,ratio=0.07,score=kv-norm", 2.5e-3),                          // value-norm score: 4.9e-4 .. 5.4e-4
+        ("duca:n=3,ratio=0.05,score=kv-norm", 3.5e-4),                          // 7.8e-5 .. 7.9e-5
+        ("toca:n=3,ratio=0", 3.5e-3),                                           // ratio 0, FORA's cycle, no fresh token: 8.0e-4 .. 9.1e-4
+        ("duca:n=3,ratio=0", 3e-4),                                             // ratio 0, FORA's full steps, aggressive kept: 6.4e-5 .. 6.7e-5
     ];
 
     public static TheoryData<string, double> Specs => ParityFixture.Rows(s_specs);
@@ -177,6 +182,7 @@ public class TokenwiseParityTests
     [InlineData("duca:n=3,ratio=0.05")]
     [InlineData("duca:n=3,ratio=0.05,schedule=step")]
     [InlineData("toca:n=3,ratio=0.07,score=random")]
+    [InlineData("duca:n=3,ratio=0.05,score=kv-norm")]
     public void RunsOneAfterAnotherMatchFreshRunsAndShadowChangesNothing(string spec)
     {
         ICacheOptions options = CacheRegistry.Parse(spec);
@@ -256,6 +262,10 @@ public class TokenwiseParityTests
         public bool WantsAttentionScores(int block) => inner.WantsAttentionScores(block);
 
         public void RecordAttentionScores(int block, ReadOnlySpan<float> received) => inner.RecordAttentionScores(block, received);
+
+        public bool WantsValueNorms(int block) => inner.WantsValueNorms(block);
+
+        public void RecordValueNorms(int block, ReadOnlySpan<float> norms) => inner.RecordValueNorms(block, norms);
 
         public void ObserveModulatedInput(ReadOnlySpan<float> modulated) => inner.ObserveModulatedInput(modulated);
     }

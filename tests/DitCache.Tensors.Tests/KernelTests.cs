@@ -453,6 +453,60 @@ public class KernelTests
     }
 
     [Fact]
+    public void ValueNorms_matches_reference()
+    {
+        foreach (int batch in new[] { 1, 2 })
+        {
+            foreach (int heads in new[] { 1, 3, 16 })
+            {
+                foreach (int headDim in new[] { 1, 7, 8, 72 })
+                {
+                    foreach (int tokens in new[] { 0, 1, 5, 65 })
+                    {
+                        int length = batch * tokens * 3 * heads * headDim, count = batch * heads * tokens;
+                        float[] qkv = TestUtil.Random(length, length + heads, 2f);
+                        float[] expected = new float[count];
+                        Reference.ValueNorms(qkv, expected, batch, tokens, heads, headDim);
+                        float[] norms = TestUtil.Guarded(count);
+                        norms.AsSpan(0, count).Fill(float.NaN);                           // stale values must not leak in
+                        Kernels.ValueNorms(qkv, norms.AsSpan(0, count), batch, tokens, heads, headDim);
+                        // A float32 sum of headDim non-negative squares (relative error below headDim·ε) under a square
+                        // root, which halves it; the 2ε covers the squaring and the root's rounding.
+                        TestUtil.AssertClose(expected, norms, count, (headDim + 2) * Eps, 0,
+                            $"value norms b={batch} h={heads} d={headDim} t={tokens}");
+                        TestUtil.AssertCanaries(norms, count);
+                    }
+                }
+            }
+        }
+    }
+
+    [Fact]
+    public void ValueNorms_reads_the_value_third_of_each_row()
+    {
+        // (1 batch, 2 tokens, 2 heads of 2): q and k hold large values that must not count; v rows are (3, 4), (0, 1),
+        // (6, 8), (2, 0) whose norms are 5, 1, 10, 2, written (heads, tokens).
+        float[] qkv =
+        [
+            100, 100, 100, 100, -100, -100, -100, -100, 3, 4, 0, 1,
+            100, 100, 100, 100, -100, -100, -100, -100, 6, 8, 2, 0,
+        ];
+        float[] norms = new float[4];
+        Kernels.ValueNorms(qkv, norms, 1, 2, 2, 2);
+        Assert.Equal([5f, 10f, 1f, 2f], norms);
+    }
+
+    [Fact]
+    public void ValueNorms_checks_its_spans()
+    {
+        float[] qkv = new float[2 * 5 * 3 * 6];
+        Assert.Throws<ArgumentException>(() => Kernels.ValueNorms(qkv.AsSpan(1), new float[30], 2, 5, 3, 2));
+        Assert.Throws<ArgumentException>(() => Kernels.ValueNorms(qkv, new float[29], 2, 5, 3, 2));
+        Assert.Throws<ArgumentException>(() => Kernels.ValueNorms(qkv, qkv.AsSpan(0, 30), 2, 5, 3, 2));
+        Assert.Throws<ArgumentOutOfRangeException>(() => Kernels.ValueNorms(qkv, new float[30], 2, 5, 0, 2));
+    }
+
+    [Fact]
     public void AttentionReceived_checks_its_spans()
     {
         float[] p = new float[2 * 3 * 5 * 5];

@@ -23,8 +23,9 @@ through one cached forward (one decision for both halves; every image row scored
 
 Readings (the C# docs give the same list; docs/methods.md leaves these open):
   * Step type (5.2, 5.3): i = S-1-n. The first step is full (checked against N); every full step sets
-    C = round_half_even(N / (1 + 0.4 - 0.8 i/S)), or 2 for i in [int(0.2S), int(0.4S)). Later: full when i % C == 0;
-    otherwise ToCa; DuCa makes it aggressive when i % C is even.
+    C = round_half_even(N / (1 + 0.4 - 0.8 i/S)), or 2 for i in [int(0.2S), int(0.4S)); with ratio 0, C = N
+    (step weight 0, no forced 2; ToCa and DuCa alike). Later: full when i % C == 0; otherwise ToCa; DuCa makes it
+    aggressive when i % C is even.
     schedule=step decides this once per step, before block 0. schedule=block (the default, the official code)
     decides it in every block against the C of the moment: block 0 of a full step already sets the new C, and
     blocks 1 .. depth-1 decide with it, so they may run a ToCa (DuCa: also aggressive) step while block 0 ran in
@@ -34,7 +35,8 @@ Readings (the C# docs give the same list; docs/methods.md leaves these open):
     factor divides by depth-1 where the official DiT-XL code has 27 (so it spans the same range on the 2-block
     model). Float64.
   * Score per image row, float64: s1 = received / ||received||_2 (received[k] = sum_q mean_h softmax[q, k] of the
-    block's last full step), + w * stale / N, then in each 2x2 cell of the 4x4 token grid the best token (lowest
+    block's last full step), or with score=kv-norm s1 = u / ||u||_2 with u[k] = sum_h (1 - ||v[h, k, :]||_2) from
+    the value vectors of that attention (||v|| in float32 as torch.norm, the rest float64), + w * stale / N, then in each 2x2 cell of the 4x4 token grid the best token (lowest
     index on ties) gains bonus * its score. Top-k by score, lower index first on ties.
   * Staleness: per block and image row; a full step zeroes it; a ToCa step adds 1 to every token, then zeroes the
     fresh ones. Aggressive steps leave it alone.
@@ -60,11 +62,15 @@ SPECS = [
     "toca:n=3,ratio=0.07",                          # schedule=block: mixed steps at n = 4, 17
     "duca:n=3,ratio=0.05",                          # mixed ToCa at n = 4, mixed aggressive at n = 17
     "toca:n=4,ratio=0.2,sched=ddpm250,w=0.5",       # mixed at n = 7, 19, 41
+    "toca:n=3,ratio=0.07,score=kv-norm",            # the value-norm score
+    "duca:n=3,ratio=0.05,score=kv-norm",
+    "toca:n=3,ratio=0",                             # ratio 0: cycle fixed at N, no fresh token (FORA)
+    "duca:n=3,ratio=0",                             # ratio 0: FORA's full steps, aggressive steps kept
 ]
 
 DEFAULTS = {
-    "toca": {"n": 3, "ratio": 0.07, "sched": "ddim50", "w": 0.25, "bonus": 0.6, "schedule": "block"},
-    "duca": {"n": 3, "ratio": 0.05, "sched": "ddim50", "w": 0.25, "bonus": 0.8, "schedule": "block"},
+    "toca": {"n": 3, "ratio": 0.07, "sched": "ddim50", "w": 0.25, "bonus": 0.6, "schedule": "block", "score": "attention"},
+    "duca": {"n": 3, "ratio": 0.05, "sched": "ddim50", "w": 0.25, "bonus": 0.8, "schedule": "block", "score": "attention"},
 }
 
 
@@ -73,20 +79,22 @@ def parse(spec):
     knobs = dict(DEFAULTS[name])
     for part in filter(None, rest.split(",")):
         key, value = part.split("=")
-        knobs[key] = value if key in ("sched", "schedule") else (int(value) if key == "n" else float(value))
+        knobs[key] = value if key in ("sched", "schedule", "score") else (int(value) if key == "n" else float(value))
     return name, knobs
 
 
 # ----------------------------------------------------------------------------------------------------------
 # Schedule and ratio (docs/methods.md §5.2 / 5.3)
 
-def new_cycle(threshold, i, steps):
+def new_cycle(threshold, i, steps, ratio):
+    if ratio == 0:
+        return threshold                                                 # fresh ratio 0: step weight 0, no forced 2
     if int(0.2 * steps) <= i < int(0.4 * steps):
         return 2
     return int(round(threshold / (1 + 0.4 - 0.8 * i / steps)))          # Python round: half to even
 
 
-def block_types(steps, threshold, dual, per_block):
+def block_types(steps, threshold, dual, per_block, ratio=0.07):
     """Per ordinal n, the type of every block position as (block 0, blocks 1 ..): 'F' full, 'T' ToCa, 'A' aggressive."""
     def kind(n, i, cycle):
         if n == 0 or i % cycle == 0:
@@ -99,7 +107,7 @@ def block_types(steps, threshold, dual, per_block):
         i = steps - 1 - n
         first = kind(n, i, cycle)
         if first == "F":
-            cycle = new_cycle(threshold, i, steps)
+            cycle = new_cycle(threshold, i, steps, ratio)
         out.append((first, kind(n, i, cycle) if per_block else first))
     return out
 
@@ -146,7 +154,8 @@ def select(s1_row, stale_row, knobs, k, side):
 # The model pieces a token-wise step needs
 
 def attention_with_received(attn, h):
-    """Same math as dit_model.Attention, with the probabilities kept: returns (out (B,T,D), received (B,T))."""
+    """Same math as dit_model.Attention, with the probabilities kept: returns (out (B,T,D), received (B,T),
+    value norms (B,H,T))."""
     b, t, d = h.shape
     heads = attn.heads
     qkv = attn.qkv(h).reshape(b, t, 3, heads, d // heads).permute(2, 0, 3, 1, 4)
@@ -154,13 +163,14 @@ def attention_with_received(attn, h):
     p = ((q * (d // heads) ** -0.5) @ k.transpose(-2, -1)).softmax(dim=-1)  # (B, H, T, T)
     out = (p @ v).transpose(1, 2).reshape(b, t, d)
     received = p.mean(dim=1).sum(dim=1)                                 # (B, T): sum over queries of the head mean
-    return attn.proj(out), received
+    return attn.proj(out), received, v.norm(dim=-1)
 
 
 class TokenCache:
     def __init__(self, spec, steps, depth, rows, tokens):
         self.name, self.knobs = parse(spec)
-        pairs = block_types(steps, self.knobs["n"], self.name == "duca", self.knobs["schedule"] == "block")
+        pairs = block_types(steps, self.knobs["n"], self.name == "duca", self.knobs["schedule"] == "block",
+                            self.knobs["ratio"])
         self.blocks = [[a] + [b] * (depth - 1) for a, b in pairs]           # [n][l]
         self.letters = letters(pairs)
         self.steps, self.depth, self.rows, self.tokens = steps, depth, rows, tokens
@@ -182,9 +192,12 @@ def cached_forward(model, x, t, y, cache, n):
             break
         shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = block.adaLN_modulation(c).chunk(6, dim=1)
         if kind == "F":
-            a, received = attention_with_received(block.attn, modulate(block.norm1(x), shift_msa, scale_msa))
+            a, received, vnorm = attention_with_received(block.attn, modulate(block.norm1(x), shift_msa, scale_msa))
             cache.attn[l] = a
-            cache.s1[l] = F.normalize(received.double(), p=2, dim=1).tolist()
+            if cache.knobs["score"] == "kv-norm":
+                cache.s1[l] = F.normalize((1.0 - vnorm.double()).sum(dim=1), p=2, dim=1).tolist()
+            else:
+                cache.s1[l] = F.normalize(received.double(), p=2, dim=1).tolist()
             x = x + gate_msa.unsqueeze(1) * a
             m = block.mlp(modulate(block.norm2(x), shift_mlp, scale_mlp))
             cache.mlp[l] = m.clone()
@@ -246,6 +259,11 @@ def self_checks():
     assert letters(block_types(50, 3, True, True))[17] == "a"
     # The 2x2 bonus and the tie-breaks on a uniform row: each cell's first token wins.
     assert select([0.25] * 16, [0] * 16, {"w": 0.25, "n": 3, "bonus": 0.6}, 6, 4) == [0, 2, 8, 10, 1, 3]
+    # ratio 0: FORA's cycle (full where i % N == 0), in both readings; DuCa keeps aggressive steps at even i % N.
+    fora = "".join("F" if n == 0 or (49 - n) % 3 == 0 else "T" for n in range(50))
+    assert letters(block_types(50, 3, False, True, 0.0)) == fora == letters(block_types(50, 3, False, False, 0.0))
+    duca0 = letters(block_types(50, 3, True, True, 0.0))
+    assert duca0.replace("A", "T") == fora and duca0.count("A") == 16, duca0
 
 
 def main():

@@ -16,7 +16,7 @@ namespace DitCache.Caching;
 /// <param name="StaleWeight">λ3 (knob <c>w</c>, official <c>soft_fresh_weight</c>, default 0.25).</param>
 /// <param name="Bonus">Knob <c>bonus</c> (default 0.8, hard-coded in DuCa's <c>cache_cutfresh.py</c>): the s4 bonus.</param>
 /// <param name="Decision">Knob <c>schedule</c>: <c>block</c> (default, the official code decides in every block: block 0 of a full step may reset the cycle and leave blocks 1 … depth−1 a ToCa or an aggressive step) or <c>step</c> (once per step); see <see cref="TokenwiseSchedule"/>.</param>
-/// <param name="Score">Knob <c>score</c>: <c>attention</c> (default) or <c>random</c>, as ToCa's (<see cref="TokenScoreKind"/>).</param>
+/// <param name="Score">Knob <c>score</c>: <c>attention</c> (default), <c>random</c> or <c>kv-norm</c>, as ToCa's (<see cref="TokenScoreKind"/>).</param>
 public sealed record DuCaOptions(int Threshold = 3, double Ratio = 0.05, TokenRatioSchedule Schedule = TokenRatioSchedule.Ddim50,
     double StaleWeight = 0.25, double Bonus = 0.8, TokenDecision Decision = TokenDecision.Block, TokenScoreKind Score = TokenScoreKind.Attention) : ICacheOptions
 {
@@ -27,7 +27,7 @@ public sealed record DuCaOptions(int Threshold = 3, double Ratio = 0.05, TokenRa
     public string Spec => FormattableString.Invariant(
         $"duca:n={Threshold},ratio={Ratio},sched={ToCaOptions.ScheduleName(Schedule)},w={StaleWeight},bonus={Bonus},schedule={ToCaOptions.DecisionName(Decision)},score={ToCaOptions.ScoreName(Score)}");
 
-    /// <summary>Parses <c>duca:n=N,ratio=r,sched=ddim50|ddpm250|constant,w=λ3,bonus=b,schedule=block|step,score=attention|random</c>; unknown knobs are errors.</summary>
+    /// <summary>Parses <c>duca:n=N,ratio=r,sched=ddim50|ddpm250|constant,w=λ3,bonus=b,schedule=block|step,score=attention|random|kv-norm</c>; unknown knobs are errors.</summary>
     public static DuCaOptions FromSpec(CacheSpec spec)
     {
         var options = new DuCaOptions(spec.GetInt("n", 3), spec.GetDouble("ratio", 0.05),
@@ -41,7 +41,12 @@ public sealed record DuCaOptions(int Threshold = 3, double Ratio = 0.05, TokenRa
     public void Validate() => TokenwiseChecks.Validate(Name, Threshold, Ratio, StaleWeight, Bonus);
 
     /// <summary>The step types (full, partial (ToCa) or aggressive) of block 0 and of blocks 1 … depth−1 for every sampling ordinal.</summary>
-    public TokenwiseSchedule StepTypes(int steps) => TokenwiseSchedule.Create(steps, Threshold, aggressive: true, Decision);
+    /// <remarks>
+    /// With <c>ratio=0</c> the cycle is fixed at N (the <c>fresh_ratio == 0</c> branch of the force scheduler DuCa
+    /// shares with ToCa): the full steps are FORA's, the steps with <c>i mod N</c> odd reuse every module (no fresh
+    /// token) and those with <c>i mod N</c> even are still aggressive.
+    /// </remarks>
+    public TokenwiseSchedule StepTypes(int steps) => TokenwiseSchedule.Create(steps, Threshold, aggressive: true, Decision, fixedCycle: Ratio == 0);
 
     /// <summary>Which sampling ordinals run every block (a mixed step, full in block 0 only, is not one).</summary>
     public bool[] FullSteps(int steps) => StepTypes(steps).FullSteps();

@@ -17,7 +17,7 @@ namespace DitCache.Caching;
 /// <param name="StaleWeight">λ3 (knob <c>w</c>, official <c>soft_fresh_weight</c>, default 0.25): weight of the staleness score s3 = stale steps / N.</param>
 /// <param name="Bonus">Knob <c>bonus</c> (default 0.6, hard-coded in the official <c>cache_cutfresh.py</c>): the s4 bonus of the best token per 2×2 cell, as a fraction of its score.</param>
 /// <param name="Decision">Knob <c>schedule</c>: <c>block</c> (default, the official code: the step type decided in every block, so block 0 of a full step may reset the cycle and leave blocks 1 … depth−1 a ToCa step) or <c>step</c> (decided once per step, the papers' reading); see <see cref="TokenwiseSchedule"/>.</param>
-/// <param name="Score">Knob <c>score</c> (official <c>cache_type</c>): <c>attention</c> (default, s1) or <c>random</c> (uniform in [0, 1) per token instead of s1, the same for both halves of a CFG batch; s3 and s4 still added).</param>
+/// <param name="Score">Knob <c>score</c> (official <c>cache_type</c>): <c>attention</c> (default, s1), <c>random</c> (uniform in [0, 1) per token instead of s1, the same for both halves of a CFG batch) or <c>kv-norm</c> (from the value norms of the full step's attention); s3 and s4 are added to each.</param>
 public sealed record ToCaOptions(int Threshold = 3, double Ratio = 0.07, TokenRatioSchedule Schedule = TokenRatioSchedule.Ddim50,
     double StaleWeight = 0.25, double Bonus = 0.6, TokenDecision Decision = TokenDecision.Block, TokenScoreKind Score = TokenScoreKind.Attention) : ICacheOptions
 {
@@ -28,7 +28,7 @@ public sealed record ToCaOptions(int Threshold = 3, double Ratio = 0.07, TokenRa
     public string Spec => FormattableString.Invariant(
         $"toca:n={Threshold},ratio={Ratio},sched={ScheduleName(Schedule)},w={StaleWeight},bonus={Bonus},schedule={DecisionName(Decision)},score={ScoreName(Score)}");
 
-    /// <summary>Parses <c>toca:n=N,ratio=r,sched=ddim50|ddpm250|constant,w=λ3,bonus=b,schedule=block|step,score=attention|random</c>; unknown knobs are errors.</summary>
+    /// <summary>Parses <c>toca:n=N,ratio=r,sched=ddim50|ddpm250|constant,w=λ3,bonus=b,schedule=block|step,score=attention|random|kv-norm</c>; unknown knobs are errors.</summary>
     public static ToCaOptions FromSpec(CacheSpec spec)
     {
         var options = new ToCaOptions(spec.GetInt("n", 3), spec.GetDouble("ratio", 0.07),
@@ -56,10 +56,19 @@ public sealed record ToCaOptions(int Threshold = 3, double Ratio = 0.07, TokenRa
         return new ToCa(StepTypes(run.Steps), new TokenwiseSettings(Threshold, Ratio, Schedule, StaleWeight, Bonus, Score), run);
     }
 
-    internal static string ScoreName(TokenScoreKind score) => score == TokenScoreKind.Random ? "random" : "attention";
+    internal static string ScoreName(TokenScoreKind score) => score switch
+    {
+        TokenScoreKind.Random => "random",
+        TokenScoreKind.KvNorm => "kv-norm",
+        _ => "attention",
+    };
 
-    internal static TokenScoreKind ParseScore(CacheSpec spec) =>
-        spec.GetChoice("score", "attention", "attention", "random") == "random" ? TokenScoreKind.Random : TokenScoreKind.Attention;
+    internal static TokenScoreKind ParseScore(CacheSpec spec) => spec.GetChoice("score", "attention", "attention", "random", "kv-norm") switch
+    {
+        "random" => TokenScoreKind.Random,
+        "kv-norm" => TokenScoreKind.KvNorm,
+        _ => TokenScoreKind.Attention,
+    };
 
     internal static string DecisionName(TokenDecision decision) => decision == TokenDecision.Step ? "step" : "block";
 
@@ -93,6 +102,13 @@ public enum TokenScoreKind
     /// not torch's: the same distribution, not the same draws.
     /// </summary>
     Random,
+
+    /// <summary>
+    /// The official <c>kv-norm</c> (<c>kv_norm_score</c>, "V-caching" in the DuCa paper): per image row
+    /// <c>Σ_h (1 − ‖v[h, t]‖₂)</c>, L2-normalised over the tokens, from the value vectors of the block's last full
+    /// step. Needs no attention map, so the full steps keep the fused attention.
+    /// </summary>
+    KvNorm,
 }
 
 /// <summary>Where ToCa and DuCa decide the step type (knob <c>schedule</c>).</summary>
@@ -237,7 +253,7 @@ public sealed class ToCa : ICachePolicy
     private readonly int _length;           // B·T·D
     private readonly float[][] _store;      // [site] (B, T, D): A_l and M_l, M_l refreshed token by token
     private readonly bool[] _has;           // [site] whether _store holds a value of this run
-    private readonly double[][] _s1;        // [block] (B, T): L2-normalised received attention of the last full step
+    private readonly double[][] _s1;        // [block] (B, T): the base score of the last full step (s1 or kv-norm)
     private readonly int[][] _stale;        // [block] (B, T): steps since each MLP token was last computed
     private readonly float[]? _stack;       // (B, T, D): the last block's output, for aggressive steps
     private bool _hasStack;
@@ -357,6 +373,22 @@ public sealed class ToCa : ICachePolicy
     /// <inheritdoc/>
     public bool WantsAttentionScores(int block) =>
         TypeOf(block) == TokenStep.Full && _settings.Ratio > 0 && _settings.Score == TokenScoreKind.Attention;
+
+    /// <inheritdoc/>
+    public bool WantsValueNorms(int block) =>
+        TypeOf(block) == TokenStep.Full && _settings.Ratio > 0 && _settings.Score == TokenScoreKind.KvNorm;
+
+    /// <inheritdoc/>
+    public void RecordValueNorms(int block, ReadOnlySpan<float> norms)
+    {
+        int rowTokens = _rows * _tokens;
+        if ((uint)block >= (uint)_depth || norms.Length == 0 || norms.Length % rowTokens != 0)
+        {
+            throw new ArgumentException($"value norms of block {block} have {norms.Length} floats; this run has {_depth} blocks of (B, H, T) with B·T = {rowTokens}", nameof(norms));
+        }
+
+        TokenScore.KvNormRows(norms, norms.Length / rowTokens, _tokens, _s1[block]);
+    }
 
     /// <inheritdoc/>
     public void RecordAttentionScores(int block, ReadOnlySpan<float> received)

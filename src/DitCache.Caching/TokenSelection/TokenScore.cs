@@ -137,6 +137,42 @@ public static class TokenScore
     }
 
     /// <summary>
+    /// The <c>kv-norm</c> base score (official <c>kv_norm_score</c>): per image row,
+    /// <c>s[t] = Σ_h (1 − ‖v[h, t]‖₂)</c> over the heads, L2-normalised over the tokens of the row
+    /// (<c>F.normalize(..., p=2)</c>, eps 1e-12). <paramref name="norms"/> is (B, H, T), <paramref name="destination"/>
+    /// (B, T); float64 from the float32 norms.
+    /// </summary>
+    public static void KvNormRows(ReadOnlySpan<float> norms, int heads, int tokens, Span<double> destination)
+    {
+        int rows = norms.Length / (heads * tokens);
+        for (int row = 0; row < rows; row++)
+        {
+            Span<double> s = destination.Slice(row * tokens, tokens);
+            s.Clear();
+            for (int h = 0; h < heads; h++)
+            {
+                ReadOnlySpan<float> n = norms.Slice(((row * heads) + h) * tokens, tokens);
+                for (int t = 0; t < tokens; t++)
+                {
+                    s[t] += 1.0 - n[t];
+                }
+            }
+
+            double sum = 0;
+            for (int t = 0; t < tokens; t++)
+            {
+                sum += s[t] * s[t];
+            }
+
+            double norm = Math.Max(Math.Sqrt(sum), 1e-12);
+            for (int t = 0; t < tokens; t++)
+            {
+                s[t] /= norm;
+            }
+        }
+    }
+
+    /// <summary>
     /// The score of one image row, into <paramref name="score"/> (T): s1 plus the staleness term
     /// <c>weight · stale / threshold</c> (s3), then the spatial bonus (s4): in each 2×2 cell of the
     /// <paramref name="side"/>×<paramref name="side"/> token grid the highest-scoring token (the lowest index among

@@ -1,3 +1,4 @@
+using System;
 using System.IO;
 using System.Text.Json;
 using DitCache.Models;
@@ -11,7 +12,9 @@ namespace DitCache.Evaluation.Reports;
 /// including the CFG batch, and the wall clock of the sampling loop. Each step carries <c>sites</c>, one letter per
 /// cache site in block order (attention then MLP of block 0, then block 1, ...): C computed, F forecast, S skipped
 /// with the whole block stack. A <c>--shadow</c> run adds per step the relative L2 error of every forecast site
-/// (<c>shadow_rel_l2</c>, null where computed) and of a forecast block stack (<c>shadow_blocks_rel_l2</c>).
+/// (<c>shadow_rel_l2</c>, null where computed) and of a forecast block stack (<c>shadow_blocks_rel_l2</c>). A run that
+/// recorded tokens (<c>--report-tokens</c>) adds per step <c>tokens</c>: for every block whose MLP was recomputed on
+/// some tokens, the block, k and the k token indices of every batch row (<c>token_rows</c> says which rows).
 /// </summary>
 public static class RunReport
 {
@@ -53,10 +56,18 @@ public static class RunReport
             json.WriteNumber("flops_speedup", result.Flops > 0 ? result.FullFlops / result.Flops : 0);
             json.WriteNumber("seconds", result.Seconds);
             json.WriteNumber("cache_bytes", result.CacheBytes);
-            json.WriteNumber("computed_steps", System.Array.FindAll(result.Steps, s => s.Computed).Length);
+            json.WriteNumber("computed_steps", Array.FindAll(result.Steps, s => s.Computed).Length);
             json.WriteString("site_order", "per block: attn, mlp; C computed, F forecast, P computed on some tokens (ToCa, DuCa), S skipped with the block stack");
             StepTelemetry telemetry = result.Telemetry;
             json.WriteBoolean("shadow", telemetry.ShadowErrors is not null);
+            json.WriteBoolean("tokens_recorded", telemetry.Tokens is not null);
+            if (telemetry.Tokens is not null)
+            {
+                json.WriteString("token_rows", telemetry.TokenRows == request.Classes.Length
+                    ? "one per image, in --classes order; tokens row-major on the patch grid, highest score first"
+                    : "the CFG batch: one cond row per image in --classes order, then one uncond row per image; each row picks its own tokens; tokens row-major on the patch grid, highest score first");
+            }
+
             json.WriteStartArray("steps");
             foreach (StepRecord s in result.Steps)
             {
@@ -84,6 +95,11 @@ public static class RunReport
                     WriteNumberOrNull(json, blocks[s.N]);
                 }
 
+                if (telemetry.TokenCounts is { } counts && telemetry.Tokens is { } tokens)
+                {
+                    WriteTokens(json, counts[s.N], tokens[s.N], telemetry.TokenRows);
+                }
+
                 json.WriteEndObject();
             }
 
@@ -92,6 +108,41 @@ public static class RunReport
         }
 
         return stream.ToArray();
+    }
+
+    /// <summary>The step's <c>tokens</c>: [{block, k, rows: [[k indices] per batch row]}] over the blocks whose MLP was partial.</summary>
+    private static void WriteTokens(Utf8JsonWriter json, int[] counts, int[] tokens, int rows)
+    {
+        int perBlock = tokens.Length / counts.Length;
+        json.WriteStartArray("tokens");
+        for (int l = 0; l < counts.Length; l++)
+        {
+            int k = counts[l];
+            if (k < 0)
+            {
+                continue;
+            }
+
+            json.WriteStartObject();
+            json.WriteNumber("block", l);
+            json.WriteNumber("k", k);
+            json.WriteStartArray("rows");
+            for (int b = 0; b < rows; b++)
+            {
+                json.WriteStartArray();
+                foreach (int t in tokens.AsSpan((l * perBlock) + (b * k), k))
+                {
+                    json.WriteNumberValue(t);
+                }
+
+                json.WriteEndArray();
+            }
+
+            json.WriteEndArray();
+            json.WriteEndObject();
+        }
+
+        json.WriteEndArray();
     }
 
     private static void WriteNumberOrNull(Utf8JsonWriter json, double value)

@@ -248,8 +248,8 @@ public sealed class DitModel
     /// <summary>
     /// One cache site: the module output of <paramref name="site"/> for the current s.X and s.Mod into s.Feature
     /// (B, T, D). A token-wise cache (MLP sites only) may write its stale output and pick tokens to recompute; else the
-    /// cache may forecast the output; else the module runs, reporting attention scores if the cache asks, and the
-    /// cache records it. With shadow diagnostics a forecast is measured against the module's true output.
+    /// cache may forecast the output; else the module runs, reporting attention scores or value norms if the cache
+    /// asks, and the cache records it. With shadow diagnostics a forecast is measured against the module's true output.
     /// </summary>
     private void RunSite(FeatureSite site, DitRunState s, ICachePolicy cache)
     {
@@ -267,24 +267,30 @@ public sealed class DitModel
 
             PartialMlp(bw, s, fresh);                                                                                  // (B, k, D) into (B, T, D)
             cache.Record(site, s.Feature);                                                                             // cache: record
-            s.Stats.Partial(site, flops * fresh / t);
+            s.Stats.Partial(site, flops * fresh / t, s.TokenIndex.AsSpan(0, b * fresh), fresh);
         }
         else if (cache.TryForecast(site, s.Feature))                                                                   // cache: module forecast
         {
             s.Stats.Forecast(site);
             if (s.ShadowBuffers is { } shadow)
             {
-                Module(site, bw, s, shadow.Feature, scores: false);                                                    // diagnostics: the true output
+                Module(site, bw, s, shadow.Feature, scores: false, norms: false);                                      // diagnostics: the true output
                 s.Stats.ShadowErrors[site.Index] = RelativeError.L2(s.Feature, shadow.Feature);
             }
         }
         else
         {
             bool scores = site.Site == Site.Attn && cache.WantsAttentionScores(site.Block);
-            Module(site, bw, s, s.Feature, scores);                                                                    // (B, T, D)
+            bool norms = site.Site == Site.Attn && cache.WantsValueNorms(site.Block);
+            Module(site, bw, s, s.Feature, scores, norms);                                                             // (B, T, D)
             if (scores)
             {
                 cache.RecordAttentionScores(site.Block, s.AttnReceived);                                               // cache: attention scores
+            }
+
+            if (norms)
+            {
+                cache.RecordValueNorms(site.Block, s.ValueNorms);                                                      // cache: value norms
             }
 
             cache.Record(site, s.Feature);                                                                             // cache: record
@@ -293,11 +299,11 @@ public sealed class DitModel
     }
 
     /// <summary>The module of <paramref name="site"/> in full into <paramref name="dst"/> (B, T, D).</summary>
-    private void Module(FeatureSite site, DitBlockWeights bw, DitRunState s, Span<float> dst, bool scores)
+    private void Module(FeatureSite site, DitBlockWeights bw, DitRunState s, Span<float> dst, bool scores, bool norms)
     {
         if (site.Site == Site.Attn)
         {
-            Attention(bw, s, dst, scores);
+            Attention(bw, s, dst, scores, norms);
         }
         else
         {
@@ -308,14 +314,20 @@ public sealed class DitModel
     /// <summary>
     /// attn(modulate(norm1(x), shift_msa, scale_msa)) up to attn.proj, into <paramref name="dst"/> (B, T, D). With
     /// <paramref name="scores"/> the softmax is explicit, one image at a time, and also leaves the attention each
-    /// token received, Σ_q mean_h P[q, k], in s.AttnReceived (B, T), for token-wise caches (ToCa, DuCa).
+    /// token received, Σ_q mean_h P[q, k], in s.AttnReceived (B, T), for token-wise caches (ToCa, DuCa). With
+    /// <paramref name="norms"/> every head's value norm ‖v‖₂ is left in s.ValueNorms (B, H, T) (their kv-norm score).
     /// </summary>
-    private void Attention(DitBlockWeights bw, DitRunState s, Span<float> dst, bool scores)
+    private void Attention(DitBlockWeights bw, DitRunState s, Span<float> dst, bool scores, bool norms)
     {
         DitConfig c = Config;
         int b = s.Batch, t = c.Tokens, d = c.Hidden, rows = b * t, stride = 6 * d, heads = c.Heads;
         Kernels.LayerNormModulate(s.X, s.H, s.Mod, stride, (int)Mod.ShiftMsa * d, (int)Mod.ScaleMsa * d, b, t, d);     // (B, T, D)
         Kernels.Linear(_gemm, s.H, bw.Qkv.W, bw.Qkv.B, s.Qkv, rows, d, 3 * d);                                         // (B, T, 3D)
+        if (norms)
+        {
+            Kernels.ValueNorms(s.Qkv, s.ValueNorms, b, t, heads, c.HeadDim);                                           // (B, H, T)
+        }
+
         if (!scores)
         {
             Kernels.Attention(s.Qkv, s.AttnCore, b, t, heads, c.HeadDim, s.AttnScratch, _threads);                     // (B, T, D)

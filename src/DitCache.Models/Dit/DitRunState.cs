@@ -28,6 +28,7 @@ public sealed class DitRunState
         TokenIndex = new int[b * t];
         AttnProbabilities = new float[config.Heads * t * t];
         AttnReceived = new float[b * t];
+        ValueNorms = new float[b * config.Heads * t];
         Qkv = new float[b * t * 3 * d];
         AttnCore = new float[b * t * d];
         MlpHidden = new float[b * t * config.MlpHidden];
@@ -111,6 +112,9 @@ public sealed class DitRunState
 
     /// <summary>Attention received per token, Σ_q mean_h P[q, k] (B, T).</summary>
     internal float[] AttnReceived { get; }
+
+    /// <summary>L2 norm of every head's value vector, ‖v[b, h, t, :]‖₂ (B, H, T).</summary>
+    internal float[] ValueNorms { get; }
 
     /// <summary>Attention projections [q | k | v] (B, T, 3D).</summary>
     internal float[] Qkv { get; }
@@ -229,6 +233,26 @@ public sealed class DitRunState
 
     /// <summary>With <see cref="Shadow"/>: relative L2 error of the output of the last range of blocks the cache skipped in the last forward (the whole stack for Spectrum, TeaCache, MagCache); NaN when every block ran.</summary>
     public double LastShadowBlocksError => Stats.ShadowBlocksError;
+
+    /// <summary>
+    /// Reports only: when set, every forward keeps the tokens each partial MLP recomputed (token-wise caches), read
+    /// through <see cref="LastTokenCounts"/> and <see cref="LastTokens"/>. Setting it allocates depth + depth·B·T ints
+    /// once; off, nothing is kept.
+    /// </summary>
+    public bool RecordTokens
+    {
+        get => Stats.TokenCounts is not null;
+        set => Stats.RecordTokens(value, Batch, Config.Tokens);
+    }
+
+    /// <summary>With <see cref="RecordTokens"/>: per block, tokens per batch row its MLP recomputed in the last forward; −1 where it was not partial (depth). Empty when off.</summary>
+    public ReadOnlySpan<int> LastTokenCounts => Stats.TokenCounts;
+
+    /// <summary>
+    /// With <see cref="RecordTokens"/> (depth, B, T): per block l whose count k ≥ 0, entries [l·B·T + b·k, … + k) are
+    /// the tokens batch row b recomputed, in the order the cache picked them. Empty when off.
+    /// </summary>
+    public ReadOnlySpan<int> LastTokens => Stats.Tokens;
 
     /// <summary>The shadow-diagnostics buffers, or null when <see cref="Shadow"/> is off.</summary>
     internal ShadowBuffers? ShadowBuffers { get; private set; }

@@ -285,6 +285,29 @@ internal static class Reference
         }
     }
 
+    /// <summary>norms[b, h, t] = ‖v[b, t, h, :]‖₂, v the last third of each qkv row, in double.</summary>
+    public static void ValueNorms(ReadOnlySpan<float> qkv, Span<float> norms, int batch, int tokens, int heads, int headDim)
+    {
+        int d = heads * headDim;
+        for (int b = 0; b < batch; b++)
+        {
+            for (int h = 0; h < heads; h++)
+            {
+                for (int t = 0; t < tokens; t++)
+                {
+                    double sum = 0;
+                    for (int j = 0; j < headDim; j++)
+                    {
+                        double v = qkv[(((b * tokens) + t) * 3 * d) + (2 * d) + (h * headDim) + j];
+                        sum += v * v;
+                    }
+
+                    norms[(((b * heads) + h) * tokens) + t] = (float)Math.Sqrt(sum);
+                }
+            }
+        }
+    }
+
     /// <summary>LayerNorm (no affine, biased variance) then modulate, per (batch, token) row, in double.</summary>
     public static void LayerNormModulate(ReadOnlySpan<float> x, Span<float> y, ReadOnlySpan<float> mod, int modStride,
         int shiftOffset, int scaleOffset, int batch, int tokens, int dim, float eps)
