@@ -105,7 +105,7 @@ internal static class BenchCommand
         TensorFile modelFile = o.Model is null ? DefaultModel.Load() : Checkpoint.Load(o.Model);
         DitWeights weights = DitWeights.FromFile(modelFile);
         DitConfig config = weights.Config;
-        int[] classes = o.Classes is null ? QualitySettings.AllClasses(config.NumClasses) : SampleCommand.ParseClasses(o.Classes);
+        int[] classes = o.Classes is null ? QualitySettings.AllClasses(config.NumClasses) : SampleCommand.ParseClasses(o.Classes, config.NumClasses);
         int bad = Array.FindIndex(classes, y => y >= config.NumClasses);
         if (bad >= 0)
         {
