@@ -46,6 +46,17 @@ public class DiffusersAndClassNameTests
     }
 
     [Fact]
+    public void BenchReadsTheFolder()
+    {
+        string dir = Path.Combine(CliRunner.TempDir(), "bench");
+        var (code, output, err) = CliRunner.Run("bench", "--model", Folder, "--cache", "fora:n=2", "--classes", "3", "--samples", "2",
+            "--steps", "2", "--shadow-images", "0", "--threads", "1", "--out", dir);
+        Assert.True(code == 0, err);
+        Assert.Contains("no quality model scores 8x8x4 images of 10 classes", output, StringComparison.Ordinal);
+        Assert.Contains(Folder, File.ReadAllText(Path.Combine(dir, "results.json")), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void FolderErrorsAreOneLineWithExitCodes()
     {
         var (code, _, err) = CliRunner.Run("sample", "--model", CliRunner.TempDir(), "--quiet");

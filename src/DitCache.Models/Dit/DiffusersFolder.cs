@@ -119,6 +119,10 @@ public sealed record DiffusersFolder(string Root, string ConfigPath, IReadOnlyLi
         return DitWeights.FromFile(DiffusersDit.ToOfficialNames(LoadTensors(), config));
     }
 
+    /// <summary>The weights under facebookresearch/DiT names with metadata num_heads and input_size from the config.</summary>
+    /// <exception cref="DitCacheException">Any file is malformed, or the config and the weights disagree.</exception>
+    public TensorFile LoadOfficialTensors() => DiffusersDit.ToOfficialNames(LoadTensors(), ReadConfig());
+
     /// <summary>The weight files' tensors under their diffusers names, shards merged.</summary>
     public TensorFile LoadTensors()
     {
