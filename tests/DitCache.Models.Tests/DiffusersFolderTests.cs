@@ -5,6 +5,7 @@ using System.Linq;
 using System.Text.Json.Nodes;
 using DitCache.Tensors;
 using DitCache.Tensors.IO;
+using DitCache.Tests;
 using Xunit;
 
 namespace DitCache.Models.Tests;
@@ -125,6 +126,26 @@ public sealed class DiffusersFolderTests : IDisposable
         Assert.Null(DiffusersFolder.Open(FolderOf("tiny-dit")).VaeFolder);       // the fixture has no vae/
         // Opened at transformer/, the pipeline's vae/ is still found through model_index.json.
         Assert.Equal(Path.Combine(folder, "vae"), DiffusersFolder.Open(Path.Combine(folder, "transformer")).VaeFolder);
+    }
+
+    [LinuxFact]
+    public void HubCacheSnapshotOfSymbolicLinksLoads()
+    {
+        // huggingface_hub's cache: snapshots/<revision>/ holds symbolic links into blobs/.
+        string blobs = Path.Combine(_temp, "models--facebook--DiT-tiny", "blobs");
+        string snapshot = Path.Combine(_temp, "models--facebook--DiT-tiny", "snapshots", "0123abcd");
+        Directory.CreateDirectory(blobs);
+        string source = FolderOf("tiny-dit");
+        foreach (string file in Directory.EnumerateFiles(source, "*", SearchOption.AllDirectories))
+        {
+            string blob = Path.Combine(blobs, Path.GetRelativePath(source, file).Replace('/', '_'));
+            File.Copy(file, blob);
+            string link = Path.Combine(snapshot, Path.GetRelativePath(source, file));
+            Directory.CreateDirectory(Path.GetDirectoryName(link)!);
+            File.CreateSymbolicLink(link, blob);
+        }
+
+        AssertSameWeights(OfficialRegenerated(), DiffusersFolder.Open(snapshot).LoadWeights());
     }
 
     [Fact]
