@@ -188,12 +188,15 @@ def main():
         official = model(x, t, y)
         ours = diffusers_forward(converted, x, t, y, shift=0, mlp_eps=1e-6)
         port = diffusers_forward(converted, x, t, y, shift=1, mlp_eps=1e-5)
+        shift_only = diffusers_forward(converted, x, t, y, shift=1, mlp_eps=1e-6)
+        eps_only = diffusers_forward(converted, x, t, y, shift=0, mlp_eps=1e-5)
     scale = official.abs().max().item()
     err = (ours - official).abs().max().item() / scale
     assert err < 1e-6, f"renamed weights under the official math differ from the official forward: {err:.3g}"
     print(f"renaming checked: max |diffusers-named official math - official| / max|official| = {err:.3g}")
-    print(f"diffusers' own math (freq shift 1, MLP LayerNorm eps 1e-5) vs official: "
-          f"{(port - official).abs().max().item() / scale:.3g} relative max")
+    for what, out in (("diffusers' own math (freq shift 1, MLP LayerNorm eps 1e-5)", port),
+                      ("frequency shift alone", shift_only), ("MLP LayerNorm eps 1e-5 alone", eps_only)):
+        print(f"{what} vs official: {(out - official).abs().max().item() / scale:.3g} relative max")
 
     write_folder(os.path.join(OUT_DIR, "tiny-dit"), converted, bin_format=False)
     write_folder(os.path.join(OUT_DIR, "tiny-dit-bin"), to_diffusers(sd, DEPTH, share=True), bin_format=True)
