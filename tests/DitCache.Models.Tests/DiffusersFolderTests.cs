@@ -229,6 +229,13 @@ public sealed class DiffusersFolderTests : IDisposable
         Assert.Contains($"'{Key}' differs from 'transformer_blocks.0.norm1.emb.timestep_embedder.linear_2.bias'", e.Message, StringComparison.Ordinal);
 
         tensors = file.Tensors.ToDictionary(kv => kv.Key, kv => kv.Value);
+        float[] nan = [.. tensors["transformer_blocks.1.attn1.to_k.weight"].Data];
+        nan[(2 * 64) + 5] = float.NaN;
+        tensors["transformer_blocks.1.attn1.to_k.weight"] = new Tensor(nan, 64, 64);
+        var nonFinite = Assert.Throws<DitCacheException>(() => DitWeights.FromFile(DiffusersDit.ToOfficialNames(file with { Tensors = tensors }, folder.ReadConfig())));
+        Assert.Contains("(diffusers names read as facebookresearch/DiT's, docs/models/dit-xl2.md): tensor 'blocks.1.attn.qkv.weight' holds NaN at [66, 5]", nonFinite.Message, StringComparison.Ordinal);
+
+        tensors = file.Tensors.ToDictionary(kv => kv.Key, kv => kv.Value);
         tensors["transformer_blocks.0.norm2.weight"] = Tensor.Zeros(64);
         var extra = Assert.Throws<DitCacheException>(() => DiffusersDit.ToOfficialNames(file with { Tensors = tensors }, folder.ReadConfig()));
         Assert.Contains("unexpected tensor(s) transformer_blocks.0.norm2.weight", extra.Message, StringComparison.Ordinal);

@@ -280,7 +280,8 @@ public static class DiffusersDit
             ["num_heads"] = config.Heads.ToString(CultureInfo.InvariantCulture),
             ["input_size"] = config.SampleSize.ToString(CultureInfo.InvariantCulture),
         };
-        return new TensorFile(file.Source, output, metadata, dtypes);
+        // Later messages (DitWeights: non-finite values) name the official key, so the source says the names were mapped.
+        return new TensorFile($"{file.Source} (diffusers names read as facebookresearch/DiT's, docs/models/dit-xl2.md)", output, metadata, dtypes);
     }
 
     /// <summary>attn.qkv from to_q, to_k, to_v: rows [q | k | v], each [D] or [D, D].</summary>
