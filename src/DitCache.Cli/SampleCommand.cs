@@ -106,6 +106,7 @@ internal static class SampleCommand
             throw Usage($"--columns {cols} is invalid; give 1 or more");
         }
 
+        _ = ParseClasses(o.Classes, ImageNetClasses.Count);          // ids and names checked before a long model load
         ICacheOptions cacheOptions = CacheRegistry.Parse(o.Cache);
         CheckOutputPath(o.Out, "--out");
         CheckOutputPath(o.SaveTensor, "--save-tensor");

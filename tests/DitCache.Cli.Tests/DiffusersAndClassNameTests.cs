@@ -89,6 +89,18 @@ public class DiffusersAndClassNameTests
     }
 
     [Fact]
+    public void UnknownNamesFailBeforeTheModelLoads()
+    {
+        // The model path does not exist: the --classes error comes first.
+        var (code, _, err) = CliRunner.Run("sample", "--model", Path.Combine(CliRunner.TempDir(), "absent.pt"), "--classes", "goldne retriever", "--quiet");
+        Assert.Equal(2, code);
+        Assert.Contains("'goldne retriever' is no ImageNet class name", err, StringComparison.Ordinal);
+        (code, _, err) = CliRunner.Run("sample", "--model", CliRunner.TinyDit, "--classes", "3,tabby", "--quiet");
+        Assert.Equal(2, code);
+        Assert.Contains("class names apply to 1000-class ImageNet models only", err, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void SampleResolvesNamesThroughTheModelsClassCount()
     {
         string dir = CliRunner.TempDir();
