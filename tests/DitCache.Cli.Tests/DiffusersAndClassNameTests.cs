@@ -79,7 +79,7 @@ public class DiffusersAndClassNameTests
     public void NamesAreRefusedWithHelp()
     {
         var unknown = Assert.Throws<DitCacheException>(() => SampleCommand.ParseClasses("golden retreiver", 1000));
-        Assert.StartsWith("--classes: 'golden retreiver' is no ImageNet class name; closest: 'golden retriever' (207)", unknown.Message, StringComparison.Ordinal);
+        Assert.StartsWith("--classes: 'golden retreiver' is neither a class id nor an ImageNet class name (names serve 1000-class models); closest names: 'golden retriever' (207)", unknown.Message, StringComparison.Ordinal);
         Assert.Equal(2, unknown.ExitCode);
         var ambiguous = Assert.Throws<DitCacheException>(() => SampleCommand.ParseClasses("Crane", 1000));
         Assert.Equal("--classes: 'Crane' names 2 ImageNet classes: 134 (crane), 517 (crane); give the class id instead", ambiguous.Message);
@@ -94,7 +94,7 @@ public class DiffusersAndClassNameTests
         // The model path does not exist: the --classes error comes first.
         var (code, _, err) = CliRunner.Run("sample", "--model", Path.Combine(CliRunner.TempDir(), "absent.pt"), "--classes", "goldne retriever", "--quiet");
         Assert.Equal(2, code);
-        Assert.Contains("'goldne retriever' is no ImageNet class name", err, StringComparison.Ordinal);
+        Assert.Contains("'goldne retriever' is neither a class id nor an ImageNet class name", err, StringComparison.Ordinal);
         (code, _, err) = CliRunner.Run("sample", "--model", CliRunner.TinyDit, "--classes", "3,tabby", "--quiet");
         Assert.Equal(2, code);
         Assert.Contains("class names apply to 1000-class ImageNet models only", err, StringComparison.Ordinal);

@@ -54,7 +54,7 @@ public static class ImageNetClasses
 
         string closest = string.Join(", ", Closest(wanted, 3).Select(m => $"'{m.Name}' ({m.Id})"));
         throw new DitCacheException(
-            $"{flag}: '{wanted}' is no ImageNet class name; closest: {closest} (names are matched whole, any one synonym, case-insensitive; the list is src/DitCache.Evaluation/Assets/imagenet-classes.txt, line = id + 1)", exitCode: 2);
+            $"{flag}: '{wanted}' is neither a class id nor an ImageNet class name (names serve 1000-class models); closest names: {closest} (matched whole, any one synonym, case-insensitive; the list is src/DitCache.Evaluation/Assets/imagenet-classes.txt, line = id + 1)", exitCode: 2);
     }
 
     /// <summary>"207 (golden retriever)": the id and the first synonym.</summary>
