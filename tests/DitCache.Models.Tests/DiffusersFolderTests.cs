@@ -146,6 +146,9 @@ public sealed class DiffusersFolderTests : IDisposable
         }
 
         AssertSameWeights(OfficialRegenerated(), DiffusersFolder.Open(snapshot).LoadWeights());
+        var e = Assert.Throws<DitCacheException>(() => DiffusersFolder.Open(Path.Combine(_temp, "models--facebook--DiT-tiny")));
+        Assert.Contains("a Hugging Face cache entry", e.Message, StringComparison.Ordinal);
+        Assert.Contains(Path.Combine("snapshots", "<revision>"), e.Message, StringComparison.Ordinal);
     }
 
     [Fact]

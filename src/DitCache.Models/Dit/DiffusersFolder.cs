@@ -52,6 +52,11 @@ public sealed record DiffusersFolder(string Root, string ConfigPath, IReadOnlyLi
             string? parent = Path.GetDirectoryName(Path.GetFullPath(root));
             pipeline = parent is not null && File.Exists(Path.Combine(parent, "model_index.json")) ? parent : null;
         }
+        else if (Directory.Exists(Path.Combine(root, "snapshots")))
+        {
+            throw new DitCacheException(
+                $"{path}: this is a Hugging Face cache entry, not a pipeline folder; give its snapshot, {Path.Combine(root, "snapshots", "<revision>")}", exitCode: 2);
+        }
         else
         {
             throw new DitCacheException(
