@@ -104,10 +104,11 @@ internal static class BenchCommand
         IGemm gemm = GemmFlags.Create(o.Gemm, o.Deterministic, o.Threads);
 
         // 2. Model; the classes and the sample count follow from it.
-        TensorFile modelFile = o.Model is null ? DefaultModel.Load() : Checkpoint.Load(o.Model);
+        TensorFile modelFile = o.Model is null ? DefaultModel.Load()
+            : Directory.Exists(o.Model) ? DiffusersFolder.Open(o.Model).LoadOfficialTensors() : Checkpoint.Load(o.Model);
         DitWeights weights = DitWeights.FromFile(modelFile);
         DitConfig config = weights.Config;
-        int[] classes = o.Classes is null ? QualitySettings.AllClasses(config.NumClasses) : SampleCommand.ParseClasses(o.Classes);
+        int[] classes = o.Classes is null ? QualitySettings.AllClasses(config.NumClasses) : SampleCommand.ParseClasses(o.Classes, config.NumClasses);
         int bad = Array.FindIndex(classes, y => y >= config.NumClasses);
         if (bad >= 0)
         {

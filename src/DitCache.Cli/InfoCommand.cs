@@ -19,7 +19,7 @@ internal static class InfoCommand
 {
     public static Command Create(TextWriter stdout)
     {
-        var model = new Option<string?>("--model") { Description = "DiT checkpoint (.safetensors or PyTorch .pt); default: the embedded Fashion-MNIST model" };
+        var model = new Option<string?>("--model") { Description = "DiT checkpoint (.safetensors or PyTorch .pt) or diffusers folder (model_index.json, transformer/, vae/); default: the embedded Fashion-MNIST model" };
         var preset = new Option<string?>("--preset") { Description = "a DiT preset instead of a checkpoint, e.g. DiT-XL/2" };
         var imageSize = new Option<int>("--image-size") { Description = "image side in pixels for --preset (latent side = image/8)", DefaultValueFactory = _ => 256 }.Range(8, 8192, ", a multiple of 8");
         var heads = new Option<int?>("--heads") { Description = "attention heads when the checkpoint does not say and matches no preset" }.Range(1, 4096, ", dividing the hidden width");
@@ -55,6 +55,11 @@ internal static class InfoCommand
             }
 
             Print(stdout, config, source);
+            if (path is not null && Directory.Exists(path))
+            {
+                PrintDiffusers(stdout, DiffusersFolder.Open(path));
+            }
+
             if (parse.GetValue(cache) is { } spec)
             {
                 // Calibrated accelerators need the model's calibration to be built (a preset has none).
@@ -81,6 +86,15 @@ internal static class InfoCommand
         o.WriteLine($"classes:      {c.NumClasses} (+1 null class for guidance)");
         o.WriteLine(string.Create(inv, $"parameters:   {c.ParameterCount:N0}"));
         o.WriteLine(string.Create(inv, $"gflops:       {DitFlops.Forward(c, 1) / 1e9:0.00####} per image forward (blocks only, 2 FLOPs per multiply-add; docs/methods.md §9.1)"));
+    }
+
+    private static void PrintDiffusers(TextWriter o, DiffusersFolder folder)
+    {
+        DiffusersDitConfig t = folder.ReadConfig();
+        o.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"transformer:  {folder.ConfigPath} ({t.ClassName}: {t.Heads} heads x {t.HeadDim}, {t.Layers} layers, patch {t.PatchSize}, sample {t.SampleSize}, {t.InChannels} -> {t.OutChannels} channels, {t.Classes} classes)"));
+        o.WriteLine($"weights:      {string.Join(", ", folder.IndexPath is null ? folder.WeightFiles : [folder.IndexPath, .. folder.WeightFiles])}");
+        o.WriteLine($"vae:          {folder.VaeFolder ?? "none (no vae/ folder beside transformer/)"}");
     }
 
     private static void PrintCache(TextWriter o, DitConfig c, ICacheOptions options, int images, int steps, float cfg, CalibrationFile? calibration)

@@ -25,8 +25,8 @@ internal static class SampleCommand
 {
     public static Command Create(TextWriter stdout, TextWriter stderr, bool interactive)
     {
-        var model = new Option<string?>("--model") { Description = "DiT checkpoint (.safetensors or PyTorch .pt); default: the embedded Fashion-MNIST model" };
-        var classes = new Option<string>("--classes") { Description = "comma-separated class labels, one image each, e.g. 0,1,2,3", DefaultValueFactory = _ => "0,1,2,3" };
+        var model = new Option<string?>("--model") { Description = "DiT checkpoint (.safetensors or PyTorch .pt) or diffusers folder (model_index.json, transformer/, vae/); default: the embedded Fashion-MNIST model" };
+        var classes = new Option<string>("--classes") { Description = "comma-separated class ids, one image each, e.g. 0,1,2,3; for a 1000-class (ImageNet) model also names, e.g. 207,\"golden retriever\",tabby", DefaultValueFactory = _ => "0,1,2,3" };
         var steps = new Option<int>("--steps") { Description = "sampling steps (respaced from 1000)", DefaultValueFactory = _ => 50 }.Range(1, 1000);
         var sampler = new Option<string>("--sampler") { Description = SchedulerRegistry.Choices, DefaultValueFactory = _ => "ddim" };
         var cfg = new Option<float>("--cfg") { Description = "classifier-free guidance scale; 1 disables guidance", DefaultValueFactory = _ => DefaultCfg }.AtLeast(1f, "; very large scales can overflow, which is reported");
@@ -113,7 +113,7 @@ internal static class SampleCommand
             throw Usage($"--columns {cols} is invalid; give 1 or more");
         }
 
-        int[] labels = ParseClasses(o.Classes);
+        _ = ParseClasses(o.Classes, ImageNetClasses.Count);          // ids and names checked before a long model load
         ICacheOptions cacheOptions = CacheRegistry.Parse(o.Cache);
         CheckOutputPath(o.Out, "--out");
         CheckOutputPath(o.SaveTensor, "--save-tensor");
@@ -125,6 +125,7 @@ internal static class SampleCommand
         DitWeights weights = DefaultModel.LoadWeights(o.Model, o.Heads, o.InputSize);
         DitConfig c = weights.Config;
         string modelName = o.Model ?? "embedded:" + DefaultModel.ResourceName;
+        int[] labels = ParseClasses(o.Classes, c.NumClasses);
         int bad = Array.FindIndex(labels, y => y >= c.NumClasses);
         if (bad >= 0)
         {
@@ -219,16 +220,31 @@ internal static class SampleCommand
         return 0;
     }
 
-    internal static int[] ParseClasses(string text)
+    /// <summary>
+    /// Parses --classes: comma-separated class ids, and for a model of <see cref="ImageNetClasses.Count"/> classes also
+    /// ImageNet class names (any one synonym, case-insensitive, optionally in double quotes:
+    /// <c>207,"golden retriever",tabby</c>). Names hold no commas, so the comma always separates entries.
+    /// </summary>
+    internal static int[] ParseClasses(string text, int? numClasses = null)
     {
         string[] parts = text.Split(',', StringSplitOptions.TrimEntries);
         var labels = new int[parts.Length];
         for (int i = 0; i < parts.Length; i++)
         {
-            if (!int.TryParse(parts[i], NumberStyles.None, CultureInfo.InvariantCulture, out labels[i]))
+            string part = parts[i].Length >= 2 && parts[i][0] == '"' && parts[i][^1] == '"' ? parts[i][1..^1].Trim() : parts[i];
+            if (int.TryParse(part, NumberStyles.None, CultureInfo.InvariantCulture, out labels[i]))
             {
-                throw Usage($"--classes '{text}': '{parts[i]}' is not a class label; give comma-separated non-negative integers such as 0,1,2,3");
+                continue;
             }
+
+            if (numClasses == ImageNetClasses.Count && part.Length > 0 && !part.All(char.IsAsciiDigit))
+            {
+                labels[i] = ImageNetClasses.Resolve(part);
+                continue;
+            }
+
+            string names = numClasses == ImageNetClasses.Count ? "" : " (class names apply to 1000-class ImageNet models only)";
+            throw Usage($"--classes '{text}': '{parts[i]}' is not a class label; give comma-separated non-negative integers such as 0,1,2,3{names}");
         }
 
         return labels;

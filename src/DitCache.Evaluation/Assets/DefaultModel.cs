@@ -60,11 +60,16 @@ public static class DefaultModel
     }
 
     /// <summary>
-    /// Loads DiT weights from <paramref name="path"/> (safetensors or a PyTorch .pt state_dict), or the embedded
-    /// default model when <paramref name="path"/> is null.
+    /// Loads DiT weights from <paramref name="path"/> (safetensors or a PyTorch .pt state_dict, or a folder in the
+    /// diffusers layout, <see cref="DiffusersFolder"/>), or the embedded default model when <paramref name="path"/> is null.
     /// </summary>
     public static DitWeights LoadWeights(string? path, int? heads = null, int? inputSize = null)
     {
+        if (path is not null && Directory.Exists(path))
+        {
+            return DiffusersFolder.Open(path).LoadWeights(heads, inputSize);
+        }
+
         TensorFile file = path is null ? Load() : Checkpoint.Load(path);
         return DitWeights.FromFile(file, heads, inputSize);
     }
