@@ -13,16 +13,7 @@ internal static class CliApp
 {
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr, bool interactive)
     {
-        var root = new RootCommand("DitCache: Diffusion Transformer sampling with training-free feature caching.")
-        {
-            SampleCommand.Create(stdout, stderr, interactive),
-            EvaluateCommand.Create(stdout, stderr, interactive),
-            BenchCommand.Create(stdout, stderr, interactive),
-            CalibrateCommand.Create(stdout, stderr),
-            InfoCommand.Create(stdout),
-        };
-
-        StrictNumbers.Apply(root);
+        RootCommand root = Build(stdout, stderr, interactive);
         ParseResult parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)
         {
@@ -52,5 +43,21 @@ internal static class CliApp
             stderr.WriteLine($"ditcache: internal error: {e.GetType().Name}: {e.Message} (set DITCACHE_DEBUG=1 for a stack trace and please report it)");
             return 1;
         }
+    }
+
+    /// <summary>Every command with its flags, numbers parsed strictly (<see cref="StrictNumbers"/>).</summary>
+    internal static RootCommand Build(TextWriter stdout, TextWriter stderr, bool interactive)
+    {
+        var root = new RootCommand("DitCache: Diffusion Transformer sampling with training-free feature caching.")
+        {
+            SampleCommand.Create(stdout, stderr, interactive),
+            EvaluateCommand.Create(stdout, stderr, interactive),
+            BenchCommand.Create(stdout, stderr, interactive),
+            CalibrateCommand.Create(stdout, stderr),
+            InfoCommand.Create(stdout),
+        };
+
+        StrictNumbers.Apply(root);
+        return root;
     }
 }

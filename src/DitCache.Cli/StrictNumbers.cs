@@ -7,33 +7,39 @@ using System.Linq;
 namespace DitCache.Cli;
 
 /// <summary>
-/// Real-valued flags read as the invariant culture writes them: digits, one dot for decimals, an optional exponent.
-/// The default float parser accepts group separators, so <c>--cfg 1,5</c> would silently mean 15; here it is an
-/// error that names the flag and shows how to write the number. Applied to every float and double option of every
-/// command in one place.
+/// Numeric flags read as the invariant culture writes them: digits, one dot for decimals, an optional exponent (whole
+/// numbers: digits only). The default float parser accepts group separators, so <c>--cfg 1,5</c> would silently mean
+/// 15; here it is an error that names the flag and shows how to write the number. The value is then checked against
+/// the flag's declared range (<see cref="FlagRange"/>). Applied to every numeric option of every command in one place.
 /// </summary>
 internal static class StrictNumbers
 {
     private const NumberStyles Style = NumberStyles.AllowLeadingSign | NumberStyles.AllowDecimalPoint | NumberStyles.AllowExponent;
 
-    /// <summary>Gives every float/double option of <paramref name="command"/> and its subcommands the strict parser.</summary>
+    /// <summary>Gives every numeric option of <paramref name="command"/> and its subcommands the strict parser.</summary>
     public static void Apply(Command command)
     {
         foreach (Option option in command.Options)
         {
             switch (option)
             {
+                case Option<int> i:
+                    i.CustomParser = r => ParseInt(r, option);
+                    break;
+                case Option<int?> i:
+                    i.CustomParser = r => r.Tokens.Count == 0 ? null : ParseInt(r, option);
+                    break;
                 case Option<float> f:
-                    f.CustomParser = r => (float)Parse(r, option.Name, float.MinValue, float.MaxValue);
+                    f.CustomParser = r => (float)Parse(r, option, float.MaxValue);
                     break;
                 case Option<float?> f:
-                    f.CustomParser = r => r.Tokens.Count == 0 ? null : (float)Parse(r, option.Name, float.MinValue, float.MaxValue);
+                    f.CustomParser = r => r.Tokens.Count == 0 ? null : (float)Parse(r, option, float.MaxValue);
                     break;
                 case Option<double> d:
-                    d.CustomParser = r => Parse(r, option.Name, double.MinValue, double.MaxValue);
+                    d.CustomParser = r => Parse(r, option, double.MaxValue);
                     break;
                 case Option<double?> d:
-                    d.CustomParser = r => r.Tokens.Count == 0 ? null : Parse(r, option.Name, double.MinValue, double.MaxValue);
+                    d.CustomParser = r => r.Tokens.Count == 0 ? null : Parse(r, option, double.MaxValue);
                     break;
             }
         }
@@ -44,19 +50,51 @@ internal static class StrictNumbers
         }
     }
 
-    private static double Parse(ArgumentResult result, string name, double min, double max)
+    private static string Text(ArgumentResult result) =>
+        result.Tokens.Count == 1 ? result.Tokens[0].Value : string.Join(' ', result.Tokens.Select(t => t.Value));
+
+    private static int ParseInt(ArgumentResult result, Option option)
     {
-        string text = result.Tokens.Count == 1 ? result.Tokens[0].Value : string.Join(' ', result.Tokens.Select(t => t.Value));
-        if (result.Tokens.Count != 1 || !double.TryParse(text, Style, CultureInfo.InvariantCulture, out double value))
+        string text = Text(result);
+        if (result.Tokens.Count != 1 || !System.Numerics.BigInteger.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var big))
         {
-            result.AddError($"{name} '{text}' is not a number; write it like 1.5 or 1e-3 (a dot for decimals, no group separators)");
+            result.AddError($"{option.Name} '{text}' is not a whole number; write digits only, like 50");
             return 0;
         }
 
-        if (!double.IsFinite(value) || value < min || value > max)
+        if (big < int.MinValue || big > int.MaxValue)
         {
-            result.AddError($"{name} {text} is not a finite {(max == float.MaxValue ? "float" : "double")}; give a number such as 1.5");
+            result.AddError(FlagRange.Violation(option, option.Name, (double)big) ?? $"{option.Name} {text} is too large; give a number within ±2147483647");
             return 0;
+        }
+
+        return InRange(result, option, (int)big);
+    }
+
+    private static double Parse(ArgumentResult result, Option option, double max)
+    {
+        string text = Text(result);
+        if (result.Tokens.Count != 1 || !double.TryParse(text, Style, CultureInfo.InvariantCulture, out double value))
+        {
+            result.AddError($"{option.Name} '{text}' is not a number; write it like 1.5 or 1e-3 (a dot for decimals, no group separators)");
+            return 0;
+        }
+
+        if (!double.IsFinite(value) || value < -max || value > max)
+        {
+            result.AddError($"{option.Name} {text} is not a finite {(max == float.MaxValue ? "float" : "double")}; give a number such as 1.5");
+            return 0;
+        }
+
+        return InRange(result, option, value);
+    }
+
+    private static T InRange<T>(ArgumentResult result, Option option, T value)
+        where T : System.Numerics.INumber<T>
+    {
+        if (FlagRange.Violation(option, option.Name, double.CreateChecked(value)) is { } error)
+        {
+            result.AddError(error);
         }
 
         return value;

@@ -104,15 +104,78 @@ public class CalibrateCommandTests
         File.WriteAllText(Path.Combine(dir, "tiny.calibration.json"), "{\"magcache\": {\"gamma\": \"x\"}}");
         var (code, _, err) = CliRunner.Run("sample", "--model", model, "--classes", "3", "--steps", "4", "--cfg", "1.5", "--threads", "1", "--quiet");
         Assert.True(code == 0, err);
+        Assert.StartsWith("ditcache: warning: ", err, System.StringComparison.Ordinal);   // said, not silently ignored
+        Assert.Contains("'magcache.gamma'", err);
+        Assert.Contains("ignored: no accelerator of this run reads a calibration", err);
         (code, _, err) = CliRunner.Run("sample", "--model", model, "--classes", "3", "--steps", "4", "--cfg", "1.5", "--cache", "magcache",
             "--threads", "1", "--quiet");
         Assert.Equal(1, code);
         Assert.Contains("tiny.calibration.json", err);
         Assert.Contains("'magcache.gamma'", err);
         Assert.Contains("ditcache calibrate magcache", err);
-        (code, _, err) = CliRunner.Run("calibrate", "teacache", "--model", model, "--steps", "4", "--samples", "1", "--threads", "1");
+        (code, _, err) = CliRunner.Run("calibrate", "teacache", "--model", model, "--steps", "6", "--samples", "1", "--threads", "1");
         Assert.Equal(1, code);                                                          // never overwrite what it cannot read
         Assert.Contains("'magcache.gamma'", err);
+    }
+
+    [Theory]
+    [InlineData("loop")]
+    [InlineData("directory")]
+    [InlineData("fifo")]
+    public async System.Threading.Tasks.Task ACalibrationThatIsNoRegularFileIsAWarningOrAnError(string kind)
+    {
+        string model = CopyModel(out string dir);
+        string calibration = Path.Combine(dir, "tiny.calibration.json");
+        switch (kind)
+        {
+            case "loop":
+                File.CreateSymbolicLink(calibration, calibration);
+                break;
+            case "directory":
+                Directory.CreateDirectory(calibration);
+                break;
+            default:
+                using (var mkfifo = System.Diagnostics.Process.Start("mkfifo", calibration))
+                {
+                    await mkfifo.WaitForExitAsync();
+                    Assert.Equal(0, mkfifo.ExitCode);
+                }
+
+                break;
+        }
+
+        var (code, _, err) = CliRunner.Run("sample", "--model", model, "--classes", "3", "--steps", "2", "--threads", "1", "--quiet");
+        Assert.True(code == 0, err);
+        Assert.StartsWith($"ditcache: warning: {calibration}: ", err, System.StringComparison.Ordinal);
+        Assert.Single(err.TrimEnd().Split('\n'));
+        foreach (string[] args in new[]
+        {
+            new[] { "sample", "--model", model, "--classes", "3", "--steps", "2", "--cache", "magcache", "--threads", "1", "--quiet" },
+            new[] { "calibrate", "magcache", "--model", model, "--steps", "2", "--samples", "1", "--lookahead", "1", "--threads", "1", "--quiet" },
+        })
+        {
+            (code, _, err) = CliRunner.Run(args);
+            Assert.InRange(code, 1, 2);                                                 // calibrate: a directory is a usage error
+            Assert.StartsWith("ditcache: error: ", err, System.StringComparison.Ordinal);
+            Assert.Contains(calibration, err);
+            Assert.Single(err.TrimEnd().Split('\n'));
+        }
+    }
+
+    [Theory]
+    [InlineData("teacache --steps 5", "--steps 5 gives 4 step pairs; teacache's degree-4 fit needs 5: give --steps 6 or more")]
+    [InlineData("all --steps 3", "give --steps 6 or more")]
+    [InlineData("smoothcache --steps 3 --lookahead 3", "--lookahead 3 is out of range for smoothcache; give 1 to steps − 1 = 2")]
+    public void EachMethodSaysWhatARunNeedsBeforeItStarts(string args, string expected)
+    {
+        string model = CopyModel(out _);
+        var (code, _, err) = CliRunner.Run(["calibrate", .. args.Split(' '), "--model", model, "--samples", "1", "--threads", "1"]);
+        Assert.Equal(2, code);
+        Assert.Contains(expected, err);
+        Assert.DoesNotContain("full-compute run", err);                                 // refused before the run
+
+        (code, _, err) = CliRunner.Run("calibrate", "magcache", "--model", model, "--steps", "2", "--samples", "1", "--threads", "1", "--quiet");
+        Assert.True(code == 0, err);                                                    // --lookahead 3 is smoothcache's only
     }
 
     [Fact]

@@ -329,4 +329,35 @@ public class SampleCommandTests
         Assert.Contains(model, err);
         Assert.False(File.Exists(sample));
     }
+
+    [Fact]
+    public void A_failing_output_leaves_every_other_output_as_it_was()
+    {
+        if (!File.Exists("/dev/full"))
+        {
+            return;                                                                     // Linux only; CI runs Linux
+        }
+
+        string dir = CliRunner.TempDir();
+        string sample = Path.Combine(dir, "sample.safetensors"), png = Path.Combine(dir, "out.png");
+        File.WriteAllText(sample, "an earlier run's tensor");
+        var (code, _, err) = CliRunner.Run("sample", "--classes", "1", "--steps", "2", "--threads", "1", "--quiet",
+            "--save-tensor", sample, "--out", png, "--report", "/dev/full");
+        Assert.Equal(1, code);
+        Assert.StartsWith("ditcache: error: --report /dev/full: cannot write", err, StringComparison.Ordinal);
+        Assert.Equal("an earlier run's tensor", File.ReadAllText(sample));              // not replaced
+        Assert.Equal([sample], Directory.GetFiles(dir));                                // no PNG, no temporaries
+    }
+
+    [Fact]
+    public void A_batch_beyond_the_machine_is_a_clean_error()
+    {
+        // 60,000 images of the 28x28 model at CFG: 120,000 rows of 49 tokens x 4*128 MLP hidden floats pass an array.
+        string classes = string.Join(',', Enumerable.Repeat("1", 60_000));
+        var (code, _, err) = CliRunner.Run("sample", "--classes", classes, "--steps", "1", "--threads", "1", "--quiet");
+        Assert.Equal(1, code);
+        Assert.Contains("a batch of 120000 rows of", err, StringComparison.Ordinal);
+        Assert.Contains("sample fewer images at once", err, StringComparison.Ordinal);
+        Assert.DoesNotContain("internal error", err, StringComparison.Ordinal);
+    }
 }

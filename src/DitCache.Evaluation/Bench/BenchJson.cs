@@ -68,7 +68,8 @@ public static class BenchJson
             }
         }
 
-        static bool Real(double v) => !double.IsInfinity(v);                               // a number or NaN (not measured)
+        // Measurements are drawn in charts: a number of plausible size, or NaN (not measured).
+        static bool Real(double v) => double.IsNaN(v) || Math.Abs(v) <= MaxMeasurement;
         Require(r.Model is not null && r.Machine is not null && r.Command is not null && r.Sampler is not null && r.Gemm is not null,
             "model/machine/command/sampler/gemm", "must all be strings");
         Require(r.Samples is >= 1 and <= 1_000_000, "samples", "must be 1 to 1000000");
@@ -90,19 +91,20 @@ public static class BenchJson
                 && e.Config.Family is not null && e.Config.Label is not null, at + ".config", "must hold a cache spec, steps 1 to 1000 and cfg >= 1");
             Require(keys.Add(e.Config.Key), at + ".config", $"repeats configuration '{e.Config.Key}'");
             Require(e.ComputedSteps >= 0 && e.ComputedSteps <= e.Config.Steps, at + ".computed_steps", $"must be 0 to {e.Config.Steps}");
-            Require(double.IsFinite(e.Flops) && e.Flops >= 0 && double.IsFinite(e.ReferenceFlops) && e.ReferenceFlops >= 0,
-                at + ".flops", "must be finite and >= 0");
-            Require(e.Seconds is not null && e.Seconds.Count <= 100 && e.Seconds.All(s => double.IsFinite(s) && s >= 0), at + ".seconds", "must list at most 100 finite times >= 0");
+            Require(e.Flops is >= 0 and <= 1e30 && e.ReferenceFlops is >= 0 and <= 1e30, at + ".flops", "must be 0 to 1e30");
+            Require(e.Seconds is not null && e.Seconds.Count <= 100 && e.Seconds.All(s => s is >= 0 and <= MaxMeasurement), at + ".seconds", "must list at most 100 times of 0 to 1e12 s");
             Require(Real(e.Speedup) && !(e.Speedup < 0), at + ".speedup", "must be a number >= 0 or NaN");
-            Require(!double.IsNegativeInfinity(e.Psnr) && Real(e.Ssim) && Real(e.RelativeL2) && Real(e.FrechetDistance) && Real(e.Accuracy),
+            Require((Real(e.Psnr) || double.IsPositiveInfinity(e.Psnr)) && Real(e.Ssim) && Real(e.RelativeL2) && Real(e.FrechetDistance) && Real(e.Accuracy),
                 at + ".psnr/ssim/relative_l2/frechet_distance/accuracy", "must be numbers or NaN (PSNR may be Infinity)");
             Require(e.CacheBytes >= 0, at + ".cache_bytes", "must be >= 0");
             Require(e.Timeline is not null && e.Timeline.Length <= e.Config.Steps, at + ".timeline", $"must be a string of at most {e.Config.Steps} step letters");
             Require(e.Strip is not null && e.Strip.Length % r.StripClasses.Length == 0
                 && (r.ImageShape is null || e.Strip.Length == 0 || e.Strip.Length == r.StripClasses.Length * r.ImageShape[0] * r.ImageShape[1] * r.ImageShape[2]),
                 at + ".strip", "must hold one image per strip class");
-            Require(e.ShadowPerStep is null || e.ShadowPerStep.Length <= e.Config.Steps, at + ".shadow_per_step", $"must hold at most {e.Config.Steps} values");
-            Require(e.ShadowPerBlock is null || e.ShadowPerBlock.Length <= 10_000, at + ".shadow_per_block", "must hold one value per block");
+            Require(e.ShadowPerStep is null || (e.ShadowPerStep.Length <= e.Config.Steps && e.ShadowPerStep.All(v => Real(v) && !(v < 0))),
+                at + ".shadow_per_step", $"must hold at most {e.Config.Steps} errors >= 0 (NaN on computed steps)");
+            Require(e.ShadowPerBlock is null || (e.ShadowPerBlock.Length <= 10_000 && e.ShadowPerBlock.All(v => Real(v) && !(v < 0))),
+                at + ".shadow_per_block", "must hold one error >= 0 per block");
         }
     }
 
@@ -130,6 +132,8 @@ public static class BenchJson
         Same("threads", previous.Threads, current.Threads);
         Same("gemm", previous.Gemm, current.Gemm);
     }
+
+    private const double MaxMeasurement = 1e12;
 
     private sealed class StripConverter : JsonConverter<float[]>
     {

@@ -95,4 +95,55 @@ public sealed class AtomicFileTests : IDisposable
         Assert.True(FileKind.IsSpecial(fifo));
         Assert.Equal(new[] { fifo, regular }.Order(StringComparer.Ordinal), Directory.GetFileSystemEntries(_dir).Order(StringComparer.Ordinal));
     }
+
+    [LinuxFact]
+    public void Outputs_committed_together_replace_none_when_one_fails()
+    {
+        string tensor = Path.Combine(_dir, "sample.safetensors"), png = Path.Combine(_dir, "out.png");
+        File.WriteAllText(tensor, "old tensor");
+        using (var outputs = new AtomicOutputs())
+        {
+            outputs.Add(tensor, "--save-tensor", s => s.Write("new tensor"u8));
+            outputs.Add(png, "--out", s => s.Write("png"u8));
+            outputs.Add("/dev/full", "--report", s => s.Write(new byte[1 << 17]));      // ENOSPC at commit
+            DitCacheException e = Assert.Throws<DitCacheException>(outputs.Commit);
+            Assert.StartsWith("--report /dev/full: cannot write", e.Message, StringComparison.Ordinal);
+        }
+
+        Assert.Equal("old tensor", File.ReadAllText(tensor));                        // nothing renamed
+        Assert.Equal([tensor], Directory.GetFiles(_dir));                             // temporaries removed
+    }
+
+    [Fact]
+    public void Outputs_not_committed_leave_nothing()
+    {
+        string path = Path.Combine(_dir, "a.bin");
+        using (var outputs = new AtomicOutputs())
+        {
+            outputs.Add(path, "--out", s => s.Write("a"u8));
+            Assert.Single(Directory.GetFiles(_dir));                                  // the temporary
+        }
+
+        Assert.Empty(Directory.GetFiles(_dir));
+    }
+
+    [Fact]
+    public void A_name_at_the_file_system_limit_gets_a_shortened_temporary()
+    {
+        string longName = new string('a', 251) + ".png";                               // 255 bytes: the limit itself
+        string path = Path.Combine(_dir, longName);
+        AtomicFile.Write(path, "--out", s => s.Write("x"u8));
+        Assert.Equal("x", File.ReadAllText(path));
+        Assert.Equal([path], Directory.GetFiles(_dir));
+
+        // Temporaries stay within 255 bytes for any pid, and names that differ only past the cut get different stems.
+        string other = new string('a', 251) + ".PNG", multibyte = new string('é', 127);
+        foreach (string name in new[] { longName, other, multibyte })
+        {
+            Assert.InRange(System.Text.Encoding.UTF8.GetByteCount(AtomicFile.TemporaryName(name, int.MaxValue)), 1, 255);
+        }
+
+        Assert.NotEqual(AtomicFile.TemporaryName(longName, 1), AtomicFile.TemporaryName(other, 1));
+        Assert.Equal(".short.png.42.tmp", AtomicFile.TemporaryName("short.png", 42));
+    }
 }
