@@ -250,7 +250,11 @@ public static class SafeTensors
         return new Tensor(data, e.Info.Shape);
     }
 
-    /// <summary>A JSON property name; an unpaired surrogate escape (e.g. <c>\ud800</c>) is refused.</summary>
+    /// <summary>
+    /// A JSON property name. System.Text.Json checks UTF-8 and <c>\u</c> escapes only when a string is decoded, so
+    /// invalid bytes and unpaired surrogate escapes (e.g. <c>\ud800</c>) surface here, and are refused: a tensor
+    /// name that is not text cannot be matched or printed.
+    /// </summary>
     private static string Text(string source, JsonProperty prop)
     {
         try
@@ -259,7 +263,7 @@ public static class SafeTensors
         }
         catch (InvalidOperationException e)
         {
-            throw Bad(source, $"a header key is not valid Unicode ({OneLine(e.Message)}: an unpaired surrogate escape such as \\ud800)");
+            throw Bad(source, $"a header key is not valid Unicode (invalid UTF-8 or an unpaired surrogate escape such as \\ud800: {OneLine(e.Message)})");
         }
     }
 
@@ -272,7 +276,7 @@ public static class SafeTensors
         }
         catch (InvalidOperationException e)
         {
-            throw Bad(source, $"{what} is not valid Unicode ({OneLine(e.Message)}: an unpaired surrogate escape such as \\ud800)");
+            throw Bad(source, $"{what} is not valid Unicode (invalid UTF-8 or an unpaired surrogate escape such as \\ud800: {OneLine(e.Message)})");
         }
     }
 
