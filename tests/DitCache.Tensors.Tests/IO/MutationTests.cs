@@ -84,6 +84,31 @@ public class MutationTests
     }
 
     [Fact]
+    public void TorchCheckpoint_AFlipAnywhereInAnEntrysData_IsRefused()
+    {
+        // Every entry torch.save wrote (pickle, each storage, version): first, middle and last byte, low and high bit.
+        using var dir = new TempDir();
+        int checkedFlips = 0;
+        foreach ((string name, byte[] content) in IoFixtures.Entries(IoFixtures.Path("plain_f32.pt")))
+        {
+            (int data, int size) = HostileTorchCheckpointTests.DataOf(s_pt, name);
+            Assert.Equal(content.Length, size);
+            foreach (int offset in new[] { 0, size / 2, size - 1 }.Where(o => o >= 0 && o < size).Distinct())
+            {
+                foreach (int bit in new[] { 0, 7 })
+                {
+                    byte[] b = (byte[])s_pt.Clone();
+                    b[data + offset] ^= (byte)(1 << bit);
+                    Assert.True(LoadPt(dir, b, $"{name} byte {offset} bit {bit}") is null, $"a flip of bit {bit} of byte {offset} of '{name}' loaded");
+                    checkedFlips++;
+                }
+            }
+        }
+
+        Assert.True(checkedFlips >= 40, $"{checkedFlips} flips checked");
+    }
+
+    [Fact]
     public void TorchCheckpoint_PickleMutations_LoadOrFailCleanly()
     {
         // The pickle changed and the archive rebuilt around it with correct CRCs, so the lies reach the pickle
