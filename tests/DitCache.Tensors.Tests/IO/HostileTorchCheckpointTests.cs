@@ -130,6 +130,69 @@ public class HostileTorchCheckpointTests
     }
 
     [Fact]
+    public void Zip64ExtraFields_AreRead()
+    {
+        // The archive as a >4 GB checkpoint would store it: every size and offset in the central directory as
+        // 0xFFFFFFFF with the real values in a ZIP64 extra field, and ZIP64 end records. It loads as the original.
+        byte[] plain = IoFixtures.Zip(IoFixtures.Entries(IoFixtures.Path("plain_f32.pt")));
+        int end = plain.Length - 22;
+        int count = BinaryPrimitives.ReadUInt16LittleEndian(plain.AsSpan(end + 10));
+        int cdOffset = (int)BinaryPrimitives.ReadUInt32LittleEndian(plain.AsSpan(end + 16));
+        using var cd = new MemoryStream();
+        int at = cdOffset;
+        for (int i = 0; i < count; i++)
+        {
+            int nameLength = BinaryPrimitives.ReadUInt16LittleEndian(plain.AsSpan(at + 28));
+            int skip = 46 + nameLength + BinaryPrimitives.ReadUInt16LittleEndian(plain.AsSpan(at + 30)) + BinaryPrimitives.ReadUInt16LittleEndian(plain.AsSpan(at + 32));
+            byte[] h = plain.AsSpan(at, 46).ToArray();
+            ulong compressed = BinaryPrimitives.ReadUInt32LittleEndian(h.AsSpan(20)), size = BinaryPrimitives.ReadUInt32LittleEndian(h.AsSpan(24));
+            ulong offset = BinaryPrimitives.ReadUInt32LittleEndian(h.AsSpan(42));
+            BinaryPrimitives.WriteUInt32LittleEndian(h.AsSpan(20), uint.MaxValue);
+            BinaryPrimitives.WriteUInt32LittleEndian(h.AsSpan(24), uint.MaxValue);
+            BinaryPrimitives.WriteUInt32LittleEndian(h.AsSpan(42), uint.MaxValue);
+            BinaryPrimitives.WriteUInt16LittleEndian(h.AsSpan(30), 28);                      // extra: ZIP64 only
+            BinaryPrimitives.WriteUInt16LittleEndian(h.AsSpan(32), 0);                       // no comment
+            cd.Write(h);
+            cd.Write(plain.AsSpan(at + 46, nameLength));
+            byte[] extra = new byte[28];
+            BinaryPrimitives.WriteUInt16LittleEndian(extra, 1);
+            BinaryPrimitives.WriteUInt16LittleEndian(extra.AsSpan(2), 24);
+            BinaryPrimitives.WriteUInt64LittleEndian(extra.AsSpan(4), size);                 // uncompressed, compressed, offset
+            BinaryPrimitives.WriteUInt64LittleEndian(extra.AsSpan(12), compressed);
+            BinaryPrimitives.WriteUInt64LittleEndian(extra.AsSpan(20), offset);
+            cd.Write(extra);
+            at += skip;
+        }
+
+        byte[] z64 = new byte[56 + 20 + 22];
+        BinaryPrimitives.WriteUInt32LittleEndian(z64, 0x06064b50);
+        BinaryPrimitives.WriteUInt64LittleEndian(z64.AsSpan(4), 44);
+        BinaryPrimitives.WriteUInt64LittleEndian(z64.AsSpan(24), (ulong)count);
+        BinaryPrimitives.WriteUInt64LittleEndian(z64.AsSpan(32), (ulong)count);
+        BinaryPrimitives.WriteUInt64LittleEndian(z64.AsSpan(40), (ulong)cd.Length);
+        BinaryPrimitives.WriteUInt64LittleEndian(z64.AsSpan(48), (ulong)cdOffset);
+        BinaryPrimitives.WriteUInt32LittleEndian(z64.AsSpan(56), 0x07064b50);
+        BinaryPrimitives.WriteUInt64LittleEndian(z64.AsSpan(64), (ulong)(cdOffset + cd.Length));
+        BinaryPrimitives.WriteUInt32LittleEndian(z64.AsSpan(72), 1);
+        BinaryPrimitives.WriteUInt32LittleEndian(z64.AsSpan(76), 0x06054b50);
+        z64.AsSpan(84, 4).Fill(0xFF);                                                        // entry counts
+        z64.AsSpan(88, 8).Fill(0xFF);                                                        // directory size and offset
+        byte[] bytes = [.. plain.AsSpan(0, cdOffset), .. cd.ToArray(), .. z64];
+
+        using var dir = new TempDir();
+        TensorFile file = TorchCheckpoint.Load(dir.Write("zip64.pt", bytes));
+        foreach ((string name, Tensor expected) in IoFixtures.GoldenOf("plain_f32"))
+        {
+            IoFixtures.AssertBitsEqual(expected, file.Read(name), name);
+        }
+
+        // The same archive with an extra field too short for the values it stands for.
+        int firstExtra = cdOffset + 46 + BinaryPrimitives.ReadUInt16LittleEndian(bytes.AsSpan(cdOffset + 28));
+        BinaryPrimitives.WriteUInt16LittleEndian(bytes.AsSpan(firstExtra + 2), 8);
+        AssertRefused(bytes, "has a ZIP64 field too short for the values it replaces");
+    }
+
+    [Fact]
     public void LocalHeaderDisagreeingWithCentralDirectory_IsRefused()
     {
         byte[] bytes = File.ReadAllBytes(IoFixtures.Path("plain_f32.pt"));
