@@ -179,10 +179,10 @@ public sealed class BenchSession
     {
         ArgumentNullException.ThrowIfNull(file);
         using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        foreach (string key in file.Tensors.Keys.Order(StringComparer.Ordinal))
+        foreach (string key in file.Entries.Keys.Order(StringComparer.Ordinal))
         {
             sha.AppendData(Encoding.UTF8.GetBytes(key));
-            sha.AppendData(MemoryMarshal.AsBytes(file.Tensors[key].Data.AsSpan()));
+            sha.AppendData(MemoryMarshal.AsBytes(file.Read(key).Data.AsSpan())); // one tensor held at a time
         }
 
         string hash = Convert.ToHexStringLower(sha.GetHashAndReset())[..12];

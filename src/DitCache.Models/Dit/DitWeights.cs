@@ -79,16 +79,17 @@ public sealed class DitWeights
     /// <exception cref="DitCacheException">A key is missing or unexpected, a shape is wrong, or heads cannot be determined.</exception>
     public static DitWeights FromFile(TensorFile file, int? heads = null, int? inputSize = null)
     {
+        ArgumentNullException.ThrowIfNull(file);
         var reader = new KeyReader(file);
-        Tensor patchW = reader.TakeRank("x_embedder.proj.weight", 4);
-        int hidden = patchW.Dim(0), inChannels = patchW.Dim(1), patch = patchW.Dim(2);
-        if (patchW.Dim(3) != patch)
+        TensorEntry patchW = reader.TakeRank("x_embedder.proj.weight", 4);
+        int hidden = patchW.Shape[0], inChannels = patchW.Shape[1], patch = patchW.Shape[2];
+        if (patchW.Shape[3] != patch)
         {
             throw reader.Error("x_embedder.proj.weight", $"has a non-square kernel {patchW.ShapeText}; DiT patches are p x p");
         }
 
         int depth = 0;
-        while (file.Tensors.ContainsKey(BlockKey(depth, "attn.qkv.weight")))
+        while (file.Entries.ContainsKey(BlockKey(depth, "attn.qkv.weight")))
         {
             depth++;
         }
@@ -98,8 +99,8 @@ public sealed class DitWeights
             throw reader.Error(BlockKey(0, "attn.qkv.weight"), "is missing: the file holds no DiT blocks. Is this a DiT checkpoint (facebookresearch/DiT key names)?");
         }
 
-        Tensor finalW = reader.TakeRank("final_layer.linear.weight", 2);
-        int outTotal = finalW.Dim(0);
+        TensorEntry finalW = reader.TakeRank("final_layer.linear.weight", 2);
+        int outTotal = finalW.Shape[0];
         bool learnSigma;
         if (outTotal == patch * patch * inChannels * 2)
         {
@@ -114,20 +115,20 @@ public sealed class DitWeights
             throw reader.Error("final_layer.linear.weight", $"has {outTotal} rows; expected p*p*C = {patch * patch * inChannels} or twice that (learn_sigma)");
         }
 
-        Tensor labels = reader.TakeRank("y_embedder.embedding_table.weight", 2);
-        int numClasses = labels.Dim(0) - 1;
-        Tensor fc1 = reader.Peek(BlockKey(0, "mlp.fc1.weight"));
-        int mlpRatio = fc1.Rank == 2 && fc1.Dim(0) % hidden == 0 ? fc1.Dim(0) / hidden : 4;
+        TensorEntry labels = reader.TakeRank("y_embedder.embedding_table.weight", 2);
+        int numClasses = labels.Shape[0] - 1;
+        TensorEntry fc1 = reader.Peek(BlockKey(0, "mlp.fc1.weight"));
+        int mlpRatio = fc1.Rank == 2 && hidden > 0 && fc1.Shape[0] % hidden == 0 ? fc1.Shape[0] / hidden : 4;
 
         int resolvedHeads = ResolveHeads(file, depth, hidden, heads);
-        bool regenerate = !file.Tensors.ContainsKey("pos_embed");
+        bool regenerate = !file.Entries.ContainsKey("pos_embed");
         int size;
         if (!regenerate)
         {
-            Tensor pos = reader.Peek("pos_embed");
-            int tokens = pos.Rank == 3 ? pos.Dim(1) : -1;
+            TensorEntry pos = reader.Peek("pos_embed");
+            int tokens = pos.Rank == 3 ? pos.Shape[1] : -1;
             int grid = tokens > 0 ? (int)Math.Round(Math.Sqrt(tokens)) : -1;
-            if (pos.Rank != 3 || pos.Dim(0) != 1 || pos.Dim(2) != hidden || grid * grid != tokens)
+            if (pos.Rank != 3 || pos.Shape[0] != 1 || pos.Shape[2] != hidden || (long)grid * grid != tokens)
             {
                 throw reader.Error("pos_embed", $"has shape {pos.ShapeText}; expected [1, G*G, {hidden}]");
             }
@@ -144,6 +145,40 @@ public sealed class DitWeights
         config.Validate();
         int d = hidden, m = config.MlpHidden;
 
+        // Every key and shape is checked from the file's header, and unexpected keys are refused, before any
+        // tensor is read: a checkpoint that is about to be rejected costs no memory. Embedders, final layer, then
+        // blocks: a file with several problems reports the first of this order.
+        void ExpectLinear(string key, params int[] shape)
+        {
+            reader.Expect($"{key}.weight", shape);
+            reader.Expect($"{key}.bias", shape[0]);
+        }
+
+        if (!regenerate)
+        {
+            reader.Expect("pos_embed", 1, config.Tokens, d);
+        }
+
+        ExpectLinear("x_embedder.proj", d, inChannels, patch, patch);
+        ExpectLinear("t_embedder.mlp.0", d, TimeFrequencyDim);
+        ExpectLinear("t_embedder.mlp.2", d, d);
+        reader.Expect("y_embedder.embedding_table.weight", numClasses + 1, d);
+        ExpectLinear("final_layer.adaLN_modulation.1", 2 * d, d);
+        ExpectLinear("final_layer.linear", outTotal, d);
+        for (int i = 0; i < depth; i++)
+        {
+            ExpectLinear(BlockKey(i, "attn.qkv"), 3 * d, d);
+            ExpectLinear(BlockKey(i, "attn.proj"), d, d);
+            ExpectLinear(BlockKey(i, "mlp.fc1"), m, d);
+            ExpectLinear(BlockKey(i, "mlp.fc2"), d, m);
+            ExpectLinear(BlockKey(i, "adaLN_modulation.1"), 6 * d, d);
+        }
+
+        reader.RejectExtraKeys();
+
+        // Now the values, one tensor at a time, each checked for non-finite entries as it is read.
+        LinearWeights Linear(string key) => new(reader.Read($"{key}.weight"), reader.Read($"{key}.bias"));
+
         float[] posEmbed;
         if (regenerate)
         {
@@ -152,35 +187,27 @@ public sealed class DitWeights
         }
         else
         {
-            posEmbed = reader.Take("pos_embed", 1, config.Tokens, d).Data;
+            posEmbed = reader.Read("pos_embed");
         }
 
-        LinearWeights Linear(string key, Tensor? shaped, params int[] shape) => new(
-            (shaped is null ? reader.Take($"{key}.weight", shape) : reader.Check($"{key}.weight", shaped, shape)).Data,
-            reader.Take($"{key}.bias", shape[0]).Data);
-
-        // Embedders, final layer, then blocks: a file with several problems reports the first of this order.
-        LinearWeights patchEmbed = Linear("x_embedder.proj", patchW, d, inChannels, patch, patch);
-        LinearWeights timeMlp0 = Linear("t_embedder.mlp.0", null, d, TimeFrequencyDim);
-        LinearWeights timeMlp2 = Linear("t_embedder.mlp.2", null, d, d);
-        float[] labelTable = reader.Check("y_embedder.embedding_table.weight", labels, numClasses + 1, d).Data;
-        LinearWeights finalAdaLn = Linear("final_layer.adaLN_modulation.1", null, 2 * d, d);
-        LinearWeights finalLinear = Linear("final_layer.linear", finalW, outTotal, d);
+        LinearWeights patchEmbed = Linear("x_embedder.proj");
+        LinearWeights timeMlp0 = Linear("t_embedder.mlp.0");
+        LinearWeights timeMlp2 = Linear("t_embedder.mlp.2");
+        float[] labelTable = reader.Read("y_embedder.embedding_table.weight");
+        LinearWeights finalAdaLn = Linear("final_layer.adaLN_modulation.1");
+        LinearWeights finalLinear = Linear("final_layer.linear");
         var blocks = new DitBlockWeights[depth];
         for (int i = 0; i < depth; i++)
         {
-            LinearWeights qkv = Linear(BlockKey(i, "attn.qkv"), null, 3 * d, d);
-            LinearWeights proj = Linear(BlockKey(i, "attn.proj"), null, d, d);
-            LinearWeights mlpFc1 = Linear(BlockKey(i, "mlp.fc1"), null, m, d);
-            LinearWeights mlpFc2 = Linear(BlockKey(i, "mlp.fc2"), null, d, m);
-            LinearWeights adaLn = Linear(BlockKey(i, "adaLN_modulation.1"), null, 6 * d, d);
+            LinearWeights qkv = Linear(BlockKey(i, "attn.qkv"));
+            LinearWeights proj = Linear(BlockKey(i, "attn.proj"));
+            LinearWeights mlpFc1 = Linear(BlockKey(i, "mlp.fc1"));
+            LinearWeights mlpFc2 = Linear(BlockKey(i, "mlp.fc2"));
+            LinearWeights adaLn = Linear(BlockKey(i, "adaLN_modulation.1"));
             blocks[i] = new DitBlockWeights(adaLn, qkv, proj, mlpFc1, mlpFc2);
         }
 
-        var weights = new DitWeights(config, patchEmbed, posEmbed, timeMlp0, timeMlp2, labelTable, blocks, finalAdaLn, finalLinear);
-        reader.RejectExtraKeys();
-        reader.RejectNonFinite();
-        return weights;
+        return new DitWeights(config, patchEmbed, posEmbed, timeMlp0, timeMlp2, labelTable, blocks, finalAdaLn, finalLinear);
     }
 
     /// <summary>
@@ -279,17 +306,20 @@ public sealed class DitWeights
         return value;
     }
 
-    /// <summary>Takes tensors by key with shape checks, and tracks which keys were used.</summary>
+    /// <summary>
+    /// Checks keys and shapes from the file's header (<see cref="TensorFile.Entries"/>), tracks which keys were
+    /// used, and reads values only through <see cref="Read"/>.
+    /// </summary>
     private sealed class KeyReader(TensorFile file)
     {
         private readonly HashSet<string> _used = new(StringComparer.Ordinal);
 
-        public Tensor Peek(string key) =>
-            file.Tensors.TryGetValue(key, out Tensor? t) ? t : throw Error(key, "is missing; the checkpoint does not match the DiT architecture (facebookresearch/DiT key names)");
+        public TensorEntry Peek(string key) =>
+            file.Entries.TryGetValue(key, out TensorEntry? t) ? t : throw Error(key, "is missing; the checkpoint does not match the DiT architecture (facebookresearch/DiT key names)");
 
-        public Tensor TakeRank(string key, int rank)
+        public TensorEntry TakeRank(string key, int rank)
         {
-            Tensor t = Peek(key);
+            TensorEntry t = Peek(key);
             if (t.Rank != rank)
             {
                 throw Error(key, $"has shape {t.ShapeText}; expected rank {rank}");
@@ -299,44 +329,36 @@ public sealed class DitWeights
             return t;
         }
 
-        public Tensor Take(string key, params int[] shape)
+        public void Expect(string key, params int[] shape)
         {
-            Tensor t = Peek(key);
-            _used.Add(key);
-            return Check(key, t, shape);
-        }
-
-        public Tensor Check(string key, Tensor t, params int[] shape)
-        {
+            TensorEntry t = Peek(key);
             _used.Add(key);
             if (!t.HasShape(shape))
             {
                 throw Error(key, $"has shape {t.ShapeText}; expected {Tensor.FormatShape(shape)} for this DiT");
             }
-
-            return t;
         }
 
         public void RejectExtraKeys()
         {
-            string[] extra = file.Tensors.Keys.Where(k => !_used.Contains(k)).OrderBy(k => k, StringComparer.Ordinal).ToArray();
+            string[] extra = file.Entries.Keys.Where(k => !_used.Contains(k)).OrderBy(k => k, StringComparer.Ordinal).ToArray();
             if (extra.Length > 0)
             {
-                string list = string.Join(", ", extra.Take(5)) + (extra.Length > 5 ? $" and {extra.Length - 5} more" : "");
+                string list = string.Join(", ", extra.Take(5).Select(TensorFile.Printable)) + (extra.Length > 5 ? $" and {extra.Length - 5} more" : "");
                 throw new DitCacheException($"{file.Source}: unexpected tensor(s) {list}; the checkpoint does not match the DiT architecture (facebookresearch/DiT key names)");
             }
         }
 
-        /// <summary>Every tensor of the file holds only finite values (one vectorised pass each, in key order).</summary>
-        public void RejectNonFinite()
+        /// <summary>Reads an expected tensor and checks that it holds only finite values (one vectorised pass).</summary>
+        public float[] Read(string key)
         {
-            foreach (string key in file.Tensors.Keys.Order(StringComparer.Ordinal))
+            Tensor t = file.Read(key);
+            if (t.FirstNonFinite() is { } where)
             {
-                if (file.Tensors[key].FirstNonFinite() is { } where)
-                {
-                    throw Error(key, $"holds {where}: a DiT needs finite weights; the file is corrupt or was saved from a diverged run, so re-download or re-export it");
-                }
+                throw Error(key, $"holds {where}: a DiT needs finite weights; the file is corrupt or was saved from a diverged run, so re-download or re-export it");
             }
+
+            return t.Data;
         }
 
         public DitCacheException Error(string key, string problem) => new($"{file.Source}: tensor '{key}' {problem}");

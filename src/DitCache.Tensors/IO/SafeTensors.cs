@@ -4,6 +4,7 @@ using System.Collections.Generic;
 using System.Globalization;
 using System.IO;
 using System.Linq;
+using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
 using Microsoft.Win32.SafeHandles;
@@ -25,38 +26,27 @@ public static class SafeTensors
 
     private delegate void ReadAt(long offset, Span<byte> destination);
 
-    /// <summary>Reads a safetensors file.</summary>
+    /// <summary>
+    /// Opens a safetensors file: reads and validates the header now (names, dtypes, shapes, and that the tensors'
+    /// byte ranges tile the data region exactly); each tensor's bytes are read when <see cref="TensorFile.Read"/>
+    /// (or <see cref="TensorFile.Tensors"/>) asks for it, straight into its float32 array.
+    /// </summary>
     /// <exception cref="DitCacheException">The file is missing, unreadable, or not valid safetensors.</exception>
     public static TensorFile Load(string path)
     {
-        SafeFileHandle handle;
-        try
+        long length;
+        Header header;
+        using (SafeFileHandle handle = FileAccessor.Open(path))
         {
-            handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
-        {
-            throw new DitCacheException($"{path}: cannot open the model file ({e.Message}); check the path", e);
+            length = FileAccessor.Length(handle, path);
+            header = ReadHeader(path, length, (offset, dst) => FileAccessor.ReadExactly(handle, path, offset, dst));
         }
 
-        using (handle)
+        return new TensorFile(path, header.Entries.Values.Select(e => e.Info), header.Metadata, info =>
         {
-            long length = RandomAccess.GetLength(handle);
-            return Parse(path, length, (offset, dst) =>
-            {
-                int total = 0;
-                while (total < dst.Length)
-                {
-                    int n = RandomAccess.Read(handle, dst[total..], offset + total);
-                    if (n == 0)
-                    {
-                        throw new DitCacheException($"{path}: file ended early while reading; the file is truncated, download or export it again");
-                    }
-
-                    total += n;
-                }
-            });
-        }
+            using SafeFileHandle handle = FileAccessor.Reopen(path, length);
+            return ReadTensor(header, info.Name, (offset, dst) => FileAccessor.ReadExactly(handle, path, offset, dst));
+        });
     }
 
     /// <summary>Reads safetensors bytes held in memory; <paramref name="source"/> names them in messages.</summary>
@@ -64,7 +54,9 @@ public static class SafeTensors
     public static TensorFile Load(byte[] bytes, string source)
     {
         ArgumentNullException.ThrowIfNull(bytes);
-        return Parse(source, bytes.LongLength, (offset, dst) => bytes.AsSpan(checked((int)offset), dst.Length).CopyTo(dst));
+        void Read(long offset, Span<byte> dst) => bytes.AsSpan((int)offset, dst.Length).CopyTo(dst);
+        Header header = ReadHeader(source, bytes.LongLength, Read);
+        return new TensorFile(source, header.Entries.Values.Select(e => e.Info), header.Metadata, info => ReadTensor(header, info.Name, Read));
     }
 
     /// <summary>
@@ -136,7 +128,7 @@ public static class SafeTensors
         return result;
     }
 
-    private static TensorFile Parse(string source, long fileLength, ReadAt read)
+    private static Header ReadHeader(string source, long fileLength, ReadAt read)
     {
         if (fileLength < 8)
         {
@@ -146,21 +138,26 @@ public static class SafeTensors
         Span<byte> lengthBytes = stackalloc byte[8];
         read(0, lengthBytes);
         ulong headerLength = BinaryPrimitives.ReadUInt64LittleEndian(lengthBytes);
-        if (headerLength == 0 || headerLength > MaxHeaderBytes || headerLength > (ulong)(fileLength - 8))
+        if (headerLength < 2 || headerLength > MaxHeaderBytes || headerLength > (ulong)(fileLength - 8))
         {
             throw new DitCacheException(
-                $"{source}: header length {headerLength} does not fit a {fileLength}-byte file (expected 1..{Math.Min(MaxHeaderBytes, fileLength - 8)}); the file is truncated or not safetensors");
+                $"{source}: header length {headerLength} does not fit a {fileLength}-byte file (expected 2..{Math.Min(MaxHeaderBytes, fileLength - 8)}); the file is truncated or not safetensors");
         }
 
         byte[] json = new byte[headerLength];
         read(8, json);
         long dataStart = 8 + (long)headerLength;
         long dataLength = fileLength - dataStart;
+        if (json[0] != (byte)'{')
+        {
+            throw Bad(source, $"header starts with byte 0x{json[0]:x2}, expected '{{'");
+        }
 
         var entries = new List<Entry>();
         var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
         try
         {
+            // The format pads the header with spaces to a multiple of 8; nothing else may follow the JSON object.
             using JsonDocument doc = JsonDocument.Parse(json.AsMemory().TrimEnd((byte)' '));
             if (doc.RootElement.ValueKind != JsonValueKind.Object)
             {
@@ -170,56 +167,120 @@ public static class SafeTensors
             var seen = new HashSet<string>(StringComparer.Ordinal);
             foreach (JsonProperty prop in doc.RootElement.EnumerateObject())
             {
-                if (!seen.Add(prop.Name))
+                string name = Text(source, prop);
+                if (!seen.Add(name))
                 {
-                    throw Bad(source, $"key \"{prop.Name}\" appears twice in the header");
+                    throw Bad(source, $"key \"{TensorFile.Printable(name)}\" appears twice in the header");
                 }
 
-                if (prop.Name == MetadataKey)
+                if (name == MetadataKey)
                 {
                     ReadMetadata(source, prop.Value, metadata);
                     continue;
                 }
 
-                entries.Add(ReadEntry(source, prop.Name, prop.Value, dataLength));
+                entries.Add(ReadEntry(source, name, prop.Value, dataLength));
             }
         }
         catch (JsonException e)
         {
-            throw new DitCacheException($"{source}: header is not valid JSON ({e.Message}); the file is corrupt or not safetensors", e);
+            throw new DitCacheException($"{source}: header is not valid JSON ({OneLine(e.Message)}); the file is corrupt or not safetensors", e);
         }
 
+        // The format requires the tensors to tile [0, data length) exactly: no gap, no overlap, nothing after. A
+        // header length that is off (the header padded or cut so the JSON still parses) shifts this and fails here.
         Entry[] byOffset = entries.OrderBy(e => e.Begin).ThenBy(e => e.End).ToArray();
-        for (int i = 1; i < byOffset.Length; i++)
+        long covered = 0;
+        Entry? previous = null;
+        foreach (Entry e in byOffset)
         {
-            if (byOffset[i].Begin < byOffset[i - 1].End)
+            if (e.Begin < covered)
             {
-                throw Bad(source, $"tensors \"{byOffset[i - 1].Name}\" [{byOffset[i - 1].Begin}, {byOffset[i - 1].End}) and \"{byOffset[i].Name}\" [{byOffset[i].Begin}, {byOffset[i].End}) overlap");
-            }
-        }
-
-        var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
-        var dtypes = new Dictionary<string, StoredDType>(StringComparer.Ordinal);
-        byte[] chunk = new byte[1 << 20];
-        foreach (Entry e in entries)
-        {
-            var data = new float[e.Count];
-            int size = DTypeConvert.Size(e.DType);
-            int perChunk = chunk.Length / size;
-            for (long done = 0; done < e.Count; done += perChunk)
-            {
-                int n = (int)Math.Min(perChunk, e.Count - done);
-                Span<byte> raw = chunk.AsSpan(0, n * size);
-                read(dataStart + e.Begin + (done * size), raw);
-                DTypeConvert.ToFloat(raw, e.DType, data.AsSpan((int)done, n));
+                throw Bad(source, $"tensors \"{TensorFile.Printable(previous!.Info.Name)}\" [{previous.Begin}, {previous.End}) and \"{TensorFile.Printable(e.Info.Name)}\" [{e.Begin}, {e.End}) overlap");
             }
 
-            tensors[e.Name] = new Tensor(data, e.Shape);
-            dtypes[e.Name] = e.DType;
+            if (e.Begin > covered)
+            {
+                string after = previous is null ? "the start of the data" : $"\"{TensorFile.Printable(previous.Info.Name)}\" [{previous.Begin}, {previous.End})";
+                throw Bad(source, $"bytes [{covered}, {e.Begin}) between {after} and \"{TensorFile.Printable(e.Info.Name)}\" belong to no tensor (is the header length {headerLength} right?)");
+            }
+
+            covered = e.End;
+            previous = e;
         }
 
-        return new TensorFile(source, tensors, metadata, dtypes);
+        if (covered != dataLength)
+        {
+            throw Bad(source, $"the tensors cover {covered} bytes of data but the file holds {dataLength} after the {headerLength}-byte header (a wrong header length, or bytes appended or cut)");
+        }
+
+        return new Header(source, dataStart, entries.ToDictionary(e => e.Info.Name, StringComparer.Ordinal), metadata);
     }
+
+    /// <summary>Reads one tensor's bytes into a new float32 array, at most 1 MB of raw bytes at a time.</summary>
+    private static Tensor ReadTensor(Header header, string name, ReadAt read)
+    {
+        Entry e = header.Entries[name];
+        var data = new float[e.Count];
+        int size = DTypeConvert.Size(e.Info.DType);
+        const int ChunkBytes = 1 << 20;
+        if (e.Info.DType == StoredDType.F32 && BitConverter.IsLittleEndian)
+        {
+            // The stored bytes are the floats: read them in place (pieces of at most 2^28 floats, 1 GB).
+            const int Piece = 1 << 28;
+            for (long done = 0; done < e.Count; done += Piece)
+            {
+                int n = (int)Math.Min(Piece, e.Count - done);
+                read(header.DataStart + e.Begin + (done * size), MemoryMarshal.AsBytes(data.AsSpan((int)done, n)));
+            }
+
+            return new Tensor(data, e.Info.Shape);
+        }
+
+        byte[] chunk = new byte[(int)Math.Min(ChunkBytes, Math.Max(e.End - e.Begin, 1))];
+        int perChunk = chunk.Length / size;
+        for (long done = 0; done < e.Count; done += perChunk)
+        {
+            int n = (int)Math.Min(perChunk, e.Count - done);
+            Span<byte> raw = chunk.AsSpan(0, n * size);
+            read(header.DataStart + e.Begin + (done * size), raw);
+            DTypeConvert.ToFloat(raw, e.Info.DType, data.AsSpan((int)done, n));
+        }
+
+        return new Tensor(data, e.Info.Shape);
+    }
+
+    /// <summary>
+    /// A JSON property name. System.Text.Json checks UTF-8 and <c>\u</c> escapes only when a string is decoded, so
+    /// invalid bytes and unpaired surrogate escapes (e.g. <c>\ud800</c>) surface here, and are refused: a tensor
+    /// name that is not text cannot be matched or printed.
+    /// </summary>
+    private static string Text(string source, JsonProperty prop)
+    {
+        try
+        {
+            return prop.Name;
+        }
+        catch (InvalidOperationException e)
+        {
+            throw Bad(source, $"a header key is not valid Unicode (invalid UTF-8 or an unpaired surrogate escape such as \\ud800: {OneLine(e.Message)})");
+        }
+    }
+
+    /// <summary>A JSON string value; an unpaired surrogate escape is refused.</summary>
+    private static string Text(string source, JsonElement value, string what)
+    {
+        try
+        {
+            return value.GetString()!;
+        }
+        catch (InvalidOperationException e)
+        {
+            throw Bad(source, $"{what} is not valid Unicode (invalid UTF-8 or an unpaired surrogate escape such as \\ud800: {OneLine(e.Message)})");
+        }
+    }
+
+    private static string OneLine(string message) => message.ReplaceLineEndings(" ");
 
     private static void ReadMetadata(string source, JsonElement value, Dictionary<string, string> metadata)
     {
@@ -230,80 +291,102 @@ public static class SafeTensors
 
         foreach (JsonProperty m in value.EnumerateObject())
         {
+            string key = Text(source, m);
             if (m.Value.ValueKind != JsonValueKind.String)
             {
-                throw Bad(source, $"metadata \"{m.Name}\" is JSON {m.Value.ValueKind}, expected a string");
+                throw Bad(source, $"metadata \"{TensorFile.Printable(key)}\" is JSON {m.Value.ValueKind}, expected a string");
             }
 
-            metadata[m.Name] = m.Value.GetString()!;
+            if (!metadata.TryAdd(key, Text(source, m.Value, $"metadata \"{TensorFile.Printable(key)}\"")))
+            {
+                throw Bad(source, $"metadata key \"{TensorFile.Printable(key)}\" appears twice");
+            }
         }
     }
 
     private static Entry ReadEntry(string source, string name, JsonElement value, long dataLength)
     {
+        string shown = $"tensor \"{TensorFile.Printable(name)}\"";
         if (value.ValueKind != JsonValueKind.Object)
         {
-            throw Bad(source, $"tensor \"{name}\" is JSON {value.ValueKind}, expected an object with dtype, shape, data_offsets");
+            throw Bad(source, $"{shown} is JSON {value.ValueKind}, expected an object with dtype, shape, data_offsets");
+        }
+
+        var fields = new HashSet<string>(StringComparer.Ordinal);
+        foreach (JsonProperty f in value.EnumerateObject())
+        {
+            if (!fields.Add(Text(source, f)))
+            {
+                throw Bad(source, $"{shown} has the field \"{TensorFile.Printable(f.Name)}\" twice");
+            }
         }
 
         if (!value.TryGetProperty("dtype", out JsonElement dt) || dt.ValueKind != JsonValueKind.String)
         {
-            throw Bad(source, $"tensor \"{name}\" has no string \"dtype\"");
+            throw Bad(source, $"{shown} has no string \"dtype\"");
         }
 
-        string dtypeText = dt.GetString()!;
+        string dtypeText = Text(source, dt, $"{shown} dtype");
         StoredDType dtype = dtypeText switch
         {
             "F32" => StoredDType.F32,
             "F16" => StoredDType.F16,
             "BF16" => StoredDType.BF16,
             _ => throw new DitCacheException(
-                $"{source}: tensor \"{name}\" has dtype {dtypeText}, which DitCache does not read (expected F32, F16 or BF16); convert the checkpoint to floating point"),
+                $"{source}: {shown} has dtype {TensorFile.Printable(dtypeText)}, which DitCache does not read (expected F32, F16 or BF16); convert the checkpoint to floating point"),
         };
 
-        int[] shape = ReadInts(source, name, value, "shape", 6).Select(v =>
-            v <= int.MaxValue ? (int)v : throw Bad(source, $"tensor \"{name}\" dimension {v} is too large")).ToArray();
-        long[] offsets = ReadInts(source, name, value, "data_offsets", 2);
+        long[] dims = ReadInts(source, shown, value, "shape", 6);
+        long[] offsets = ReadInts(source, shown, value, "data_offsets", 2);
         if (offsets.Length != 2 || offsets[0] > offsets[1])
         {
-            throw Bad(source, $"tensor \"{name}\" data_offsets [{string.Join(", ", offsets)}] is not [begin, end] with begin <= end");
+            throw Bad(source, $"{shown} data_offsets [{string.Join(", ", offsets)}] is not [begin, end] with begin <= end");
         }
 
         if (offsets[1] > dataLength)
         {
-            throw Bad(source, $"tensor \"{name}\" data_offsets [{offsets[0]}, {offsets[1]}] run past the {dataLength} data bytes (file truncated?)");
+            throw Bad(source, $"{shown} data_offsets [{offsets[0]}, {offsets[1]}] run past the {dataLength} data bytes (file truncated?)");
         }
 
-        long count = 1;
-        foreach (int d in shape)
+        // The byte count in Int128, stopped once it passes any file size: no product can overflow.
+        int size = DTypeConvert.Size(dtype);
+        long span = offsets[1] - offsets[0];
+        Int128 count = dims.Contains(0) ? 0 : 1;
+        foreach (long d in dims)
         {
-            count = checked(count * d);
+            if (d > int.MaxValue)
+            {
+                throw Bad(source, $"{shown} dimension {d} is larger than {int.MaxValue}");
+            }
+
+            count = count > long.MaxValue ? count : count * d;
         }
 
-        long expected = count * DTypeConvert.Size(dtype);
-        if (expected != offsets[1] - offsets[0])
+        if (count * size != span)
         {
-            throw Bad(source, $"tensor \"{name}\" shape {Tensor.FormatShape(shape)} x {dtypeText} needs {expected} bytes but data_offsets [{offsets[0]}, {offsets[1]}] span {offsets[1] - offsets[0]}");
+            string needs = count > long.MaxValue ? $"more than {long.MaxValue}" : (count * size).ToString(CultureInfo.InvariantCulture);
+            throw Bad(source, $"{shown} shape [{string.Join(", ", dims)}] x {dtypeText} needs {needs} bytes but data_offsets [{offsets[0]}, {offsets[1]}] span {span}");
         }
 
         if (count > Array.MaxLength)
         {
-            throw Bad(source, $"tensor \"{name}\" has {count} elements, more than one float32 array can hold");
+            throw Bad(source, $"{shown} has {count} elements, more than one float32 array can hold");
         }
 
-        return new Entry(name, dtype, shape, offsets[0], offsets[1], count);
+        int[] shape = dims.Select(d => (int)d).ToArray();
+        return new Entry(new TensorEntry(name, dtype, shape), offsets[0], offsets[1], (long)count);
     }
 
-    private static long[] ReadInts(string source, string name, JsonElement value, string key, int maxCount)
+    private static long[] ReadInts(string source, string shown, JsonElement value, string key, int maxCount)
     {
         if (!value.TryGetProperty(key, out JsonElement arr) || arr.ValueKind != JsonValueKind.Array)
         {
-            throw Bad(source, $"tensor \"{name}\" has no array \"{key}\"");
+            throw Bad(source, $"{shown} has no array \"{key}\"");
         }
 
         if (arr.GetArrayLength() > maxCount)
         {
-            throw Bad(source, $"tensor \"{name}\" {key} has {arr.GetArrayLength()} entries, at most {maxCount} supported");
+            throw Bad(source, $"{shown} {key} has {arr.GetArrayLength()} entries, at most {maxCount} supported");
         }
 
         var result = new long[arr.GetArrayLength()];
@@ -312,7 +395,8 @@ public static class SafeTensors
         {
             if (v.ValueKind != JsonValueKind.Number || !v.TryGetInt64(out long x) || x < 0)
             {
-                throw Bad(source, $"tensor \"{name}\" {key} entry {v.GetRawText()} is not a non-negative integer");
+                string raw = v.GetRawText();
+                throw Bad(source, $"{shown} {key} entry {TensorFile.Printable(raw.Length > 40 ? raw[..40] + "…" : raw)} is not a non-negative 64-bit integer");
             }
 
             result[i++] = x;
@@ -324,5 +408,9 @@ public static class SafeTensors
     private static DitCacheException Bad(string source, string what) =>
         new($"{source}: {what}; the file is corrupt or was not written as safetensors, export it again");
 
-    private sealed record Entry(string Name, StoredDType DType, int[] Shape, long Begin, long End, long Count);
+    /// <summary>A tensor's description and its byte range [Begin, End) in the data region.</summary>
+    private sealed record Entry(TensorEntry Info, long Begin, long End, long Count);
+
+    /// <summary>A validated header: the data region's start, the tensors, the metadata.</summary>
+    private sealed record Header(string Source, long DataStart, Dictionary<string, Entry> Entries, Dictionary<string, string> Metadata);
 }

@@ -1,10 +1,9 @@
 using System;
 using System.Collections.Generic;
-using System.IO;
-using System.IO.Compression;
 using System.Linq;
 using System.Runtime.InteropServices;
 using System.Text;
+using Microsoft.Win32.SafeHandles;
 
 namespace DitCache.Tensors.IO;
 
@@ -12,61 +11,60 @@ namespace DitCache.Tensors.IO;
 /// Reads the zip format <c>torch.save</c> writes since PyTorch 1.6 (e.g. facebookresearch/DiT's
 /// <c>DiT-XL-2-256x256.pt</c>): a zip of stored entries <c>{name}/data.pkl</c> (the pickled object),
 /// <c>{name}/data/{key}</c> (raw little-endian storage bytes), <c>{name}/version</c> and, since torch 2.1,
-/// <c>{name}/byteorder</c>. The pickle is interpreted by <see cref="TorchPickle"/>, which runs no code and
-/// refuses any global outside a small allowlist.
+/// <c>{name}/byteorder</c>. The zip is read by <see cref="TorchZip"/> (every field checked, every entry read
+/// CRC-verified); the pickle by <see cref="TorchPickle"/>, which runs no code and refuses any global outside a
+/// small allowlist.
 /// </summary>
 /// <remarks>
 /// Accepted shapes of the pickled object: a state_dict (a dict of float32/float16/bfloat16 tensors), or a dict
 /// holding one under <c>"ema"</c> (preferred, as DiT's <c>find_model</c> does) or <c>"model"</c>, as DiT's
 /// train.py writes (<c>{"model", "ema", "opt", "args"}</c>). The other entries of such a dict are parsed as data
 /// but never read from the archive; <c>args</c> is an <c>argparse.Namespace</c>, which the allowlist admits as an
-/// inert placeholder. Strided (non-contiguous) tensors and tensors sharing a storage are gathered into dense
-/// row-major float32 tensors. Each storage entry is read only for the tensors kept, one tensor at a time, so a
-/// 2.7 GB checkpoint is never held as one buffer.
+/// inert placeholder. <see cref="Load"/> validates every kept tensor against its storage (offset, size and stride
+/// arithmetic checked; the storage's declared element count times the element size equal to its entry's size) and
+/// reads no tensor data; each tensor's storage entry is read, and its CRC verified, when the tensor is read.
+/// Strided (non-contiguous) views and tensors sharing a storage are gathered into dense row-major float32 tensors;
+/// a view with more elements than its storage (stride 0, as <c>expand</c> makes) is refused.
 /// </remarks>
 public static class TorchCheckpoint
 {
-    /// <summary>Largest <c>data.pkl</c> accepted; DiT-XL/2's is about 40 KB.</summary>
-    public const long MaxPickleBytes = 256L << 20;
+    /// <summary>Largest <c>data.pkl</c> (and other non-storage entry) accepted; DiT-XL/2's is about 40 KB.</summary>
+    public const long MaxPickleBytes = 64L << 20;
 
     private const string ResaveHint = "save it again with torch.save(model.state_dict(), path)";
 
-    /// <summary>Reads a zip-format <c>.pt</c> file and converts its tensors to float32.</summary>
+    /// <summary>
+    /// Opens a zip-format <c>.pt</c> file: reads the archive directory and the pickle, and validates every tensor of
+    /// the state_dict; tensor values are read (and converted to float32) when <see cref="TensorFile.Read"/> asks.
+    /// </summary>
     /// <exception cref="DitCacheException">
     /// The file is missing, not a zip, not a torch.save archive, names a global outside the allowlist, holds no
     /// state_dict, or a tensor is not floating point or lies outside its storage.
     /// </exception>
     public static TensorFile Load(string path)
     {
-        FileStream stream;
-        try
+        long length;
+        TorchZip zip;
+        List<Planned> plan;
+        using (SafeFileHandle handle = FileAccessor.Open(path))
         {
-            stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
-        {
-            throw new DitCacheException($"{path}: cannot open the model file ({e.Message}); check the path", e);
+            length = FileAccessor.Length(handle, path);
+            zip = TorchZip.Read(path, handle, length);
+            plan = Plan(path, handle, zip);
         }
 
-        using (stream)
+        Dictionary<string, Planned> byName = plan.ToDictionary(p => p.Info.Name, StringComparer.Ordinal);
+        return new TensorFile(path, plan.Select(p => p.Info), new Dictionary<string, string>(), info =>
         {
-            try
-            {
-                using var zip = new ZipArchive(stream, ZipArchiveMode.Read);
-                return Read(path, zip);
-            }
-            catch (Exception e) when (e is InvalidDataException or EndOfStreamException or IOException)
-            {
-                throw new DitCacheException(
-                    $"{path}: the zip archive is damaged ({e.Message}); the file is truncated or corrupt, download or save it again", e);
-            }
-        }
+            using SafeFileHandle handle = FileAccessor.Reopen(path, length);
+            return ReadTensor(zip, handle, byName[info.Name]);
+        });
     }
 
-    private static TensorFile Read(string path, ZipArchive zip)
+    private static List<Planned> Plan(string path, SafeFileHandle handle, TorchZip zip)
     {
-        ZipArchiveEntry[] pickles = zip.Entries
-            .Where(e => e.FullName.EndsWith("/data.pkl", StringComparison.Ordinal) && e.FullName.Count(c => c == '/') == 1)
+        TorchZip.Entry[] pickles = zip.Entries
+            .Where(e => e.Name.EndsWith("/data.pkl", StringComparison.Ordinal) && e.Name.Count(c => c == '/') == 1)
             .ToArray();
         if (pickles.Length != 1)
         {
@@ -74,28 +72,43 @@ public static class TorchCheckpoint
                 $"{path}: zip holds {pickles.Length} '<name>/data.pkl' entries (expected 1), so it is not a torch.save checkpoint; {ResaveHint}");
         }
 
-        string prefix = pickles[0].FullName[..^"data.pkl".Length];
-        if (zip.GetEntry(prefix + "constants.pkl") is not null)
+        string prefix = pickles[0].Name[..^"data.pkl".Length];
+        if (zip.Find(prefix + "constants.pkl") is not null)
         {
             throw new DitCacheException(
                 $"{path}: this is a TorchScript archive (torch.jit.save), not a state_dict; in Python, {ResaveHint}");
         }
 
-        if (zip.GetEntry(prefix + "byteorder") is { } order)
+        // Every entry that is not tensor storage is small (version, byteorder, serialization id): read each once,
+        // so a damaged one fails its CRC here rather than going unnoticed.
+        byte[]? pickle = null;
+        foreach (TorchZip.Entry e in zip.Entries)
         {
-            string text = Encoding.ASCII.GetString(ReadAll(path, order, 16)).Trim();
-            if (text != "little")
+            if (e.Name.StartsWith(prefix + "data/", StringComparison.Ordinal))
             {
-                throw new DitCacheException(
-                    $"{path}: {order.FullName} says '{text}' (expected 'little'); {ResaveHint} on a little-endian machine");
+                continue;
+            }
+
+            byte[] bytes = zip.ReadAll(handle, e, MaxPickleBytes);
+            if (e.Name == pickles[0].Name)
+            {
+                pickle = bytes;
+            }
+            else if (e.Name == prefix + "byteorder")
+            {
+                string text = Encoding.ASCII.GetString(bytes.AsSpan(0, Math.Min(bytes.Length, 16))).Trim();
+                if (text != "little")
+                {
+                    throw new DitCacheException(
+                        $"{path}: {TensorFile.Printable(e.Name)} says '{TensorFile.Printable(text)}' (expected 'little'); {ResaveHint} on a little-endian machine");
+                }
             }
         }
 
-        object? root = TorchPickle.Load(path, ReadAll(path, pickles[0], MaxPickleBytes));
+        object? root = TorchPickle.Load(path, pickle!);
         (TorchPickle.PickleDict stateDict, string under) = Select(path, root);
 
-        var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
-        var dtypes = new Dictionary<string, StoredDType>(StringComparer.Ordinal);
+        var plan = new List<Planned>(stateDict.Items.Count);
         foreach ((object? key, object? value) in stateDict.Items)
         {
             if (key is not string name)
@@ -111,10 +124,10 @@ public static class TorchCheckpoint
                     $"expected a state_dict, or a dict with one under 'ema' or 'model'; {ResaveHint}");
             }
 
-            (tensors[name], dtypes[name]) = Materialize(path, zip, prefix, name, t);
+            plan.Add(Validate(path, zip, prefix, name, t));
         }
 
-        return new TensorFile(path, tensors, new Dictionary<string, string>(), dtypes);
+        return plan;
     }
 
     /// <summary>Picks the state_dict: the top dict, or its "ema" (preferred) or "model" dict (train.py checkpoints).</summary>
@@ -137,40 +150,49 @@ public static class TorchCheckpoint
         return (top, "");
     }
 
-    private static (Tensor, StoredDType) Materialize(string path, ZipArchive zip, string prefix, string name, TorchPickle.TensorRef t)
+    /// <summary>Checks one tensor against its storage with overflow-free arithmetic; reads nothing.</summary>
+    private static Planned Validate(string path, TorchZip zip, string prefix, string name, TorchPickle.TensorRef t)
     {
         TorchPickle.StorageRef s = t.Storage;
+        string shown = TensorFile.Printable(name);
         StoredDType dtype = s.Type.DType ?? throw new DitCacheException(
-            $"{path}: tensor '{name}' is stored as {s.Type.Name}, which DitCache does not read (expected float32, float16 or bfloat16); " +
+            $"{path}: tensor '{shown}' is stored as {s.Type.Name}, which DitCache does not read (expected float32, float16 or bfloat16); " +
             "convert or drop it in Python, e.g. {k: v.float() for k, v in sd.items()}, and save again");
-        string where = $"{path}: tensor '{name}' (storage '{s.Key}', offset {t.Offset}, size {FormatLongs(t.Size)}, stride {FormatLongs(t.Stride)})";
+        string where = $"{path}: tensor '{shown}' (storage '{TensorFile.Printable(s.Key)}' of {s.Numel} elements, offset {t.Offset}, size {FormatLongs(t.Size)}, stride {FormatLongs(t.Stride)})";
 
         if (t.Size.Length > 6 || t.Stride.Length != t.Size.Length)
         {
             throw new DitCacheException($"{where}: needs rank 0..6 with one stride per dimension; the file is corrupt, {ResaveHint}");
         }
 
-        if (t.Offset < 0 || t.Size.Any(d => d < 0 || d > int.MaxValue) || t.Stride.Any(d => d < 0))
+        if (t.Offset < 0 || s.Numel < 0 || t.Size.Any(d => d < 0 || d > int.MaxValue) || t.Stride.Any(d => d < 0))
         {
-            throw new DitCacheException($"{where}: has a negative or oversized offset, size or stride; the file is corrupt, {ResaveHint}");
+            throw new DitCacheException($"{where}: has a negative or oversized offset, numel, size or stride; the file is corrupt, {ResaveHint}");
         }
 
+        TorchZip.Entry entry = zip.Find(prefix + "data/" + s.Key) ?? throw new DitCacheException(
+            $"{where}: the archive has no entry '{TensorFile.Printable(prefix + "data/" + s.Key)}'; the file is incomplete, {ResaveHint}");
+        int size1 = DTypeConvert.Size(dtype);
+        if (s.Numel > entry.Size / size1 || s.Numel * size1 != entry.Size)
+        {
+            throw new DitCacheException(
+                $"{where}: the storage declares {s.Numel} × {size1}-byte elements but its entry '{TensorFile.Printable(entry.Name)}' has {entry.Size} bytes; the file is truncated or corrupt, {ResaveHint}");
+        }
+
+        // extent = 1 + Σ (size_d − 1)·stride_d: the elements the view spans in its storage; count = Π size_d.
         int[] shape = t.Size.Select(d => (int)d).ToArray();
-        long count = 1;
-        long extent = 1; // elements spanned in the storage: 1 + Σ (size_d − 1)·stride_d
-        foreach ((long size, long stride) in t.Size.Zip(t.Stride))
+        var info = new TensorEntry(name, dtype, shape);
+        if (t.Size.Contains(0))
         {
-            count = count == 0 || size == 0 ? 0 : checked(count * size);
-            extent = size == 0 ? extent : checked(extent + ((size - 1) * stride));
-            if (count > Array.MaxLength)
-            {
-                throw new DitCacheException($"{where}: has more elements than one float32 array can hold");
-            }
+            return new Planned(info, entry, t, 0, 0, Contiguous: true);
         }
 
-        if (count == 0)
+        // Int128 holds every partial sum and product below exactly (sizes < 2^31, strides < 2^63, rank <= 6, and
+        // the product is compared with the storage after each factor).
+        Int128 extent = 1;
+        for (int d = 0; d < t.Size.Length; d++)
         {
-            return (new Tensor([], shape), dtype);
+            extent += (Int128)(t.Size[d] - 1) * t.Stride[d];
         }
 
         if (t.Offset + extent > s.Numel)
@@ -179,44 +201,51 @@ public static class TorchCheckpoint
                 $"{where}: reaches element {t.Offset + extent} but its storage holds {s.Numel}; the file is corrupt, {ResaveHint}");
         }
 
-        ZipArchiveEntry entry = zip.GetEntry(prefix + "data/" + s.Key) ?? throw new DitCacheException(
-            $"{where}: the archive has no entry '{prefix}data/{s.Key}'; the file is incomplete, {ResaveHint}");
+        Int128 count = 1;
+        foreach (long n in t.Size)
+        {
+            count *= n;
+            if (count > s.Numel)
+            {
+                throw new DitCacheException(
+                    $"{where}: has more elements than its storage holds (a broadcast view such as expand() is not read); " +
+                    "save contiguous copies in Python, {k: v.contiguous() for k, v in sd.items()}, and load that");
+            }
+        }
+
+        if (count > Array.MaxLength || extent > Array.MaxLength)
+        {
+            throw new DitCacheException($"{where}: spans more elements than one float32 array can hold, which DitCache does not read");
+        }
+
+        return new Planned(info, entry, t, (long)count, (long)extent, IsContiguous(t.Size, t.Stride));
+    }
+
+    /// <summary>
+    /// Streams the tensor's whole storage entry once (the CRC covers all of it), converting the elements in
+    /// [offset, offset + extent) into the tensor (contiguous) or into a scratch array that is then gathered.
+    /// </summary>
+    private static Tensor ReadTensor(TorchZip zip, SafeFileHandle handle, Planned p)
+    {
+        StoredDType dtype = p.Info.DType;
         int size1 = DTypeConvert.Size(dtype);
-        if (entry.Length < s.Numel * size1)
+        var values = new float[p.Count];
+        if (p.Count == 0)
         {
-            throw new DitCacheException(
-                $"{where}: entry '{entry.FullName}' has {entry.Length} bytes but {s.Numel} × {size1}-byte elements need {s.Numel * size1}; the file is truncated, {ResaveHint}");
+            zip.Stream(handle, p.Entry, 0, 0, size1, (_, _) => { });
+            return new Tensor(values, p.Info.Shape);
         }
 
-        if (extent * size1 > Array.MaxLength)
+        float[] target = p.Contiguous ? values : new float[p.Extent];
+        long from = p.Ref.Offset * size1;
+        zip.Stream(handle, p.Entry, from, from + (p.Extent * size1), size1, (position, bytes) =>
+            DTypeConvert.ToFloat(bytes, dtype, target.AsSpan((int)(position / size1), bytes.Length / size1)));
+        if (!p.Contiguous)
         {
-            throw new DitCacheException($"{where}: spans more than 2 GB of its storage, which DitCache does not read");
+            Gather(target, p.Ref.Size, p.Ref.Stride, values);
         }
 
-        var values = new float[count];
-        bool contiguous = IsContiguous(t.Size, t.Stride);
-        using Stream data = entry.Open();
-        Skip(data, t.Offset * size1);
-        if (contiguous && dtype == StoredDType.F32 && BitConverter.IsLittleEndian)
-        {
-            data.ReadExactly(MemoryMarshal.AsBytes(values.AsSpan())); // the stored bytes are the floats
-            return (new Tensor(values, shape), dtype);
-        }
-
-        byte[] raw = new byte[extent * size1];
-        data.ReadExactly(raw);
-        if (contiguous)
-        {
-            DTypeConvert.ToFloat(raw, dtype, values);
-        }
-        else
-        {
-            var all = new float[extent];
-            DTypeConvert.ToFloat(raw, dtype, all);
-            Gather(all, t.Size, t.Stride, values);
-        }
-
-        return (new Tensor(values, shape), dtype);
+        return new Tensor(values, p.Info.Shape);
     }
 
     /// <summary>dst[i] = src[Σ idx_d·stride_d] over the row-major multi-index idx of i.</summary>
@@ -259,37 +288,6 @@ public static class TorchCheckpoint
         return true;
     }
 
-    private static void Skip(Stream s, long bytes)
-    {
-        if (s.CanSeek)
-        {
-            s.Seek(bytes, SeekOrigin.Current);
-            return;
-        }
-
-        byte[] scratch = new byte[Math.Min(bytes, 1 << 20)];
-        while (bytes > 0)
-        {
-            int n = (int)Math.Min(bytes, scratch.Length);
-            s.ReadExactly(scratch, 0, n);
-            bytes -= n;
-        }
-    }
-
-    private static byte[] ReadAll(string path, ZipArchiveEntry entry, long limit)
-    {
-        if (entry.Length > limit)
-        {
-            throw new DitCacheException(
-                $"{path}: entry '{entry.FullName}' has {entry.Length} bytes, more than the {limit} a state_dict needs; the file is corrupt, {ResaveHint}");
-        }
-
-        byte[] bytes = new byte[entry.Length];
-        using Stream s = entry.Open();
-        s.ReadExactly(bytes);
-        return bytes;
-    }
-
     private static string Kind(object? value) => value switch
     {
         null => "None",
@@ -304,8 +302,11 @@ public static class TorchCheckpoint
         _ => $"a {value.GetType().Name}",
     };
 
-    private static string Label(string under, string name) =>
-        under.Length == 0 ? name : name.Length == 0 ? $"'{under}'" : $"{under}.{name}";
+    private static string Label(string under, string name) => TensorFile.Printable(
+        under.Length == 0 ? name : name.Length == 0 ? $"'{under}'" : $"{under}.{name}");
 
     private static string FormatLongs(long[] values) => "[" + string.Join(", ", values) + "]";
+
+    /// <summary>A validated tensor: where its storage is, and how many elements it has and spans.</summary>
+    private sealed record Planned(TensorEntry Info, TorchZip.Entry Entry, TorchPickle.TensorRef Ref, long Count, long Extent, bool Contiguous);
 }

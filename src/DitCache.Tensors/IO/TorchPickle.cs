@@ -79,7 +79,16 @@ internal sealed class TorchPickle
         ["torch.BoolStorage"] = new StorageType("torch.BoolStorage", null),
     };
 
+    /// <summary>
+    /// Most values the machine may create, hold on its stack or in its memo. DiT-XL/2's state_dict makes about
+    /// 10,000; a train.py checkpoint with optimizer state about four times that.
+    /// </summary>
+    private const int MaxValues = 1 << 21;
+
+    private static readonly UTF8Encoding s_strictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+
     private readonly string _source;
+    private int _created;
     private readonly byte[] _data;
     private readonly List<object?> _stack = [];
     private readonly Stack<int> _marks = new();
@@ -123,6 +132,11 @@ internal sealed class TorchPickle
 
                     return _stack[0];
                 case Mark:
+                    if (_marks.Count >= MaxValues)
+                    {
+                        throw Bad(at, $"more than {MaxValues} nested MARKs");
+                    }
+
                     _marks.Push(_stack.Count);
                     break;
                 case Pop:
@@ -132,49 +146,49 @@ internal sealed class TorchPickle
                     PopToMark(at);
                     break;
                 case EmptyDict:
-                    _stack.Add(new PickleDict());
+                    Push(at, new PickleDict());
                     break;
                 case EmptyList:
-                    _stack.Add(new List<object?>());
+                    Push(at, new List<object?>());
                     break;
                 case EmptyTuple:
-                    _stack.Add(Array.Empty<object?>());
+                    Push(at, Array.Empty<object?>());
                     break;
                 case None:
-                    _stack.Add(null);
+                    Push(at, null);
                     break;
                 case NewTrue:
-                    _stack.Add(true);
+                    Push(at, true);
                     break;
                 case NewFalse:
-                    _stack.Add(false);
+                    Push(at, false);
                     break;
                 case BinInt:
-                    _stack.Add((long)BinaryPrimitives.ReadInt32LittleEndian(Take(4)));
+                    Push(at, (long)BinaryPrimitives.ReadInt32LittleEndian(Take(4)));
                     break;
                 case BinInt1:
-                    _stack.Add((long)ReadByte());
+                    Push(at, (long)ReadByte());
                     break;
                 case BinInt2:
-                    _stack.Add((long)BinaryPrimitives.ReadUInt16LittleEndian(Take(2)));
+                    Push(at, (long)BinaryPrimitives.ReadUInt16LittleEndian(Take(2)));
                     break;
                 case Long1:
-                    _stack.Add(ReadLong1(at));
+                    Push(at, ReadLong1(at));
                     break;
                 case BinFloat:
-                    _stack.Add(BinaryPrimitives.ReadDoubleBigEndian(Take(8)));
+                    Push(at, BinaryPrimitives.ReadDoubleBigEndian(Take(8)));
                     break;
                 case ShortBinUnicode:
-                    _stack.Add(ReadString(at, ReadByte()));
+                    Push(at, ReadString(at, ReadByte()));
                     break;
                 case BinUnicode:
-                    _stack.Add(ReadString(at, BinaryPrimitives.ReadUInt32LittleEndian(Take(4))));
+                    Push(at, ReadString(at, BinaryPrimitives.ReadUInt32LittleEndian(Take(4))));
                     break;
                 case BinUnicode8:
-                    _stack.Add(ReadString(at, BinaryPrimitives.ReadUInt64LittleEndian(Take(8))));
+                    Push(at, ReadString(at, BinaryPrimitives.ReadUInt64LittleEndian(Take(8))));
                     break;
                 case Tuple:
-                    _stack.Add(PopToMark(at));
+                    Push(at, PopToMark(at));
                     break;
                 case Tuple1:
                 case Tuple2:
@@ -187,22 +201,22 @@ internal sealed class TorchPickle
 
                     object?[] items = _stack.GetRange(_stack.Count - n, n).ToArray();
                     _stack.RemoveRange(_stack.Count - n, n);
-                    _stack.Add(items);
+                    Push(at, items);
                     break;
                 case BinPut:
-                    _memo[ReadByte()] = Peek(at);
+                    Remember(at, ReadByte());
                     break;
                 case LongBinPut:
-                    _memo[BinaryPrimitives.ReadUInt32LittleEndian(Take(4))] = Peek(at);
+                    Remember(at, BinaryPrimitives.ReadUInt32LittleEndian(Take(4)));
                     break;
                 case Memoize:
-                    _memo[_memo.Count] = Peek(at);
+                    Remember(at, _memo.Count);
                     break;
                 case BinGet:
-                    _stack.Add(GetMemo(at, ReadByte()));
+                    Push(at, GetMemo(at, ReadByte()));
                     break;
                 case LongBinGet:
-                    _stack.Add(GetMemo(at, BinaryPrimitives.ReadUInt32LittleEndian(Take(4))));
+                    Push(at, GetMemo(at, BinaryPrimitives.ReadUInt32LittleEndian(Take(4))));
                     break;
                 case SetItem:
                     {
@@ -247,7 +261,7 @@ internal sealed class TorchPickle
                     {
                         string module = ReadLine(at);
                         string name = ReadLine(at);
-                        _stack.Add(Resolve(module, name));
+                        Push(at, Resolve(module, name));
                         break;
                     }
 
@@ -255,7 +269,7 @@ internal sealed class TorchPickle
                     {
                         string name = As<string>(at, PopValue(at), "STACK_GLOBAL name");
                         string module = As<string>(at, PopValue(at), "STACK_GLOBAL module");
-                        _stack.Add(Resolve(module, name));
+                        Push(at, Resolve(module, name));
                         break;
                     }
 
@@ -263,7 +277,7 @@ internal sealed class TorchPickle
                     {
                         object?[] args = As<object?[]>(at, PopValue(at), "REDUCE arguments");
                         object? callable = PopValue(at);
-                        _stack.Add(Call(at, callable, args));
+                        Push(at, Call(at, callable, args));
                         break;
                     }
 
@@ -276,7 +290,7 @@ internal sealed class TorchPickle
                             throw Bad(at, $"NEWOBJ of '{cls.Name}', which is not a class");
                         }
 
-                        _stack.Add(new Opaque(cls.Name));
+                        Push(at, new Opaque(cls.Name));
                         break;
                     }
 
@@ -296,7 +310,7 @@ internal sealed class TorchPickle
                     }
 
                 case BinPersId:
-                    _stack.Add(PersistentLoad(at, PopValue(at)));
+                    Push(at, PersistentLoad(at, PopValue(at)));
                     break;
                 default:
                     throw Bad(at, $"opcode 0x{op:x2} is not one a torch.save state_dict uses");
@@ -313,7 +327,7 @@ internal sealed class TorchPickle
         }
 
         throw new DitCacheException(
-            $"{_source}: pickle refers to global '{full}', which a state_dict never needs; DitCache refuses to load it (no code is run). " +
+            $"{_source}: pickle refers to global '{TensorFile.Printable(full)}', which a state_dict never needs; DitCache refuses to load it (no code is run). " +
             "If you trust the file, load it in Python and save only the weights: torch.save(model.state_dict(), 'weights.pt')");
     }
 
@@ -402,7 +416,7 @@ internal sealed class TorchPickle
             throw Bad(at, $"string of {length} bytes runs past the end of the pickle");
         }
 
-        return Encoding.UTF8.GetString(Take((int)length));
+        return Decode(at, Take((int)length), "a string");
     }
 
     private string ReadLine(int at)
@@ -413,7 +427,7 @@ internal sealed class TorchPickle
             throw Bad(at, "GLOBAL name is not terminated by a newline");
         }
 
-        string s = Encoding.UTF8.GetString(_data, _pos, end - _pos);
+        string s = Decode(at, _data.AsSpan(_pos, end - _pos), "a GLOBAL name");
         _pos = end + 1;
         return s;
     }
@@ -430,6 +444,39 @@ internal sealed class TorchPickle
         ReadOnlySpan<byte> s = _data.AsSpan(_pos, n);
         _pos += n;
         return s;
+    }
+
+    private void Push(int at, object? value)
+    {
+        if (++_created > MaxValues || _stack.Count >= MaxValues)
+        {
+            throw Bad(at, $"the pickle builds more than {MaxValues} values, far more than any state_dict");
+        }
+
+        _stack.Add(value);
+    }
+
+    private void Remember(int at, long index)
+    {
+        object? value = Peek(at);
+        if (_memo.Count >= MaxValues && !_memo.ContainsKey(index))
+        {
+            throw Bad(at, $"the pickle memo grows past {MaxValues} entries, far more than any state_dict");
+        }
+
+        _memo[index] = value;
+    }
+
+    private string Decode(int at, ReadOnlySpan<byte> bytes, string what)
+    {
+        try
+        {
+            return s_strictUtf8.GetString(bytes);
+        }
+        catch (DecoderFallbackException)
+        {
+            throw Bad(at, $"{what} is not valid UTF-8 (Python writes strings as UTF-8; a lone surrogate cannot be a tensor name)");
+        }
     }
 
     private int StackFloor() => _marks.Count > 0 ? _marks.Peek() : 0;
@@ -478,7 +525,7 @@ internal sealed class TorchPickle
     private static string Describe(object? value) => value switch
     {
         null => "None",
-        string s => $"'{s}'",
+        string s => $"'{TensorFile.Printable(s)}'",
         long or double or bool => value.ToString()!,
         object?[] t => $"a tuple of {t.Length}",
         List<object?> => "a list",

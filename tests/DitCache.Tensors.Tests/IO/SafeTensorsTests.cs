@@ -127,7 +127,7 @@ public class SafeTensorsTests
     [Fact]
     public void Load_HeaderNotObject_IsRefused()
     {
-        AssertRefused(WithHeader("[1, 2]", 0), "header is JSON Array, expected an object");
+        AssertRefused(WithHeader("[1, 2]", 0), "header starts with byte 0x5b, expected '{'");
     }
 
     [Fact]
