@@ -1,5 +1,5 @@
 """Golden tensors for the C# VAE decoder (src/DitCache.Models/Vae), from our PyTorch reference
-(tools/reference/vae_reference.py, written from the diffusers and CompVis code; docs/methods.md §14).
+(tools/reference/vae_reference.py, written from the diffusers and CompVis code; docs/methods.md §11).
 
     OPENBLAS_NUM_THREADS=1 /usr/bin/python3 tools/reference/make_vae_fixtures.py
 

@@ -3,7 +3,7 @@ written from the architecture of huggingface/diffusers (src/diffusers/models/aut
 autoencoders/vae.py `Decoder`, resnet.py `ResnetBlock2D` and `Upsample2D`, unets/unet_2d_blocks.py
 `UNetMidBlock2D` and `UpDecoderBlock2D`, attention_processor.py `Attention` + `AttnProcessor`) and checked against
 CompVis/latent-diffusion (ldm/modules/diffusionmodules/model.py `Decoder`, `ResnetBlock`, `AttnBlock`), without the
-diffusers package (docs/methods.md §14). Module names follow diffusers, so `state_dict()` gives the current diffusers
+diffusers package (docs/methods.md §11). Module names follow diffusers, so `state_dict()` gives the current diffusers
 key names; `legacy_names` and `compvis_names` give the other two namings the C# loader reads.
 
 Also: `hashed_weights`, random weights of any config from an integer hash of (key, index), which the C# side

@@ -9,7 +9,7 @@ using DitCache.Tensors;
 namespace DitCache.Models;
 
 /// <summary>
-/// The shape of a Stable Diffusion style VAE decoder (diffusers <c>AutoencoderKL</c>; docs/methods.md §14): what
+/// The shape of a Stable Diffusion style VAE decoder (diffusers <c>AutoencoderKL</c>; docs/methods.md §11): what
 /// <see cref="VaeDecoder"/> needs, read from a diffusers <c>vae/config.json</c> (<see cref="FromJsonFile"/>) or from
 /// the weight shapes (<see cref="VaeWeights"/>). stabilityai/sd-vae-ft-ema and sd-vae-ft-mse (DiT's VAEs):
 /// block_out_channels [128, 256, 512, 512], layers_per_block 2, 32 groups, 4 latent channels, scaling 0.18215.

@@ -5,7 +5,7 @@ namespace DitCache.Models;
 
 /// <summary>
 /// The Stable Diffusion VAE decoder as diffusers' <c>AutoencoderKL.decode</c> computes it, with the latent scaling
-/// DiT's sample.py applies first (docs/methods.md §14): latents / scaling_factor (+ shift_factor), post_quant_conv,
+/// DiT's sample.py applies first (docs/methods.md §11): latents / scaling_factor (+ shift_factor), post_quant_conv,
 /// conv_in, the mid block (ResNet block, single-head attention over all pixels, ResNet block), the up blocks
 /// (layers_per_block + 1 ResNet blocks each, then nearest x2 + 3x3 conv in all but the last), GroupNorm + SiLU, conv_out.
 /// </summary>
