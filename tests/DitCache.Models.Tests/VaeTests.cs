@@ -27,6 +27,7 @@ public class VaeTests
     [InlineData("tiny_diffusers.safetensors", "diffusers")]
     [InlineData("tiny_legacy.safetensors", "diffusers (legacy attention names)")]
     [InlineData("tiny_compvis.safetensors", "CompVis/ldm")]
+    [InlineData("tiny_compvis.ckpt", "CompVis/ldm")]
     public void Tiny_decoder_matches_pytorch_in_every_naming(string file, string naming)
     {
         VaeWeights weights = VaeWeights.FromFile(Checkpoint.Load(PathOf(file)), TinyConfig);
