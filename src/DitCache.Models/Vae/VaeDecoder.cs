@@ -138,7 +138,8 @@ public sealed class VaeDecoder
 
     /// <summary>
     /// Bytes the decoder holds for one latent size (the activation buffers, the im2col band and the attention
-    /// scratch, not the weights): about 211 MB for a 32x32 latent (256x256 image) of the SD VAE, 836 MB for 64x64.
+    /// scratch, not the weights): for the SD VAE on one thread 212 MB for a 32x32 latent (256x256 image) and 823 MB for
+    /// 64x64 (512x512); each further thread adds its attention scratch (2 MB at 32x32, 9 MB at 64x64).
     /// </summary>
     public static long WorkspaceBytes(VaeConfig config, int height, int width, int threads)
     {
