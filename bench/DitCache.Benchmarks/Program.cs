@@ -4,7 +4,7 @@ namespace DitCache.Benchmarks;
 
 internal static class Program
 {
-    // "forward", "gemm", "precision", "alloc" and "cachedstep" are plain timing/probe modes for a shared
+    // "forward", "gemm", "precision", "alloc", "cachedstep" and "vae" are plain timing/probe modes for a shared
     // machine (Timing/), "serve" is the C# half of tools/bench/side_by_side.py; anything else goes to BenchmarkDotNet.
     private static void Main(string[] args)
     {
@@ -24,6 +24,9 @@ internal static class Program
                 break;
             case "cachedstep":
                 CachedStepTiming.Run(args);
+                break;
+            case "vae":
+                VaeTiming.Run(args);
                 break;
             case "serve":
                 SideBySideServer.Run(args);

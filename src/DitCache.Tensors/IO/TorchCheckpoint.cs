@@ -18,7 +18,9 @@ namespace DitCache.Tensors.IO;
 /// <remarks>
 /// Accepted shapes of the pickled object: a state_dict (a dict of float32/float16/bfloat16 tensors), or a dict
 /// holding one under <c>"ema"</c> (preferred, as DiT's <c>find_model</c> does) or <c>"model"</c>, as DiT's
-/// train.py writes (<c>{"model", "ema", "opt", "args"}</c>). The other entries of such a dict are parsed as data
+/// train.py writes (<c>{"model", "ema", "opt", "args"}</c>), or under <c>"state_dict"</c>, as latent-diffusion
+/// (PyTorch Lightning) checkpoints hold theirs (<c>{"state_dict", "global_step"}</c>, e.g. the SD VAE's
+/// <c>.ckpt</c>). The other entries of such a dict are parsed as data
 /// but never read from the archive; <c>args</c> is an <c>argparse.Namespace</c>, which the allowlist admits as an
 /// inert placeholder. <see cref="Load"/> validates every kept tensor against its storage (offset, size and stride
 /// arithmetic checked; the storage's declared element count times the element size equal to its entry's size) and
@@ -130,7 +132,10 @@ public static class TorchCheckpoint
         return plan;
     }
 
-    /// <summary>Picks the state_dict: the top dict, or its "ema" (preferred) or "model" dict (train.py checkpoints).</summary>
+    /// <summary>
+    /// Picks the state_dict: the top dict, or its "ema" (preferred) or "model" dict (train.py checkpoints), or its
+    /// "state_dict" dict (latent-diffusion checkpoints).
+    /// </summary>
     private static (TorchPickle.PickleDict Dict, string Under) Select(string path, object? root)
     {
         if (root is not TorchPickle.PickleDict top)
@@ -139,7 +144,7 @@ public static class TorchCheckpoint
                 $"{path}: the checkpoint holds {Kind(root)} at the top, expected a dict of tensors (a state_dict); {ResaveHint}");
         }
 
-        foreach (string key in (ReadOnlySpan<string>)["ema", "model"])
+        foreach (string key in (ReadOnlySpan<string>)["ema", "model", "state_dict"])
         {
             if (top.TryGet(key, out object? nested) && nested is TorchPickle.PickleDict dict)
             {

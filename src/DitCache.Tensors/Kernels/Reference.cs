@@ -462,4 +462,97 @@ internal static class Reference
             }
         }
     }
+
+    /// <summary>Conv2d, stride 1, padding kernel/2, one image NCHW; y (+)= b + w ⊛ x, summed in double.</summary>
+    public static void Conv2d(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> b, Span<float> y,
+        int inChannels, int outChannels, int height, int width, int kernel, bool accumulate)
+    {
+        int pad = kernel / 2;
+        for (int o = 0; o < outChannels; o++)
+        {
+            for (int i = 0; i < height; i++)
+            {
+                for (int j = 0; j < width; j++)
+                {
+                    int at = (((o * height) + i) * width) + j;
+                    double s = (accumulate ? y[at] : 0.0) + (b.IsEmpty ? 0.0 : b[o]);
+                    for (int c = 0; c < inChannels; c++)
+                    {
+                        for (int u = 0; u < kernel; u++)
+                        {
+                            for (int v = 0; v < kernel; v++)
+                            {
+                                int si = i + u - pad, sj = j + v - pad;
+                                if (si >= 0 && si < height && sj >= 0 && sj < width)
+                                {
+                                    s += (double)w[(((((o * inChannels) + c) * kernel) + u) * kernel) + v]
+                                        * x[(((c * height) + si) * width) + sj];
+                                }
+                            }
+                        }
+                    }
+
+                    y[at] = (float)s;
+                }
+            }
+        }
+    }
+
+    /// <summary>GroupNorm over (channels, pixels) with affine gamma/beta, then SiLU when asked; statistics in double.</summary>
+    public static void GroupNorm(ReadOnlySpan<float> x, Span<float> y, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta,
+        int channels, int pixels, int groups, float eps, bool silu)
+    {
+        int perGroup = channels / groups;
+        for (int g = 0; g < groups; g++)
+        {
+            int begin = g * perGroup * pixels, end = (g + 1) * perGroup * pixels;
+            double mean = 0;
+            for (int i = begin; i < end; i++)
+            {
+                mean += x[i];
+            }
+
+            mean /= end - begin;
+            double variance = 0;
+            for (int i = begin; i < end; i++)
+            {
+                variance += (x[i] - mean) * (x[i] - mean);
+            }
+
+            variance /= end - begin;
+            for (int i = begin; i < end; i++)
+            {
+                int c = i / pixels;
+                double v = ((x[i] - mean) / Math.Sqrt(variance + eps) * gamma[c]) + beta[c];
+                y[i] = (float)(silu ? v / (1.0 + Math.Exp(-v)) : v);
+            }
+        }
+    }
+
+    /// <summary>Nearest-neighbour x2: y[c, i, j] = x[c, i / 2, j / 2].</summary>
+    public static void UpsampleNearest2x(ReadOnlySpan<float> x, Span<float> y, int channels, int height, int width)
+    {
+        for (int c = 0; c < channels; c++)
+        {
+            for (int i = 0; i < 2 * height; i++)
+            {
+                for (int j = 0; j < 2 * width; j++)
+                {
+                    y[(((c * 2 * height) + i) * 2 * width) + j] = x[(((c * height) + (i / 2)) * width) + (j / 2)];
+                }
+            }
+        }
+    }
+
+    /// <summary>y (cols, rows) = x (rows, cols)ᵀ.</summary>
+    public static void Transpose(ReadOnlySpan<float> x, Span<float> y, int rows, int cols)
+    {
+        for (int i = 0; i < rows; i++)
+        {
+            for (int j = 0; j < cols; j++)
+            {
+                y[(j * rows) + i] = x[(i * cols) + j];
+            }
+        }
+    }
 }
