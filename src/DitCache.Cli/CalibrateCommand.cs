@@ -65,18 +65,14 @@ internal static class CalibrateCommand
             throw SampleCommand.Usage($"calibrate: unknown method '{o.Method}'; choose {string.Join(", ", CalibrationFile.Methods)} or all");
         }
 
-        if (o.Threads < 1)
+        if (!File.Exists(o.Model) && !Directory.Exists(o.Model))
         {
-            throw SampleCommand.Usage($"--threads {o.Threads} is invalid; give 1 or more");
-        }
-
-        if (!File.Exists(o.Model))
-        {
-            throw SampleCommand.Usage($"--model {o.Model}: file not found; give the checkpoint to calibrate (e.g. {DefaultModel.RepositoryPath})");
+            throw SampleCommand.Usage($"--model {o.Model}: file not found; give the checkpoint or diffusers folder to calibrate (e.g. {DefaultModel.RepositoryPath})");
         }
 
         string path = o.Out ?? CalibrationFile.PathFor(o.Model);
         SampleCommand.CheckOutputPath(path, "--out");
+        SampleCommand.CheckDistinct([("--out", path)], [("--model", o.Model)]);
         CalibrationFile.Load(path, o.Model);                                                       // a malformed file fails before the run
         IGemm gemm = GemmFactory.Create(o.Gemm, o.Threads);
         DitWeights weights = DefaultModel.LoadWeights(o.Model);

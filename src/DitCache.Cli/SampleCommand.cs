@@ -280,7 +280,14 @@ internal static class SampleCommand
     private static string Resolve(string path)
     {
         string full = Path.GetFullPath(path);
-        return File.Exists(full) && File.ResolveLinkTarget(full, returnFinalTarget: true) is { } target ? target.FullName : full;
+        try
+        {
+            return File.Exists(full) && File.ResolveLinkTarget(full, returnFinalTarget: true) is { } target ? target.FullName : full;
+        }
+        catch (IOException)
+        {
+            return full;            // a link loop names no file of its own; reading or writing it reports the loop
+        }
     }
 
     internal static void CheckOutputPath(string? path, string flag)

@@ -330,7 +330,7 @@ public class CalibratedPolicyTests
     {
         // /dev/null stands for any non-regular file beside a model (a FIFO would block a plain read forever).
         var e = Assert.Throws<DitCacheException>(() => CalibrationFile.Load("/dev/null", "m.safetensors"));
-        Assert.Equal("/dev/null: the calibration beside the model is not a regular file (a device or pipe); remove it, or write it with ditcache calibrate --model m.safetensors", e.Message);
+        Assert.Equal("/dev/null: the calibration beside the model is not a regular file (a device or pipe); remove it, or write it with 'ditcache calibrate all --model m.safetensors'", e.Message);
         CalibrationFile deferred = CalibrationFile.Deferred("/dev/null", "m.safetensors");   // --cache none never reads it
         Assert.NotNull(deferred);
     }

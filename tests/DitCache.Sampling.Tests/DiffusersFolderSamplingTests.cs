@@ -29,7 +29,7 @@ public class DiffusersFolderSamplingTests
     {
         TensorFile file = SafeTensors.Load(Dit("tiny_dit.safetensors"));
         return regeneratePosEmbed
-            ? DitWeights.FromFile(file with { Tensors = file.Tensors.Where(kv => kv.Key != "pos_embed").ToDictionary(kv => kv.Key, kv => kv.Value) }, inputSize: 8)
+            ? DitWeights.FromFile(file.WithTensors(file.Tensors.Where(kv => kv.Key != "pos_embed").ToDictionary(kv => kv.Key, kv => kv.Value)), inputSize: 8)
             : DitWeights.FromFile(file);
     }
 

@@ -124,8 +124,12 @@ public sealed class CalibrationFile
     }
 
     /// <summary>The calibration path of a model file: the same directory, the extension replaced by <see cref="Suffix"/>.</summary>
-    public static string PathFor(string modelPath) =>
-        Path.Combine(Path.GetDirectoryName(Path.GetFullPath(modelPath)) ?? ".", Path.GetFileNameWithoutExtension(modelPath) + Suffix);
+    public static string PathFor(string modelPath)
+    {
+        ArgumentNullException.ThrowIfNull(modelPath);
+        string full = Path.TrimEndingDirectorySeparator(Path.GetFullPath(modelPath));     // a folder: beside it, not in it
+        return Path.Combine(Path.GetDirectoryName(full) ?? ".", Path.GetFileNameWithoutExtension(full) + Suffix);
+    }
 
     /// <summary>An empty calibration (no file was found at <paramref name="source"/>).</summary>
     public static CalibrationFile Missing(string source, string modelHint) => new(source, modelHint);

@@ -67,6 +67,10 @@ public sealed class TensorFile
         Tensors = new LazyTensors(this);
     }
 
+    /// <summary>This file's name and metadata with <paramref name="tensors"/> in place of its tensors (tests, renamed weights).</summary>
+    public TensorFile WithTensors(IReadOnlyDictionary<string, Tensor> tensors) =>
+        new(Source, tensors, Metadata, SourceDTypes);
+
     /// <summary>A file read by a format reader: <paramref name="read"/> reads one described tensor.</summary>
     internal TensorFile(string source, IEnumerable<TensorEntry> entries, IReadOnlyDictionary<string, string> metadata, Func<TensorEntry, Tensor> read)
     {
