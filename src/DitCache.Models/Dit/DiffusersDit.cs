@@ -33,91 +33,46 @@ public sealed record DiffusersDitConfig(string Path, int Heads, int HeadDim, int
     /// <exception cref="DitCacheException">The file is missing, not JSON, lacks a key, or describes no DiT.</exception>
     public static DiffusersDitConfig Load(string path)
     {
-        byte[] bytes;
-        try
+        using ConfigJson json = ConfigJson.Read(path, "the transformer config (a diffusers transformer/config.json; the folder needs it)");
+        string className = json.String("_class_name") ?? "(no _class_name)";
+        if (className is not ("DiTTransformer2DModel" or "Transformer2DModel"))
         {
-            bytes = File.ReadAllBytes(path);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new DitCacheException($"{path}: cannot read the transformer config ({e.Message}); the diffusers folder needs transformer/config.json, download it with the weights", e);
+            throw new DitCacheException($"{path}: _class_name \"{className}\" is not a DiT; expected DiTTransformer2DModel or Transformer2DModel (the transformer of a DiTPipeline)");
         }
 
-        JsonDocument doc;
-        try
+        Require(json, "norm_type", "ada_norm_zero", "DitCache runs DiT's adaLN-Zero blocks");
+        Require(json, "activation_fn", "gelu-approximate", "DiT's MLP uses the tanh GELU");
+        if (json.Bool("norm_elementwise_affine") == true)
         {
-            doc = JsonDocument.Parse(bytes);
-        }
-        catch (JsonException e)
-        {
-            throw new DitCacheException($"{path}: not valid JSON ({e.Message}); download the config again", e);
+            throw new DitCacheException($"{path}: norm_elementwise_affine is true; DiT's LayerNorms have no weights (expected false)");
         }
 
-        using (doc)
+        if (json.Has("cross_attention_dim"))
         {
-            JsonElement root = doc.RootElement;
-            if (root.ValueKind != JsonValueKind.Object)
-            {
-                throw new DitCacheException($"{path}: expected a JSON object (a diffusers model config)");
-            }
-
-            string className = Text(root, path, "_class_name") ?? "(no _class_name)";
-            if (className is not ("DiTTransformer2DModel" or "Transformer2DModel"))
-            {
-                throw new DitCacheException($"{path}: _class_name \"{className}\" is not a DiT; expected DiTTransformer2DModel or Transformer2DModel (the transformer of a DiTPipeline)");
-            }
-
-            Require(root, path, "norm_type", "ada_norm_zero", "DitCache runs DiT's adaLN-Zero blocks");
-            Require(root, path, "activation_fn", "gelu-approximate", "DiT's MLP uses the tanh GELU");
-            if (root.TryGetProperty("norm_elementwise_affine", out JsonElement affine) && affine.ValueKind == JsonValueKind.True)
-            {
-                throw new DitCacheException($"{path}: norm_elementwise_affine is true; DiT's LayerNorms have no weights (expected false)");
-            }
-
-            if (root.TryGetProperty("cross_attention_dim", out JsonElement cross) && cross.ValueKind != JsonValueKind.Null)
-            {
-                throw new DitCacheException($"{path}: cross_attention_dim is set; a class-conditional DiT has no cross-attention (expected null)");
-            }
-
-            int inChannels = Int(root, path, "in_channels");
-            return new DiffusersDitConfig(path, Int(root, path, "num_attention_heads"), Int(root, path, "attention_head_dim"), inChannels,
-                OptionalInt(root, path, "out_channels") ?? inChannels, Int(root, path, "num_layers"), Int(root, path, "patch_size"),
-                Int(root, path, "sample_size"), Int(root, path, "num_embeds_ada_norm"), className);
+            throw new DitCacheException($"{path}: cross_attention_dim is set; a class-conditional DiT has no cross-attention (expected null)");
         }
+
+        int inChannels = Positive(json, "in_channels");
+        return new DiffusersDitConfig(path, Positive(json, "num_attention_heads"), Positive(json, "attention_head_dim"), inChannels,
+            OptionalPositive(json, "out_channels") ?? inChannels, Positive(json, "num_layers"), Positive(json, "patch_size"),
+            Positive(json, "sample_size"), Positive(json, "num_embeds_ada_norm"), className);
     }
 
-    private static string? Text(JsonElement root, string path, string key)
+    private static void Require(ConfigJson json, string key, string expected, string why)
     {
-        if (!root.TryGetProperty(key, out JsonElement e) || e.ValueKind == JsonValueKind.Null)
+        if (json.String(key) is { } value && value != expected)
         {
-            return null;
-        }
-
-        return e.ValueKind == JsonValueKind.String ? e.GetString() : throw new DitCacheException($"{path}: \"{key}\" is {e.GetRawText()}; expected a string");
-    }
-
-    private static void Require(JsonElement root, string path, string key, string expected, string why)
-    {
-        if (Text(root, path, key) is { } value && value != expected)
-        {
-            throw new DitCacheException($"{path}: {key} \"{value}\" is not DiT's \"{expected}\" ({why}); this folder holds another kind of transformer");
+            throw new DitCacheException($"{json.Source}: {key} \"{value}\" is not DiT's \"{expected}\" ({why}); this folder holds another kind of transformer");
         }
     }
 
-    private static int Int(JsonElement root, string path, string key) =>
-        OptionalInt(root, path, key) ?? throw new DitCacheException($"{path}: key \"{key}\" is missing; a DiT config names it (download the config again)");
+    private static int Positive(ConfigJson json, string key) =>
+        OptionalPositive(json, key) ?? throw new DitCacheException($"{json.Source}: key \"{key}\" is missing; a DiT config names it (download the config again)");
 
-    private static int? OptionalInt(JsonElement root, string path, string key)
-    {
-        if (!root.TryGetProperty(key, out JsonElement e) || e.ValueKind == JsonValueKind.Null)
-        {
-            return null;
-        }
-
-        return e.ValueKind == JsonValueKind.Number && e.TryGetInt32(out int v) && v > 0
-            ? v
-            : throw new DitCacheException($"{path}: \"{key}\" is {e.GetRawText()}; expected a positive integer");
-    }
+    private static int? OptionalPositive(ConfigJson json, string key) =>
+        json.Int(key) is not int v ? null
+        : v > 0 ? v
+        : throw new DitCacheException($"{json.Source}: \"{key}\" is {v}; expected a positive integer");
 }
 
 /// <summary>

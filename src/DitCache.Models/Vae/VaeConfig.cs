@@ -105,17 +105,8 @@ public sealed record VaeConfig(
     /// </exception>
     public static VaeConfig FromJsonFile(string path)
     {
-        string text;
-        try
-        {
-            text = File.ReadAllText(path);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
-        {
-            throw new DitCacheException($"{path}: cannot read the VAE config ({e.Message}); check the path", e);
-        }
-
-        return FromJson(text, path);
+        using ConfigJson json = ConfigJson.Read(path, "the VAE config (a diffusers vae/config.json)");
+        return From(json);
     }
 
     /// <summary>As <see cref="FromJsonFile"/>, from the JSON text; <paramref name="source"/> names it in messages.</summary>
@@ -123,79 +114,64 @@ public sealed record VaeConfig(
     public static VaeConfig FromJson(string json, string source)
     {
         ArgumentNullException.ThrowIfNull(json);
-        JsonDocument doc;
-        try
+        using ConfigJson config = ConfigJson.Parse(System.Text.Encoding.UTF8.GetBytes(json), source, "a diffusers vae/config.json");
+        return From(config);
+    }
+
+    private static VaeConfig From(ConfigJson json)
+    {
+        string source = json.Source;
+        string? className = json.String("_class_name");
+        if (className is not null && className != "AutoencoderKL")
         {
-            doc = JsonDocument.Parse(json);
-        }
-        catch (JsonException e)
-        {
-            throw new DitCacheException($"{source}: not valid JSON ({e.Message}); expected a diffusers vae/config.json", e);
+            throw new DitCacheException(
+                $"{source}: _class_name is \"{className}\"; DitCache decodes with AutoencoderKL only (the SD VAE and its 16-channel successors)");
         }
 
-        using (doc)
+        string act = json.String("act_fn") ?? "silu";
+        if (act != "silu")
         {
-            JsonElement root = doc.RootElement;
-            if (root.ValueKind != JsonValueKind.Object)
-            {
-                throw new DitCacheException($"{source}: the JSON is not an object; expected a diffusers vae/config.json");
-            }
+            throw new DitCacheException($"{source}: act_fn is \"{act}\"; the decoder supports \"silu\" only");
+        }
 
-            string? className = String(root, "_class_name", source);
-            if (className is not null && className != "AutoencoderKL")
+        string norm = json.String("norm_type") ?? "group";
+        if (norm != "group")
+        {
+            throw new DitCacheException($"{source}: norm_type is \"{norm}\"; the decoder supports GroupNorm (\"group\") only");
+        }
+
+        foreach (string key in (ReadOnlySpan<string>)["latents_mean", "latents_std"])
+        {
+            if (json.Has(key))
             {
                 throw new DitCacheException(
-                    $"{source}: _class_name is \"{className}\"; DitCache decodes with AutoencoderKL only (the SD VAE and its 16-channel successors)");
+                    $"{source}: {key} is set; latent normalisation by per-channel mean/std is not supported (only scaling_factor and shift_factor)");
             }
-
-            string act = String(root, "act_fn", source) ?? "silu";
-            if (act != "silu")
-            {
-                throw new DitCacheException($"{source}: act_fn is \"{act}\"; the decoder supports \"silu\" only");
-            }
-
-            string norm = String(root, "norm_type", source) ?? "group";
-            if (norm != "group")
-            {
-                throw new DitCacheException($"{source}: norm_type is \"{norm}\"; the decoder supports GroupNorm (\"group\") only");
-            }
-
-            foreach (string key in (ReadOnlySpan<string>)["latents_mean", "latents_std"])
-            {
-                if (root.TryGetProperty(key, out JsonElement e) && e.ValueKind != JsonValueKind.Null)
-                {
-                    throw new DitCacheException(
-                        $"{source}: {key} is set; latent normalisation by per-channel mean/std is not supported (only scaling_factor and shift_factor)");
-                }
-            }
-
-            int[] channels = IntArray(root, "block_out_channels", source) ?? [64];
-            if (root.TryGetProperty("up_block_types", out JsonElement ups))
-            {
-                string[] types = ups.ValueKind == JsonValueKind.Array
-                    ? ups.EnumerateArray().Select(t => t.ValueKind == JsonValueKind.String ? t.GetString()! : t.ToString()).ToArray()
-                    : throw new DitCacheException($"{source}: up_block_types is not a list");
-                string? bad = types.FirstOrDefault(t => t != "UpDecoderBlock2D");
-                if (bad is not null || types.Length != channels.Length)
-                {
-                    throw new DitCacheException(
-                        $"{source}: up_block_types [{string.Join(", ", types)}]; expected {channels.Length} x \"UpDecoderBlock2D\" (one per block_out_channels entry)");
-                }
-            }
-
-            var config = new VaeConfig(
-                channels,
-                Int(root, "layers_per_block", source) ?? 1,
-                Int(root, "norm_num_groups", source) ?? 32,
-                Int(root, "latent_channels", source) ?? 4,
-                Int(root, "out_channels", source) ?? 3,
-                Float(root, "scaling_factor", source) ?? SdScalingFactor,
-                Float(root, "shift_factor", source) ?? 0f,
-                Bool(root, "use_post_quant_conv", source) ?? true,
-                Bool(root, "mid_block_add_attention", source) ?? true);
-            config.Validate(source);
-            return config;
         }
+
+        int[] channels = json.IntArray("block_out_channels") ?? [64];
+        if (json.StringArray("up_block_types") is { } types)
+        {
+            string? bad = types.FirstOrDefault(t => t != "UpDecoderBlock2D");
+            if (bad is not null || types.Length != channels.Length)
+            {
+                throw new DitCacheException(
+                    $"{source}: up_block_types [{string.Join(", ", types)}]; expected {channels.Length} x \"UpDecoderBlock2D\" (one per block_out_channels entry)");
+            }
+        }
+
+        var config = new VaeConfig(
+            channels,
+            json.Int("layers_per_block") ?? 1,
+            json.Int("norm_num_groups") ?? 32,
+            json.Int("latent_channels") ?? 4,
+            json.Int("out_channels") ?? 3,
+            json.Float("scaling_factor") ?? SdScalingFactor,
+            json.Float("shift_factor") ?? 0f,
+            json.Bool("use_post_quant_conv") ?? true,
+            json.Bool("mid_block_add_attention") ?? true);
+        config.Validate(source);
+        return config;
     }
 
     /// <summary>The config as text for reports, e.g. <c>channels [128, 256, 512, 512], 2 layers, 32 groups, 4 latent</c>.</summary>
@@ -209,45 +185,5 @@ public sealed record VaeConfig(
         }
 
         return text + (UsePostQuantConv ? "" : ", no post_quant_conv") + (MidBlockAddAttention ? "" : ", no mid attention");
-    }
-
-    private static bool Present(JsonElement root, string key, out JsonElement value) =>
-        root.TryGetProperty(key, out value) && value.ValueKind != JsonValueKind.Null;
-
-    private static string? String(JsonElement root, string key, string source) =>
-        !Present(root, key, out JsonElement v) ? null
-        : v.ValueKind == JsonValueKind.String ? v.GetString()
-        : throw new DitCacheException($"{source}: {key} is {v.ValueKind}; expected a string");
-
-    private static int? Int(JsonElement root, string key, string source) =>
-        !Present(root, key, out JsonElement v) ? null
-        : v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out int i) ? i
-        : throw new DitCacheException($"{source}: {key} is {v}; expected an integer");
-
-    private static float? Float(JsonElement root, string key, string source) =>
-        !Present(root, key, out JsonElement v) ? null
-        : v.ValueKind == JsonValueKind.Number && v.TryGetDouble(out double d) ? (float)d
-        : throw new DitCacheException($"{source}: {key} is {v}; expected a number");
-
-    private static bool? Bool(JsonElement root, string key, string source) =>
-        !Present(root, key, out JsonElement v) ? null
-        : v.ValueKind is JsonValueKind.True or JsonValueKind.False ? v.GetBoolean()
-        : throw new DitCacheException($"{source}: {key} is {v}; expected true or false");
-
-    private static int[]? IntArray(JsonElement root, string key, string source)
-    {
-        if (!Present(root, key, out JsonElement v))
-        {
-            return null;
-        }
-
-        if (v.ValueKind != JsonValueKind.Array)
-        {
-            throw new DitCacheException($"{source}: {key} is {v}; expected a list of integers");
-        }
-
-        return v.EnumerateArray().Select(e => e.ValueKind == JsonValueKind.Number && e.TryGetInt32(out int i)
-            ? i
-            : throw new DitCacheException($"{source}: {key} holds {e}; expected integers")).ToArray();
     }
 }
