@@ -136,6 +136,10 @@ internal static class BenchCommand
             quality = new FmnistQuality(FmnistClassifier.LoadDefault(GemmFactory.Float32(gemm)),   // the metric stays float32
                 FashionMnist.Load(FashionMnistSplit.Test), FashionMnist.Load(FashionMnistSplit.Train));
             reference = quality.Reference(classes);
+            if (settings.Samples < 2)
+            {
+                throw new DitCacheException($"--samples {settings.Samples}: the Frechet distance of {config.InputSize}x{config.InputSize} images needs at least 2 samples; give --samples 2 or more", exitCode: 2);
+            }
         }
         else if (!o.Quiet)
         {

@@ -299,7 +299,7 @@ public sealed class QualityEvaluation
             throw new ArgumentException("classes must not repeat", nameof(settings));
         }
 
-        if (settings.TotalSamples < 2)
+        if (reference is not null && settings.TotalSamples < 2)
         {
             throw new ArgumentException("the Frechet distance needs at least 2 samples in all", nameof(settings));
         }

@@ -98,6 +98,19 @@ public sealed class BenchSessionTests : IDisposable
     }
 
     [Fact]
+    public void One_image_is_enough_without_a_quality_model()
+    {
+        // The Frechet distance needs two samples; fidelity to full compute needs one (a DiT-XL/2 timing run on a CPU).
+        var runner = new BenchRunner(LatentModel(), quality: null);
+        var settings = new BenchSettings([1], SamplesPerClass: 1, Repeats: 1, Seed: 0, BatchSize: 1, ShadowImages: 0);
+        var plan = BenchPlan.Parse(["fora:n=2 steps=4"], "test", steps: 4, cfg: 1.5f);
+        BenchSession session = BenchSession.Open(_dir, Fresh(runner, settings));
+        runner.Run(plan, settings, null, session.Results, (_, _) => { });
+        BenchEntry fora = session.Planned(plan).Entries.Single(e => !e.Config.IsReference);
+        Assert.True(fora.Psnr > 0 && double.IsNaN(fora.FrechetDistance), $"PSNR {fora.Psnr}, FD {fora.FrechetDistance}");
+    }
+
+    [Fact]
     public void Output_paths_are_checked_before_anything_runs()
     {
         Directory.CreateDirectory(_dir);
