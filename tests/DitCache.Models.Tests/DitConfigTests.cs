@@ -35,4 +35,15 @@ public class DitConfigTests
         var e = Assert.Throws<DitCacheException>(() => DitConfig.FromPreset(name, 256));
         Assert.Contains(name, e.Message);
     }
+
+    [Theory]
+    [InlineData(100_000, 2, 1152, "is over 4096")]
+    [InlineData(2_147_483_646, 2, 1152, "is over 4096")]
+    [InlineData(4096, 1, 1152, "do not fit one array per image")]
+    public void Sizes_beyond_the_machine_are_refused_before_anything_is_allocated(int inputSize, int patch, int hidden, string expected)
+    {
+        var config = new DitConfig(28, hidden, 16, patch, inputSize, 4);
+        var e = Assert.Throws<DitCacheException>(config.Validate);
+        Assert.Contains(expected, e.Message, System.StringComparison.Ordinal);
+    }
 }

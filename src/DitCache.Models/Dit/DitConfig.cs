@@ -69,7 +69,14 @@ public sealed record DitConfig(int Depth, int Hidden, int Heads, int Patch, int 
         Require(Heads >= 1 && Hidden % Heads == 0, $"hidden size {Hidden} is not divisible by {Heads} heads; pass the right --heads");
         Require(Patch >= 1 && InputSize >= Patch && InputSize % Patch == 0, $"input size {InputSize} is not a multiple of patch {Patch}");
         Require(InChannels >= 1 && NumClasses >= 1 && MlpRatio >= 1, "in_channels, num_classes and mlp_ratio must be positive");
+        Require(InputSize <= MaxInputSize, $"input size {InputSize} is over {MaxInputSize} (an image of {MaxInputSize * 8} pixels a side for a latent DiT); check --input-size or the metadata");
+        long grid = InputSize / Patch, rowFloats = grid * grid * Hidden * (long)MlpRatio;
+        Require(rowFloats <= Array.MaxLength && (long)Hidden * MlpRatio <= Array.MaxLength,
+            $"{grid * grid} tokens of hidden {Hidden} x mlp_ratio {MlpRatio} do not fit one array per image; check the input size and the weights");
     }
+
+    /// <summary>The largest input side accepted (the latent of a 32,768-pixel image).</summary>
+    public const int MaxInputSize = 4096;
 
     private static void Require(bool ok, string message)
     {
