@@ -56,17 +56,17 @@ public class VaeSampleTests
         Assert.True(code == 0, err);
         Assert.Contains("s VAE decode", output, StringComparison.Ordinal);
 
-        // --save-tensor keeps the latent sample; --save-image holds the decoded images before clamping. Tolerance: the
-        // random tiny DiT drives the latents to |v| ~ 560 over 4 guided steps (float32 sums in another order than
-        // PyTorch's: 1e-4 of the largest value, as the sampler parity tests), and the VAE divides them by 0.18215 before
-        // its GroupNorms; the image is then within 1e-4 of its largest value too.
+        // --save-tensor keeps the latent sample; --save-image holds the decoded images before clamping. Tolerance 1e-5
+        // of the largest value: both are float32 sums taken in another order than PyTorch's (the random tiny DiT drives
+        // the latents to |v| ~ 560 over 4 guided steps); measured 4.6e-7 (latent) and 7.9e-7 (image) with the managed
+        // AVX-512 GEMM, so 1e-5 leaves room for other GEMM backends and still fails on any wrong operation.
         Tensor sample = SafeTensors.Load(latent).Tensors["sample"];
-        AssertClose(Golden.Tensors["sample"].Data, sample.Data, 1e-4, "latent sample");
+        AssertClose(Golden.Tensors["sample"].Data, sample.Data, 1e-5, "latent sample");
         Tensor got = SafeTensors.Load(image).Tensors["image"];
         Tensor want = Golden.Tensors["image"];
         Assert.Equal(want.Shape, got.Shape);
         Assert.Contains(got.Data, v => v is < -1f or > 1f);       // unclamped
-        AssertClose(want.Data, got.Data, 1e-4, "decoded image");
+        AssertClose(want.Data, got.Data, 1e-5, "decoded image");
 
         // The PNG: two 32x32 images side by side, a 2-pixel border of zeros, each pixel torchvision's
         // (clamp(x, -1, 1) + 1) / 2 * 255 + 0.5 truncated, of the image that --save-image wrote (exact) and within one
@@ -96,7 +96,7 @@ public class VaeSampleTests
             }
         }
 
-        Assert.True(inexact <= 6, $"{inexact} of 6144 bytes differ from PyTorch's by one");
+        Assert.True(inexact <= 61, $"{inexact} of 6144 bytes differ from PyTorch's by one (measured: 1; at most 1% allowed)");
         Assert.All(Enumerable.Range(0, width), x => Assert.Equal(0, rgb[x * 3]));   // the top border
 
         using JsonDocument doc = JsonDocument.Parse(File.ReadAllBytes(report));
