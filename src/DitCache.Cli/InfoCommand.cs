@@ -23,13 +23,14 @@ internal static class InfoCommand
         var preset = new Option<string?>("--preset") { Description = "a DiT preset instead of a checkpoint, e.g. DiT-XL/2" };
         var imageSize = new Option<int>("--image-size") { Description = "image side in pixels for --preset (latent side = image/8)", DefaultValueFactory = _ => 256 }.Range(8, 8192, ", a multiple of 8");
         var heads = new Option<int?>("--heads") { Description = "attention heads when the checkpoint does not say and matches no preset" }.Range(1, 4096, ", dividing the hidden width");
+        var vae = new Option<string?>("--vae") { Description = "print a VAE's config: a diffusers vae/ folder or a weights file (alone, or beside --model)" };
         var cache = new Option<string?>("--cache") { Description = "also print the feature memory this accelerator holds for one run, e.g. foca:n=5" };
         var images = new Option<int>("--images") { Description = "images sampled at once, for --cache", DefaultValueFactory = _ => 1 }.Range(1, 65_536);
         var steps = new Option<int>("--steps") { Description = "sampling steps, for --cache", DefaultValueFactory = _ => 50 }.Range(1, 1000);
         var cfg = new Option<float>("--cfg") { Description = "guidance scale, for --cache (above 1 the batch holds a conditional and an unconditional row per image)", DefaultValueFactory = _ => SampleCommand.DefaultCfg }.AtLeast(1f);
         var command = new Command("info", "Print a model's config, parameter count and GFLOPs per image forward (DiT-paper convention), and with --cache the accelerator's memory.")
         {
-            model, preset, imageSize, heads, cache, images, steps, cfg,
+            model, preset, imageSize, heads, vae, cache, images, steps, cfg,
         };
         command.SetAction(parse =>
         {
@@ -38,6 +39,18 @@ internal static class InfoCommand
             if (presetName is not null && path is not null)
             {
                 throw new DitCacheException("give either --model or --preset, not both", exitCode: 2);
+            }
+
+            string? vaePath = parse.GetValue(vae);
+            if (vaePath is not null && presetName is null && path is null)
+            {
+                if (parse.GetValue(cache) is not null)
+                {
+                    throw new DitCacheException("--cache needs a DiT; give --model or --preset with it", exitCode: 2);
+                }
+
+                PrintVae(stdout, vaePath);
+                return 0;
             }
 
             DitConfig config;
@@ -58,6 +71,11 @@ internal static class InfoCommand
             if (path is not null && Directory.Exists(path))
             {
                 PrintDiffusers(stdout, DiffusersFolder.Open(path));
+            }
+
+            if (vaePath is not null)
+            {
+                PrintVae(stdout, vaePath);
             }
 
             if (parse.GetValue(cache) is { } spec)
@@ -95,6 +113,19 @@ internal static class InfoCommand
             $"transformer:  {folder.ConfigPath} ({t.ClassName}: {t.Heads} heads x {t.HeadDim}, {t.Layers} layers, patch {t.PatchSize}, sample {t.SampleSize}, {t.InChannels} -> {t.OutChannels} channels, {t.Classes} classes)"));
         o.WriteLine($"weights:      {string.Join(", ", folder.IndexPath is null ? folder.WeightFiles : [folder.IndexPath, .. folder.WeightFiles])}");
         o.WriteLine($"vae:          {folder.VaeFolder ?? "none (no vae/ folder beside transformer/)"}");
+        if (folder.VaeFolder is { } vae && File.Exists(Path.Combine(vae, "config.json")))
+        {
+            o.WriteLine($"vae config:   {VaeConfig.FromJsonFile(Path.Combine(vae, "config.json"))}");
+        }
+    }
+
+    /// <summary>The VAE at <paramref name="path"/>, loaded (its config may come from the weight shapes).</summary>
+    private static void PrintVae(TextWriter o, string path)
+    {
+        VaeWeights w = VaeWeights.Load(path);
+        o.WriteLine($"vae:          {path}");
+        o.WriteLine($"vae config:   {w.Config}");
+        o.WriteLine($"vae weights:  {w.Naming} names; {w.Config.UpsampleFactor}x upsampling ({w.Config.LatentChannels}-channel latents of side s decode to {w.Config.OutChannels}-channel images of side {w.Config.UpsampleFactor}s)");
     }
 
     private static void PrintCache(TextWriter o, DitConfig c, ICacheOptions options, int images, int steps, float cfg, CalibrationFile? calibration)

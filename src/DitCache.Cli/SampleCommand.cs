@@ -37,7 +37,9 @@ internal static class SampleCommand
         var noise = new Option<string?>("--noise") { Description = "safetensors file with tensor \"noise\" [N,C,H,W] float32 (N = number of classes) as the initial noise" };
         var saveTensor = new Option<string?>("--save-tensor") { Description = "write the final sample (before clamping) as safetensors tensor \"sample\" [N,C,H,W]" };
         var report = new Option<string?>("--report") { Description = "write a JSON report: per-step records, FLOPs, seconds" };
-        var output = new Option<string?>("--out") { Description = "write a PNG grid of the samples (1- or 3-channel models)" };
+        var output = new Option<string?>("--out") { Description = "write a PNG grid of the images (x+1)/2 clamped to [0,1], times 255, rounded (DiT's sample.py); a latent DiT decodes through the VAE first" };
+        var vae = new Option<string?>("--vae") { Description = "VAE that decodes a latent DiT's samples for --out and --save-image: a diffusers vae/ folder (config.json + weights) or a weights file (.safetensors, .pt, .ckpt; diffusers or CompVis names); default: the vae/ folder of a diffusers --model folder" };
+        var saveImage = new Option<string?>("--save-image") { Description = "write the decoded images (before clamping) as safetensors tensor \"image\" [N,3,H,W] float32" };
         var columns = new Option<int?>("--columns") { Description = "images per row of the PNG grid; default: all in one row, at most 10" }.Range(1, 1000);
         var threads = new Option<int>("--threads") { Description = "threads for GEMM and kernels", DefaultValueFactory = _ => Environment.ProcessorCount }.Range(1, FlagRange.MaxThreads);
         var gemm = GemmFlags.Gemm();
@@ -50,7 +52,7 @@ internal static class SampleCommand
 
         var command = new Command("sample", "Sample images with a DiT, optionally accelerated by a cache policy.")
         {
-            model, classes, steps, sampler, cfg, cfgChannels, eta, cache, seed, noise, saveTensor, report, output, columns,
+            model, vae, classes, steps, sampler, cfg, cfgChannels, eta, cache, seed, noise, saveTensor, saveImage, report, output, columns,
             threads, gemm, deterministic, heads, inputSize, quiet, shadow, reportTokens,
         };
 
@@ -61,7 +63,8 @@ internal static class SampleCommand
                 parse.GetValue(cfg), parse.GetValue(cfgChannels), parse.GetValue(eta), parse.GetValue(cache)!,
                 parse.GetValue(seed), parse.GetValue(noise), parse.GetValue(saveTensor), parse.GetValue(report),
                 parse.GetValue(output), parse.GetValue(columns), parse.GetValue(threads), parse.GetValue(gemm)!, parse.GetValue(deterministic),
-                parse.GetValue(heads), parse.GetValue(inputSize), parse.GetValue(quiet), parse.GetValue(shadow), parse.GetValue(reportTokens));
+                parse.GetValue(heads), parse.GetValue(inputSize), parse.GetValue(quiet), parse.GetValue(shadow), parse.GetValue(reportTokens),
+                parse.GetValue(vae), parse.GetValue(saveImage));
             return Run(o, stdout, stderr, interactive);
         });
         return command;
@@ -117,8 +120,21 @@ internal static class SampleCommand
         ICacheOptions cacheOptions = CacheRegistry.Parse(o.Cache);
         CheckOutputPath(o.Out, "--out");
         CheckOutputPath(o.SaveTensor, "--save-tensor");
+        CheckOutputPath(o.SaveImage, "--save-image");
         CheckOutputPath(o.Report, "--report");
-        CheckDistinct([("--out", o.Out), ("--save-tensor", o.SaveTensor), ("--report", o.Report)], [("--model", o.Model), ("--noise", o.Noise)]);
+        CheckDistinct([("--out", o.Out), ("--save-tensor", o.SaveTensor), ("--save-image", o.SaveImage), ("--report", o.Report)],
+            [("--model", o.Model), ("--vae", o.Vae), ("--noise", o.Noise)]);
+        bool wantsImages = o.Out is not null || o.SaveImage is not null;
+        if (o.Vae is not null && !wantsImages)
+        {
+            throw Usage($"--vae {o.Vae}: the VAE decodes the samples for --out and --save-image, and neither is given; add --out FILE.png or --save-image FILE, or drop --vae (--save-tensor keeps the latents)");
+        }
+
+        if (o.Vae is not null && !File.Exists(o.Vae) && !Directory.Exists(o.Vae))
+        {
+            throw Usage($"--vae {o.Vae}: no such file or folder; give a diffusers vae/ folder or a VAE weights file");
+        }
+
         IGemm gemm = GemmFlags.Create(o.Gemm, o.Deterministic, o.Threads);
 
         // 2. The model, then the flags that depend on it.
@@ -137,11 +153,7 @@ internal static class SampleCommand
             throw Usage($"--cfg-channels {g} is out of range; this model has {c.InChannels} input channels (give 1..{c.InChannels})");
         }
 
-        if (o.Out is not null && c.InChannels is not (1 or 3))
-        {
-            throw Usage($"--out: {modelName} is a latent DiT ({c.InChannels} channels); decoding latents to pixels needs a VAE, which DitCache does not ship. Use --save-tensor to keep the latents");
-        }
-
+        (VaeDecoder? decoder, string? vaeName) = wantsImages ? LoadVae(o, c, modelName, gemm) : (null, null);
         Tensor? initialNoise = o.Noise is null ? null : LoadNoise(o.Noise, labels.Length, c);
 
         // 3. Run.
@@ -168,7 +180,21 @@ internal static class SampleCommand
             result = pipeline.Run(request, cacheOptions);
         }
 
-        // 4. Outputs: each written to a temporary file, all renamed into place once every one is written.
+        // 4. Decode (one image at a time), then the outputs: each written to a temporary file, all renamed into place
+        // once every one is written.
+        Tensor images = result.Sample;
+        double decodeSeconds = 0;
+        if (decoder is not null)
+        {
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            images = decoder.Decode(result.Sample);
+            decodeSeconds = clock.Elapsed.TotalSeconds;
+            if (images.FirstNonFinite() is { } where)
+            {
+                stderr.WriteLine($"warning: the decoded images hold {where}; the PNG shows such pixels as 0");
+            }
+        }
+
         using (var outputs = new AtomicOutputs())
         {
             if (o.SaveTensor is not null)
@@ -179,13 +205,21 @@ internal static class SampleCommand
 
             if (o.Report is not null)
             {
-                byte[] json = RunReport.ToJson(result, request, c, modelName, gemm.Name, o.Threads);
+                byte[] json = RunReport.ToJson(result, request, c, modelName, gemm.Name, o.Threads, vaeName, decodeSeconds);
                 outputs.Add(o.Report, "--report", s => s.Write(json));
+            }
+
+            if (o.SaveImage is not null)
+            {
+                byte[] tensor = SafeTensors.Serialize(new Dictionary<string, Tensor> { ["image"] = images }, null, StoredDType.F32);
+                outputs.Add(o.SaveImage, "--save-image", s => s.Write(tensor));
             }
 
             if (o.Out is not null)
             {
-                byte[] png = Png.EncodeGrid(result.Sample, o.Columns ?? Math.Min(labels.Length, 10));
+                // As torchvision's make_grid (DiT's sample.py saves through save_image): a 2-pixel border between
+                // images, none around a single image.
+                byte[] png = Png.EncodeGrid(images, o.Columns ?? Math.Min(labels.Length, 10), padding: labels.Length == 1 ? 0 : 2);
                 outputs.Add(o.Out, "--out", s => s.Write(png));
             }
 
@@ -198,7 +232,7 @@ internal static class SampleCommand
             stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"sampled {labels.Length} image(s) with {c.Name} ({o.Sampler}, {o.Steps} steps, cfg {o.Cfg}, cache {result.Cache}, gemm {gemm.Name}, {o.Threads} threads)"));
             stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"{result.Seconds:F2} s; {result.Flops / 1e9:F1} of {result.FullFlops / 1e9:F1} GFLOPs ({result.FullFlops / Math.Max(result.Flops, 1):F2}x fewer); {computed}/{o.Steps} steps fully computed"));
+                $"{result.Seconds:F2} s sampling{(decoder is null ? "" : $" + {decodeSeconds:F2} s VAE decode")}; {result.Flops / 1e9:F1} of {result.FullFlops / 1e9:F1} GFLOPs ({result.FullFlops / Math.Max(result.Flops, 1):F2}x fewer); {computed}/{o.Steps} steps fully computed"));
             if (result.Telemetry.ShadowErrors is { } errors && result.Telemetry.ShadowBlocksErrors is { } blocks)
             {
                 double[] all = errors.SelectMany(e => e).Concat(blocks).Where(double.IsFinite).ToArray();
@@ -208,7 +242,7 @@ internal static class SampleCommand
                         $"shadow: forecast relative L2 mean {all.Average():G4}, max {all.Max():G4} over {all.Length} forecast site-steps"));
             }
 
-            foreach (string? path in new[] { o.Out, o.SaveTensor, o.Report })
+            foreach (string? path in new[] { o.Out, o.SaveImage, o.SaveTensor, o.Report })
             {
                 if (path is not null)
                 {
@@ -331,9 +365,52 @@ internal static class SampleCommand
         return noise;
     }
 
+    /// <summary>
+    /// The VAE for --out and --save-image, checked before sampling: --vae, else the vae/ folder of a diffusers --model
+    /// folder. A pixel-space DiT (1 or 3 channels) needs none and gets one only from --vae. Returns (null, null) when
+    /// the samples are the images.
+    /// </summary>
+    private static (VaeDecoder? Decoder, string? Name) LoadVae(SampleOptions o, DitConfig c, string modelName, IGemm gemm)
+    {
+        string flag = o.Out is not null ? "--out" : "--save-image";
+        string? path = o.Vae;
+        string source = "--vae " + o.Vae;
+        if (path is null && c.InChannels is not (1 or 3) && o.Model is not null && Directory.Exists(o.Model))
+        {
+            path = DiffusersFolder.Open(o.Model).VaeFolder;
+            source = $"{path} (the vae/ folder of --model)";
+        }
+
+        if (path is null)
+        {
+            if (c.InChannels is 1 or 3)
+            {
+                return (null, null);
+            }
+
+            throw Usage(
+                $"{flag}: {modelName} is a latent DiT ({c.InChannels} channels) and decoding its latents to pixels needs a VAE; pass --vae PATH (a diffusers vae/ folder or a weights file; DiT uses stabilityai/sd-vae-ft-ema or stabilityai/sd-vae-ft-mse from Hugging Face), or use --save-tensor to keep the latents");
+        }
+
+        VaeWeights weights = VaeWeights.Load(path);
+        if (weights.Config.LatentChannels != c.InChannels)
+        {
+            throw Usage(
+                $"{source}: the VAE decodes {weights.Config.LatentChannels}-channel latents but {modelName} samples {c.InChannels} channels; give the VAE the DiT was trained with (DiT-XL/2: a 4-channel SD VAE, stabilityai/sd-vae-ft-ema or -mse)");
+        }
+
+        if (o.Out is not null && weights.Config.OutChannels is not (1 or 3))
+        {
+            throw Usage($"--out: {source} decodes {weights.Config.OutChannels}-channel images and a PNG holds 1 or 3; use --save-image to keep them");
+        }
+
+        return (new VaeDecoder(weights, gemm), path);
+    }
+
     internal static DitCacheException Usage(string message) => new(message, exitCode: 2);
 
     private sealed record SampleOptions(string? Model, string Classes, int Steps, string Sampler, float Cfg, int? CfgChannels,
         double Eta, string Cache, int Seed, string? Noise, string? SaveTensor, string? Report, string? Out, int? Columns,
-        int Threads, string Gemm, bool Deterministic, int? Heads, int? InputSize, bool Quiet, bool Shadow, bool ReportTokens);
+        int Threads, string Gemm, bool Deterministic, int? Heads, int? InputSize, bool Quiet, bool Shadow, bool ReportTokens,
+        string? Vae, string? SaveImage);
 }

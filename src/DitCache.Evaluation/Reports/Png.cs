@@ -8,8 +8,9 @@ namespace DitCache.Evaluation.Reports;
 
 /// <summary>
 /// PNG output of sample grids: 8-bit grayscale or RGB, one IDAT chunk compressed with zlib (System.IO.Compression),
-/// CRC-32 per the PNG specification. Pixel values map from [−1, 1] as DiT's sample saving does:
-/// clamp(127.5·x + 128, 0, 255) (the clamp is for display only; saved tensors are never clamped).
+/// CRC-32 per the PNG specification. Pixel values map from [−1, 1] as DiT's sample.py saves them through
+/// torchvision's save_image(normalize=True, value_range=(−1, 1)): (clamp(x, −1, 1) + 1) / 2, times 255, plus 0.5,
+/// truncated to a byte, i.e. rounded half up (the clamp is for display only; saved tensors are never clamped).
 /// </summary>
 public static class Png
 {
@@ -29,7 +30,7 @@ public static class Png
         if (c is not (1 or 3))
         {
             throw new DitCacheException(
-                $"--out: samples have {c} channels (a latent DiT); decoding latents to pixels needs a VAE, which DitCache does not ship. Use --save-tensor to keep the latents.",
+                $"--out: the images have {c} channels and a PNG holds 1 or 3; a latent DiT's samples are decoded by a VAE first (--vae PATH), or kept with --save-tensor",
                 exitCode: 2);
         }
 
@@ -56,11 +57,21 @@ public static class Png
         return Encode(pixels, width, height, c);
     }
 
-    /// <summary>Maps a value in [−1, 1] to a byte as DiT does: clamp(127.5·v + 128, 0, 255), truncated.</summary>
+    /// <summary>
+    /// Maps a value in [−1, 1] to a byte as torchvision's save_image does for DiT's sample.py, in float32 and in its
+    /// order of operations: y = (clamp(v, −1, 1) + 1) / 2 (make_grid's normalize), then clamp(y·255 + 0.5, 0, 255)
+    /// truncated (save_image's <c>mul(255).add_(0.5).clamp_(0, 255)</c> and uint8 cast): rounded half up. NaN maps to 0.
+    /// </summary>
     public static byte ToByte(float v)
     {
-        float scaled = (127.5f * v) + 128f;
-        return float.IsNaN(scaled) ? (byte)0 : (byte)Math.Clamp(scaled, 0f, 255f);
+        if (float.IsNaN(v))
+        {
+            return 0;
+        }
+
+        float y = (Math.Clamp(v, -1f, 1f) + 1f) / 2f;
+        float scaled = (y * 255f) + 0.5f;
+        return (byte)Math.Clamp(scaled, 0f, 255f);
     }
 
     /// <summary>Encodes raw 8-bit pixels (row-major, <paramref name="channels"/> = 1 gray or 3 RGB) as a PNG.</summary>

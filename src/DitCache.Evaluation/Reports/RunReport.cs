@@ -15,11 +15,17 @@ namespace DitCache.Evaluation.Reports;
 /// (<c>shadow_rel_l2</c>, null where computed) and of a forecast block stack (<c>shadow_blocks_rel_l2</c>). A run that
 /// recorded tokens (<c>--report-tokens</c>) adds per step <c>tokens</c>: for every block whose MLP was recomputed on
 /// some tokens, the block, k and the k token indices of every batch row (<c>token_rows</c> says which rows).
+/// <c>seconds</c> is the sampling loop alone; <c>decode_seconds</c> the VAE decode of the latents (0 when no VAE ran,
+/// and then <c>vae</c> is null).
 /// </summary>
 public static class RunReport
 {
-    /// <summary>Serialises <paramref name="result"/> with the run's settings.</summary>
-    public static byte[] ToJson(SampleResult result, SampleRequest request, DitConfig config, string model, string gemm, int threads)
+    /// <summary>
+    /// Serialises <paramref name="result"/> with the run's settings; <paramref name="vae"/> names the VAE that decoded
+    /// the latents in <paramref name="decodeSeconds"/> seconds, or is null when none ran.
+    /// </summary>
+    public static byte[] ToJson(SampleResult result, SampleRequest request, DitConfig config, string model, string gemm, int threads,
+        string? vae = null, double decodeSeconds = 0)
     {
         using var stream = new MemoryStream();
         using (var json = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
@@ -55,6 +61,16 @@ public static class RunReport
             json.WriteNumber("full_flops", result.FullFlops);
             json.WriteNumber("flops_speedup", result.Flops > 0 ? result.FullFlops / result.Flops : 0);
             json.WriteNumber("seconds", result.Seconds);
+            json.WriteNumber("decode_seconds", decodeSeconds);
+            if (vae is null)
+            {
+                json.WriteNull("vae");
+            }
+            else
+            {
+                json.WriteString("vae", vae);
+            }
+
             json.WriteNumber("cache_bytes", result.CacheBytes);
             json.WriteNumber("computed_steps", Array.FindAll(result.Steps, s => s.Computed).Length);
             json.WriteString("site_order", "per block: attn, mlp; C computed, F forecast, P computed on some tokens (ToCa, DuCa), S skipped with the block stack");
