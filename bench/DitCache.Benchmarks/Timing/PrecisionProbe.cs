@@ -24,7 +24,7 @@ internal static class PrecisionProbe
         int images = args.Length > 1 ? int.Parse(args[1]) : 20;
         int threads = args.Length > 2 ? int.Parse(args[2]) : 2;
         string[] backends = (args.Length > 3 ? args[3] : "managed-bf16,openblas").Split(',');
-        DitWeights weights = DefaultModel.LoadWeights(null);
+        DitWeights weights = DefaultModel.LoadWeights(null, exclusive: false);   // one model per backend
         int[] classes = Enumerable.Range(0, images).Select(i => i % weights.Config.NumClasses).ToArray();
         var request = new SampleRequest(classes, Steps: 50, Sampler: "ddim", CfgScale: 4f, Seed: 0);
 

@@ -62,15 +62,18 @@ public static class DefaultModel
     /// <summary>
     /// Loads DiT weights from <paramref name="path"/> (safetensors or a PyTorch .pt state_dict, or a folder in the
     /// diffusers layout, <see cref="DiffusersFolder"/>), or the embedded default model when <paramref name="path"/> is null.
+    /// By default the weights are for one <see cref="DitModel"/>, whose GEMM packs them in place
+    /// (<see cref="DitWeights.Exclusive"/>: one copy of the weights in memory, not two); pass
+    /// <paramref name="exclusive"/> false to build several models from them.
     /// </summary>
-    public static DitWeights LoadWeights(string? path, int? heads = null, int? inputSize = null)
+    public static DitWeights LoadWeights(string? path, int? heads = null, int? inputSize = null, bool exclusive = true)
     {
         if (path is not null && Directory.Exists(path))
         {
-            return DiffusersFolder.Open(path).LoadWeights(heads, inputSize);
+            return DiffusersFolder.Open(path).LoadWeights(heads, inputSize, exclusive);
         }
 
         TensorFile file = path is null ? Load() : Checkpoint.Load(path);
-        return DitWeights.FromFile(file, heads, inputSize);
+        return DitWeights.FromFile(file, heads, inputSize, exclusive);
     }
 }

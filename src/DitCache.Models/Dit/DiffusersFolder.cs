@@ -107,8 +107,9 @@ public sealed record DiffusersFolder(string Root, string ConfigPath, IReadOnlyLi
     /// </summary>
     /// <param name="heads">--heads, which must agree with the config's num_attention_heads when given.</param>
     /// <param name="inputSize">--input-size, which must agree with the config's sample_size when given.</param>
+    /// <param name="exclusive">The weights are for one model, packed in place (<see cref="DitWeights.Exclusive"/>).</param>
     /// <exception cref="DitCacheException">Any file is malformed, or the config and the weights disagree.</exception>
-    public DitWeights LoadWeights(int? heads = null, int? inputSize = null)
+    public DitWeights LoadWeights(int? heads = null, int? inputSize = null, bool exclusive = false)
     {
         DiffusersDitConfig config = ReadConfig();
         if (heads is int h && h != config.Heads)
@@ -121,7 +122,7 @@ public sealed record DiffusersFolder(string Root, string ConfigPath, IReadOnlyLi
             throw new DitCacheException($"--input-size {s} contradicts {ConfigPath} sample_size = {config.SampleSize}; drop --input-size", exitCode: 2);
         }
 
-        return DitWeights.FromFile(DiffusersDit.ToOfficialNames(LoadTensors(), config));
+        return DitWeights.FromFile(DiffusersDit.ToOfficialNames(LoadTensors(), config), exclusive: exclusive);
     }
 
     /// <summary>The weights under facebookresearch/DiT names with metadata num_heads and input_size from the config.</summary>

@@ -41,8 +41,10 @@ public sealed class DitModel
     /// sched_yield for a short while after a call, bounded by OPENBLAS_THREAD_TIMEOUT; they yield to our workers.)
     /// Every Linear weight is handed to <see cref="IGemm.Prepare"/> here, once: the managed GEMM packs it into its
     /// panel layout (and to BF16 with <c>--gemm managed-bf16</c>), OpenBLAS ignores it. The weights must not change
-    /// afterwards.
+    /// afterwards. <see cref="DitWeights.Exclusive"/> weights go to <see cref="IGemm.PrepareInPlace"/> instead, so that
+    /// the packed panels replace the row-major weights rather than double them.
     /// </remarks>
+    /// <exception cref="InvalidOperationException"><paramref name="weights"/> are exclusive and another model has them.</exception>
     public DitModel(DitWeights weights, IGemm gemm, int threads)
     {
         ArgumentNullException.ThrowIfNull(weights);
@@ -50,6 +52,11 @@ public sealed class DitModel
         _w = weights;
         _gemm = gemm;
         _threads = Math.Max(1, threads);
+        if (weights.Exclusive && !weights.TryClaim())
+        {
+            throw new InvalidOperationException("these DitWeights were read with exclusive: true and another DitModel has packed them in place; read the file again for a second model");
+        }
+
         PrepareWeights();
     }
 
@@ -57,24 +64,49 @@ public sealed class DitModel
     public DitConfig Config => _w.Config;
 
     // Every weight the GEMM sees, as [out, in] (the Linear layout); the patch-embedding conv is a Linear over im2col rows.
+    // Exclusive weights: the token-path Linears are packed in place; the conditioning Linears (timestep MLP, adaLN)
+    // stay row-major and unprepared, because LinearFewRows reads them in place on every step and a packed copy of
+    // them would be a third of DiT-XL/2 again. A GEMM call on them (more than FewConditionRows distinct rows, or
+    // PreparedConditioning's one product per run) packs them per call instead.
     private void PrepareWeights()
     {
         DitConfig c = Config;
         int d = c.Hidden;
-        _gemm.Prepare(_w.PatchEmbed.W, d, c.InChannels * c.Patch * c.Patch);
-        _gemm.Prepare(_w.TimeMlp0.W, d, DitWeights.TimeFrequencyDim);
-        _gemm.Prepare(_w.TimeMlp2.W, d, d);
-        foreach (DitBlockWeights bw in _w.Blocks)
+        bool inPlace = _w.Exclusive;
+        void Token(float[] w, int n, int k)
         {
-            _gemm.Prepare(bw.AdaLn.W, 6 * d, d);
-            _gemm.Prepare(bw.Qkv.W, 3 * d, d);
-            _gemm.Prepare(bw.Proj.W, d, d);
-            _gemm.Prepare(bw.Fc1.W, c.MlpHidden, d);
-            _gemm.Prepare(bw.Fc2.W, d, c.MlpHidden);
+            if (inPlace)
+            {
+                _gemm.PrepareInPlace(w, n, k);
+            }
+            else
+            {
+                _gemm.Prepare(w, n, k);
+            }
         }
 
-        _gemm.Prepare(_w.FinalAdaLn.W, 2 * d, d);
-        _gemm.Prepare(_w.FinalLinear.W, c.Patch * c.Patch * c.OutChannels, d);
+        void Condition(float[] w, int n, int k)
+        {
+            if (!inPlace)
+            {
+                _gemm.Prepare(w, n, k);
+            }
+        }
+
+        Token(_w.PatchEmbed.W, d, c.InChannels * c.Patch * c.Patch);
+        Condition(_w.TimeMlp0.W, d, DitWeights.TimeFrequencyDim);
+        Condition(_w.TimeMlp2.W, d, d);
+        foreach (DitBlockWeights bw in _w.Blocks)
+        {
+            Condition(bw.AdaLn.W, 6 * d, d);
+            Token(bw.Qkv.W, 3 * d, d);
+            Token(bw.Proj.W, d, d);
+            Token(bw.Fc1.W, c.MlpHidden, d);
+            Token(bw.Fc2.W, d, c.MlpHidden);
+        }
+
+        Condition(_w.FinalAdaLn.W, 2 * d, d);
+        Token(_w.FinalLinear.W, c.Patch * c.Patch * c.OutChannels, d);
     }
 
     /// <summary>The weights.</summary>

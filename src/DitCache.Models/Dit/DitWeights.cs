@@ -2,6 +2,7 @@ using System;
 using System.Collections.Generic;
 using System.Globalization;
 using System.Linq;
+using System.Threading;
 using DitCache.Tensors;
 using DitCache.Tensors.IO;
 
@@ -27,8 +28,10 @@ public sealed record DitBlockWeights(LinearWeights AdaLn, LinearWeights Qkv, Lin
 public sealed class DitWeights
 {
     private DitWeights(DitConfig config, LinearWeights patchEmbed, float[] posEmbed, LinearWeights timeMlp0,
-        LinearWeights timeMlp2, float[] labelTable, DitBlockWeights[] blocks, LinearWeights finalAdaLn, LinearWeights finalLinear)
+        LinearWeights timeMlp2, float[] labelTable, DitBlockWeights[] blocks, LinearWeights finalAdaLn, LinearWeights finalLinear,
+        bool exclusive)
     {
+        Exclusive = exclusive;
         Config = config;
         PatchEmbed = patchEmbed;
         PosEmbed = posEmbed;
@@ -42,6 +45,16 @@ public sealed class DitWeights
 
     /// <summary>Width of the sinusoidal timestep features fed to the timestep MLP (models.py frequency_embedding_size).</summary>
     public const int TimeFrequencyDim = 256;
+
+    private int _claimed;
+
+    /// <summary>
+    /// Whether these weights belong to the one <see cref="DitModel"/> built from them, whose GEMM then packs the
+    /// Linear weights into their own arrays (<see cref="IGemm.PrepareInPlace"/>) instead of keeping a second copy:
+    /// afterwards those arrays are no longer row-major weights, and a second model built from the same
+    /// <see cref="DitWeights"/> is refused. Set by <see cref="FromFile"/>'s <c>exclusive</c> (the CLI's loaders).
+    /// </summary>
+    public bool Exclusive { get; }
 
     /// <summary>The config read from the tensor shapes.</summary>
     public DitConfig Config { get; }
@@ -77,7 +90,11 @@ public sealed class DitWeights
     /// <paramref name="inputSize"/>, and the table is regenerated.
     /// </summary>
     /// <exception cref="DitCacheException">A key is missing or unexpected, a shape is wrong, or heads cannot be determined.</exception>
-    public static DitWeights FromFile(TensorFile file, int? heads = null, int? inputSize = null)
+    /// <param name="file">The checkpoint.</param>
+    /// <param name="heads">Heads when neither the metadata nor a preset names them (<c>--heads</c>).</param>
+    /// <param name="inputSize">The input side when the file has no pos_embed (<c>--input-size</c>).</param>
+    /// <param name="exclusive">Give the weights to one model, packed in place (<see cref="Exclusive"/>).</param>
+    public static DitWeights FromFile(TensorFile file, int? heads = null, int? inputSize = null, bool exclusive = false)
     {
         ArgumentNullException.ThrowIfNull(file);
         var reader = new KeyReader(file);
@@ -207,7 +224,7 @@ public sealed class DitWeights
             blocks[i] = new DitBlockWeights(adaLn, qkv, proj, mlpFc1, mlpFc2);
         }
 
-        return new DitWeights(config, patchEmbed, posEmbed, timeMlp0, timeMlp2, labelTable, blocks, finalAdaLn, finalLinear);
+        return new DitWeights(config, patchEmbed, posEmbed, timeMlp0, timeMlp2, labelTable, blocks, finalAdaLn, finalLinear, exclusive);
     }
 
     /// <summary>
@@ -269,6 +286,9 @@ public sealed class DitWeights
         var dtypes = tensors.Keys.ToDictionary(k => k, _ => StoredDType.F32, StringComparer.Ordinal);
         return new TensorFile($"random {config.Name} (seed {seed})", tensors, metadata, dtypes);
     }
+
+    /// <summary>Claims <see cref="Exclusive"/> weights for the model being built; false when a model already has them.</summary>
+    internal bool TryClaim() => Interlocked.Exchange(ref _claimed, 1) == 0;
 
     private static string BlockKey(int block, string name) => $"blocks.{block}.{name}";
 

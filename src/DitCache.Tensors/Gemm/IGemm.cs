@@ -26,6 +26,15 @@ public interface IGemm
     {
     }
 
+    /// <summary>
+    /// As <see cref="Prepare"/>, but the caller gives <paramref name="weight"/> up: the backend may rewrite the array
+    /// in place into its own layout instead of keeping a second copy, after which the array is only a handle for
+    /// <see cref="Multiply"/> calls of this backend with transB, ldb = k and the same n and k. Nothing else may read
+    /// it as a row-major weight, and no other backend may be handed it. A backend with nothing to prepare ignores it
+    /// (the default), so the array stays as it was.
+    /// </summary>
+    void PrepareInPlace(float[] weight, int n, int k) => Prepare(weight, n, k);
+
     /// <summary>Computes <c>C (+)= A·op(B)</c>; see the type remarks for layouts.</summary>
     void Multiply(int m, int n, int k, ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb, bool transB,
         Span<float> c, int ldc, bool accumulate = false);

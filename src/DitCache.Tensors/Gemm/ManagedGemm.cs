@@ -98,7 +98,49 @@ public sealed unsafe class ManagedGemm : IGemm
     /// </summary>
     /// <exception cref="ArgumentOutOfRangeException">n or k is not positive.</exception>
     /// <exception cref="ArgumentException">The array holds fewer than n·k floats.</exception>
-    public void Prepare(float[] weight, int n, int k)
+    public void Prepare(float[] weight, int n, int k) => Register(weight, n, k, inPlace: false);
+
+    /// <summary>
+    /// As <see cref="Prepare"/>, but packs <paramref name="weight"/> into its own array when the panels fit there
+    /// (float32 with n a multiple of the panel width, or BF16 with at most twice the rows rounded up to it: every
+    /// DiT-XL/2 layer), so that the weight costs no second copy; otherwise keeps a packed copy as
+    /// <see cref="Prepare"/> does. Afterwards the array holds panels, not the row-major weight: it is only a handle
+    /// for <see cref="Multiply"/> with transB, ldb = k and the same n and k (<see cref="IGemm.PrepareInPlace"/>).
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">n or k is not positive.</exception>
+    /// <exception cref="ArgumentException">The array holds fewer than n·k floats.</exception>
+    public void PrepareInPlace(float[] weight, int n, int k) => Register(weight, n, k, inPlace: true);
+
+    /// <summary>Whether <paramref name="weight"/> was packed into its own array by <see cref="PrepareInPlace"/>.</summary>
+    public bool IsPackedInPlace(float[] weight)
+    {
+        foreach (PreparedWeight p in Volatile.Read(ref _prepared))
+        {
+            if (ReferenceEquals(p.Weight, weight))
+            {
+                return p.InPlace;
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>Float32 values this GEMM keeps beside the weights it was given (packed copies, padding included).</summary>
+    public long PreparedCopyFloats
+    {
+        get
+        {
+            long total = 0;
+            foreach (PreparedWeight p in Volatile.Read(ref _prepared))
+            {
+                total += p.CopyFloats;
+            }
+
+            return total;
+        }
+    }
+
+    private void Register(float[] weight, int n, int k, bool inPlace)
     {
         ArgumentNullException.ThrowIfNull(weight);
         KernelChecks.Positive(n, nameof(n));
@@ -115,7 +157,10 @@ public sealed unsafe class ManagedGemm : IGemm
             }
 
             int nr = Isa switch { GemmIsa.Avx512 => Avx512Kernel8x32.Nr, GemmIsa.Avx2 => Avx2Kernel6x16.Nr, _ => ScalarKernel4x8.Nr };
-            Volatile.Write(ref _prepared, [.. _prepared, PreparedWeight.Pack(weight, n, k, nr, Precision)]);
+            PreparedWeight packed = inPlace && PreparedWeight.FitsInPlace(n, k, nr, Precision)
+                ? PreparedWeight.PackInPlace(weight, n, k, nr, Precision)
+                : PreparedWeight.Pack(weight, n, k, nr, Precision);
+            Volatile.Write(ref _prepared, [.. _prepared, packed]);
         }
     }
 
@@ -147,8 +192,8 @@ public sealed unsafe class ManagedGemm : IGemm
             }
 
             PreparedWeight? prepared = transB && ldb == k ? Find(pb, n, k) : null;   // kept alive by _prepared
-            var job = new Job(m, n, k, pa, lda, pb, ldb, transB, pc, ldc, accumulate,
-                prepared is null ? null : prepared.Panels, prepared is null ? 0 : prepared.PanelStride);
+            float* panels = prepared is null ? null : prepared.InPlace ? pb : prepared.Panels;    // in place: b, pinned by fixed
+            var job = new Job(m, n, k, pa, lda, pb, ldb, transB, pc, ldc, accumulate, panels, prepared is null ? 0 : prepared.PanelStride);
             bool bf16 = Precision == GemmPrecision.BFloat16;
             switch (Isa)
             {
@@ -450,11 +495,13 @@ public sealed unsafe class ManagedGemm : IGemm
     }
 
     // A weight packed once by Prepare: ceil(n / nr) panels of k steps × words, panel q at Panels + q·PanelStride.
+    // Packed in place, the panels start at the weight array's first element (unaligned; the micro-kernels load
+    // unaligned) and Panels is null: Multiply takes the address from its pinned b.
     private sealed class PreparedWeight
     {
-        private readonly float[] _storage;                      // pinned: Panels points into it
+        private readonly float[]? _storage;                     // pinned: Panels points into it (null in place)
 
-        private PreparedWeight(float[] weight, int n, int k, float[] storage, float* panels, nint panelStride)
+        private PreparedWeight(float[] weight, int n, int k, float[]? storage, float* panels, nint panelStride)
         {
             Weight = weight;
             N = n;
@@ -474,6 +521,17 @@ public sealed unsafe class ManagedGemm : IGemm
 
         public nint PanelStride { get; }
 
+        public bool InPlace => _storage is null;
+
+        public long CopyFloats => _storage?.LongLength ?? 0;
+
+        // Whether the packed panels (ceil(n / nr) × k steps × words, 32-bit words) fit in the n·k floats of the weight.
+        public static bool FitsInPlace(int n, int k, int nr, GemmPrecision precision)
+        {
+            int words = precision == GemmPrecision.BFloat16 ? nr / 2 : nr;
+            return (long)Ceil(n, nr) * k * words <= (long)n * k;
+        }
+
         public static PreparedWeight Pack(float[] weight, int n, int k, int nr, GemmPrecision precision)
         {
             bool bf16 = precision == GemmPrecision.BFloat16;
@@ -481,8 +539,43 @@ public sealed unsafe class ManagedGemm : IGemm
             nint stride = (nint)k * words;
             float[] storage = GC.AllocateUninitializedArray<float>((int)(Ceil(n, nr) * stride) + 16, pinned: true);
             float* panels = Align64((float*)Unsafe.AsPointer(ref storage[0]));
-            float[] scratch = bf16 ? new float[KcMax * nr] : [];
             fixed (float* w = weight)
+            {
+                PackPanels(w, 0, n, k, nr, bf16, panels, stride);
+            }
+
+            return new PreparedWeight(weight, n, k, storage, panels, stride);
+        }
+
+        // Panel by panel: the nr source rows of panel q are copied aside, then packed over the region they came from
+        // (float32: the same n·k floats, [q·nr·k, (q+1)·nr·k)) or before it (BF16: half as many words), so no row is
+        // overwritten before it is read.
+        public static PreparedWeight PackInPlace(float[] weight, int n, int k, int nr, GemmPrecision precision)
+        {
+            Debug.Assert(FitsInPlace(n, k, nr, precision), "checked by the caller");
+            bool bf16 = precision == GemmPrecision.BFloat16;
+            int words = bf16 ? nr / 2 : nr;
+            nint stride = (nint)k * words;
+            float[] rows = GC.AllocateUninitializedArray<float>(nr * k);
+            fixed (float* w = weight)
+            fixed (float* r = rows)
+            {
+                for (int j0 = 0; j0 < n; j0 += nr)
+                {
+                    int valid = Math.Min(nr, n - j0);
+                    new ReadOnlySpan<float>(w + ((nint)j0 * k), valid * k).CopyTo(new Span<float>(r, valid * k));
+                    PackPanels(r, 0, valid, k, nr, bf16, w + ((nint)(j0 / nr) * stride), stride);
+                }
+            }
+
+            return new PreparedWeight(weight, n, k, null, null, stride);
+        }
+
+        // Rows j0..j0+cols of the n×k weight at w (row stride k) → panels at dst, k blocked by KcMax.
+        private static void PackPanels(float* w, int j0, int cols, int k, int nr, bool bf16, float* dst, nint stride)
+        {
+            int words = bf16 ? nr / 2 : nr;
+            float[] scratch = bf16 ? new float[KcMax * nr] : [];
             fixed (float* s = scratch)
             {
                 for (int pc = 0; pc < k; pc += KcMax)
@@ -490,16 +583,14 @@ public sealed unsafe class ManagedGemm : IGemm
                     int kcur = Math.Min(KcMax, k - pc);
                     if (bf16)
                     {
-                        GemmPacking.PackBf16(w, k, transB: true, 0, n, pc, kcur, nr, (uint*)panels + ((nint)pc * words), stride, s);
+                        GemmPacking.PackBf16(w, k, transB: true, j0, cols, pc, kcur, nr, (uint*)dst + ((nint)pc * words), stride, s);
                     }
                     else
                     {
-                        GemmPacking.PackF32(w, k, transB: true, 0, n, pc, kcur, nr, panels + ((nint)pc * words), stride);
+                        GemmPacking.PackF32(w, k, transB: true, j0, cols, pc, kcur, nr, dst + ((nint)pc * words), stride);
                     }
                 }
             }
-
-            return new PreparedWeight(weight, n, k, storage, panels, stride);
         }
     }
 
