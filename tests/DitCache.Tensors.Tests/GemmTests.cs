@@ -119,6 +119,52 @@ public class GemmTests
         }
     }
 
+    [Theory]
+    [MemberData(nameof(PreparedCases))]
+    public void Prepared_in_place_gives_the_result_of_packing_per_call_and_keeps_no_copy_when_the_panels_fit(
+        GemmIsa isa, GemmPrecision precision, int threads)
+    {
+        // n = 64 and 96 are multiples of every panel width (8, 16, 32): packed in place at either precision, no copy.
+        // n = 5 is below every panel width: float32 panels do not fit in 5·k floats, so a packed copy is kept. n = 33
+        // is ragged: whichever way it goes, the product must not change. k crosses KcMax (512).
+        foreach ((int m, int n, int k, bool? fits) in new (int, int, int, bool?)[] { (7, 64, 1159, true), (130, 96, 64, true), (64, 5, 385, precision == GemmPrecision.Float32 ? false : null), (9, 33, 9, null) })
+        {
+            float[] a = TestUtil.Random(m * k, m + k);
+            float[] w = TestUtil.Random(n * k, n + k);
+            float[] original = (float[])w.Clone();
+            float[] c0 = TestUtil.Random(m * n, m + n);
+            var plain = new ManagedGemm(threads, isa, precision);
+            var inPlace = new ManagedGemm(threads, isa, precision);
+            inPlace.PrepareInPlace(w, n, k);
+            inPlace.PrepareInPlace(w, n, k);                            // a second time: ignored (packing twice would scramble it)
+            foreach (bool accumulate in new[] { false, true })
+            {
+                float[] expected = (float[])c0.Clone();
+                plain.Multiply(m, n, k, a, k, original, k, transB: true, expected, n, accumulate);
+                float[] actual = (float[])c0.Clone();
+                inPlace.Multiply(m, n, k, a, k, w, k, transB: true, actual, n, accumulate);
+                Assert.Equal(expected, actual);
+            }
+
+            if (fits is bool f)
+            {
+                Assert.Equal(f, inPlace.IsPackedInPlace(w));
+                Assert.Equal(f, inPlace.PreparedCopyFloats == 0);
+                Assert.Equal(f, !w.AsSpan().SequenceEqual(original));   // in place: the array now holds panels
+            }
+        }
+    }
+
+    [Fact]
+    public void The_interface_default_of_prepare_in_place_leaves_the_array_as_it_was()
+    {
+        IGemm blas = new NoPrepareGemm();
+        float[] w = [1, 2, 3, 4];
+        blas.PrepareInPlace(w, 2, 2);
+        Assert.Equal([1f, 2f, 3f, 4f], w);
+        Assert.Throws<ArgumentException>(() => new ManagedGemm().PrepareInPlace(new float[3], 2, 2));
+    }
+
     public static IEnumerable<object[]> PreparedCases()
     {
         foreach (object[] isa in Isas())

@@ -1,4 +1,5 @@
 using System;
+using System.Globalization;
 using System.IO;
 using System.Text.Json;
 using DitCache.Models;
@@ -17,6 +18,8 @@ namespace DitCache.Evaluation.Reports;
 /// some tokens, the block, k and the k token indices of every batch row (<c>token_rows</c> says which rows).
 /// <c>seconds</c> is the sampling loop alone; <c>decode_seconds</c> the VAE decode of the latents (0 when no VAE ran,
 /// and then <c>vae</c> is null).
+/// <c>peak_rss_bytes</c> is the process's peak resident memory so far (Linux VmHWM: weights, activations, cache and
+/// the runtime), null where the system does not report it.
 /// </summary>
 public static class RunReport
 {
@@ -72,6 +75,15 @@ public static class RunReport
             }
 
             json.WriteNumber("cache_bytes", result.CacheBytes);
+            if (PeakRssBytes() is long peak)
+            {
+                json.WriteNumber("peak_rss_bytes", peak);
+            }
+            else
+            {
+                json.WriteNull("peak_rss_bytes");
+            }
+
             json.WriteNumber("computed_steps", Array.FindAll(result.Steps, s => s.Computed).Length);
             json.WriteString("site_order", "per block: attn, mlp; C computed, F forecast, P computed on some tokens (ToCa, DuCa), S skipped with the block stack");
             StepTelemetry telemetry = result.Telemetry;
@@ -171,5 +183,29 @@ public static class RunReport
         {
             json.WriteNullValue();
         }
+    }
+
+    /// <summary>
+    /// The peak resident set size of this process in bytes: the <c>VmHWM</c> line of <c>/proc/self/status</c> (in
+    /// kB) on Linux, null elsewhere or when the line is missing or unreadable as a number.
+    /// </summary>
+    public static long? PeakRssBytes()
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            return null;
+        }
+
+        foreach (string line in File.ReadLines("/proc/self/status"))
+        {
+            if (line.StartsWith("VmHWM:", StringComparison.Ordinal))
+            {
+                string[] parts = line["VmHWM:".Length..].Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                return parts.Length == 2 && parts[1] == "kB"
+                    && long.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out long kb) ? kb * 1024 : null;
+            }
+        }
+
+        return null;
     }
 }
