@@ -104,15 +104,18 @@ public static class DiffusersDit
         var dtypes = new Dictionary<string, StoredDType>(StringComparer.Ordinal);
         int d = config.Hidden;
 
+        // Each key is read once, uncached (TensorFile.Read, not Tensors): a per-block embedder copy and the to_q, to_k,
+        // to_v parts of attn.qkv are garbage as soon as they are compared or concatenated, so loading a diffusers
+        // folder holds the weights about once, not with every block's embedders and a second qkv beside them.
         Tensor Take(string key)
         {
-            if (!file.Tensors.TryGetValue(key, out Tensor? t))
+            if (!file.Entries.ContainsKey(key))
             {
                 throw new DitCacheException($"{file.Source}: tensor '{key}' is missing; the weights do not match a diffusers DiT (DiTTransformer2DModel key names)");
             }
 
             used.Add(key);
-            return t;
+            return file.Read(key);
         }
 
         void Put(string official, string key, Tensor t)
@@ -153,7 +156,7 @@ public static class DiffusersDit
 
         // Blocks: the count against num_layers.
         int blocks = 0;
-        while (file.Tensors.ContainsKey(Block(blocks, "norm1.linear.weight")))
+        while (file.Entries.ContainsKey(Block(blocks, "norm1.linear.weight")))
         {
             blocks++;
         }
@@ -223,7 +226,7 @@ public static class DiffusersDit
         Put("final_layer.linear.weight", "proj_out_2.weight", final);
         Rename("final_layer.linear.bias", "proj_out_2.bias");
 
-        string[] extra = file.Tensors.Keys.Where(k => !used.Contains(k)).Order(StringComparer.Ordinal).ToArray();
+        string[] extra = file.Entries.Keys.Where(k => !used.Contains(k)).Order(StringComparer.Ordinal).ToArray();
         if (extra.Length > 0)
         {
             string list = string.Join(", ", extra.Take(5)) + (extra.Length > 5 ? $" and {extra.Length - 5} more" : "");

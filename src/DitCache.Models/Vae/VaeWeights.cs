@@ -192,7 +192,6 @@ public sealed class VaeWeights
         NormWeights normOut = reader.Norm(names.NormOut, config.BlockOutChannels[0]);
         ConvWeights convOut = reader.Conv(names.ConvOut, config.BlockOutChannels[0], config.OutChannels, 3);
         reader.RejectExtraKeys(names);
-        reader.RejectNonFinite();
         return new VaeWeights(config, names.Description, postQuant, convIn, mid1, attention, mid2, upBlocks, normOut, convOut);
     }
 
@@ -226,7 +225,7 @@ public sealed class VaeWeights
         int layers = 0;
         for (int j = 0; j < levels; j++)
         {
-            channels[levels - 1 - j] = reader.Peek(names.UpResnetTensor(j, 0, "conv2.weight", levels)).Dim(0);
+            channels[levels - 1 - j] = reader.Peek(names.UpResnetTensor(j, 0, "conv2.weight", levels)).Shape[0];
         }
 
         while (reader.Has(names.UpResnetTensor(0, layers, "conv1.weight", levels)))
@@ -234,12 +233,12 @@ public sealed class VaeWeights
             layers++;
         }
 
-        Tensor convIn = reader.Peek(names.ConvIn + ".weight");
-        Tensor convOut = reader.Peek(names.ConvOut + ".weight");
-        int latent = convIn.Rank == 4 ? convIn.Dim(1) : throw reader.Error(names.ConvIn + ".weight", $"has shape {convIn.ShapeText}; expected [C, latent, 3, 3]");
+        TensorEntry convIn = reader.Peek(names.ConvIn + ".weight");
+        TensorEntry convOut = reader.Peek(names.ConvOut + ".weight");
+        int latent = convIn.Rank == 4 ? convIn.Shape[1] : throw reader.Error(names.ConvIn + ".weight", $"has shape {convIn.ShapeText}; expected [C, latent, 3, 3]");
         float scale = scalingFactor ?? (latent == 4 ? VaeConfig.SdScalingFactor : throw new DitCacheException(
             $"{file.Source}: a {latent}-channel VAE without a config.json; its scaling factor is not in the weights, so put the model's diffusers config.json beside the file (or pass the folder)"));
-        return new VaeConfig(channels, layers - 1, normNumGroups, latent, convOut.Dim(0), scale, shiftFactor,
+        return new VaeConfig(channels, layers - 1, normNumGroups, latent, convOut.Shape[0], scale, shiftFactor,
             reader.Has(names.PostQuantConv + ".weight"), reader.Has(names.MidAttention(AttentionPart.Q) + ".weight"));
     }
 
@@ -456,18 +455,21 @@ public sealed class VaeWeights
         private static string Part(string part) => part.StartsWith("conv_shortcut", StringComparison.Ordinal) ? "nin_shortcut" + part["conv_shortcut".Length..] : part;
     }
 
-    /// <summary>Takes tensors by key with shape checks, and tracks which keys were used.</summary>
+    /// <summary>
+    /// Checks keys and shapes from the file's header (<see cref="TensorFile.Entries"/>), reads only the tensors the
+    /// decoder takes (each once, checked for non-finite values as it is read), and tracks which keys were used.
+    /// </summary>
     private sealed class KeyReader(TensorFile file)
     {
         private const string LdmPrefix = "first_stage_model.";
         private readonly HashSet<string> _used = new(StringComparer.Ordinal);
 
-        public bool Has(string key) => file.Tensors.ContainsKey(key);
+        public bool Has(string key) => file.Entries.ContainsKey(key);
 
         /// <summary>The naming of the file, from which decoder keys it holds (levels: known for CompVis, or 0).</summary>
         public Names DetectNaming(int? levels)
         {
-            string prefix = file.Tensors.Keys.Any(k => k.StartsWith(LdmPrefix, StringComparison.Ordinal)) ? LdmPrefix : "";
+            string prefix = file.Entries.Keys.Any(k => k.StartsWith(LdmPrefix, StringComparison.Ordinal)) ? LdmPrefix : "";
             if (Has(prefix + "decoder.mid_block.resnets.0.conv1.weight"))
             {
                 bool legacy = Has(prefix + "decoder.mid_block.attentions.0.query.weight");
@@ -490,16 +492,22 @@ public sealed class VaeWeights
                 $"{file.Source}: holds no VAE decoder (neither 'decoder.mid_block.resnets.0.conv1.weight' (diffusers) nor 'decoder.mid.block_1.conv1.weight' (CompVis/ldm), optionally under '{LdmPrefix}'); pass an AutoencoderKL checkpoint");
         }
 
-        public Tensor Peek(string key) =>
-            file.Tensors.TryGetValue(key, out Tensor? t) ? t : throw Error(key, "is missing; the file does not match the VAE config (block_out_channels, layers_per_block, use_post_quant_conv, mid_block_add_attention)");
+        public TensorEntry Peek(string key) =>
+            file.Entries.TryGetValue(key, out TensorEntry? t) ? t : throw Error(key, "is missing; the file does not match the VAE config (block_out_channels, layers_per_block, use_post_quant_conv, mid_block_add_attention)");
 
         public Tensor Take(string key, params int[] shape)
         {
-            Tensor t = Peek(key);
+            TensorEntry e = Peek(key);
             _used.Add(key);
-            if (!t.HasShape(shape))
+            if (!e.HasShape(shape))
             {
-                throw Error(key, $"has shape {t.ShapeText}; expected {Tensor.FormatShape(shape)} for this VAE config");
+                throw Error(key, $"has shape {e.ShapeText}; expected {Tensor.FormatShape(shape)} for this VAE config");
+            }
+
+            Tensor t = file.Read(key);
+            if (t.FirstNonFinite() is { } where)
+            {
+                throw Error(key, $"holds {where}: the decoder needs finite weights; the file is corrupt, so re-download or re-export it");
             }
 
             return t;
@@ -526,7 +534,7 @@ public sealed class VaeWeights
         public void RejectExtraKeys(Names names)
         {
             string p = names.Prefix;
-            string[] extra = file.Tensors.Keys
+            string[] extra = file.Entries.Keys
                 .Where(k => k.StartsWith(p, StringComparison.Ordinal) && !_used.Contains(k))
                 .Where(k => !k[p.Length..].StartsWith("encoder.", StringComparison.Ordinal)
                     && !k[p.Length..].StartsWith("quant_conv.", StringComparison.Ordinal)
@@ -537,18 +545,6 @@ public sealed class VaeWeights
                 string list = string.Join(", ", extra.Take(5)) + (extra.Length > 5 ? $" and {extra.Length - 5} more" : "");
                 throw new DitCacheException(
                     $"{file.Source}: unexpected tensor(s) {list}; the file does not match the VAE config (block_out_channels, layers_per_block, mid_block_add_attention)");
-            }
-        }
-
-        /// <summary>Every tensor the decoder uses holds only finite values.</summary>
-        public void RejectNonFinite()
-        {
-            foreach (string key in _used.Order(StringComparer.Ordinal))
-            {
-                if (file.Tensors[key].FirstNonFinite() is { } where)
-                {
-                    throw Error(key, $"holds {where}: the decoder needs finite weights; the file is corrupt, so re-download or re-export it");
-                }
             }
         }
 
