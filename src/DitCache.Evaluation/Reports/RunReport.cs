@@ -200,7 +200,7 @@ public static class RunReport
         {
             if (line.StartsWith("VmHWM:", StringComparison.Ordinal))
             {
-                string[] parts = line["VmHWM:".Length..].Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                string[] parts = line["VmHWM:".Length..].Split([' ', '\t'], StringSplitOptions.RemoveEmptyEntries);
                 return parts.Length == 2 && parts[1] == "kB"
                     && long.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out long kb) ? kb * 1024 : null;
             }
