@@ -102,8 +102,8 @@ public sealed unsafe class ManagedGemm : IGemm
 
     /// <summary>
     /// As <see cref="Prepare"/>, but packs <paramref name="weight"/> into its own array when the panels fit there
-    /// (float32 with n a multiple of the panel width, or BF16 with at most twice the rows rounded up to it: every
-    /// DiT-XL/2 layer), so that the weight costs no second copy; otherwise keeps a packed copy as
+    /// (float32: n a multiple of the panel width, as in every DiT-XL/2 layer; BF16: n rounded up to the panel width
+    /// at most 2n), so that the weight costs no second copy; otherwise keeps a packed copy as
     /// <see cref="Prepare"/> does. Afterwards the array holds panels, not the row-major weight: it is only a handle
     /// for <see cref="Multiply"/> with transB, ldb = k and the same n and k (<see cref="IGemm.PrepareInPlace"/>).
     /// </summary>
@@ -539,9 +539,11 @@ public sealed unsafe class ManagedGemm : IGemm
             nint stride = (nint)k * words;
             float[] storage = GC.AllocateUninitializedArray<float>((int)(Ceil(n, nr) * stride) + 16, pinned: true);
             float* panels = Align64((float*)Unsafe.AsPointer(ref storage[0]));
+            float[] scratch = bf16 ? new float[KcMax * nr] : [];
             fixed (float* w = weight)
+            fixed (float* s = scratch)
             {
-                PackPanels(w, 0, n, k, nr, bf16, panels, stride);
+                PackPanels(w, n, k, nr, bf16, panels, stride, s);
             }
 
             return new PreparedWeight(weight, n, k, storage, panels, stride);
@@ -557,38 +559,37 @@ public sealed unsafe class ManagedGemm : IGemm
             int words = bf16 ? nr / 2 : nr;
             nint stride = (nint)k * words;
             float[] rows = GC.AllocateUninitializedArray<float>(nr * k);
+            float[] scratch = bf16 ? new float[KcMax * nr] : [];
             fixed (float* w = weight)
             fixed (float* r = rows)
+            fixed (float* s = scratch)
             {
                 for (int j0 = 0; j0 < n; j0 += nr)
                 {
                     int valid = Math.Min(nr, n - j0);
                     new ReadOnlySpan<float>(w + ((nint)j0 * k), valid * k).CopyTo(new Span<float>(r, valid * k));
-                    PackPanels(r, 0, valid, k, nr, bf16, w + ((nint)(j0 / nr) * stride), stride);
+                    PackPanels(r, valid, k, nr, bf16, w + ((nint)(j0 / nr) * stride), stride, s);
                 }
             }
 
             return new PreparedWeight(weight, n, k, null, null, stride);
         }
 
-        // Rows j0..j0+cols of the n×k weight at w (row stride k) → panels at dst, k blocked by KcMax.
-        private static void PackPanels(float* w, int j0, int cols, int k, int nr, bool bf16, float* dst, nint stride)
+        // The first `rows` rows of the n×k weight at w (row stride k) → panels at dst, k blocked by KcMax; BF16 goes
+        // through `scratch` (KcMax·nr floats).
+        private static void PackPanels(float* w, int rows, int k, int nr, bool bf16, float* dst, nint stride, float* scratch)
         {
             int words = bf16 ? nr / 2 : nr;
-            float[] scratch = bf16 ? new float[KcMax * nr] : [];
-            fixed (float* s = scratch)
+            for (int pc = 0; pc < k; pc += KcMax)
             {
-                for (int pc = 0; pc < k; pc += KcMax)
+                int kcur = Math.Min(KcMax, k - pc);
+                if (bf16)
                 {
-                    int kcur = Math.Min(KcMax, k - pc);
-                    if (bf16)
-                    {
-                        GemmPacking.PackBf16(w, k, transB: true, j0, cols, pc, kcur, nr, (uint*)dst + ((nint)pc * words), stride, s);
-                    }
-                    else
-                    {
-                        GemmPacking.PackF32(w, k, transB: true, j0, cols, pc, kcur, nr, dst + ((nint)pc * words), stride);
-                    }
+                    GemmPacking.PackBf16(w, k, transB: true, 0, rows, pc, kcur, nr, (uint*)dst + ((nint)pc * words), stride, scratch);
+                }
+                else
+                {
+                    GemmPacking.PackF32(w, k, transB: true, 0, rows, pc, kcur, nr, dst + ((nint)pc * words), stride);
                 }
             }
         }
