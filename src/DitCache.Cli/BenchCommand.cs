@@ -106,7 +106,8 @@ internal static class BenchCommand
         // 2. Model; the classes and the sample count follow from it.
         TensorFile modelFile = o.Model is null ? DefaultModel.Load()
             : Directory.Exists(o.Model) ? DiffusersFolder.Open(o.Model).LoadOfficialTensors() : Checkpoint.Load(o.Model);
-        DitWeights weights = DitWeights.FromFile(modelFile);
+        string fingerprint = BenchSession.Fingerprint(modelFile);                      // before the weights are packed in place
+        DitWeights weights = DitWeights.FromFile(modelFile, exclusive: true);      // one model: no second, packed copy
         DitConfig config = weights.Config;
         int[] classes = o.Classes is null ? QualitySettings.AllClasses(config.NumClasses) : SampleCommand.ParseClasses(o.Classes, config.NumClasses);
         int bad = Array.FindIndex(classes, y => y >= config.NumClasses);
@@ -146,7 +147,7 @@ internal static class BenchCommand
             stdout.WriteLine($"no quality model scores {config.InputSize}x{config.InputSize}x{config.InChannels} images of {config.NumClasses} classes: measuring fidelity to full compute (PSNR, SSIM, rel. L2), FLOPs and time; FD and accuracy are left empty");
         }
 
-        string modelName = (o.Model ?? "embedded:" + DefaultModel.ResourceName) + " " + BenchSession.Fingerprint(modelFile);
+        string modelName = (o.Model ?? "embedded:" + DefaultModel.ResourceName) + " " + fingerprint;
         CalibrationFile calibration = DefaultModel.LoadCalibration(o.Model);
         CalibrationWarning.Print(stderr, calibration, plan.Select(p => CacheRegistry.Parse(p.Cache).Name));
         var runner = new BenchRunner(new DitModel(weights, gemm, o.Threads), quality, calibration);
