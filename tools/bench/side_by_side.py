@@ -191,26 +191,32 @@ def pause():
 # ----------------------------------------------------------------------------------------------------------
 # Parts
 
-def write_dit_s2(work):
-    """DiT-S/2 random weights and inputs, written once (seed 0). adaLN and the final layer are drawn too (DiT's init
-    zeroes them, which would make most of the network an identity and the output check meaningless)."""
-    weights, inputs = os.path.join(work, "dit_s2_random.safetensors"), os.path.join(work, "dit_s2_inputs.safetensors")
+FORWARD_PRESETS = {"S/2": (12, 384, 6), "B/2": (12, 768, 12), "L/2": (24, 1024, 16), "XL/2": (28, 1152, 16)}
+
+
+def write_dit_s2(work, preset="S/2"):
+    """Random weights of a DiT preset at 256x256 (32x32x4 latent, patch 2) and inputs, written once (seed 0). adaLN
+    and the final layer are drawn too (DiT's init zeroes them, which would make most of the network an identity and
+    the output check meaningless)."""
+    depth, hidden, heads = FORWARD_PRESETS[preset]
+    tag = preset.lower().replace("/", "")
+    weights, inputs = os.path.join(work, f"dit_{tag}_random.safetensors"), os.path.join(work, f"dit_{tag}_inputs.safetensors")
     if not (os.path.exists(weights) and os.path.exists(inputs)):
         torch.manual_seed(0)
-        model = DiT(input_size=32, patch_size=2, in_channels=4, hidden_size=384, depth=12, num_heads=6, num_classes=1000)
+        model = DiT(input_size=32, patch_size=2, in_channels=4, hidden_size=hidden, depth=depth, num_heads=heads, num_classes=1000)
         with torch.no_grad():
             for name, p in model.named_parameters():
                 if "adaLN_modulation" in name or name.startswith("final_layer.linear"):
                     p.normal_(0.0, 0.02)
         save_safetensors(weights, {k: v.float() for k, v in model.state_dict().items()},
-                         {"num_heads": "6", "script": "tools/bench/side_by_side.py", "seed": "0"})
+                         {"num_heads": str(heads), "script": "tools/bench/side_by_side.py", "seed": "0"})
         save_safetensors(inputs, {"x": torch.randn(2, 4, 32, 32), "t": torch.tensor([500.0, 500.0]),
                                   "y": torch.tensor([3.0, 1000.0])})
     return weights, inputs
 
 
-def part_forward(servers, work, rounds, per_round, blas, blas_threads):
-    weights, inputs = write_dit_s2(work)
+def part_forward(servers, work, rounds, per_round, blas, blas_threads, preset="S/2"):
+    weights, inputs = write_dit_s2(work, preset)
     model = load_dit(weights)
     tensors, _ = load_safetensors(inputs)
     x, t, y = tensors["x"], tensors["t"], tensors["y"].long()
@@ -360,6 +366,8 @@ def main():
                          "the fastest; the cache part uses the first")
     ap.add_argument("--gemm", default="auto", help="DitCache GEMM: managed, openblas or auto (as ditcache)")
     ap.add_argument("--parts", default="forward,sample,cache")
+    ap.add_argument("--forward-preset", default="S/2", choices=sorted(FORWARD_PRESETS),
+                    help="DiT preset of the forward part, at 256x256 (XL/2: 675 M parameters, 2.7 GB of weights)")
     ap.add_argument("--torch-blas-threads", default="2",
                     help="OpenBLAS thread counts to run PyTorch with, each a variant, e.g. 2,1; the table compares "
                          "against the fastest (default 2, with one torch thread: PyTorch's best setting here)")
@@ -393,8 +401,8 @@ def main():
     rows, notes = [], []
     try:
         if "forward" in parts:
-            t, err = part_forward(servers, args.work, args.rounds, args.forwards, blas, blas_threads)
-            rows.append(compare_row("DiT-S/2 forward, batch 2 (ms)", t, 1, f"outputs agree to {err:.1e}"))
+            t, err = part_forward(servers, args.work, args.rounds, args.forwards, blas, blas_threads, args.forward_preset)
+            rows.append(compare_row(f"DiT-{args.forward_preset} forward, batch 2 (ms)", t, 1, f"outputs agree to {err:.1e}"))
             print(f"forward: {summary(t, 1)}, rel L2 {err:.2e}", flush=True)
         if "sample" in parts:
             t, err = part_sample(servers, args.work, args.rounds, args.images, args.steps, args.cfg, blas, blas_threads)
