@@ -72,24 +72,9 @@ internal static class BenchCommand
     private static int Run(BenchOptions o, TextWriter stdout, TextWriter stderr, bool interactive)
     {
         // 1. Flags and plan, before anything heavy.
-        if (o.Steps < 1 || o.Steps > 1000)
-        {
-            throw SampleCommand.Usage($"--steps {o.Steps} is out of range; give 1 to 1000");
-        }
-
-        if (!float.IsFinite(o.Cfg) || o.Cfg < 1f)
-        {
-            throw SampleCommand.Usage($"--cfg {o.Cfg.ToString(CultureInfo.InvariantCulture)} is invalid; give a number >= 1 (1 disables guidance)");
-        }
-
         if (!SchedulerRegistry.IsKnown(o.Sampler))
         {
             throw SampleCommand.Usage(SchedulerRegistry.UnknownMessage(o.Sampler));
-        }
-
-        if (o.Threads < 1)
-        {
-            throw SampleCommand.Usage($"--threads {o.Threads} is invalid; give 1 or more");
         }
 
         if (o.Specs is not null && o.Caches.Length > 0)
