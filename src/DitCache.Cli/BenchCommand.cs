@@ -50,12 +50,13 @@ internal static class BenchCommand
         var threads = new Option<int>("--threads") { Description = "threads for GEMM and kernels", DefaultValueFactory = _ => Environment.ProcessorCount }.Range(1, FlagRange.MaxThreads);
         var gemm = GemmFlags.Gemm();
         var deterministic = GemmFlags.Deterministic();
+        var weightsFlag = GemmFlags.Weights();
         var output = new Option<string>("--out") { Description = "output directory (created if missing; a results.json there is resumed)", DefaultValueFactory = _ => "bench-results" };
         var quiet = new Option<bool>("--quiet") { Description = "no progress and no summary" };
 
         var command = new Command("bench", "Measure speed and quality of many accelerator configurations side by side and write a report.")
         {
-            model, quick, cache, specs, samples, classes, repeats, steps, cfg, sampler, seed, batch, shadowImages, threads, gemm, deterministic, output, quiet,
+            model, quick, cache, specs, samples, classes, repeats, steps, cfg, sampler, seed, batch, shadowImages, threads, gemm, deterministic, weightsFlag, output, quiet,
         };
         command.SetAction(parse =>
         {
@@ -63,7 +64,8 @@ internal static class BenchCommand
             var o = new BenchOptions(parse.GetValue(model), isQuick, parse.GetValue(cache) ?? [], parse.GetValue(specs),
                 parse.GetValue(samples) ?? (isQuick ? QuickSamples : FullSamples), parse.GetValue(classes), parse.GetValue(repeats) ?? (isQuick ? QuickRepeats : FullRepeats),
                 parse.GetValue(steps), parse.GetValue(cfg), parse.GetValue(sampler)!, parse.GetValue(seed), parse.GetValue(batch),
-                parse.GetValue(shadowImages), parse.GetValue(threads), parse.GetValue(gemm)!, parse.GetValue(deterministic), parse.GetValue(output)!, parse.GetValue(quiet));
+                parse.GetValue(shadowImages), parse.GetValue(threads), parse.GetValue(gemm)!, parse.GetValue(deterministic), parse.GetValue(output)!, parse.GetValue(quiet),
+                parse.GetValue(weightsFlag)!);
             return Run(o, stdout, stderr, interactive);
         });
         return command;
@@ -86,13 +88,15 @@ internal static class BenchCommand
             : o.Caches.Length > 0 ? BenchPlan.Parse(o.Caches, "--cache", o.Steps, o.Cfg)
             : BenchPlan.Parse(o.Quick ? BenchPlan.QuickLines : BenchPlan.FullLines, o.Quick ? "the quick preset" : "the full preset", o.Steps, o.Cfg);
         BenchSession.CheckDirectory(o.Out);
-        IGemm gemm = GemmFlags.Create(o.Gemm, o.Deterministic, o.Threads);
+        WeightPrecision precision = WeightPrecisions.Parse(o.Weights);
+        IGemm gemm = GemmFlags.Create(o.Gemm, o.Deterministic, o.Threads, precision);
+        string gemmLabel = GemmLabel(gemm, precision);
 
         // 2. Model; the classes and the sample count follow from it.
         TensorFile modelFile = o.Model is null ? DefaultModel.Load()
             : Directory.Exists(o.Model) ? DiffusersFolder.Open(o.Model).LoadOfficialTensors() : Checkpoint.Load(o.Model);
         string fingerprint = BenchSession.Fingerprint(modelFile);                      // before the weights are packed in place
-        DitWeights weights = DitWeights.FromFile(modelFile, exclusive: true);      // one model: no second, packed copy
+        DitWeights weights = DitWeights.FromFile(modelFile, exclusive: true, precision: precision);   // one model: no second, packed copy
         DitConfig config = weights.Config;
         int[] classes = o.Classes is null ? QualitySettings.AllClasses(config.NumClasses) : SampleCommand.ParseClasses(o.Classes, config.NumClasses);
         int bad = Array.FindIndex(classes, y => y >= config.NumClasses);
@@ -136,7 +140,7 @@ internal static class BenchCommand
         CalibrationFile calibration = DefaultModel.LoadCalibration(o.Model);
         CalibrationWarning.Print(stderr, calibration, plan.Select(p => CacheRegistry.Parse(p.Cache).Name));
         var runner = new BenchRunner(new DitModel(weights, gemm, o.Threads), quality, calibration);
-        BenchResults fresh = BenchRunner.NewResults(settings, modelName, BenchSession.Machine(), CommandLine(o), o.Threads, gemm.Name,
+        BenchResults fresh = BenchRunner.NewResults(settings, modelName, BenchSession.Machine(), CommandLine(o), o.Threads, gemmLabel,
             reference, runner.MatchedFloor(settings, reference), quality?.ClassNames);
         BenchSession session = BenchSession.Open(o.Out, fresh);
         BenchResults results = session.Results;
@@ -228,10 +232,15 @@ internal static class BenchCommand
         }
 
         parts.Add(string.Create(CultureInfo.InvariantCulture,
-            $"--samples {o.Samples} --repeats {o.Repeats} --steps {o.Steps} --cfg {o.Cfg} --sampler {o.Sampler} --seed {o.Seed} --batch {o.Batch} --shadow-images {o.ShadowImages} --threads {o.Threads} --gemm {o.Gemm}{(o.Deterministic ? " --deterministic" : "")}"));
+            $"--samples {o.Samples} --repeats {o.Repeats} --steps {o.Steps} --cfg {o.Cfg} --sampler {o.Sampler} --seed {o.Seed} --batch {o.Batch} --shadow-images {o.ShadowImages} --threads {o.Threads} --gemm {o.Gemm}{(o.Deterministic ? " --deterministic" : "")}{(o.Weights == "f32" ? "" : $" --weights {o.Weights}")}"));
         return string.Join(' ', parts);
     }
 
     private sealed record BenchOptions(string? Model, bool Quick, string[] Caches, string? Specs, int Samples, string? Classes, int Repeats,
-        int Steps, float Cfg, string Sampler, int Seed, int Batch, int ShadowImages, int Threads, string Gemm, bool Deterministic, string Out, bool Quiet);
+        int Steps, float Cfg, string Sampler, int Seed, int Batch, int ShadowImages, int Threads, string Gemm, bool Deterministic, string Out, bool Quiet, string Weights);
+
+    /// <summary>The backend as reports name it: with 16-bit weights, e.g. "managed-avx512 weights-bf16" (a results file
+    /// of other weights is then not resumed).</summary>
+    internal static string GemmLabel(IGemm gemm, WeightPrecision precision) =>
+        precision == WeightPrecision.Float32 ? gemm.Name : $"{gemm.Name} weights-{precision.Name()}";
 }

@@ -39,6 +39,7 @@ internal static class EvaluateCommand
         var threads = new Option<int>("--threads") { Description = "threads for GEMM and kernels", DefaultValueFactory = _ => Environment.ProcessorCount }.Range(1, FlagRange.MaxThreads);
         var gemm = GemmFlags.Gemm();
         var deterministic = GemmFlags.Deterministic();
+        var weightsFlag = GemmFlags.Weights();
         var grid = new Option<string?>("--grid") { Description = "write a PNG grid: one row per class, its first --grid-columns samples" };
         var gridColumns = new Option<int>("--grid-columns") { Description = "samples of each class in the --grid", DefaultValueFactory = _ => 10 }.Range(1, 100, ", at most --samples-per-class");
         var report = new Option<string?>("--report") { Description = "write a JSON report: settings, accuracy per class, Frechet distances with sample counts, seconds" };
@@ -46,7 +47,7 @@ internal static class EvaluateCommand
 
         var command = new Command("evaluate", "Measure sample quality on Fashion-MNIST: classifier accuracy and Frechet distance to the test set.")
         {
-            model, perClass, classes, steps, sampler, cfg, cache, seed, batch, threads, gemm, deterministic, grid, gridColumns, report, quiet,
+            model, perClass, classes, steps, sampler, cfg, cache, seed, batch, threads, gemm, deterministic, weightsFlag, grid, gridColumns, report, quiet,
         };
 
         command.SetAction(parse =>
@@ -55,7 +56,7 @@ internal static class EvaluateCommand
                 parse.GetValue(model), parse.GetValue(perClass), parse.GetValue(classes)!, parse.GetValue(steps),
                 parse.GetValue(sampler)!, parse.GetValue(cfg), parse.GetValue(cache)!, parse.GetValue(seed),
                 parse.GetValue(batch), parse.GetValue(threads), parse.GetValue(gemm)!, parse.GetValue(deterministic), parse.GetValue(grid),
-                parse.GetValue(gridColumns), parse.GetValue(report), parse.GetValue(quiet));
+                parse.GetValue(gridColumns), parse.GetValue(report), parse.GetValue(quiet), parse.GetValue(weightsFlag)!);
             return Run(o, stdout, stderr, interactive);
         });
         return command;
@@ -95,13 +96,15 @@ internal static class EvaluateCommand
         SampleCommand.CheckOutputPath(o.Grid, "--grid");
         SampleCommand.CheckOutputPath(o.Report, "--report");
         SampleCommand.CheckDistinct([("--grid", o.Grid), ("--report", o.Report)], [("--model", o.Model)]);
-        IGemm gemm = GemmFlags.Create(o.Gemm, o.Deterministic, o.Threads);
+        WeightPrecision precision = WeightPrecisions.Parse(o.Weights);
+        IGemm gemm = GemmFlags.Create(o.Gemm, o.Deterministic, o.Threads, precision);
+        string gemmLabel = BenchCommand.GemmLabel(gemm, precision);
 
         // 2. Data, classifier and model (each reader's error names the file and the remedy).
         FashionMnist test = FashionMnist.Load(FashionMnistSplit.Test);
         FashionMnist train = FashionMnist.Load(FashionMnistSplit.Train);
         FmnistClassifier classifier = FmnistClassifier.LoadDefault(GemmFactory.Float32(gemm));   // the metric stays float32
-        DitWeights weights = DefaultModel.LoadWeights(o.Model);
+        DitWeights weights = DefaultModel.LoadWeights(o.Model, precision: precision);
         string modelName = o.Model ?? "embedded:" + DefaultModel.ResourceName;
         var quality = new FmnistQuality(classifier, test, train);
         CalibrationFile calibration = DefaultModel.LoadCalibration(o.Model);
@@ -148,7 +151,7 @@ internal static class EvaluateCommand
 
             if (o.Report is not null)
             {
-                byte[] json = QualityReport.ToJson(result, weights.Config, modelName, classifier.Source, gemm.Name, o.Threads);
+                byte[] json = QualityReport.ToJson(result, weights.Config, modelName, classifier.Source, gemmLabel, o.Threads);
                 outputs.Add(o.Report, "--report", s => s.Write(json));
             }
 
@@ -157,7 +160,7 @@ internal static class EvaluateCommand
 
         if (!o.Quiet)
         {
-            Print(stdout, result, weights.Config, modelName, gemm.Name, o.Threads);
+            Print(stdout, result, weights.Config, modelName, gemmLabel, o.Threads);
             foreach (string? path in new[] { o.Grid, o.Report })
             {
                 if (path is not null)
@@ -196,5 +199,5 @@ internal static class EvaluateCommand
 
     private sealed record EvaluateOptions(string? Model, int SamplesPerClass, string Classes, int Steps, string Sampler,
         float Cfg, string Cache, int Seed, int Batch, int Threads, string Gemm, bool Deterministic, string? Grid, int GridColumns,
-        string? Report, bool Quiet);
+        string? Report, bool Quiet, string Weights);
 }

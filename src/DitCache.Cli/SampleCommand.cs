@@ -44,6 +44,7 @@ internal static class SampleCommand
         var threads = new Option<int>("--threads") { Description = "threads for GEMM and kernels", DefaultValueFactory = _ => Environment.ProcessorCount }.Range(1, FlagRange.MaxThreads);
         var gemm = GemmFlags.Gemm();
         var deterministic = GemmFlags.Deterministic();
+        var weightsFlag = GemmFlags.Weights();
         var heads = new Option<int?>("--heads") { Description = "attention heads when the checkpoint does not say and matches no preset" }.Range(1, 4096, ", dividing the hidden width");
         var inputSize = new Option<int?>("--input-size") { Description = "model input side when the checkpoint has no pos_embed" }.Range(1, 1024, ", a multiple of the patch size");
         var quiet = new Option<bool>("--quiet") { Description = "no progress bar and no summary" };
@@ -53,7 +54,7 @@ internal static class SampleCommand
         var command = new Command("sample", "Sample images with a DiT, optionally accelerated by a cache policy.")
         {
             model, vae, classes, steps, sampler, cfg, cfgChannels, eta, cache, seed, noise, saveTensor, saveImage, report, output, columns,
-            threads, gemm, deterministic, heads, inputSize, quiet, shadow, reportTokens,
+            threads, gemm, deterministic, weightsFlag, heads, inputSize, quiet, shadow, reportTokens,
         };
 
         command.SetAction(parse =>
@@ -64,7 +65,7 @@ internal static class SampleCommand
                 parse.GetValue(seed), parse.GetValue(noise), parse.GetValue(saveTensor), parse.GetValue(report),
                 parse.GetValue(output), parse.GetValue(columns), parse.GetValue(threads), parse.GetValue(gemm)!, parse.GetValue(deterministic),
                 parse.GetValue(heads), parse.GetValue(inputSize), parse.GetValue(quiet), parse.GetValue(shadow), parse.GetValue(reportTokens),
-                parse.GetValue(vae), parse.GetValue(saveImage));
+                parse.GetValue(vae), parse.GetValue(saveImage), parse.GetValue(weightsFlag)!);
             return Run(o, stdout, stderr, interactive);
         });
         return command;
@@ -110,10 +111,11 @@ internal static class SampleCommand
             throw Usage($"--vae {o.Vae}: no such file or folder; give a diffusers vae/ folder or a VAE weights file");
         }
 
-        IGemm gemm = GemmFlags.Create(o.Gemm, o.Deterministic, o.Threads);
+        WeightPrecision precision = WeightPrecisions.Parse(o.Weights);
+        IGemm gemm = GemmFlags.Create(o.Gemm, o.Deterministic, o.Threads, precision);
 
         // 2. The model, then the flags that depend on it.
-        DitWeights weights = DefaultModel.LoadWeights(o.Model, o.Heads, o.InputSize);
+        DitWeights weights = DefaultModel.LoadWeights(o.Model, o.Heads, o.InputSize, precision: precision);
         DitConfig c = weights.Config;
         string modelName = o.Model ?? "embedded:" + DefaultModel.ResourceName;
         int[] labels = ParseClasses(o.Classes, c.NumClasses);
@@ -180,7 +182,7 @@ internal static class SampleCommand
 
             if (o.Report is not null)
             {
-                byte[] json = RunReport.ToJson(result, request, c, modelName, gemm.Name, o.Threads, vaeName, decodeSeconds);
+                byte[] json = RunReport.ToJson(result, request, c, modelName, gemm.Name, o.Threads, vaeName, decodeSeconds, precision.Name());
                 outputs.Add(o.Report, "--report", s => s.Write(json));
             }
 
@@ -387,5 +389,5 @@ internal static class SampleCommand
     private sealed record SampleOptions(string? Model, string Classes, int Steps, string Sampler, float Cfg, int? CfgChannels,
         double Eta, string Cache, int Seed, string? Noise, string? SaveTensor, string? Report, string? Out, int? Columns,
         int Threads, string Gemm, bool Deterministic, int? Heads, int? InputSize, bool Quiet, bool Shadow, bool ReportTokens,
-        string? Vae, string? SaveImage);
+        string? Vae, string? SaveImage, string Weights);
 }

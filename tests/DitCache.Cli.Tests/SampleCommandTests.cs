@@ -254,6 +254,40 @@ public class SampleCommandTests
     }
 
     [Fact]
+    public void SixteenBitWeightsSampleCloseToFloat32AndAreReportedAndRefusedWhereTheyCannotRun()
+    {
+        string dir = CliRunner.TempDir();
+        var samples = new Dictionary<string, float[]>();
+        foreach (string weights in new[] { "f32", "bf16", "f16" })
+        {
+            string path = Path.Combine(dir, $"{weights}.safetensors"), report = Path.Combine(dir, $"{weights}.json");
+            var (code, _, err) = CliRunner.Run("sample", "--classes", "0,7", "--steps", "6", "--cache", "foca:n=3", "--weights", weights,
+                "--save-tensor", path, "--report", report, "--quiet");
+            Assert.True(code == 0, err);
+            samples[weights] = SafeTensors.Load(path).Tensors["sample"].Data;
+            Assert.Contains($"\"weights\": \"{weights}\"", File.ReadAllText(report));
+        }
+
+        // The shipped model's samples lie in [-1, 1]; 16-bit weights move them by far less than that, but they do move.
+        foreach (string weights in new[] { "bf16", "f16" })
+        {
+            double max = samples["f32"].Zip(samples[weights], (a, b) => Math.Abs(a - b)).Max();
+            Assert.True(max > 0 && max < 0.25, $"--weights {weights}: max |difference| to f32 {max}");
+        }
+
+        var (refused, _, message) = CliRunner.Run("sample", "--classes", "1", "--weights", "bf16", "--gemm", "openblas", "--quiet");
+        Assert.Equal(2, refused);
+        Assert.Contains("--weights bf16 with --gemm openblas", message);
+        (refused, _, message) = CliRunner.Run("sample", "--classes", "1", "--weights", "f16", "--gemm", "managed-bf16", "--quiet");
+        Assert.Equal(2, refused);
+        Assert.Contains("--weights f16 with --gemm managed-bf16", message);
+        (refused, _, message) = CliRunner.Run("sample", "--classes", "1", "--weights", "int8", "--quiet");
+        Assert.Equal(2, refused);
+        Assert.Contains("--weights 'int8'", message);
+        Assert.Single(message.TrimEnd().Split('\n'));
+    }
+
+    [Fact]
     public void DivergingSamplingExits1NamingTheStepAndLeavesNoOutput()
     {
         // DDIM with η = 1e30: σ² exceeds 1 − ᾱ_prev, the square root of a negative number is NaN at the first step.

@@ -64,16 +64,18 @@ public static class DefaultModel
     /// diffusers layout, <see cref="DiffusersFolder"/>), or the embedded default model when <paramref name="path"/> is null.
     /// By default the weights are for one <see cref="DitModel"/>, whose GEMM packs them in place
     /// (<see cref="DitWeights.Exclusive"/>: one copy of the weights in memory, not two); pass
-    /// <paramref name="exclusive"/> false to build several models from them.
+    /// <paramref name="exclusive"/> false to build several models from them. <paramref name="precision"/> stores the
+    /// Linear weights at 16 bits (<see cref="DitWeights.Precision"/>; exclusive only).
     /// </summary>
-    public static DitWeights LoadWeights(string? path, int? heads = null, int? inputSize = null, bool exclusive = true)
+    public static DitWeights LoadWeights(string? path, int? heads = null, int? inputSize = null, bool exclusive = true,
+        WeightPrecision precision = WeightPrecision.Float32)
     {
         if (path is not null && Directory.Exists(path))
         {
-            return DiffusersFolder.Open(path).LoadWeights(heads, inputSize, exclusive);
+            return DiffusersFolder.Open(path).LoadWeights(heads, inputSize, exclusive, precision);
         }
 
         TensorFile file = path is null ? Load() : Checkpoint.Load(path);
-        return DitWeights.FromFile(file, heads, inputSize, exclusive);
+        return DitWeights.FromFile(file, heads, inputSize, exclusive, precision);
     }
 }

@@ -28,7 +28,7 @@ public static class RunReport
     /// the latents in <paramref name="decodeSeconds"/> seconds, or is null when none ran.
     /// </summary>
     public static byte[] ToJson(SampleResult result, SampleRequest request, DitConfig config, string model, string gemm, int threads,
-        string? vae = null, double decodeSeconds = 0)
+        string? vae = null, double decodeSeconds = 0, string weights = "f32")
     {
         using var stream = new MemoryStream();
         using (var json = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
@@ -59,6 +59,7 @@ public static class RunReport
 
             json.WriteEndArray();
             json.WriteString("gemm", gemm);
+            json.WriteString("weights", weights);
             json.WriteNumber("threads", threads);
             json.WriteNumber("flops", result.Flops);
             json.WriteNumber("full_flops", result.FullFlops);

@@ -109,7 +109,9 @@ public sealed record DiffusersFolder(string Root, string ConfigPath, IReadOnlyLi
     /// <param name="inputSize">--input-size, which must agree with the config's sample_size when given.</param>
     /// <param name="exclusive">The weights are for one model, packed in place (<see cref="DitWeights.Exclusive"/>).</param>
     /// <exception cref="DitCacheException">Any file is malformed, or the config and the weights disagree.</exception>
-    public DitWeights LoadWeights(int? heads = null, int? inputSize = null, bool exclusive = false)
+    /// <param name="precision">How to store the Linear weights (<see cref="DitWeights.Precision"/>).</param>
+    public DitWeights LoadWeights(int? heads = null, int? inputSize = null, bool exclusive = false,
+        WeightPrecision precision = WeightPrecision.Float32)
     {
         DiffusersDitConfig config = ReadConfig();
         if (heads is int h && h != config.Heads)
@@ -122,7 +124,7 @@ public sealed record DiffusersFolder(string Root, string ConfigPath, IReadOnlyLi
             throw new DitCacheException($"--input-size {s} contradicts {ConfigPath} sample_size = {config.SampleSize}; drop --input-size", exitCode: 2);
         }
 
-        return DitWeights.FromFile(DiffusersDit.ToOfficialNames(LoadTensors(), config), exclusive: exclusive);
+        return DitWeights.FromFile(DiffusersDit.ToOfficialNames(LoadTensors(), config), exclusive: exclusive, precision: precision);
     }
 
     /// <summary>The weights under facebookresearch/DiT names with metadata num_heads and input_size from the config.</summary>

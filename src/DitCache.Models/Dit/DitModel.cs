@@ -41,7 +41,7 @@ public sealed class DitModel
     /// sched_yield for a short while after a call, bounded by OPENBLAS_THREAD_TIMEOUT; they yield to our workers.)
     /// Every Linear weight is handed to <see cref="IGemm.Prepare"/> here, once: the managed GEMM packs it into its
     /// panel layout (and to BF16 with <c>--gemm managed-bf16</c>), OpenBLAS ignores it. The weights must not change
-    /// afterwards. <see cref="DitWeights.Exclusive"/> weights go to <see cref="IGemm.PrepareInPlace"/> instead, so that
+    /// afterwards. <see cref="DitWeights.Exclusive"/> weights go to <see cref="IGemm.PrepareInPlace(float[], int, int)"/> instead, so that
     /// the packed panels replace the row-major weights rather than double them.
     /// </remarks>
     /// <exception cref="InvalidOperationException"><paramref name="weights"/> are exclusive and another model has them.</exception>
@@ -73,9 +73,20 @@ public sealed class DitModel
         DitConfig c = Config;
         int d = c.Hidden;
         bool inPlace = _w.Exclusive;
+        WeightPrecision precision = _w.Precision;
+        bool half = precision != WeightPrecision.Float32;
+        if (half && !_gemm.Supports(precision))
+        {
+            throw new DitCacheException($"--weights {precision.Name()} needs a GEMM that widens 16-bit weights; {_gemm.Name} does not: use --gemm managed", 2);
+        }
+
         void Token(float[] w, int n, int k)
         {
-            if (inPlace)
+            if (half)
+            {
+                _gemm.PrepareInPlace(w, n, k, precision);
+            }
+            else if (inPlace)
             {
                 _gemm.PrepareInPlace(w, n, k);
             }
@@ -87,13 +98,25 @@ public sealed class DitModel
 
         void Condition(float[] w, int n, int k)
         {
-            if (!inPlace)
+            if (half)
+            {
+                _gemm.PrepareInPlace(w, n, k, precision);       // read through the GEMM: LinearFewRows reads float32 only
+            }
+            else if (!inPlace)
             {
                 _gemm.Prepare(w, n, k);
             }
         }
 
-        Token(_w.PatchEmbed.W, d, c.InChannels * c.Patch * c.Patch);
+        if (inPlace)
+        {
+            _gemm.PrepareInPlace(_w.PatchEmbed.W, d, c.InChannels * c.Patch * c.Patch);     // float32 in every precision
+        }
+        else
+        {
+            _gemm.Prepare(_w.PatchEmbed.W, d, c.InChannels * c.Patch * c.Patch);
+        }
+
         Condition(_w.TimeMlp0.W, d, DitWeights.TimeFrequencyDim);
         Condition(_w.TimeMlp2.W, d, d);
         foreach (DitBlockWeights bw in _w.Blocks)
@@ -216,11 +239,12 @@ public sealed class DitModel
     /// <summary>
     /// A Linear on the distinct conditioning rows (timestep MLP, adaLN): with few rows the weight is read in place
     /// (<see cref="Kernels.LinearFewRows"/>, whatever the GEMM backend), since packing it for a GEMM costs as much as
-    /// the product; these are most of the work of a cached step.
+    /// the product; these are most of the work of a cached step. 16-bit weights (<see cref="DitWeights.Precision"/>)
+    /// go through the GEMM, which holds them packed.
     /// </summary>
     private void ConditionLinear(ReadOnlySpan<float> x, float[] w, float[] bias, Span<float> y, int rows, int inF, int outF, DitRunState s)
     {
-        if (rows <= FewConditionRows)
+        if (rows <= FewConditionRows && _w.Precision == WeightPrecision.Float32)
         {
             Kernels.LinearFewRows(x[..(rows * inF)], w, bias, y[..(rows * outF)], rows, inF, outF, s.FewRowsScratch, _threads);
         }

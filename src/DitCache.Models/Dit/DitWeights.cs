@@ -29,9 +29,10 @@ public sealed class DitWeights
 {
     private DitWeights(DitConfig config, LinearWeights patchEmbed, float[] posEmbed, LinearWeights timeMlp0,
         LinearWeights timeMlp2, float[] labelTable, DitBlockWeights[] blocks, LinearWeights finalAdaLn, LinearWeights finalLinear,
-        bool exclusive)
+        bool exclusive, WeightPrecision precision)
     {
         Exclusive = exclusive;
+        Precision = precision;
         Config = config;
         PatchEmbed = patchEmbed;
         PosEmbed = posEmbed;
@@ -50,11 +51,20 @@ public sealed class DitWeights
 
     /// <summary>
     /// Whether these weights belong to the one <see cref="DitModel"/> built from them, whose GEMM then packs the
-    /// Linear weights into their own arrays (<see cref="IGemm.PrepareInPlace"/>) instead of keeping a second copy:
+    /// Linear weights into their own arrays (<see cref="IGemm.PrepareInPlace(float[], int, int)"/>) instead of keeping a second copy:
     /// afterwards those arrays are no longer row-major weights, and a second model built from the same
     /// <see cref="DitWeights"/> is refused. Set by <see cref="FromFile"/>'s <c>exclusive</c> (the CLI's loaders).
     /// </summary>
     public bool Exclusive { get; }
+
+    /// <summary>
+    /// How the Linear weights are stored (<c>--weights</c>): float32, or 16 bits a value (<see cref="HalfWeights"/>
+    /// arrays, rounded once as they were read) for every Linear but the patch embedding (16·p² inputs: a few
+    /// thousand values) — the blocks' qkv, proj, fc1, fc2 and adaLN, the timestep MLP and the final layer. Biases, the
+    /// position and label tables stay float32. 16-bit weights are always <see cref="Exclusive"/>: their arrays are only
+    /// handles for the one model's GEMM, which widens each value to float32 as it multiplies.
+    /// </summary>
+    public WeightPrecision Precision { get; }
 
     /// <summary>The config read from the tensor shapes.</summary>
     public DitConfig Config { get; }
@@ -94,9 +104,17 @@ public sealed class DitWeights
     /// <param name="heads">Heads when neither the metadata nor a preset names them (<c>--heads</c>).</param>
     /// <param name="inputSize">The input side when the file has no pos_embed (<c>--input-size</c>).</param>
     /// <param name="exclusive">Give the weights to one model, packed in place (<see cref="Exclusive"/>).</param>
-    public static DitWeights FromFile(TensorFile file, int? heads = null, int? inputSize = null, bool exclusive = false)
+    /// <param name="precision">How to store the Linear weights (<see cref="Precision"/>); 16-bit needs exclusive.</param>
+    /// <exception cref="ArgumentException">16-bit weights that are not exclusive.</exception>
+    public static DitWeights FromFile(TensorFile file, int? heads = null, int? inputSize = null, bool exclusive = false,
+        WeightPrecision precision = WeightPrecision.Float32)
     {
         ArgumentNullException.ThrowIfNull(file);
+        if (precision != WeightPrecision.Float32 && !exclusive)
+        {
+            throw new ArgumentException("16-bit weights are packed in place by the one model that uses them: pass exclusive: true", nameof(precision));
+        }
+
         var reader = new KeyReader(file);
         TensorEntry patchW = reader.TakeRank("x_embedder.proj.weight", 4);
         int hidden = patchW.Shape[0], inChannels = patchW.Shape[1], patch = patchW.Shape[2];
@@ -194,7 +212,8 @@ public sealed class DitWeights
         reader.RejectExtraKeys();
 
         // Now the values, one tensor at a time, each checked for non-finite entries as it is read.
-        LinearWeights Linear(string key) => new(reader.Read($"{key}.weight"), reader.Read($"{key}.bias"));
+        LinearWeights Linear(string key) => new(Weight($"{key}.weight"), reader.Read($"{key}.bias"));
+        float[] Weight(string key) => precision == WeightPrecision.Float32 ? reader.Read(key) : HalfWeights.Compact(reader.Read(key), precision, key);
 
         float[] posEmbed;
         if (regenerate)
@@ -207,7 +226,7 @@ public sealed class DitWeights
             posEmbed = reader.Read("pos_embed");
         }
 
-        LinearWeights patchEmbed = Linear("x_embedder.proj");
+        var patchEmbed = new LinearWeights(reader.Read("x_embedder.proj.weight"), reader.Read("x_embedder.proj.bias"));
         LinearWeights timeMlp0 = Linear("t_embedder.mlp.0");
         LinearWeights timeMlp2 = Linear("t_embedder.mlp.2");
         float[] labelTable = reader.Read("y_embedder.embedding_table.weight");
@@ -224,7 +243,7 @@ public sealed class DitWeights
             blocks[i] = new DitBlockWeights(adaLn, qkv, proj, mlpFc1, mlpFc2);
         }
 
-        return new DitWeights(config, patchEmbed, posEmbed, timeMlp0, timeMlp2, labelTable, blocks, finalAdaLn, finalLinear, exclusive);
+        return new DitWeights(config, patchEmbed, posEmbed, timeMlp0, timeMlp2, labelTable, blocks, finalAdaLn, finalLinear, exclusive, precision);
     }
 
     /// <summary>

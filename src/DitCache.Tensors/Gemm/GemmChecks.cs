@@ -5,14 +5,19 @@ namespace DitCache.Tensors;
 /// <summary>Argument validation shared by the <see cref="IGemm"/> backends.</summary>
 internal static class GemmChecks
 {
+    // compactB: b is a 16-bit weight the backend prepared (HalfWeights), which holds this many floats, not n·k.
     public static void Validate(int m, int n, int k, ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb,
-        bool transB, Span<float> c, int ldc)
+        bool transB, Span<float> c, int ldc, long? compactB = null)
     {
         KernelChecks.NonNegative(m, nameof(m));
         KernelChecks.NonNegative(n, nameof(n));
         KernelChecks.NonNegative(k, nameof(k));
         CheckMatrix(a.Length, m, k, lda, "a", "lda");
-        if (transB)
+        if (compactB is long floats)
+        {
+            KernelChecks.Length(b.Length, floats, "b", $"({n} x {k}) at 16 bits, two to a float");
+        }
+        else if (transB)
         {
             CheckMatrix(b.Length, n, k, ldb, "b", "ldb");
         }

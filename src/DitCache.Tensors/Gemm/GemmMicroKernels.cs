@@ -42,6 +42,14 @@ internal unsafe interface IGemmMicroKernel
     static abstract void RunBf16(int kc, float* a, nint lda, uint* b, float* c, nint ldc, bool add);
 
     /// <summary>
+    /// As <see cref="RunBf16"/> with IEEE float16 values in the lanes (<see cref="WeightPrecision.Float16"/> weights):
+    /// each half is widened exactly to float32 (its exponent and mantissa moved into place and scaled by 2^112, which
+    /// is exact for normal and subnormal values alike; the sign copied). The panel holds finite values only
+    /// (<see cref="HalfWeights"/> refuses the others).
+    /// </summary>
+    static abstract void RunF16(int kc, float* a, nint lda, uint* b, float* c, nint ldc, bool add);
+
+    /// <summary>
     /// The same tile product on unpacked row-major operands: <c>C[i, 0..Nr] (+)= Σ_p a[i·lda + p]·b[p·ldb + 0..Nr]</c>
     /// for i &lt; Mr, p &lt; kc. The attention kernels use it on rows read in place (queries, probabilities, values)
     /// where packing would cost as much as the product. Every one of the Mr rows of A and Nr columns of B is read.
@@ -72,6 +80,13 @@ internal readonly unsafe struct Avx512Kernel8x32 : IGemmMicroKernel
     {
         PrefetchTile(c, ldc);
         Tile(kc, a, lda, new BPanels.Bf16Pairs<Vector512<float>, Vector512<uint>>(b), c, ldc, add);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    public static void RunF16(int kc, float* a, nint lda, uint* b, float* c, nint ldc, bool add)
+    {
+        PrefetchTile(c, ldc);
+        Tile(kc, a, lda, new BPanels.F16Pairs<Vector512<float>, Vector512<uint>>(b), c, ldc, add);
     }
 
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
@@ -181,6 +196,13 @@ internal readonly unsafe struct Avx2Kernel6x16 : IGemmMicroKernel
     {
         PrefetchTile(c, ldc);
         Tile(kc, a, lda, new BPanels.Bf16Pairs<Vector256<float>, Vector256<uint>>(b), c, ldc, add);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    public static void RunF16(int kc, float* a, nint lda, uint* b, float* c, nint ldc, bool add)
+    {
+        PrefetchTile(c, ldc);
+        Tile(kc, a, lda, new BPanels.F16Pairs<Vector256<float>, Vector256<uint>>(b), c, ldc, add);
     }
 
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
@@ -315,6 +337,48 @@ internal static unsafe class BPanels
         }
     }
 
+    /// <summary>
+    /// A packed float16 panel (<see cref="IGemmMicroKernel.RunF16"/>): lanes as <see cref="Bf16Pairs{TVector, TLanes}"/>,
+    /// each half an IEEE binary16. Widening: the 15 exponent and mantissa bits go to bits 13..27 of a float32, which
+    /// then reads as the value times 2^-112 (a subnormal float32 when the half is subnormal), so one multiply by 2^112
+    /// gives the value exactly; the sign bit is or-ed back.
+    /// </summary>
+    public struct F16Pairs<TVector, TLanes>(uint* b) : IBSteps<TVector>
+        where TVector : struct
+        where TLanes : struct
+    {
+        private const uint Sign = 0x8000_0000u;
+        private const uint Magnitude = 0x0FFF_E000u;       // a half's bits 0..14, moved up by 13
+        private const uint Two112 = (127 + 112) << 23;      // 2^112 as float32 bits
+
+        private uint* _b = b;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Next(out TVector b0, out TVector b1)
+        {
+            if (typeof(TLanes) == typeof(Vector512<uint>))
+            {
+                Vector512<uint> pair = Vector512.Load(_b);
+                Vector512<float> scale = Vector512.Create(Two112).AsSingle();
+                Vector512<float> lo = ((pair << 17) >> 4).AsSingle() * scale;
+                Vector512<float> hi = ((pair >> 3) & Vector512.Create(Magnitude)).AsSingle() * scale;
+                b0 = Unsafe.BitCast<Vector512<float>, TVector>((lo.AsUInt32() | ((pair << 16) & Vector512.Create(Sign))).AsSingle());
+                b1 = Unsafe.BitCast<Vector512<float>, TVector>((hi.AsUInt32() | (pair & Vector512.Create(Sign))).AsSingle());
+            }
+            else
+            {
+                Vector256<uint> pair = Vector256.Load(_b);
+                Vector256<float> scale = Vector256.Create(Two112).AsSingle();
+                Vector256<float> lo = ((pair << 17) >> 4).AsSingle() * scale;
+                Vector256<float> hi = ((pair >> 3) & Vector256.Create(Magnitude)).AsSingle() * scale;
+                b0 = Unsafe.BitCast<Vector256<float>, TVector>((lo.AsUInt32() | ((pair << 16) & Vector256.Create(Sign))).AsSingle());
+                b1 = Unsafe.BitCast<Vector256<float>, TVector>((hi.AsUInt32() | (pair & Vector256.Create(Sign))).AsSingle());
+            }
+
+            _b += Unsafe.SizeOf<TLanes>() / sizeof(uint);
+        }
+    }
+
     /// <summary>Rows of a row-major B read in place, ldb floats apart (<see cref="IGemmMicroKernel.RunRows"/>).</summary>
     public struct Rows<TVector>(float* b, nint ldb) : IBSteps<TVector>
         where TVector : struct
@@ -353,6 +417,35 @@ internal readonly unsafe struct ScalarKernel4x8 : IGemmMicroKernel
             {
                 bp[j] = BitConverter.UInt32BitsToSingle(b[j] << 16);
                 bp[j + 4] = BitConverter.UInt32BitsToSingle(b[j] & 0xFFFF0000u);
+            }
+
+            for (int i = 0; i < 4; i++)
+            {
+                float av = a[(i * lda) + p];
+                float* row = acc + (i * 8);
+                for (int j = 0; j < 8; j++)
+                {
+                    row[j] += av * bp[j];
+                }
+            }
+
+            b += 4;
+        }
+
+        StoreTile(acc, c, ldc, add);
+    }
+
+    public static void RunF16(int kc, float* a, nint lda, uint* b, float* c, nint ldc, bool add)
+    {
+        float* acc = stackalloc float[4 * 8];
+        new Span<float>(acc, 4 * 8).Clear();
+        float* bp = stackalloc float[8];
+        for (int p = 0; p < kc; p++)
+        {
+            for (int j = 0; j < 4; j++)
+            {
+                bp[j] = (float)BitConverter.UInt16BitsToHalf((ushort)b[j]);
+                bp[j + 4] = (float)BitConverter.UInt16BitsToHalf((ushort)(b[j] >> 16));
             }
 
             for (int i = 0; i < 4; i++)

@@ -60,6 +60,38 @@ internal static unsafe class GemmPacking
     }
 
     /// <summary>
+    /// As <see cref="PackBf16"/> into float16-pair panels (same lanes), for values that are float16 values already
+    /// (widened from a <see cref="HalfWeights"/> array): nothing is rounded. <paramref name="scratch"/> as there.
+    /// </summary>
+    public static void PackF16(float* b, nint ldb, bool transB, int j0, int cols, int p0, int kc, int nr, uint* dst,
+        nint panelStride, float* scratch)
+    {
+        for (int jr = 0; jr < cols; jr += nr)
+        {
+            int valid = Math.Min(nr, cols - jr);
+            if (transB)
+            {
+                PanelTransposed(b + ((j0 + jr) * ldb) + p0, ldb, valid, kc, nr, scratch);
+            }
+            else
+            {
+                PanelRows(b + (p0 * ldb) + j0 + jr, ldb, valid, kc, nr, scratch);
+            }
+
+            uint* d = dst + (jr / nr * panelStride);
+            int half = nr / 2;
+            for (int p = 0; p < kc; p++)
+            {
+                float* s = scratch + (p * nr);
+                for (int j = 0; j < half; j++)
+                {
+                    d[(p * half) + j] = HalfWeights.Narrow16(s[j], f16: true) | (HalfWeights.Narrow16(s[half + j], f16: true) << 16);
+                }
+            }
+        }
+    }
+
+    /// <summary>
     /// rows × kc of A (row stride lda) → dst (row stride kc) rounded to BF16 (as float32 values), then rows up to
     /// <paramref name="paddedRows"/> zero.
     /// </summary>

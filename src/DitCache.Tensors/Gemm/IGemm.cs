@@ -35,6 +35,31 @@ public interface IGemm
     /// </summary>
     void PrepareInPlace(float[] weight, int n, int k) => Prepare(weight, n, k);
 
+    /// <summary>Whether this backend multiplies weights stored at <paramref name="precision"/> (float32 always).</summary>
+    bool Supports(WeightPrecision precision) => precision == WeightPrecision.Float32;
+
+    /// <summary>
+    /// As <see cref="PrepareInPlace(float[], int, int)"/> for a weight stored at <paramref name="precision"/>:
+    /// float32, or a <see cref="HalfWeights"/> array of n·k 16-bit values that the backend widens to float32 as it
+    /// multiplies. Only a backend that <see cref="Supports"/> the precision takes a 16-bit weight.
+    /// </summary>
+    /// <exception cref="NotSupportedException">The backend does not support the precision.</exception>
+    void PrepareInPlace(float[] weight, int n, int k, WeightPrecision precision)
+    {
+        if (precision != WeightPrecision.Float32)
+        {
+            throw new NotSupportedException($"GEMM backend {Name} multiplies float32 weights only; use --gemm managed for --weights {precision.Name()}");
+        }
+
+        PrepareInPlace(weight, n, k);
+    }
+
+    /// <summary>
+    /// Floats that <paramref name="weight"/>, a transB operand of n×k, must hold: n·k, or fewer for a 16-bit weight
+    /// this backend prepared (its compact array). Kernels that check a weight's length ask here.
+    /// </summary>
+    long WeightLength(ReadOnlySpan<float> weight, int n, int k) => (long)n * k;
+
     /// <summary>Computes <c>C (+)= A·op(B)</c>; see the type remarks for layouts.</summary>
     void Multiply(int m, int n, int k, ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb, bool transB,
         Span<float> c, int ldc, bool accumulate = false);

@@ -98,20 +98,57 @@ public sealed unsafe class ManagedGemm : IGemm
     /// </summary>
     /// <exception cref="ArgumentOutOfRangeException">n or k is not positive.</exception>
     /// <exception cref="ArgumentException">The array holds fewer than n·k floats.</exception>
-    public void Prepare(float[] weight, int n, int k) => Register(weight, n, k, inPlace: false);
+    public void Prepare(float[] weight, int n, int k) => Register(weight, n, k, inPlace: false, WeightPrecision.Float32);
 
     /// <summary>
     /// As <see cref="Prepare"/>, but packs <paramref name="weight"/> into its own array when the panels fit there
     /// (float32: n a multiple of the panel width, as in every DiT-XL/2 layer; BF16: n rounded up to the panel width
     /// at most 2n), so that the weight costs no second copy; otherwise keeps a packed copy as
     /// <see cref="Prepare"/> does. Afterwards the array holds panels, not the row-major weight: it is only a handle
-    /// for <see cref="Multiply"/> with transB, ldb = k and the same n and k (<see cref="IGemm.PrepareInPlace"/>).
+    /// for <see cref="Multiply"/> with transB, ldb = k and the same n and k (<see cref="IGemm.PrepareInPlace(float[], int, int)"/>).
     /// </summary>
     /// <exception cref="ArgumentOutOfRangeException">n or k is not positive.</exception>
     /// <exception cref="ArgumentException">The array holds fewer than n·k floats.</exception>
-    public void PrepareInPlace(float[] weight, int n, int k) => Register(weight, n, k, inPlace: true);
+    public void PrepareInPlace(float[] weight, int n, int k) => Register(weight, n, k, inPlace: true, WeightPrecision.Float32);
 
-    /// <summary>Whether <paramref name="weight"/> was packed into its own array by <see cref="PrepareInPlace"/>.</summary>
+    /// <summary>
+    /// As <see cref="PrepareInPlace(float[], int, int)"/> for a weight stored at <paramref name="precision"/>: float32
+    /// row-major, or a <see cref="HalfWeights"/> array (n·k 16-bit values, two to a float), which is packed in place
+    /// into 16-bit panels (n a multiple of the panel width, as in every DiT-XL/2 Linear; otherwise into a packed
+    /// copy) and multiplied with float32 A, each weight widened exactly in the micro-kernel. The array is afterwards
+    /// only a handle for <see cref="Multiply"/> (transB, ldb = k, the same n and k), and the kernels that check a
+    /// weight's length ask <see cref="WeightLength"/>.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">n or k is not positive.</exception>
+    /// <exception cref="ArgumentException">The array is too short for n·k values of the precision.</exception>
+    /// <exception cref="NotSupportedException">float16 weights on a GEMM that rounds A to BF16 (<see cref="Supports"/>).</exception>
+    public void PrepareInPlace(float[] weight, int n, int k, WeightPrecision precision)
+    {
+        if (!Supports(precision))
+        {
+            throw new NotSupportedException($"{Name} rounds weights to bf16 and cannot multiply {precision.Name()} weights; use --gemm managed");
+        }
+
+        Register(weight, n, k, inPlace: true, precision);
+    }
+
+    /// <summary>Float32 and bfloat16 weights always; float16 weights unless this GEMM rounds to BF16.</summary>
+    public bool Supports(WeightPrecision precision) => precision != WeightPrecision.Float16 || Precision == GemmPrecision.Float32;
+
+    /// <summary>
+    /// Floats a transB operand <paramref name="weight"/> of n×k must hold: n·k, or for a 16-bit weight given to
+    /// <see cref="PrepareInPlace(float[], int, int, WeightPrecision)"/> the length of its compact array.
+    /// </summary>
+    public long WeightLength(ReadOnlySpan<float> weight, int n, int k)
+    {
+        fixed (float* pw = weight)
+        {
+            PreparedWeight? p = weight.IsEmpty ? null : Find(pw, n, k);
+            return p is { Compact: true } ? HalfWeights.CompactLength((long)n * k) : (long)n * k;
+        }
+    }
+
+    /// <summary>Whether <paramref name="weight"/> was packed into its own array by <see cref="PrepareInPlace(float[], int, int)"/>.</summary>
     public bool IsPackedInPlace(float[] weight)
     {
         foreach (PreparedWeight p in Volatile.Read(ref _prepared))
@@ -140,12 +177,14 @@ public sealed unsafe class ManagedGemm : IGemm
         }
     }
 
-    private void Register(float[] weight, int n, int k, bool inPlace)
+    private void Register(float[] weight, int n, int k, bool inPlace, WeightPrecision source)
     {
         ArgumentNullException.ThrowIfNull(weight);
         KernelChecks.Positive(n, nameof(n));
         KernelChecks.Positive(k, nameof(k));
-        KernelChecks.Length(weight.Length, (long)n * k, nameof(weight), $"[n {n}, k {k}]");
+        bool compact = source != WeightPrecision.Float32;
+        KernelChecks.Length(weight.Length, compact ? HalfWeights.CompactLength((long)n * k) : (long)n * k, nameof(weight),
+            compact ? $"[n {n}, k {k}] at 16 bits, two to a float" : $"[n {n}, k {k}]");
         lock (_prepareGate)
         {
             foreach (PreparedWeight p in _prepared)
@@ -157,9 +196,14 @@ public sealed unsafe class ManagedGemm : IGemm
             }
 
             int nr = Isa switch { GemmIsa.Avx512 => Avx512Kernel8x32.Nr, GemmIsa.Avx2 => Avx2Kernel6x16.Nr, _ => ScalarKernel4x8.Nr };
-            PreparedWeight packed = inPlace && PreparedWeight.FitsInPlace(n, k, nr, Precision)
-                ? PreparedWeight.PackInPlace(weight, n, k, nr, Precision)
-                : PreparedWeight.Pack(weight, n, k, nr, Precision);
+            WeightPrecision panels = source == WeightPrecision.Float16 ? WeightPrecision.Float16
+                : source == WeightPrecision.BFloat16 || Precision == GemmPrecision.BFloat16 ? WeightPrecision.BFloat16
+                : WeightPrecision.Float32;
+            PreparedWeight packed = compact
+                ? PreparedWeight.PackCompact(weight, n, k, nr, source)
+                : inPlace && PreparedWeight.FitsInPlace(n, k, nr, panels)
+                ? PreparedWeight.PackInPlace(weight, n, k, nr, panels)
+                : PreparedWeight.Pack(weight, n, k, nr, panels);
             Volatile.Write(ref _prepared, [.. _prepared, packed]);
         }
     }
@@ -168,16 +212,18 @@ public sealed unsafe class ManagedGemm : IGemm
     public void Multiply(int m, int n, int k, ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb, bool transB,
         Span<float> c, int ldc, bool accumulate = false)
     {
-        GemmChecks.Validate(m, n, k, a, lda, b, ldb, transB, c, ldc);
-        if (m == 0 || n == 0)
-        {
-            return;
-        }
-
         fixed (float* pa = a)
         fixed (float* pb = b)
         fixed (float* pc = c)
         {
+            PreparedWeight? prepared = transB && ldb == k && !b.IsEmpty ? Find(pb, n, k) : null;   // kept alive by _prepared
+            GemmChecks.Validate(m, n, k, a, lda, b, ldb, transB, c, ldc,
+                prepared is { Compact: true } ? HalfWeights.CompactLength((long)n * k) : null);
+            if (m == 0 || n == 0)
+            {
+                return;
+            }
+
             if (k == 0)
             {
                 if (!accumulate)
@@ -191,31 +237,43 @@ public sealed unsafe class ManagedGemm : IGemm
                 return;
             }
 
-            PreparedWeight? prepared = transB && ldb == k ? Find(pb, n, k) : null;   // kept alive by _prepared
             float* panels = prepared is null ? null : prepared.InPlace ? pb : prepared.Panels;    // in place: b, pinned by fixed
             var job = new Job(m, n, k, pa, lda, pb, ldb, transB, pc, ldc, accumulate, panels, prepared is null ? 0 : prepared.PanelStride);
             bool bf16 = Precision == GemmPrecision.BFloat16;
+            WeightPrecision format = prepared?.Format ?? (bf16 ? WeightPrecision.BFloat16 : WeightPrecision.Float32);
             switch (Isa)
             {
-                case GemmIsa.Avx512 when bf16:
-                    Run<Avx512Kernel8x32, Bf16Panels>(job);
-                    break;
                 case GemmIsa.Avx512:
-                    Run<Avx512Kernel8x32, Float32Panels>(job);
-                    break;
-                case GemmIsa.Avx2 when bf16:
-                    Run<Avx2Kernel6x16, Bf16Panels>(job);
+                    Dispatch<Avx512Kernel8x32>(job, format, bf16);
                     break;
                 case GemmIsa.Avx2:
-                    Run<Avx2Kernel6x16, Float32Panels>(job);
-                    break;
-                case GemmIsa.Scalar when bf16:
-                    Run<ScalarKernel4x8, Bf16Panels>(job);
+                    Dispatch<Avx2Kernel6x16>(job, format, bf16);
                     break;
                 default:
-                    Run<ScalarKernel4x8, Float32Panels>(job);
+                    Dispatch<ScalarKernel4x8>(job, format, bf16);
                     break;
             }
+        }
+    }
+
+    // The B panel format of this call: float32; BF16 with A rounded too (managed-bf16); 16-bit weights with A as is.
+    private void Dispatch<TKernel>(Job job, WeightPrecision format, bool roundA)
+        where TKernel : IGemmMicroKernel
+    {
+        switch (format)
+        {
+            case WeightPrecision.BFloat16 when roundA:
+                Run<TKernel, Bf16Panels>(job);
+                break;
+            case WeightPrecision.BFloat16:
+                Run<TKernel, Bf16WeightPanels>(job);
+                break;
+            case WeightPrecision.Float16:
+                Run<TKernel, F16WeightPanels>(job);
+                break;
+            default:
+                Run<TKernel, Float32Panels>(job);
+                break;
         }
     }
 
@@ -323,11 +381,12 @@ public sealed unsafe class ManagedGemm : IGemm
     {
         int mr = TKernel.Mr;
         int nr = TKernel.Nr;
-        int words = TFormat.IsBf16 ? nr / 2 : nr;              // 32-bit words per k step of a packed B panel
-        int kBlocks = Ceil(job.K, TFormat.IsBf16 ? KcMax : KcMaxF32);
+        int words = TFormat.IsHalf ? nr / 2 : nr;              // 32-bit words per k step of a packed B panel
+        int kBlocks = Ceil(job.K, TFormat.RoundsA ? KcMax : KcMaxF32);
         int kc = Ceil(job.K, kBlocks);
         int nc = Math.Max(nr, (int)Math.Min(int.MaxValue, (long)SlabFloats * nr / ((long)kc * words)) / nr * nr);
-        int mc = TFormat.IsBf16 ? McMax : m1 - m0;
+        int mc = TFormat.RoundsA ? McMax : m1 - m0;
+        Debug.Assert(job.Packed != null || !TFormat.IsHalf || TFormat.RoundsA, "16-bit weights are always prepared");
         float* bp = PackBuffers(out float* ap, out float* scratch);
         Debug.Assert((long)mr * kc <= McMax * KcMax, "the zero-padded last rows of A fit the A buffer");
         float* edge = stackalloc float[(mr * nr) + 16];
@@ -350,7 +409,7 @@ public sealed unsafe class ManagedGemm : IGemm
                 {
                     slab = bp;
                     panelStride = (nint)kcur * words;
-                    if (TFormat.IsBf16)
+                    if (TFormat.IsHalf)
                     {
                         GemmPacking.PackBf16(job.B, job.Ldb, job.TransB, jc, ncur, pc, kcur, nr, (uint*)bp, panelStride, scratch);
                     }
@@ -365,7 +424,7 @@ public sealed unsafe class ManagedGemm : IGemm
                     int mcur = Math.Min(mc, m1 - ic);
                     float* a = job.A + (ic * job.Lda) + pc;
                     nint lda = job.Lda;
-                    if (TFormat.IsBf16)
+                    if (TFormat.RoundsA)
                     {
                         GemmPacking.RoundRowsBf16(a, lda, mcur, kcur, Ceil(mcur, mr) * mr, ap);
                         a = ap;
@@ -377,7 +436,7 @@ public sealed unsafe class ManagedGemm : IGemm
                         int rows = Math.Min(mr, mcur - ir);
                         float* arow = a + (ir * lda);
                         nint ldr = lda;
-                        if (rows < mr && !TFormat.IsBf16)
+                        if (rows < mr && !TFormat.RoundsA)
                         {
                             GemmPacking.CopyRows(arow, lda, rows, kcur, mr, ap);
                             arow = ap;
@@ -410,7 +469,11 @@ public sealed unsafe class ManagedGemm : IGemm
         where TKernel : IGemmMicroKernel
         where TFormat : IPanelFormat
     {
-        if (TFormat.IsBf16)
+        if (TFormat.IsF16)
+        {
+            TKernel.RunF16(kc, a, lda, (uint*)b, c, ldc, add);
+        }
+        else if (TFormat.IsHalf)
         {
             TKernel.RunBf16(kc, a, lda, (uint*)b, c, ldc, add);
         }
@@ -478,20 +541,53 @@ public sealed unsafe class ManagedGemm : IGemm
 
     private static int Ceil(int x, int y) => (x + y - 1) / y;
 
-    // Float32 or BF16 B panels; a type parameter so that the JIT compiles each ISA × precision without branches.
+    // The B panels and what happens to A; a type parameter so that the JIT compiles each ISA × format without branches.
     private interface IPanelFormat
     {
-        static abstract bool IsBf16 { get; }
+        // 16-bit panels: nr/2 32-bit lanes per k step.
+        static abstract bool IsHalf { get; }
+
+        // float16 lanes (else bfloat16 when IsHalf).
+        static abstract bool IsF16 { get; }
+
+        // A rounded to BF16 too (managed-bf16), a block of rows at a time into the pack buffer.
+        static abstract bool RoundsA { get; }
     }
 
     private readonly struct Float32Panels : IPanelFormat
     {
-        public static bool IsBf16 => false;
+        public static bool IsHalf => false;
+
+        public static bool IsF16 => false;
+
+        public static bool RoundsA => false;
     }
 
     private readonly struct Bf16Panels : IPanelFormat
     {
-        public static bool IsBf16 => true;
+        public static bool IsHalf => true;
+
+        public static bool IsF16 => false;
+
+        public static bool RoundsA => true;
+    }
+
+    private readonly struct Bf16WeightPanels : IPanelFormat
+    {
+        public static bool IsHalf => true;
+
+        public static bool IsF16 => false;
+
+        public static bool RoundsA => false;
+    }
+
+    private readonly struct F16WeightPanels : IPanelFormat
+    {
+        public static bool IsHalf => true;
+
+        public static bool IsF16 => true;
+
+        public static bool RoundsA => false;
     }
 
     // A weight packed once by Prepare: ceil(n / nr) panels of k steps × words, panel q at Panels + q·PanelStride.
@@ -501,7 +597,8 @@ public sealed unsafe class ManagedGemm : IGemm
     {
         private readonly float[]? _storage;                     // pinned: Panels points into it (null in place)
 
-        private PreparedWeight(float[] weight, int n, int k, float[]? storage, float* panels, nint panelStride)
+        private PreparedWeight(float[] weight, int n, int k, float[]? storage, float* panels, nint panelStride,
+            WeightPrecision format, bool compact)
         {
             Weight = weight;
             N = n;
@@ -509,6 +606,8 @@ public sealed unsafe class ManagedGemm : IGemm
             _storage = storage;
             Panels = panels;
             PanelStride = panelStride;
+            Format = format;
+            Compact = compact;
         }
 
         public float[] Weight { get; }
@@ -521,45 +620,53 @@ public sealed unsafe class ManagedGemm : IGemm
 
         public nint PanelStride { get; }
 
+        // What the panels hold: float32, BF16 pairs or float16 pairs.
+        public WeightPrecision Format { get; }
+
+        // Weight was a HalfWeights array (n·k 16-bit values), not n·k floats.
+        public bool Compact { get; }
+
         public bool InPlace => _storage is null;
 
         public long CopyFloats => _storage?.LongLength ?? 0;
 
         // Whether the packed panels (ceil(n / nr) × k steps × words, 32-bit words) fit in the n·k floats of the weight.
-        public static bool FitsInPlace(int n, int k, int nr, GemmPrecision precision)
+        public static bool FitsInPlace(int n, int k, int nr, WeightPrecision format)
         {
-            int words = precision == GemmPrecision.BFloat16 ? nr / 2 : nr;
+            int words = format == WeightPrecision.Float32 ? nr : nr / 2;
             return (long)Ceil(n, nr) * k * words <= (long)n * k;
         }
 
-        public static PreparedWeight Pack(float[] weight, int n, int k, int nr, GemmPrecision precision)
+        public static PreparedWeight Pack(float[] weight, int n, int k, int nr, WeightPrecision format) =>
+            Pack(weight, weight, n, k, nr, format, compact: false);
+
+        // Packs the row-major float32 `values` into a new pinned array; `handle` is the array Multiply will be given.
+        private static PreparedWeight Pack(float[] handle, float[] values, int n, int k, int nr, WeightPrecision format, bool compact)
         {
-            bool bf16 = precision == GemmPrecision.BFloat16;
-            int words = bf16 ? nr / 2 : nr;
+            int words = format == WeightPrecision.Float32 ? nr : nr / 2;
             nint stride = (nint)k * words;
             float[] storage = GC.AllocateUninitializedArray<float>((int)(Ceil(n, nr) * stride) + 16, pinned: true);
             float* panels = Align64((float*)Unsafe.AsPointer(ref storage[0]));
-            float[] scratch = bf16 ? new float[KcMax * nr] : [];
-            fixed (float* w = weight)
+            float[] scratch = format == WeightPrecision.Float32 ? [] : new float[KcMax * nr];
+            fixed (float* w = values)
             fixed (float* s = scratch)
             {
-                PackPanels(w, n, k, nr, bf16, panels, stride, s);
+                PackPanels(w, n, k, nr, format, panels, stride, s);
             }
 
-            return new PreparedWeight(weight, n, k, storage, panels, stride);
+            return new PreparedWeight(handle, n, k, storage, panels, stride, format, compact);
         }
 
         // Panel by panel: the nr source rows of panel q are copied aside, then packed over the region they came from
         // (float32: the same n·k floats, [q·nr·k, (q+1)·nr·k)) or before it (BF16: half as many words), so no row is
         // overwritten before it is read.
-        public static PreparedWeight PackInPlace(float[] weight, int n, int k, int nr, GemmPrecision precision)
+        public static PreparedWeight PackInPlace(float[] weight, int n, int k, int nr, WeightPrecision format)
         {
-            Debug.Assert(FitsInPlace(n, k, nr, precision), "checked by the caller");
-            bool bf16 = precision == GemmPrecision.BFloat16;
-            int words = bf16 ? nr / 2 : nr;
+            Debug.Assert(FitsInPlace(n, k, nr, format), "checked by the caller");
+            int words = format == WeightPrecision.Float32 ? nr : nr / 2;
             nint stride = (nint)k * words;
             float[] rows = GC.AllocateUninitializedArray<float>(nr * k);
-            float[] scratch = bf16 ? new float[KcMax * nr] : [];
+            float[] scratch = format == WeightPrecision.Float32 ? [] : new float[KcMax * nr];
             fixed (float* w = weight)
             fixed (float* r = rows)
             fixed (float* s = scratch)
@@ -568,28 +675,76 @@ public sealed unsafe class ManagedGemm : IGemm
                 {
                     int valid = Math.Min(nr, n - j0);
                     new ReadOnlySpan<float>(w + ((nint)j0 * k), valid * k).CopyTo(new Span<float>(r, valid * k));
-                    PackPanels(r, valid, k, nr, bf16, w + ((nint)(j0 / nr) * stride), stride, s);
+                    PackPanels(r, valid, k, nr, format, w + ((nint)(j0 / nr) * stride), stride, s);
                 }
             }
 
-            return new PreparedWeight(weight, n, k, null, null, stride);
+            return new PreparedWeight(weight, n, k, null, null, stride, format, compact: false);
         }
 
-        // The first `rows` rows of the n×k weight at w (row stride k) → panels at dst, k blocked by KcMax; BF16 goes
-        // through `scratch` (KcMax·nr floats).
-        private static void PackPanels(float* w, int rows, int k, int nr, bool bf16, float* dst, nint stride, float* scratch)
+        // A HalfWeights array (n·k values of `source`, row-major, two to a float) → 16-bit panels of the same format.
+        // With n a multiple of nr the panels take exactly the array's n·k/2 words and are packed over it, panel q over
+        // the words its own rows came from (widened aside first); otherwise into a new array, the compact one kept
+        // only as the handle.
+        public static PreparedWeight PackCompact(float[] weight, int n, int k, int nr, WeightPrecision source)
         {
-            int words = bf16 ? nr / 2 : nr;
+            nint stride = (nint)k * (nr / 2);
+            if (n % nr != 0)
+            {
+                float[] widened = GC.AllocateUninitializedArray<float>(n * k);
+                WidenRows(weight, 0, n, k, source, widened);
+                return Pack(weight, widened, n, k, nr, source, compact: true);
+            }
+
+            float[] rows = GC.AllocateUninitializedArray<float>(nr * k);
+            float[] scratch = new float[KcMax * nr];
+            fixed (float* w = weight)
+            fixed (float* r = rows)
+            fixed (float* s = scratch)
+            {
+                for (int j0 = 0; j0 < n; j0 += nr)
+                {
+                    WidenRows(weight, j0, nr, k, source, rows);
+                    PackPanels(r, nr, k, nr, source, w + ((nint)(j0 / nr) * stride), stride, s);
+                }
+            }
+
+            return new PreparedWeight(weight, n, k, null, null, stride, source, compact: true);
+        }
+
+        // Rows j0..j0+count of the compact n×k array → float32 rows (exact).
+        private static void WidenRows(float[] compact, int j0, int count, int k, WeightPrecision source, float[] dst)
+        {
+            ReadOnlySpan<uint> words = MemoryMarshal.Cast<float, uint>(compact.AsSpan());
+            long first = (long)j0 * k;
+            int total = count * k;
+            for (int i = 0; i < total; i++)
+            {
+                long index = first + i;
+                uint word = words[(int)(index >> 1)];
+                dst[i] = HalfWeights.Widen16((index & 1) == 0 ? word & 0xFFFFu : word >> 16, source);
+            }
+        }
+
+        // The first `rows` rows of the n×k weight at w (row stride k) → panels at dst, k blocked by KcMax; 16-bit
+        // panels go through `scratch` (KcMax·nr floats).
+        private static void PackPanels(float* w, int rows, int k, int nr, WeightPrecision format, float* dst, nint stride, float* scratch)
+        {
+            int words = format == WeightPrecision.Float32 ? nr : nr / 2;
             for (int pc = 0; pc < k; pc += KcMax)
             {
                 int kcur = Math.Min(KcMax, k - pc);
-                if (bf16)
+                switch (format)
                 {
-                    GemmPacking.PackBf16(w, k, transB: true, 0, rows, pc, kcur, nr, (uint*)dst + ((nint)pc * words), stride, scratch);
-                }
-                else
-                {
-                    GemmPacking.PackF32(w, k, transB: true, 0, rows, pc, kcur, nr, dst + ((nint)pc * words), stride);
+                    case WeightPrecision.BFloat16:
+                        GemmPacking.PackBf16(w, k, transB: true, 0, rows, pc, kcur, nr, (uint*)dst + ((nint)pc * words), stride, scratch);
+                        break;
+                    case WeightPrecision.Float16:
+                        GemmPacking.PackF16(w, k, transB: true, 0, rows, pc, kcur, nr, (uint*)dst + ((nint)pc * words), stride, scratch);
+                        break;
+                    default:
+                        GemmPacking.PackF32(w, k, transB: true, 0, rows, pc, kcur, nr, dst + ((nint)pc * words), stride);
+                        break;
                 }
             }
         }

@@ -59,7 +59,7 @@ public static partial class Kernels
         KernelChecks.Positive(inF, nameof(inF));
         KernelChecks.Positive(outF, nameof(outF));
         KernelChecks.Length(x.Length, (long)rows * inF, nameof(x), $"(rows {rows}, inF {inF})");
-        KernelChecks.Length(w.Length, (long)outF * inF, nameof(w), $"[outF {outF}, inF {inF}]");
+        KernelChecks.Length(w.Length, gemm.WeightLength(w, outF, inF), nameof(w), $"[outF {outF}, inF {inF}]");
         KernelChecks.Length(y.Length, (long)rows * outF, nameof(y), $"(rows {rows}, outF {outF})");
         if (!b.IsEmpty && b.Length != outF)
         {
