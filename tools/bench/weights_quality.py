@@ -77,7 +77,8 @@ def main():
              "max_abs": float(np.abs(x - ref["sample"]).max()), "seconds": row["seconds"], "wall": row["wall"],
              "peak_rss_bytes": row["peak_rss_bytes"], "gemm": row["gemm"]}
         out["runs"][weights] = q
-        lines.append(f"| {weights} | {'ref' if same else f'{q['psnr_db']:.1f}'} | {q['rel_l2']:.2e} | {q['max_abs']:.2e} | "
+        shown = "ref" if same else "%.1f" % q["psnr_db"]
+        lines.append(f"| {weights} | {shown} | {q['rel_l2']:.2e} | {q['max_abs']:.2e} | "
                      f"{q['seconds']:.2f} | {q['seconds'] / ref['seconds']:.2f}x | {q['wall']:.1f} | {q['peak_rss_bytes'] / 1e6:,.0f} | "
                      f"{q['peak_rss_bytes'] / ref['peak_rss_bytes']:.2f}x |")
     json.dump(out, open(os.path.join(a.out, "weights.json"), "w"), indent=2)
