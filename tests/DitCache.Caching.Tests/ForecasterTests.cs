@@ -78,6 +78,75 @@ public class ForecasterTests
         return output[0];
     }
 
+    [Theory]
+    [InlineData(0.5, 1.0)]
+    [InlineData(0.75, 3.0)]
+    [InlineData(0.6, -2.0)]
+    [InlineData(1.0, 0.0)]
+    public void HermiteWeightsAreScaledHermitePolynomialsOverFactorials(double sigma, double x)
+    {
+        // Closed forms of the physicists' Hermite polynomials (not the recurrence the forecaster uses).
+        double y = sigma * x;
+        double[] h = [1, 2 * y, (4 * y * y) - 2, (8 * y * y * y) - (12 * y), (16 * Math.Pow(y, 4)) - (48 * y * y) + 12,
+            (32 * Math.Pow(y, 5)) - (160 * Math.Pow(y, 3)) + (120 * y)];
+        var w = new double[h.Length];
+        HermiteForecaster.Weights(x, sigma, w);
+        double factorial = 1;
+        for (int k = 0; k < h.Length; k++)
+        {
+            factorial *= Math.Max(1, k);
+            Assert.Equal(Math.Pow(sigma, k) * h[k] / factorial, w[k], 12);
+        }
+    }
+
+    [Fact]
+    public void HermiteAtScaleOneOverRootTwoIsExactOnLinearFeaturesAndCatchesAFlippedArgument()
+    {
+        // Order 1: w_1 = σ·H_1(σx) = 2σ²x, which is x at σ = 1/√2: the forecast of a linear feature is exact there, with
+        // the factors of the official divided differences (gaps 1 then 4). A port that evaluates H_1 at −σx (a
+        // descending step index against ascending differences) forecasts p(13) − 0.75·(−x) instead.
+        double sigma = 1 / Math.Sqrt(2);
+        Func<double, double> p = n => 3.0 - (0.75 * n);
+        (float[] f, int count) = Fit(p, [0, 1, 5, 9, 13], 2);
+        for (int x = 1; x <= 3; x++)
+        {
+            var w = new double[count];
+            HermiteForecaster.Weights(x, sigma, w);
+            var output = new float[1];
+            WeightedSum.Combine(f, 1, w, output);
+            Assert.Equal(p(13 + x), output[0], 5);
+            HermiteForecaster.Weights(-x, sigma, w);
+            WeightedSum.Combine(f, 1, w, output);
+            Assert.True(Math.Abs(output[0] - p(13 + x)) > 1, $"the flipped argument forecasts {output[0]} for {p(13 + x)}");
+        }
+
+        // Away from 1/√2 the slope is damped (σ = 0.5: half of it), the method's design, not a bug.
+        var half = new double[2];
+        HermiteForecaster.Weights(2, 0.5, half);
+        Assert.Equal(1.0, half[1], 12);
+    }
+
+    [Theory]
+    [InlineData(0.5, 0.3, 2.0)]
+    [InlineData(0.75, -0.4, 3.0)]
+    public void HermiteSeriesOfExponentialFactorsSumsToTheGeneratingFunction(double sigma, double lambda, double x)
+    {
+        // Factors d_k = λ^k (the derivatives of e^{λn} at the full step): Σ_k (σλ)^k H_k(σx)/k! = exp(2σ²λx − σ²λ²)
+        // (the Hermite generating function), which the forecast approaches as the order grows: the closed form of what
+        // the method extrapolates, e^{λx} only when 2σ² = 1 and up to the factor e^{−σ²λ²}.
+        var w = new double[16];
+        HermiteForecaster.Weights(x, sigma, w);
+        double sum = 0;
+        for (int k = 0; k < w.Length; k++)
+        {
+            sum += w[k] * Math.Pow(lambda, k);
+        }
+
+        Assert.Equal(Math.Exp((2 * sigma * sigma * lambda * x) - (sigma * sigma * lambda * lambda)), sum, 9);
+        Assert.Throws<ArgumentOutOfRangeException>(() => HermiteForecaster.Weights(1, 0, w));
+        Assert.Throws<ArgumentOutOfRangeException>(() => HermiteForecaster.Weights(1, double.NaN, w));
+    }
+
     [Fact]
     public void OrdersBuildUpOnePerFullStep()
     {

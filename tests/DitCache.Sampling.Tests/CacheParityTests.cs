@@ -56,6 +56,8 @@ public class CacheParityTests
         ("foca:n=5,reading=cachedit", 5e-3),                                    // 1.4e-3
         ("foca:n=3,warmup=4", 2e-2),                                            // 6.0e-3
         ("spectrum:n=2,alpha=0.75,w=0.5,m=4,lam=0.1,warmup=5", 5e-4),           // 1.3e-4
+        ("hicache:n=4,o=2,sigma=0.5", 5e-3),                                    // 1.2e-3 (AVX-512)
+        ("hicache:n=3,o=3,warmup=3,sigma=0.75", 1.5e-2),                        // 3.5e-3 (AVX-512)
     ];
 
     public static TheoryData<string, double> Specs => ParityFixture.Rows(s_specs);

@@ -56,6 +56,8 @@ SPECS = [
     "foca:n=5,reading=cachedit",
     "foca:n=3,warmup=4",
     "spectrum:n=2,alpha=0.75,w=0.5,m=4,lam=0.1,warmup=5",
+    "hicache:n=4,o=2,sigma=0.5",
+    "hicache:n=3,o=3,warmup=3,sigma=0.75",
 ]
 
 
@@ -181,6 +183,24 @@ class TaylorSeer:
         out = torch.zeros_like(self.factors[key][0])
         for j, d in enumerate(self.factors[key]):
             out += d * (x ** j / math.factorial(j))
+        return out
+
+
+class HiCache(TaylorSeer):
+    """HiCache (docs/methods.md §5.9; arXiv 2508.16984, Eq. of the scaled Hermite forecast): TaylorSeer's schedule and
+    factors, and a forecast step emits d_0 + sum_{k>=1} d_k * sigma^k * H_k(sigma * x) / k! with H_k the physicists'
+    Hermite polynomial (numpy.polynomial.hermite) and x = n - n_last in sampling ordinals."""
+
+    def __init__(self, steps, timesteps, n="4", o="2", warmup="2", sigma="0.5"):
+        super().__init__(steps, timesteps, n=n, o=o, warmup=warmup)
+        self.sigma = float(sigma)
+
+    def forecast(self, key):
+        x = float(self.n - self.last_full)
+        out = torch.zeros_like(self.factors[key][0])
+        for k, d in enumerate(self.factors[key]):
+            hk = np.polynomial.hermite.hermval(self.sigma * x, [0.0] * k + [1.0])
+            out += d * (self.sigma ** k * hk / math.factorial(k))
         return out
 
 
@@ -345,6 +365,8 @@ def build_policy(spec, steps, timesteps):
         return Fora(steps, timesteps, **knobs)
     if name == "taylorseer":
         return TaylorSeer(steps, timesteps, **knobs)
+    if name == "hicache":
+        return HiCache(steps, timesteps, **knobs)
     if name == "foca":
         cls = FocaB if knobs.get("reading") == "cachedit" else FocaA
         return cls(steps, timesteps, **knobs)

@@ -89,10 +89,12 @@ public sealed record TaylorSeerOptions(int Interval = 4, int MaxOrder = 4, int W
 
 /// <summary>
 /// The TaylorSeer policy of one run: per (block, site) a stack of O+1 factors (B, T, D), allocated at build; see
-/// <see cref="TaylorForecaster"/> for the arithmetic.
+/// <see cref="TaylorForecaster"/> for the arithmetic. With a Hermite scale (HiCache, <see cref="HiCacheOptions"/>) the
+/// same factors are combined with <see cref="HermiteForecaster"/>'s weights instead of the Taylor ones.
 /// </summary>
 public sealed class TaylorSeer : ICachePolicy
 {
+    private readonly double? _hermiteScale;   // null: Taylor weights; σ: HiCache's scaled Hermite weights
     private readonly bool[] _full;
     private readonly int _factors;         // O + 1
     private readonly float[][] _stack;     // [site] (O+1, B, T, D): d_0 … d_O
@@ -103,8 +105,9 @@ public sealed class TaylorSeer : ICachePolicy
     private int _n = -1;
     private bool _isFull;
 
-    internal TaylorSeer(bool[] full, int factors, int warmup, CacheRunInfo run)
+    internal TaylorSeer(bool[] full, int factors, int warmup, CacheRunInfo run, double? hermiteScale = null)
     {
+        _hermiteScale = hermiteScale;
         _full = full;
         _factors = factors;
         _firstDifference = warmup - 1;
@@ -147,7 +150,15 @@ public sealed class TaylorSeer : ICachePolicy
         }
 
         Span<double> weights = stackalloc double[_count[k]];
-        TaylorForecaster.Weights(_n - _fullN[k], weights);
+        if (_hermiteScale is double sigma)
+        {
+            HermiteForecaster.Weights(_n - _fullN[k], sigma, weights);
+        }
+        else
+        {
+            TaylorForecaster.Weights(_n - _fullN[k], weights);
+        }
+
         WeightedSum.Combine(_stack[k], _length, weights, output);
         return true;
     }
