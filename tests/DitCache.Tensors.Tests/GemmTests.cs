@@ -439,7 +439,8 @@ public class GemmTests
     }
 
     // An IGemm that keeps the interface's default Prepare.
-    private sealed class NoPrepareGemm : IGemm
+    // An IGemm with no overrides: the interface defaults (also HalfWeightTests').
+    internal sealed class NoPrepareGemm : IGemm
     {
         public string Name => "none";
 

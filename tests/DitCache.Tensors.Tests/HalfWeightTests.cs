@@ -153,7 +153,7 @@ public class HalfWeightTests
     [Fact]
     public void A_backend_without_16_bit_weights_refuses_them_and_names_parse()
     {
-        IGemm plain = new FloatOnlyGemm();
+        IGemm plain = new GemmTests.NoPrepareGemm();
         Assert.False(plain.Supports(WeightPrecision.BFloat16));
         Assert.Throws<NotSupportedException>(() => plain.PrepareInPlace(new float[2], 2, 2, WeightPrecision.BFloat16));
         Assert.Equal(WeightPrecision.BFloat16, WeightPrecisions.Parse("BF16"));
@@ -207,15 +207,5 @@ public class HalfWeightTests
                     $"C[{i}, {j}] = {actual[(i * n) + j]:G9}, expected {expected[(i * n) + j]:G9} (bound {bound:G3})");
             }
         }
-    }
-
-    private sealed class FloatOnlyGemm : IGemm
-    {
-        public string Name => "float-only";
-
-        public int Threads => 1;
-
-        public void Multiply(int m, int n, int k, ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb,
-            bool transB, Span<float> c, int ldc, bool accumulate = false) => throw new NotSupportedException();
     }
 }

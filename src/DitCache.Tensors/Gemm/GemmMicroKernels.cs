@@ -406,8 +406,16 @@ internal readonly unsafe struct ScalarKernel4x8 : IGemmMicroKernel
     public static void Run(int kc, float* a, nint lda, float* b, float* c, nint ldc, bool add) =>
         RunRows(kc, a, lda, b, 8, c, ldc, add);
 
-    public static void RunBf16(int kc, float* a, nint lda, uint* b, float* c, nint ldc, bool add)
+    public static void RunBf16(int kc, float* a, nint lda, uint* b, float* c, nint ldc, bool add) =>
+        RunHalf(kc, a, lda, b, c, ldc, add, f16: false);
+
+    public static void RunF16(int kc, float* a, nint lda, uint* b, float* c, nint ldc, bool add) =>
+        RunHalf(kc, a, lda, b, c, ldc, add, f16: true);
+
+    // A 16-bit panel (4 lanes per k step: column j low, j + 4 high), each value widened by HalfWeights.Widen16.
+    private static void RunHalf(int kc, float* a, nint lda, uint* b, float* c, nint ldc, bool add, bool f16)
     {
+        WeightPrecision format = f16 ? WeightPrecision.Float16 : WeightPrecision.BFloat16;
         float* acc = stackalloc float[4 * 8];
         new Span<float>(acc, 4 * 8).Clear();
         float* bp = stackalloc float[8];
@@ -415,37 +423,8 @@ internal readonly unsafe struct ScalarKernel4x8 : IGemmMicroKernel
         {
             for (int j = 0; j < 4; j++)
             {
-                bp[j] = BitConverter.UInt32BitsToSingle(b[j] << 16);
-                bp[j + 4] = BitConverter.UInt32BitsToSingle(b[j] & 0xFFFF0000u);
-            }
-
-            for (int i = 0; i < 4; i++)
-            {
-                float av = a[(i * lda) + p];
-                float* row = acc + (i * 8);
-                for (int j = 0; j < 8; j++)
-                {
-                    row[j] += av * bp[j];
-                }
-            }
-
-            b += 4;
-        }
-
-        StoreTile(acc, c, ldc, add);
-    }
-
-    public static void RunF16(int kc, float* a, nint lda, uint* b, float* c, nint ldc, bool add)
-    {
-        float* acc = stackalloc float[4 * 8];
-        new Span<float>(acc, 4 * 8).Clear();
-        float* bp = stackalloc float[8];
-        for (int p = 0; p < kc; p++)
-        {
-            for (int j = 0; j < 4; j++)
-            {
-                bp[j] = (float)BitConverter.UInt16BitsToHalf((ushort)b[j]);
-                bp[j + 4] = (float)BitConverter.UInt16BitsToHalf((ushort)(b[j] >> 16));
+                bp[j] = HalfWeights.Widen16(b[j] & 0xFFFFu, format);
+                bp[j + 4] = HalfWeights.Widen16(b[j] >> 16, format);
             }
 
             for (int i = 0; i < 4; i++)

@@ -41,7 +41,12 @@ internal static unsafe class GemmPacking
     /// lanes), each value rounded to nearest even. <paramref name="scratch"/> holds one float32 panel (kc·nr floats).
     /// </summary>
     public static void PackBf16(float* b, nint ldb, bool transB, int j0, int cols, int p0, int kc, int nr, uint* dst,
-        nint panelStride, float* scratch)
+        nint panelStride, float* scratch) =>
+        PackHalf(b, ldb, transB, j0, cols, p0, kc, nr, dst, panelStride, scratch, f16: false);
+
+    // One float32 panel at a time into scratch, then its 16-bit pairs.
+    private static void PackHalf(float* b, nint ldb, bool transB, int j0, int cols, int p0, int kc, int nr, uint* dst,
+        nint panelStride, float* scratch, bool f16)
     {
         for (int jr = 0; jr < cols; jr += nr)
         {
@@ -55,7 +60,14 @@ internal static unsafe class GemmPacking
                 PanelRows(b + (p0 * ldb) + j0 + jr, ldb, valid, kc, nr, scratch);
             }
 
-            PairsBf16(scratch, kc, nr, dst + (jr / nr * panelStride));
+            if (f16)
+            {
+                PairsF16(scratch, kc, nr, dst + (jr / nr * panelStride));
+            }
+            else
+            {
+                PairsBf16(scratch, kc, nr, dst + (jr / nr * panelStride));
+            }
         }
     }
 
@@ -64,32 +76,8 @@ internal static unsafe class GemmPacking
     /// (widened from a <see cref="HalfWeights"/> array): nothing is rounded. <paramref name="scratch"/> as there.
     /// </summary>
     public static void PackF16(float* b, nint ldb, bool transB, int j0, int cols, int p0, int kc, int nr, uint* dst,
-        nint panelStride, float* scratch)
-    {
-        for (int jr = 0; jr < cols; jr += nr)
-        {
-            int valid = Math.Min(nr, cols - jr);
-            if (transB)
-            {
-                PanelTransposed(b + ((j0 + jr) * ldb) + p0, ldb, valid, kc, nr, scratch);
-            }
-            else
-            {
-                PanelRows(b + (p0 * ldb) + j0 + jr, ldb, valid, kc, nr, scratch);
-            }
-
-            uint* d = dst + (jr / nr * panelStride);
-            int half = nr / 2;
-            for (int p = 0; p < kc; p++)
-            {
-                float* s = scratch + (p * nr);
-                for (int j = 0; j < half; j++)
-                {
-                    d[(p * half) + j] = HalfWeights.Narrow16(s[j], f16: true) | (HalfWeights.Narrow16(s[half + j], f16: true) << 16);
-                }
-            }
-        }
-    }
+        nint panelStride, float* scratch) =>
+        PackHalf(b, ldb, transB, j0, cols, p0, kc, nr, dst, panelStride, scratch, f16: true);
 
     /// <summary>
     /// rows × kc of A (row stride lda) → dst (row stride kc) rounded to BF16 (as float32 values), then rows up to
@@ -192,6 +180,21 @@ internal static unsafe class GemmPacking
             for (int p = 0; p < kc; p++)
             {
                 new Span<float>(panel + (p * nr) + valid, nr - valid).Clear();
+            }
+        }
+    }
+
+    // A float32 panel of float16 values (kc steps of nr) → float16 pairs (kc steps of nr/2 lanes, as PairsBf16).
+    private static void PairsF16(float* panel, int kc, int nr, uint* dst)
+    {
+        int half = nr / 2;
+        for (int p = 0; p < kc; p++)
+        {
+            float* s = panel + (p * nr);
+            uint* d = dst + (p * half);
+            for (int j = 0; j < half; j++)
+            {
+                d[j] = HalfWeights.Narrow16(s[j], f16: true) | (HalfWeights.Narrow16(s[half + j], f16: true) << 16);
             }
         }
     }
