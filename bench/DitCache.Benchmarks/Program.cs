@@ -4,7 +4,7 @@ namespace DitCache.Benchmarks;
 
 internal static class Program
 {
-    // "forward", "gemm", "precision", "alloc", "cachedstep", "vae", "attention" and "scaling" are plain timing/probe modes for a shared
+    // "forward", "gemm", "precision", "alloc", "cachedstep", "vae", "attention", "scaling" and "serialparts" are plain timing/probe modes for a shared
     // machine (Timing/), "serve" is the C# half of tools/bench/side_by_side.py; anything else goes to BenchmarkDotNet.
     private static void Main(string[] args)
     {
@@ -30,6 +30,9 @@ internal static class Program
                 break;
             case "attention":
                 AttentionTiming.Run(args);
+                break;
+            case "serialparts":
+                SerialPartsTiming.Run(args);
                 break;
             case "scaling":
                 ScalingTiming.Run(args);

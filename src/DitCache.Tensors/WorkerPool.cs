@@ -60,6 +60,21 @@ internal static unsafe class WorkerPool
     private static int s_pending;
     private static Exception? s_error;
 
+    // Diagnostics (written by callers under s_gate): regions run on more than one thread, and their offers by kind.
+    private static long s_regions;
+    private static long s_offersToSpinning;
+    private static long s_offersToSleeping;
+    private static long s_offersTakenBack;
+
+    /// <summary>
+    /// Counters since the process started (timing tools): regions run on more than one thread; offers a spinning
+    /// worker took with one compare-exchange; offers that had to wake a sleeping worker through its semaphore; and
+    /// offers the caller took back because no worker had accepted them by the time it ran out of items.
+    /// </summary>
+    public static (long Regions, long ToSpinning, long ToSleeping, long TakenBack) Counters =>
+        (Volatile.Read(ref s_regions), Volatile.Read(ref s_offersToSpinning), Volatile.Read(ref s_offersToSleeping),
+            Volatile.Read(ref s_offersTakenBack));
+
     /// <summary>
     /// Calls <c>body(context, item, slot)</c> for every item in [0, <paramref name="items"/>) on up to
     /// <paramref name="threads"/> threads (the caller included) and returns when all calls have returned. Slots are
@@ -91,14 +106,20 @@ internal static unsafe class WorkerPool
             s_slots = 0;
             s_error = null;
             Volatile.Write(ref s_pending, helpers);
+            s_regions++;
             for (int i = 0; i < helpers; i++)
             {
                 Worker w = pool[i];
-                if (Interlocked.CompareExchange(ref w.State, Offered, Spinning) != Spinning)
+                if (Interlocked.CompareExchange(ref w.State, Offered, Spinning) == Spinning)
+                {
+                    s_offersToSpinning++;
+                }
+                else
                 {
                     // Sleeping: only an offer moves it on, so the write below races with nothing.
                     Volatile.Write(ref w.State, Offered);
                     w.Wake.Release();
+                    s_offersToSleeping++;
                 }
             }
 
@@ -110,10 +131,13 @@ internal static unsafe class WorkerPool
             bool waitForHelpers = true;
             for (int i = 0; i < helpers; i++)
             {
-                if (Interlocked.CompareExchange(ref pool[i].State, Spinning, Offered) == Offered
-                    && Interlocked.Decrement(ref s_pending) == 0)
+                if (Interlocked.CompareExchange(ref pool[i].State, Spinning, Offered) == Offered)
                 {
-                    waitForHelpers = false;
+                    s_offersTakenBack++;
+                    if (Interlocked.Decrement(ref s_pending) == 0)
+                    {
+                        waitForHelpers = false;
+                    }
                 }
             }
 

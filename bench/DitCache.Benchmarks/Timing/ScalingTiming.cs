@@ -16,7 +16,8 @@ namespace DitCache.Benchmarks;
 /// the DiT-S/2 forward (random weights, batch 2, 256 tokens) and the shipped model's 50-step DDIM loop with CFG for
 /// ten classes (20-row forwards). Per variant the median wall time, the median CPU/wall of the process
 /// (user + sys over wall: 2.0 means both cores busy the whole time, spinning included) and the two-thread speedup
-/// (median of the per-round ratios). <c>what</c>: s2, loop or both (default).
+/// (median of the per-round ratios), and how the worker pool's offers went (<see cref="WorkerPool.Counters"/>).
+/// <c>what</c>: s2, loop or both (default).
 /// </summary>
 internal static class ScalingTiming
 {
@@ -73,16 +74,21 @@ internal static class ScalingTiming
         }
 
         var clock = new Stopwatch();
+        var pool = new (long Regions, long ToSpinning, long ToSleeping, long TakenBack)[n];
         for (int r = 0; r < rounds; r++)
         {
             for (int k0 = 0; k0 < n; k0++)
             {
                 int k = (k0 + r) % n;
                 TimeSpan cpu0 = Process.GetCurrentProcess().TotalProcessorTime;
+                var c0 = WorkerPool.Counters;
                 clock.Restart();
                 variants[k]();
                 double ms = clock.Elapsed.TotalMilliseconds;
+                var c1 = WorkerPool.Counters;
                 TimeSpan cpu1 = Process.GetCurrentProcess().TotalProcessorTime;
+                pool[k] = (pool[k].Regions + c1.Regions - c0.Regions, pool[k].ToSpinning + c1.ToSpinning - c0.ToSpinning,
+                    pool[k].ToSleeping + c1.ToSleeping - c0.ToSleeping, pool[k].TakenBack + c1.TakenBack - c0.TakenBack);
                 wall[k][r] = ms;
                 ratio[k][r] = (cpu1 - cpu0).TotalMilliseconds / ms;
             }
@@ -95,6 +101,11 @@ internal static class ScalingTiming
                 : "";
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"RESULT {names[k]}: {Median(wall[k]):F1} ms, CPU/wall {Median(ratio[k]):F2}{speedup}"));
+            if (pool[k].Regions > 0)
+            {
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"  pool per call: {(double)pool[k].Regions / rounds:F0} regions, offers to a spinning worker {(double)pool[k].ToSpinning / rounds:F0}, to a sleeping one {(double)pool[k].ToSleeping / rounds:F0}, taken back {(double)pool[k].TakenBack / rounds:F0}"));
+            }
         }
 
         Console.WriteLine($"load after {LoadAverage()}");
