@@ -23,8 +23,9 @@ namespace DitCache.Tensors;
 /// element-wise pass) separated by a few microseconds of serial code, so a worker that went to sleep after every
 /// region would be woken through the kernel for every one of them (tens of microseconds on Linux, more when the
 /// scheduler is slow to run it), and the caller would start each region alone. After a region a worker therefore
-/// spins for up to <see cref="SpinMicroseconds"/> (pause instructions, no system call) watching for the next offer,
-/// and only then blocks on its own semaphore; so it costs nothing while OpenBLAS or anything else runs for longer
+/// spins for up to <see cref="SpinMicroseconds"/> (pause instructions, and a yield every couple of microseconds so
+/// that a thread sharing its core, the caller among them, is not held up) watching for the next offer, and only
+/// then blocks on its own semaphore; so it costs nothing while OpenBLAS or anything else runs for longer
 /// than that. The caller offers a region to every worker it wants: a spinning one takes it with one compare-exchange,
 /// a sleeping one gets a permit. When the caller has run out of items it takes back the offers that no worker has
 /// accepted yet, so a region never waits on a thread that did not get a core (on a shared machine, a worker can stay
@@ -144,9 +145,13 @@ internal static unsafe class WorkerPool
             if (waitForHelpers)
             {
                 long until = System.Diagnostics.Stopwatch.GetTimestamp() + s_spinTicks;
-                while (Volatile.Read(ref s_pending) != 0 && System.Diagnostics.Stopwatch.GetTimestamp() < until)
+                for (int spins = 1; Volatile.Read(ref s_pending) != 0 && System.Diagnostics.Stopwatch.GetTimestamp() < until; spins++)
                 {
                     Thread.SpinWait(8);
+                    if (spins % 16 == 0)
+                    {
+                        Thread.Yield();             // a worker the scheduler put on this core gets it
+                    }
                 }
 
                 s_done.Wait();                      // released by the worker that brought s_pending to 0
@@ -306,6 +311,8 @@ internal static unsafe class WorkerPool
 
                 Thread.SpinWait(4);
             }
+
+            Thread.Yield();                         // on a shared core, let the caller (or anyone) run instead
         }
         while (System.Diagnostics.Stopwatch.GetTimestamp() < until);
 
