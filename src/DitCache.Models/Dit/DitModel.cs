@@ -27,8 +27,8 @@ public sealed class DitModel
 
     /// <summary>
     /// A model over <paramref name="weights"/>. <paramref name="gemm"/> runs every Linear with its own thread count;
-    /// <paramref name="threads"/> is the thread count of the model's own kernels (attention heads), normally the same
-    /// as the GEMM's (<c>--threads</c> sets both).
+    /// <paramref name="threads"/> is the thread count of the model's own kernels (attention heads, the adaLN rows, the
+    /// LayerNorm+modulate and gated-residual passes), normally the same as the GEMM's (<c>--threads</c> sets both).
     /// </summary>
     /// <remarks>
     /// One level of threads at a time. Every kernel call returns before the next starts, and each parallelises on its
