@@ -4,7 +4,7 @@ namespace DitCache.Benchmarks;
 
 internal static class Program
 {
-    // "forward", "gemm", "precision", "alloc", "cachedstep" and "vae" are plain timing/probe modes for a shared
+    // "forward", "gemm", "precision", "alloc", "cachedstep", "vae", "attention", "scaling" and "serialparts" are plain timing/probe modes for a shared
     // machine (Timing/), "serve" is the C# half of tools/bench/side_by_side.py; anything else goes to BenchmarkDotNet.
     private static void Main(string[] args)
     {
@@ -27,6 +27,15 @@ internal static class Program
                 break;
             case "vae":
                 VaeTiming.Run(args);
+                break;
+            case "attention":
+                AttentionTiming.Run(args);
+                break;
+            case "serialparts":
+                SerialPartsTiming.Run(args);
+                break;
+            case "scaling":
+                ScalingTiming.Run(args);
                 break;
             case "serve":
                 SideBySideServer.Run(args);

@@ -27,8 +27,8 @@ public sealed class DitModel
 
     /// <summary>
     /// A model over <paramref name="weights"/>. <paramref name="gemm"/> runs every Linear with its own thread count;
-    /// <paramref name="threads"/> is the thread count of the model's own kernels (attention heads), normally the same
-    /// as the GEMM's (<c>--threads</c> sets both).
+    /// <paramref name="threads"/> is the thread count of the model's own kernels (attention heads, the adaLN rows, the
+    /// LayerNorm+modulate and gated-residual passes), normally the same as the GEMM's (<c>--threads</c> sets both).
     /// </summary>
     /// <remarks>
     /// One level of threads at a time. Every kernel call returns before the next starts, and each parallelises on its
@@ -284,12 +284,12 @@ public sealed class DitModel
         // x = x + gate_msa * attn(modulate(norm1(x), shift_msa, scale_msa))
         RunSite(new FeatureSite(l, Site.Attn), s, cache);                                                              // (B, T, D) attn
         Tap?.Invoke($"block{l}.attn", s.Feature);
-        Kernels.GatedResidualAdd(s.X, s.Feature, s.Mod, stride, (int)Mod.GateMsa * d, b, t, d);                        // (B, T, D) x += gate_msa * attn
+        Kernels.GatedResidualAdd(s.X, s.Feature, s.Mod, stride, (int)Mod.GateMsa * d, b, t, d, _threads);              // (B, T, D) x += gate_msa * attn
 
         // x = x + gate_mlp * mlp(modulate(norm2(x), shift_mlp, scale_mlp))
         RunSite(new FeatureSite(l, Site.Mlp), s, cache);                                                               // (B, T, D) mlp
         Tap?.Invoke($"block{l}.mlp", s.Feature);
-        Kernels.GatedResidualAdd(s.X, s.Feature, s.Mod, stride, (int)Mod.GateMlp * d, b, t, d);                        // (B, T, D) x += gate_mlp * mlp
+        Kernels.GatedResidualAdd(s.X, s.Feature, s.Mod, stride, (int)Mod.GateMlp * d, b, t, d, _threads);              // (B, T, D) x += gate_mlp * mlp
         Tap?.Invoke($"block{l}", s.X);
     }
 
@@ -377,7 +377,8 @@ public sealed class DitModel
     {
         DitConfig c = Config;
         int b = s.Batch, t = c.Tokens, d = c.Hidden, rows = b * t, stride = 6 * d, heads = c.Heads;
-        Kernels.LayerNormModulate(s.X, s.H, s.Mod, stride, (int)Mod.ShiftMsa * d, (int)Mod.ScaleMsa * d, b, t, d);     // (B, T, D)
+        Kernels.LayerNormModulate(s.X, s.H, s.Mod, stride, (int)Mod.ShiftMsa * d, (int)Mod.ScaleMsa * d, b, t, d,
+            threads: _threads);                                                                                        // (B, T, D)
         Kernels.Linear(_gemm, s.H, bw.Qkv.W, bw.Qkv.B, s.Qkv, rows, d, 3 * d);                                         // (B, T, 3D)
         if (norms)
         {
@@ -411,7 +412,7 @@ public sealed class DitModel
         DitConfig c = Config;
         int b = s.Batch, d = c.Hidden, m = c.MlpHidden, rows = b * k, stride = 6 * d;
         Kernels.LayerNormModulate(x[..(rows * d)], s.H.AsSpan(0, rows * d), s.Mod, stride, (int)Mod.ShiftMlp * d,
-            (int)Mod.ScaleMlp * d, b, k, d);                                                                           // (B, k, D)
+            (int)Mod.ScaleMlp * d, b, k, d, threads: _threads);                                                       // (B, k, D)
         Kernels.LinearGeluTanh(_gemm, s.H.AsSpan(0, rows * d), bw.Fc1.W, bw.Fc1.B, s.MlpHidden.AsSpan(0, rows * m), rows, d, m); // (B, k, 4D)
         Kernels.Linear(_gemm, s.MlpHidden.AsSpan(0, rows * m), bw.Fc2.W, bw.Fc2.B, dst[..(rows * d)], rows, m, d);     // (B, k, D)
     }
@@ -462,7 +463,8 @@ public sealed class DitModel
         DitConfig c = Config;
         int b = s.Batch, t = c.Tokens, d = c.Hidden;
         AdaLnModulation(0, s);                                                                                         // (B, 6D)
-        Kernels.LayerNormModulate(s.X, s.H, s.Mod, 6 * d, (int)Mod.ShiftMsa * d, (int)Mod.ScaleMsa * d, b, t, d);      // (B, T, D)
+        Kernels.LayerNormModulate(s.X, s.H, s.Mod, 6 * d, (int)Mod.ShiftMsa * d, (int)Mod.ScaleMsa * d, b, t, d,
+            threads: _threads);                                                                                        // (B, T, D)
         s.Stats.Flops += DitFlops.AdaLn(c, b);
     }
 
@@ -475,7 +477,7 @@ public sealed class DitModel
         int b = s.Batch, t = c.Tokens, d = c.Hidden, outPerToken = c.Patch * c.Patch * c.OutChannels;
         Modulation(c.Depth, _w.FinalAdaLn, 2 * d, s);                                                                  // (U, 2D)
         s.Conditions.Expand(s.CondMod, s.FinalMod, 2 * d);                                                             // (B, 2D)
-        Kernels.LayerNormModulate(s.X, s.H, s.FinalMod, 2 * d, 0, d, b, t, d);                                         // (B, T, D)
+        Kernels.LayerNormModulate(s.X, s.H, s.FinalMod, 2 * d, 0, d, b, t, d, threads: _threads);                      // (B, T, D)
         Kernels.Linear(_gemm, s.H, _w.FinalLinear.W, _w.FinalLinear.B, s.FinalOut, b * t, d, outPerToken);             // (B, T, p*p*out)
     }
 

@@ -210,11 +210,32 @@ public sealed unsafe class ManagedGemm : IGemm
 
     /// <inheritdoc/>
     public void Multiply(int m, int n, int k, ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb, bool transB,
-        Span<float> c, int ldc, bool accumulate = false)
+        Span<float> c, int ldc, bool accumulate = false) =>
+        MultiplyCore(m, n, k, a, lda, b, ldb, transB, c, ldc, accumulate, default, GemmEpilogue.None);
+
+    /// <summary>
+    /// A Linear with its bias or bias + GELU done inside the GEMM's blocks, on each strip of Mr rows while it is in
+    /// L1 and on the thread that computed it: <see cref="GemmEpilogue.Bias"/> writes the bias into the strip before
+    /// its first k block and accumulates onto it (the arithmetic of a bias copy followed by an accumulating
+    /// <see cref="Multiply"/>), <see cref="GemmEpilogue.BiasGeluTanh"/> applies <c>GELU_tanh(c + bias)</c> after its
+    /// last k block (that of <see cref="Kernels.AddBiasGeluTanh"/> after <see cref="Multiply"/>). Same bits as the
+    /// separate passes, for any thread count. <paramref name="bias"/> holds n floats. Shapes as <see cref="Multiply"/>
+    /// with transB (a Linear weight).
+    /// </summary>
+    internal void MultiplyLinear(int m, int n, int k, ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> w, int ldw,
+        ReadOnlySpan<float> bias, Span<float> c, int ldc, GemmEpilogue epilogue)
+    {
+        Debug.Assert(epilogue != GemmEpilogue.None && bias.Length >= n && k > 0, "a Linear with a bias");
+        MultiplyCore(m, n, k, a, lda, w, ldw, transB: true, c, ldc, accumulate: epilogue == GemmEpilogue.Bias, bias, epilogue);
+    }
+
+    private void MultiplyCore(int m, int n, int k, ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb, bool transB,
+        Span<float> c, int ldc, bool accumulate, ReadOnlySpan<float> bias, GemmEpilogue epilogue)
     {
         fixed (float* pa = a)
         fixed (float* pb = b)
         fixed (float* pc = c)
+        fixed (float* pbias = bias)
         {
             PreparedWeight? prepared = transB && ldb == k && !b.IsEmpty ? Find(pb, n, k) : null;   // kept alive by _prepared
             GemmChecks.Validate(m, n, k, a, lda, b, ldb, transB, c, ldc,
@@ -238,7 +259,8 @@ public sealed unsafe class ManagedGemm : IGemm
             }
 
             float* panels = prepared is null ? null : prepared.InPlace ? pb : prepared.Panels;    // in place: b, pinned by fixed
-            var job = new Job(m, n, k, pa, lda, pb, ldb, transB, pc, ldc, accumulate, panels, prepared is null ? 0 : prepared.PanelStride);
+            var job = new Job(m, n, k, pa, lda, pb, ldb, transB, pc, ldc, accumulate, panels, prepared is null ? 0 : prepared.PanelStride,
+                pbias, epilogue);
             bool bf16 = Precision == GemmPrecision.BFloat16;
             WeightPrecision format = prepared?.Format ?? (bf16 ? WeightPrecision.BFloat16 : WeightPrecision.Float32);
             switch (Isa)
@@ -444,6 +466,14 @@ public sealed unsafe class ManagedGemm : IGemm
                         }
 
                         float* crow = job.C + ((ic + ir) * job.Ldc) + jc;
+                        if (job.Epilogue == GemmEpilogue.Bias && pc == 0)
+                        {
+                            for (int i = 0; i < rows; i++)
+                            {
+                                new ReadOnlySpan<float>(job.Bias + jc, ncur).CopyTo(new Span<float>(crow + (i * job.Ldc), ncur));  // C = bias
+                            }
+                        }
+
                         for (int jr = 0; jr < ncur; jr += nr)
                         {
                             int cols = Math.Min(nr, ncur - jr);
@@ -456,6 +486,14 @@ public sealed unsafe class ManagedGemm : IGemm
                             {
                                 Kernel<TKernel, TFormat>(kcur, arow, ldr, bpanel, edge, nr, add: false);
                                 MergeEdge(edge, nr, crow + jr, job.Ldc, rows, cols, add);
+                            }
+                        }
+
+                        if (job.Epilogue == GemmEpilogue.BiasGeluTanh && pc + kcur == job.K)
+                        {
+                            for (int i = 0; i < rows; i++)
+                            {
+                                Kernels.AddBiasGeluTanhRow(crow + (i * job.Ldc), job.Bias + jc, ncur);   // C = GELU(C + bias)
                             }
                         }
                     }
@@ -762,7 +800,7 @@ public sealed unsafe class ManagedGemm : IGemm
 
     // Everything one call needs.
     private readonly struct Job(int m, int n, int k, float* a, int lda, float* b, int ldb, bool transB, float* c, int ldc,
-        bool accumulate, float* packed, nint packedStride)
+        bool accumulate, float* packed, nint packedStride, float* bias = null, GemmEpilogue epilogue = GemmEpilogue.None)
     {
         public int M { get; } = m;
 
@@ -790,5 +828,10 @@ public sealed unsafe class ManagedGemm : IGemm
         public float* Packed { get; } = packed;
 
         public nint PackedStride { get; } = packedStride;
+
+        // The Linear's bias (n floats) and what to do with it (MultiplyLinear), or null and None.
+        public float* Bias { get; } = bias;
+
+        public GemmEpilogue Epilogue { get; } = epilogue;
     }
 }

@@ -8,9 +8,16 @@ namespace DitCache.Tensors;
 
 public static partial class Kernels
 {
-    // Keys per online-softmax block, in micro-kernel panels of Nr keys: 128 keys with AVX-512 (8x32 tiles), 64 with
-    // AVX2 (6x16), 32 scalar (4x8). A block's scores (Mr x 128 floats, 4 KiB) stay in L1.
-    private const int AttentionKeyPanels = 4;
+    // Keys per online-softmax block, by micro-kernel ISA (a multiple of every Nr). Measured on Zen 4 with AVX-512 and
+    // with its AVX2 path (DOTNET_EnableAVX512=0) at 64, 256 and 1024 tokens, head dim 64, block of 128 / 256 / 512
+    // keys: docs/benchmarks/attention.md. With up to a block of keys the softmax is exact in one pass (no rescaling);
+    // a block's scores (Mr × 256 floats, 8 KiB) stay in L1 beside the Q rows and the K panel being read.
+    private const int AttentionKeyBlockAvx512 = 256;
+    private const int AttentionKeyBlockAvx2 = 256;
+    private const int AttentionKeyBlockScalar = 128;
+
+    // The largest key block the scratch is sized for (AttentionOn may be given any multiple of 32 up to it).
+    internal const int AttentionMaxKeyBlock = 512;
 
     private static readonly GemmIsa s_attentionIsa = ManagedGemm.Resolve(GemmIsa.Auto);
 
@@ -48,22 +55,26 @@ public static partial class Kernels
     /// </summary>
     /// <remarks>
     /// Flash-attention style (online softmax, Milakov &amp; Gimelshein 2018; Dao et al. 2022): the tokens×tokens
-    /// score matrix is never formed. For a block of Mr queries the kernel streams over blocks of keys, keeping per
-    /// query the running maximum m and the running sum l of exp((s − m)/√headDim), rescales the accumulated output
-    /// when m grows, and divides by l at the end; the 1/√headDim scale is applied inside that exponential. Both block
-    /// products run on <see cref="ManagedGemm"/>'s register-tiled micro-kernels (<c>RunRows</c>) reading the query,
-    /// probability and value rows in place: S = Q·Kᵀ against Kᵀ packed once per head, O += P·V straight from the
-    /// value rows, so only Kᵀ is ever transposed. Use <see cref="AttentionWithProbabilities"/> when the attention
-    /// maps themselves are wanted.
+    /// score matrix is never formed. Per (batch item, head) K is packed once into Kᵀ panels and V into panels of the
+    /// GEMM micro-kernels' layout (Nr columns, one row after another), so both block products run on
+    /// <see cref="ManagedGemm"/>'s register-tiled micro-kernels over contiguous panels. For a block of Mr queries
+    /// (read in place) the kernel streams over blocks of up to 256 keys, keeping per query the running maximum m and
+    /// the running sum l of exp((s − m)/√headDim), rescales the accumulated output when a later block raises m, and
+    /// divides by l at the end; the 1/√headDim scale is applied inside that exponential. Up to 256 tokens there is
+    /// one block, so the softmax is exact in one pass. Use <see cref="AttentionWithProbabilities"/> when the
+    /// attention maps themselves are wanted.
     /// </remarks>
     /// <exception cref="ArgumentException">A span is too short, or output overlaps qkv or scratch.</exception>
     public static void Attention(ReadOnlySpan<float> qkv, Span<float> output, int batch, int tokens, int heads,
         int headDim, Span<float> scratch, int threads) =>
         AttentionOn(s_attentionIsa, qkv, output, batch, tokens, heads, headDim, scratch, threads);
 
-    /// <summary><see cref="Attention"/> on a given micro-kernel ISA (tests).</summary>
+    /// <summary>
+    /// <see cref="Attention"/> on a given micro-kernel ISA (tests) and, when <paramref name="keyBlock"/> is positive
+    /// (a multiple of 32 up to <see cref="AttentionMaxKeyBlock"/>), with that many keys per block (benchmarks).
+    /// </summary>
     internal static unsafe void AttentionOn(GemmIsa isa, ReadOnlySpan<float> qkv, Span<float> output, int batch, int tokens,
-        int heads, int headDim, Span<float> scratch, int threads)
+        int heads, int headDim, Span<float> scratch, int threads, int keyBlock = 0)
     {
         CheckAttention(qkv, output, batch, tokens, heads, headDim, threads);
         long perThread = PerThreadAttentionScratch(tokens, headDim);
@@ -74,6 +85,22 @@ public static partial class Kernels
         if (items == 0 || tokens == 0)
         {
             return;
+        }
+
+        GemmIsa resolved = ManagedGemm.Resolve(isa);
+        if (keyBlock <= 0)
+        {
+            keyBlock = resolved switch
+            {
+                GemmIsa.Avx512 => AttentionKeyBlockAvx512,
+                GemmIsa.Avx2 => AttentionKeyBlockAvx2,
+                _ => AttentionKeyBlockScalar,
+            };
+        }
+
+        if (keyBlock % 32 != 0 || keyBlock > AttentionMaxKeyBlock)
+        {
+            throw new ArgumentOutOfRangeException(nameof(keyBlock), keyBlock, $"keyBlock must be a multiple of 32 up to {AttentionMaxKeyBlock}");
         }
 
         fixed (float* pqkv = qkv)
@@ -90,8 +117,9 @@ public static partial class Kernels
                 Heads = heads,
                 HeadDim = headDim,
                 Scale = 1f / MathF.Sqrt(headDim),
+                KeyBlock = keyBlock,
             };
-            switch (ManagedGemm.Resolve(isa))
+            switch (resolved)
             {
                 case GemmIsa.Avx512:
                     WorkerPool.Run(&FlashAttentionHead<Avx512Kernel8x32>, &job, items, threads);
@@ -120,10 +148,11 @@ public static partial class Kernels
         KernelChecks.Disjoint(qkv, output, nameof(qkv), nameof(output));
     }
 
-    // The same for every ISA (the largest of the three layouts), so a scratch sized once fits whichever runs.
+    // The same for every ISA and key block (the largest of the layouts), so a scratch sized once fits whichever runs.
     private static long PerThreadAttentionScratch(int tokens, int headDim) => Math.Max(
-        FlashLayout.Of<Avx512Kernel8x32>(tokens, headDim).Total,
-        Math.Max(FlashLayout.Of<Avx2Kernel6x16>(tokens, headDim).Total, FlashLayout.Of<ScalarKernel4x8>(tokens, headDim).Total));
+        FlashLayout.Of<Avx512Kernel8x32>(tokens, headDim, AttentionMaxKeyBlock).Total,
+        Math.Max(FlashLayout.Of<Avx2Kernel6x16>(tokens, headDim, AttentionMaxKeyBlock).Total,
+            FlashLayout.Of<ScalarKernel4x8>(tokens, headDim, AttentionMaxKeyBlock).Total));
 
     private unsafe struct FlashAttentionJob
     {
@@ -135,28 +164,29 @@ public static partial class Kernels
         public int Heads;
         public int HeadDim;
         public float Scale;
+        public int KeyBlock;
     }
 
     /// <summary>Offsets (floats, each 64-byte aligned) of one thread's flash-attention scratch.</summary>
     private readonly struct FlashLayout
     {
-        private FlashLayout(int tokens, int headDim, int mr, int nr)
+        private FlashLayout(int tokens, int headDim, int mr, int nr, int keyBlock)
         {
-            long keys = RoundUp(tokens, nr), dims = RoundUp(headDim, nr), keyBlock = nr * AttentionKeyPanels;
-            KeysT = 0;                                              // (headDim, keys) Kᵀ, keys past T zero
-            ValueTail = KeysT + RoundUp(headDim * keys, 16);        // (tokens, Nr) V's last partial Nr columns
-            QueryTail = ValueTail + RoundUp((long)tokens * nr, 16); // (Mr, headDim) a last partial query block
-            Scores = QueryTail + RoundUp((long)mr * headDim, 16);   // (Mr, keyBlock) S, then P
-            Out = Scores + RoundUp(mr * keyBlock, 16);              // (Mr, dims) accumulated O
-            Max = Out + RoundUp(mr * dims, 16);                     // (Mr) running max of the raw scores
-            Sum = Max + 16;                                         // (Mr) running sum
-            Correction = Sum + 16;                                  // (Mr) exp((m_old − m_new)·scale)
-            Total = Correction + 16 + 16;                           // + 16: room to align the thread's base
+            long keys = RoundUp(tokens, nr), dims = RoundUp(headDim, nr);
+            KeyPanels = 0;                                           // keys/Nr panels of (headDim, Nr): Kᵀ, keys past T zero
+            ValuePanels = KeyPanels + RoundUp(keys * headDim, 16);   // dims/Nr panels of (keys, Nr): V, zero padded
+            QueryTail = ValuePanels + RoundUp(dims * keys, 16);      // (Mr, headDim) a last partial query block
+            Scores = QueryTail + RoundUp((long)mr * headDim, 16);    // (Mr, ScoreStride) S, then P
+            Out = Scores + (mr * ScoreStride(keyBlock));             // (Mr, dims) accumulated O
+            Max = Out + RoundUp(mr * dims, 16);                      // (Mr) running max of the raw scores
+            Sum = Max + 16;                                          // (Mr) running sum
+            Correction = Sum + 16;                                   // (Mr) exp((m_old − m_new)·scale)
+            Total = Correction + 16 + 16;                            // + 16: room to align the thread's base
         }
 
-        public long KeysT { get; }
+        public long KeyPanels { get; }
 
-        public long ValueTail { get; }
+        public long ValuePanels { get; }
 
         public long QueryTail { get; }
 
@@ -172,13 +202,17 @@ public static partial class Kernels
 
         public long Total { get; }
 
-        public static FlashLayout Of<TKernel>(int tokens, int headDim)
-            where TKernel : IGemmMicroKernel => new(tokens, headDim, TKernel.Mr, TKernel.Nr);
+        public static FlashLayout Of<TKernel>(int tokens, int headDim, int keyBlock)
+            where TKernel : IGemmMicroKernel => new(tokens, headDim, TKernel.Mr, TKernel.Nr, keyBlock);
+
+        // A score row: the key block rounded up to 32 (every Nr and every vector width divide it).
+        public static int ScoreStride(int keyBlock) => (keyBlock + 31) / 32 * 32;
 
         private static long RoundUp(long x, int multiple) => (x + multiple - 1) / multiple * multiple;
     }
 
-    // One (batch item, head): Kᵀ packed once, then per block of Mr queries an online softmax over blocks of keys.
+    // One (batch item, head): K and V packed once into micro-kernel panels, then per block of Mr queries a softmax
+    // over blocks of keys (online across blocks), S = Q·Kᵀ and O (+)= P·V on the micro-kernels.
     [SkipLocalsInit]
     private static unsafe void FlashAttentionHead<TKernel>(void* context, int item, int slot)
         where TKernel : IGemmMicroKernel
@@ -193,19 +227,17 @@ public static partial class Kernels
         float* v = k + width;                                                                    // (T, hd), stride 3D
         float* o = job.Output + ((long)b * tokens * width) + (h * headDim);                      // (T, hd), stride D
 
-        FlashLayout lay = FlashLayout.Of<TKernel>(tokens, headDim);
+        int keys = (tokens + nr - 1) / nr * nr, dims = (headDim + nr - 1) / nr * nr;
+        int keyBlock = Math.Min(job.KeyBlock, keys), lds = FlashLayout.ScoreStride(job.KeyBlock);
+        FlashLayout lay = FlashLayout.Of<TKernel>(tokens, headDim, job.KeyBlock);
         float* scratch = (float*)(((nint)(job.Scratch + (slot * job.PerThread)) + 63) & ~(nint)63);
-        float* kt = scratch + lay.KeysT, vtail = scratch + lay.ValueTail, qtail = scratch + lay.QueryTail;
+        float* kp = scratch + lay.KeyPanels, vp = scratch + lay.ValuePanels, qtail = scratch + lay.QueryTail;
         float* sp = scratch + lay.Scores, acc = scratch + lay.Out;
         float* max = scratch + lay.Max, sum = scratch + lay.Sum, corr = scratch + lay.Correction;
-        int keys = (tokens + nr - 1) / nr * nr, dims = (headDim + nr - 1) / nr * nr, fullDims = headDim / nr * nr;
-        int keyBlock = nr * AttentionKeyPanels;
 
-        PackKeysTransposed(k, ld, tokens, headDim, keys, kt);                                    // Kᵀ (hd, T↑Nr)
-        if (fullDims < headDim)
-        {
-            PackColumns(v + fullDims, ld, tokens, headDim - fullDims, nr, vtail);                // V[:, fullDims..] (T, Nr)
-        }
+        PackKeyPanels(k, ld, tokens, headDim, nr, kp);                                           // Kᵀ panels (keys/Nr × (hd, Nr))
+        PackValuePanels(v, ld, tokens, headDim, nr, keys, vp);                                   // V panels (dims/Nr × (keys, Nr))
+        nint keyPanel = (nint)headDim * nr, valuePanel = (nint)keys * nr;
 
         for (int q0 = 0; q0 < tokens; q0 += mr)
         {
@@ -222,16 +254,15 @@ public static partial class Kernels
 
             new Span<float>(max, mr).Fill(float.NegativeInfinity);
             new Span<float>(sum, mr).Clear();
-            new Span<float>(acc, mr * dims).Clear();
             for (int j0 = 0; j0 < tokens; j0 += keyBlock)
             {
                 int nk = Math.Min(keyBlock, tokens - j0);
-                for (int jr = 0; jr < nk; jr += nr)
+                for (int jr = 0; jr < nk; jr += nr)                                              // whole panels: keys past T score 0
                 {
-                    TKernel.RunRows(headDim, qa, lda, kt + j0 + jr, keys, sp + jr, keyBlock, add: false);  // S (Mr, nk)
+                    TKernel.Run(headDim, qa, lda, kp + ((j0 + jr) / nr * keyPanel), sp + jr, lds, add: false);   // S (Mr, nk↑Nr)
                 }
 
-                OnlineSoftmaxRows(sp, mr, nk, keyBlock, job.Scale, max, sum, corr);             // S → P; m, l updated
+                OnlineSoftmaxRows(sp, mr, nk, lds, job.Scale, max, sum, corr);                   // S → P; m, l updated
                 if (j0 > 0)
                 {
                     for (int i = 0; i < mr; i++)
@@ -241,14 +272,9 @@ public static partial class Kernels
                     }
                 }
 
-                for (int c0 = 0; c0 < fullDims; c0 += nr)
+                for (int c0 = 0; c0 < dims; c0 += nr)
                 {
-                    TKernel.RunRows(nk, sp, keyBlock, v + (j0 * ld) + c0, ld, acc + c0, dims, add: true);   // O += P·V
-                }
-
-                if (fullDims < headDim)
-                {
-                    TKernel.RunRows(nk, sp, keyBlock, vtail + (j0 * nr), nr, acc + fullDims, dims, add: true);
+                    TKernel.Run(nk, sp, lds, vp + (c0 / nr * valuePanel) + (j0 * nr), acc + c0, dims, add: j0 > 0);    // O (+)= P·V
                 }
             }
 
@@ -260,27 +286,34 @@ public static partial class Kernels
         }
     }
 
-    // Kᵀ: dst[p·keys + j] = k[j·ld + p] for j < tokens, 0 for tokens ≤ j < keys. With AVX, 8×8 blocks go through
+    // Kᵀ in Nr-wide panels: panel J holds keys J·Nr … J·Nr + Nr − 1 as headDim steps of Nr floats,
+    // dst[J·headDim·Nr + p·Nr + j] = k[(J·Nr + j)·ld + p], zero for keys past T. With AVX, 8×8 blocks go through
     // registers (the unpack/shuffle/permute transpose): a third of the instructions of element-wise copies.
-    private static unsafe void PackKeysTransposed(float* k, nint ld, int tokens, int headDim, int keys, float* dst)
+    private static unsafe void PackKeyPanels(float* k, nint ld, int tokens, int headDim, int nr, float* dst)
     {
+        nint panel = (nint)headDim * nr;
+        if (tokens % nr != 0)
+        {
+            new Span<float>(dst + (tokens / nr * panel), (int)panel).Clear();                     // the last panel's padding
+        }
+
         int j0 = 0;
-        if (Avx.IsSupported)
+        if (Avx.IsSupported && nr % 8 == 0)
         {
             for (; j0 <= tokens - 8; j0 += 8)
             {
+                float* d = dst + (j0 / nr * panel) + (j0 % nr);
                 int p0 = 0;
                 for (; p0 <= headDim - 8; p0 += 8)
                 {
-                    float* src = k + (j0 * ld) + p0;
-                    BlockTranspose.Transpose8x8(src, ld, dst + (p0 * keys) + j0, keys);
+                    BlockTranspose.Transpose8x8(k + (j0 * ld) + p0, ld, d + (p0 * nr), nr);
                 }
 
-                for (int j = j0; j < j0 + 8; j++)
+                for (int j = 0; j < 8; j++)
                 {
                     for (int p = p0; p < headDim; p++)
                     {
-                        dst[(p * keys) + j] = k[(j * ld) + p];
+                        d[(p * nr) + j] = k[((j0 + j) * ld) + p];
                     }
                 }
             }
@@ -289,19 +322,27 @@ public static partial class Kernels
         for (int j = j0; j < tokens; j++)
         {
             float* src = k + (j * ld);
-            float* d = dst + j;
+            float* d = dst + (j / nr * panel) + (j % nr);
             for (int p = 0; p < headDim; p++)
             {
-                d[p * keys] = src[p];
+                d[p * nr] = src[p];
             }
-        }
-
-        for (int p = 0; p < headDim; p++)
-        {
-            new Span<float>(dst + (p * keys) + tokens, keys - tokens).Clear();
         }
     }
 
+    // V in Nr-wide column panels: panel C holds columns C·Nr … C·Nr + Nr − 1 as `keys` rows of Nr floats,
+    // dst[C·keys·Nr + j·Nr + c] = v[j·ld + C·Nr + c], zero past headDim and for rows past T.
+    private static unsafe void PackValuePanels(float* v, nint ld, int tokens, int headDim, int nr, int keys, float* dst)
+    {
+        nint panel = (nint)keys * nr;
+        for (int c0 = 0; c0 < headDim; c0 += nr)
+        {
+            int cols = Math.Min(nr, headDim - c0);
+            float* d = dst + (c0 / nr * panel);
+            PackColumns(v + c0, ld, tokens, cols, nr, d);
+            new Span<float>(d + ((nint)tokens * nr), (keys - tokens) * nr).Clear();
+        }
+    }
 
     // rows × cols from a strided source into a dense (rows, width) block, columns past cols zero.
     private static unsafe void PackColumns(float* src, nint ld, int rows, int cols, int width, float* dst)
@@ -315,15 +356,15 @@ public static partial class Kernels
 
     // Online softmax over one key block of S (rows × cols raw scores q·k, row stride lds), row by row:
     // m' = max(m, max_j s_j), c = exp((m − m')·scale), p_j = exp((s_j − m')·scale) in place, l = l·c + Σ_j p_j.
-    // The columns up to the next vector multiple (inside the block, which is a multiple of 16 wide) are set to −inf
-    // first, so every row runs in whole vectors and those columns come out as p = 0.
+    // The columns up to the next vector multiple (inside the row: the score stride is a multiple of 32) are set to
+    // −inf first, so every row runs in whole vectors and those columns come out as p = 0; P·V reads the first cols.
     private static unsafe void OnlineSoftmaxRows(float* s, int rows, int cols, int lds, float scale, float* max,
         float* sum, float* corr)
     {
         int width = Vector512.IsHardwareAccelerated ? Vector512<float>.Count
             : Vector256.IsHardwareAccelerated ? Vector256<float>.Count : 1;
         int padded = (cols + width - 1) / width * width;
-        Debug.Assert(padded <= lds, "the score block is a multiple of the vector width");
+        Debug.Assert(padded <= lds, "the score stride is a multiple of 32 and covers the block");
         for (int i = 0; i < rows; i++)
         {
             float* row = s + (i * lds);

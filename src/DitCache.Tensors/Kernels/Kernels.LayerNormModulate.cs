@@ -14,35 +14,78 @@ public static partial class Kernels
     /// from <paramref name="mod"/> at <paramref name="shiftOffset"/> / <paramref name="scaleOffset"/> of row b's
     /// <paramref name="modStride"/> floats. The arithmetic is that of LayerNorm then Modulate, so the result is the
     /// same to the bit; the normalised row is just never stored. <paramref name="y"/> may be <paramref name="x"/>.
+    /// The rows are shared among <paramref name="threads"/> threads of the worker pool (each row is computed the same
+    /// way on any thread, so the result does not depend on the thread count).
     /// </summary>
-    /// <exception cref="ArgumentException">A span is too short for the sizes and offsets, or y partly overlaps x.</exception>
-    public static void LayerNormModulate(ReadOnlySpan<float> x, Span<float> y, ReadOnlySpan<float> mod, int modStride,
-        int shiftOffset, int scaleOffset, int batch, int tokens, int dim, float eps = 1e-6f)
+    /// <exception cref="ArgumentException">A span is too short for the sizes and offsets, y partly overlaps x, or threads is not positive.</exception>
+    public static unsafe void LayerNormModulate(ReadOnlySpan<float> x, Span<float> y, ReadOnlySpan<float> mod, int modStride,
+        int shiftOffset, int scaleOffset, int batch, int tokens, int dim, float eps = 1e-6f, int threads = 1)
     {
         CheckModulation(x.Length, modStride, batch, tokens, dim, nameof(x));
         CheckOffset(shiftOffset, modStride, dim, batch, mod.Length, nameof(shiftOffset));
         CheckOffset(scaleOffset, modStride, dim, batch, mod.Length, nameof(scaleOffset));
         KernelChecks.Length(y.Length, (long)batch * tokens * dim, nameof(y), $"(batch {batch}, tokens {tokens}, dim {dim})");
         KernelChecks.SameOrDisjoint(x, y, nameof(x), nameof(y));
-        if (dim == 0)
+        KernelChecks.Positive(threads, nameof(threads));
+        int rows = batch * tokens;
+        if (dim == 0 || rows == 0)
         {
             return;
         }
 
-        for (int b = 0; b < batch; b++)
+        fixed (float* px = x)
+        fixed (float* py = y)
+        fixed (float* pmod = mod)
         {
-            ReadOnlySpan<float> shift = mod.Slice((b * modStride) + shiftOffset, dim);
-            ReadOnlySpan<float> scale = mod.Slice((b * modStride) + scaleOffset, dim);
-            for (int t = 0; t < tokens; t++)
+            var job = new ModulationJob
             {
-                int at = ((b * tokens) + t) * dim;
-                ReadOnlySpan<float> row = x.Slice(at, dim);
-                float mean = VectorMath.Sum(row) / dim;                                   // two passes, as LayerNorm
-                float variance = VectorMath.SumSquaredDeviations(row, mean) / dim;
-                float inv = 1f / MathF.Sqrt(variance + eps);
-                NormalizeModulate(row, y.Slice(at, dim), mean, inv, shift, scale);
-            }
+                X = px,
+                Y = py,
+                Mod = pmod,
+                ModStride = modStride,
+                FirstOffset = shiftOffset,
+                SecondOffset = scaleOffset,
+                Rows = rows,
+                Tokens = tokens,
+                Dim = dim,
+                Eps = eps,
+                ChunkRows = RowChunks.RowsPerChunk(rows, dim, threads),
+            };
+            WorkerPool.Run(&LayerNormModulateChunk, &job, RowChunks.Count(rows, job.ChunkRows), threads);
         }
+    }
+
+    // The rows of chunk `chunk`: mean and variance in two passes, as LayerNorm, then the fused normalise-modulate.
+    private static unsafe void LayerNormModulateChunk(void* context, int chunk, int slot)
+    {
+        ref readonly ModulationJob job = ref *(ModulationJob*)context;
+        int dim = job.Dim, r0 = chunk * job.ChunkRows, r1 = Math.Min(job.Rows, r0 + job.ChunkRows);
+        for (int r = r0; r < r1; r++)
+        {
+            float* modRow = job.Mod + ((long)(r / job.Tokens) * job.ModStride);
+            var row = new ReadOnlySpan<float>(job.X + ((long)r * dim), dim);
+            float mean = VectorMath.Sum(row) / dim;                                       // two passes, as LayerNorm
+            float variance = VectorMath.SumSquaredDeviations(row, mean) / dim;
+            float inv = 1f / MathF.Sqrt(variance + job.Eps);
+            NormalizeModulate(row, new Span<float>(job.Y + ((long)r * dim), dim), mean, inv,
+                new ReadOnlySpan<float>(modRow + job.FirstOffset, dim), new ReadOnlySpan<float>(modRow + job.SecondOffset, dim));
+        }
+    }
+
+    // An element-wise pass over (rows, dim) that reads one or two dim-long vectors of row r / tokens's modulation.
+    private unsafe struct ModulationJob
+    {
+        public float* X;
+        public float* Y;
+        public float* Mod;
+        public int ModStride;
+        public int FirstOffset;
+        public int SecondOffset;
+        public int Rows;
+        public int Tokens;
+        public int Dim;
+        public float Eps;
+        public int ChunkRows;
     }
 
     // y[i] = fma((x[i] − mean)·inv, 1 + scale[i], shift[i]): VectorMath.ShiftScale then VectorMath.Modulate, fused.

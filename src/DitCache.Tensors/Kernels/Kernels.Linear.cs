@@ -20,6 +20,12 @@ public static partial class Kernels
             return;
         }
 
+        if (gemm is ManagedGemm managed)
+        {
+            managed.MultiplyLinear(rows, outF, inF, x, inF, w, inF, b, y, outF, GemmEpilogue.Bias);   // bias strip by strip, in the blocks
+            return;
+        }
+
         // Start from the bias and let the GEMM accumulate onto it: one pass over y instead of two.
         for (int r = 0; r < rows; r++)
         {
@@ -32,13 +38,21 @@ public static partial class Kernels
     /// <summary>
     /// The first half of DiT's MLP, <c>y = GELU_tanh(x·wᵀ + b)</c> (fc1 and its activation; shapes as
     /// <see cref="Linear"/>): the GEMM writes x·wᵀ and one <see cref="AddBiasGeluTanh"/> pass adds the bias and applies
-    /// the activation, instead of a bias pass, the GEMM accumulating onto it, and a separate GELU pass.
+    /// the activation, instead of a bias pass, the GEMM accumulating onto it, and a separate GELU pass. The managed
+    /// GEMM does that pass inside its blocks, on each strip of rows while it is in cache and on the thread that
+    /// computed it; with another backend it is a pass of its own over the GEMM's threads.
     /// </summary>
     /// <exception cref="ArgumentException">A span is too short for the sizes, or b is neither empty nor outF long.</exception>
     public static void LinearGeluTanh(IGemm gemm, ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> b,
         Span<float> y, int rows, int inF, int outF)
     {
         CheckLinear(gemm, x, w, b, y, rows, inF, outF);
+        if (gemm is ManagedGemm managed && !b.IsEmpty)
+        {
+            managed.MultiplyLinear(rows, outF, inF, x, inF, w, inF, b, y, outF, GemmEpilogue.BiasGeluTanh);
+            return;
+        }
+
         gemm.Multiply(rows, outF, inF, x, inF, w, inF, transB: true, y, outF);
         Span<float> h = y[..(rows * outF)];
         if (b.IsEmpty)
@@ -47,7 +61,7 @@ public static partial class Kernels
         }
         else
         {
-            AddBiasGeluTanh(h, b, rows, outF);
+            AddBiasGeluTanh(h, b, rows, outF, gemm.Threads);
         }
     }
 
