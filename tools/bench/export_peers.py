@@ -11,6 +11,7 @@ class for the unconditional half of a CFG batch); output "out" float32 (B, out, 
 ONNX with external data (the tensors in files beside the .onnx, as torch.onnx.export does past protobuf's limit).
 """
 import argparse
+import copy
 import json
 import os
 import sys
@@ -32,6 +33,18 @@ class Forward(torch.nn.Module):
 
     def forward(self, x, t, y):
         return self.model(x, t, y)
+
+
+def affine_layer_norms(model):
+    """DiT's LayerNorms have no affine parameters, and PyTorch 1.13 exports such a LayerNorm as an ONNX
+    LayerNormalization without its (required) scale input, which the checker rejects. Scale 1 and bias 0 give the
+    same values exactly (x*1 + 0), and ORT still sees one fused LayerNormalization."""
+    for m in model.modules():
+        if isinstance(m, torch.nn.LayerNorm) and not m.elementwise_affine:
+            m.weight = torch.nn.Parameter(torch.ones(m.normalized_shape), requires_grad=False)
+            m.bias = torch.nn.Parameter(torch.zeros(m.normalized_shape), requires_grad=False)
+            m.elementwise_affine = True
+    return model
 
 
 def example_inputs(model, batch):
@@ -61,7 +74,7 @@ def export(weights, batch, onnx_path=None, ts_path=None):
     with torch.no_grad():
         reference = model(*inputs)
         if onnx_path:
-            torch.onnx.export(model, inputs, onnx_path, input_names=["x", "t", "y"], output_names=["out"],
+            torch.onnx.export(affine_layer_norms(copy.deepcopy(model)), inputs, onnx_path, input_names=["x", "t", "y"], output_names=["out"],
                               opset_version=OPSET, do_constant_folding=True)
             sidecar(onnx_path, model.model, batch, weights, "onnx")
         if ts_path:

@@ -127,11 +127,21 @@ def export_for_peer(weights, batch, work, kind):
     return path
 
 
-def build(peers=False):
+def build(peers=()):
     for project in [BENCH_PROJECT] + ([PEERS_PROJECT] if peers else []):
         print(f"building {os.path.relpath(os.path.dirname(project), ROOT)} (Release) ...", flush=True)
         subprocess.run(["dotnet", "build", project, "-c", "Release", "-v", "quiet", "-nologo"], cwd=ROOT, check=True,
                        stdout=subprocess.DEVNULL)
+    if "torchsharp" in peers:
+        # TorchSharp 0.107's native glue asks for GLIBCXX_3.4.32 (GCC 13) for a symbol it never binds; Debian 12 has
+        # GCC 12's libstdc++. tools/bench/torchsharp_glibcxx.py explains, checks and marks that requirement weak in
+        # the build's copy (the build copies it afresh, so this runs after every build).
+        import torchsharp_glibcxx
+        glue = os.path.join(os.path.dirname(PEERS_DLL), "runtimes", "linux-x64", "native", "libLibTorchSharp.so")
+        weakened = torchsharp_glibcxx.patch(glue)
+        if weakened:
+            print(f"TorchSharp: {', '.join(weakened)} marked weak in {os.path.relpath(glue, ROOT)} "
+                  "(tools/bench/torchsharp_glibcxx.py)", flush=True)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -513,7 +523,7 @@ def main():
         ap.error(f"--peers {args.peers}: unknown engine {unknown[0]!r}; expected a comma-separated list of "
                  f"{', '.join(PEER_ENGINES)}")
     if not args.no_build:
-        build(peers=bool(peers))
+        build(peers=peers)
     parts = args.parts.split(",")
     specs = split_specs(args.caches)
     servers = {}
