@@ -20,7 +20,7 @@ namespace DitCache.Peers;
 /// safetensors file INPUTS → <c>ok ENGINE B</c>.</item>
 /// <item><c>forward K [OUT]</c>: K forwards → <c>ms M1 … MK</c>; with OUT, the last output is written there as
 /// safetensors tensor "out".</item>
-/// <item><c>sample MODEL NOISE CLASSES STEPS CFG none [OUT]</c>: 50-step-style DDIM (η = 0) with CFG on all channels
+/// <item><c>sample MODEL NOISE CLASSES STEPS CFG none [OUT]</c>: STEPS of DDIM (η = 0) with CFG on all channels
 /// from the tensor "noise" of NOISE, the loop written here around the peer's forward with DitCache's arithmetic
 /// (src/DitCache.Sampling: <see cref="GaussianDiffusion"/> tables, <c>Ddim.Step</c>, <c>DitModel.ForwardWithCfg</c>) →
 /// <c>sample SECONDS NaN NaN STEP_MS NaN</c> (the loop's seconds, the median step); with OUT, the final sample is

@@ -322,7 +322,7 @@ def part_forward(servers, work, rounds, per_round, blas, blas_threads, preset="S
             err = max(err, rel_l2(out, torch_out.numpy()))
             reference = out if reference is None else reference
         else:
-            check_agreement(name, "forward output", out, reference, torch_out.numpy(), FORWARD_AGREEMENT, checks)
+            check_agreement(name, "forward outputs", out, reference, torch_out.numpy(), FORWARD_AGREEMENT, checks)
 
     variants = torch_variants(blas, blas_threads, lambda: torch_forwards(per_round)[0])
     for name, server in servers.items():
