@@ -14,6 +14,14 @@ docs/benchmarks/pytorch.md).
   cache    DitCache alone: FoCa, TaylorSeer and FORA at n=5 against the uncached run of the same sampling job;
            wall-clock speedup against the FLOPs ratio (DiT-paper FLOPs, docs/methods.md §9.1).
 
+Peers (--peers ort,torchsharp): ONNX Runtime and TorchSharp (libtorch), each in bench/DitCache.Peers `serve`, one
+process per engine and thread setting (--peer-threads), speaking the same protocol as the DitCache server; the model
+is the same safetensors file exported by tools/bench/export_peers.py (ONNX; TorchScript traced and frozen) at the
+part's fixed batch, and the sampling loop around the peer's forward is C# with DitCache's DDIM and CFG arithmetic.
+Before timing, each peer's output must agree with DitCache's (forward: relative L2 < 1e-5; final samples < 1e-3), or
+the script stops. The peers table gives every engine at its best thread setting and at one thread, as
+engine time / DitCache time (above 1: DitCache is faster), by medians and paired per round.
+
 The C# side is one long-lived process per DitCache thread setting (bench/DitCache.Benchmarks `serve`, Release build
 made once here); PyTorch runs in this process, with one torch thread and each listed OpenBLAS thread count (set
 through the OpenBLAS library PyTorch loaded; two levels of threads oversubscribe two cores). Every round runs each
@@ -43,27 +51,33 @@ from st_io import load_safetensors, save_safetensors  # noqa: E402
 BENCH_PROJECT = os.path.join(ROOT, "bench", "DitCache.Benchmarks", "DitCache.Benchmarks.csproj")
 BENCH_DLL = os.path.join(ROOT, "bench", "DitCache.Benchmarks", "bin", "Release", "net10.0", "DitCache.Benchmarks.dll")
 SHIPPED = os.path.join(ROOT, "models", "fmnist-dit.safetensors")
+PEERS_PROJECT = os.path.join(ROOT, "bench", "DitCache.Peers", "DitCache.Peers.csproj")
+PEERS_DLL = os.path.join(ROOT, "bench", "DitCache.Peers", "bin", "Release", "net10.0", "DitCache.Peers.dll")
+EXPORT_SCRIPT = os.path.join(ROOT, "tools", "bench", "export_peers.py")
+PEER_ENGINES = {"ort": ("ONNX Runtime", "onnx"), "torchsharp": ("TorchSharp", "torchscript")}   # engine -> (label, export)
+FORWARD_AGREEMENT = 1e-5     # peers against DitCache, relative L2 of one forward's output
+SAMPLE_AGREEMENT = 1e-3      # peers against DitCache, relative L2 of the final samples
 HANDOVER_PAUSE_S = 0.2
 
 
 # ----------------------------------------------------------------------------------------------------------
 # The C# side
 
-class DitCacheServer:
-    """bench/DitCache.Benchmarks `serve`: one command line in, one answer line out."""
+class Server:
+    """A `serve` process: one command line in, one answer line out."""
 
-    def __init__(self, threads, gemm):
-        self.proc = subprocess.Popen(["dotnet", BENCH_DLL, "serve", str(threads), gemm], cwd=ROOT,
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+    def __init__(self, command, what):
+        self.what = what
+        self.proc = subprocess.Popen(command, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
         self.banner = self.proc.stdout.readline().strip()
         if not self.banner.startswith("ready"):
-            raise RuntimeError(f"DitCache server did not start: {self.banner!r}")
+            raise RuntimeError(f"{what} server did not start: {self.banner!r}")
 
     def ask(self, *words):
         self.proc.stdin.write(" ".join(str(w) for w in words) + "\n")
         answer = self.proc.stdout.readline().strip()
         if not answer or answer.startswith("error"):
-            raise RuntimeError(f"DitCache server: {' '.join(map(str, words))!r} -> {answer!r}")
+            raise RuntimeError(f"{self.what} server: {' '.join(map(str, words))!r} -> {answer!r}")
         return answer.split()
 
     def close(self):
@@ -75,10 +89,59 @@ class DitCacheServer:
         self.proc.wait(timeout=30)
 
 
-def build():
-    print("building bench/DitCache.Benchmarks (Release) ...", flush=True)
-    subprocess.run(["dotnet", "build", BENCH_PROJECT, "-c", "Release", "-v", "quiet", "-nologo"], cwd=ROOT, check=True,
-                   stdout=subprocess.DEVNULL)
+class DitCacheServer(Server):
+    """bench/DitCache.Benchmarks `serve THREADS GEMM`: loads the safetensors files themselves."""
+    peer = False
+
+    def __init__(self, threads, gemm):
+        super().__init__(["dotnet", BENCH_DLL, "serve", str(threads), gemm], "DitCache")
+
+    def model(self, weights, batch, work):
+        return weights
+
+
+class PeerServer(Server):
+    """bench/DitCache.Peers `serve ENGINE THREADS`: loads an export of the safetensors file at a fixed batch."""
+    peer = True
+
+    def __init__(self, engine, threads):
+        super().__init__(["dotnet", PEERS_DLL, "serve", engine, str(threads)], PEER_ENGINES[engine][0])
+        self.engine = engine
+
+    def model(self, weights, batch, work):
+        return export_for_peer(weights, batch, work, PEER_ENGINES[self.engine][1])
+
+
+def export_for_peer(weights, batch, work, kind):
+    """The export of `weights` at `batch` for one peer (tools/bench/export_peers.py, in a child process), made once
+    and remade when the weights are newer. Each ONNX export has its own folder (a model over 2 GB keeps its tensors
+    in files beside the .onnx)."""
+    stem = os.path.splitext(os.path.basename(weights))[0] + f"_b{batch}"
+    folder = os.path.join(work, "peers", f"{stem}_{kind}")
+    path = os.path.join(folder, "model.onnx" if kind == "onnx" else "model.pt")
+    if not (os.path.exists(path + ".json") and os.path.getmtime(path + ".json") >= os.path.getmtime(weights)):
+        os.makedirs(folder, exist_ok=True)
+        print(f"exporting {os.path.relpath(weights, ROOT)} at batch {batch} for {kind} ...", flush=True)
+        subprocess.run([sys.executable, EXPORT_SCRIPT, "--weights", weights, "--batch", str(batch),
+                        "--onnx" if kind == "onnx" else "--torchscript", path], cwd=ROOT, check=True)
+    return path
+
+
+def build(peers=()):
+    for project in [BENCH_PROJECT] + ([PEERS_PROJECT] if peers else []):
+        print(f"building {os.path.relpath(os.path.dirname(project), ROOT)} (Release) ...", flush=True)
+        subprocess.run(["dotnet", "build", project, "-c", "Release", "-v", "quiet", "-nologo"], cwd=ROOT, check=True,
+                       stdout=subprocess.DEVNULL)
+    if "torchsharp" in peers:
+        # TorchSharp 0.107's native glue asks for GLIBCXX_3.4.32 (GCC 13) for a symbol it never binds; Debian 12 has
+        # GCC 12's libstdc++. tools/bench/torchsharp_glibcxx.py explains, checks and marks that requirement weak in
+        # the build's copy (the build copies it afresh, so this runs after every build).
+        import torchsharp_glibcxx
+        glue = os.path.join(os.path.dirname(PEERS_DLL), "runtimes", "linux-x64", "native", "libLibTorchSharp.so")
+        weakened = torchsharp_glibcxx.patch(glue)
+        if weakened:
+            print(f"TorchSharp: {', '.join(weakened)} marked weak in {os.path.relpath(glue, ROOT)} "
+                  "(tools/bench/torchsharp_glibcxx.py)", flush=True)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -179,6 +242,20 @@ def torch_variants(blas, blas_threads, run):
     return {f"PyTorch, OpenBLAS {n}": variant(n) for n in blas_threads}
 
 
+def check_agreement(name, what, out, reference, torch_out, limit, checks):
+    """A peer's output against DitCache's: stops the script when they differ by `limit` relative L2 or more."""
+    if reference is None:
+        raise SystemExit(f"side_by_side.py: no DitCache output to check {name} against (give --threads)")
+    e, et = rel_l2(out, reference), rel_l2(out, torch_out)
+    if not e < limit:
+        raise SystemExit(f"side_by_side.py: {name}'s {what} differ from DitCache's by {e:.2e} relative L2 (limit "
+                         f"{limit:g}; against PyTorch {et:.2e}): the peer does not compute the same model, nothing timed")
+    print(f"{name}: {what} agree with DitCache to {e:.1e} (PyTorch {et:.1e})", flush=True)
+    if checks is not None:
+        engine = name.split(",")[0]
+        checks[engine] = max(checks.get(engine, 0.0), e)
+
+
 def rel_l2(a, b):
     a, b = np.asarray(a, dtype=np.float64).ravel(), np.asarray(b, dtype=np.float64).ravel()
     return float(np.linalg.norm(a - b) / np.linalg.norm(b))
@@ -215,13 +292,13 @@ def write_dit_s2(work, preset="S/2"):
     return weights, inputs
 
 
-def part_forward(servers, work, rounds, per_round, blas, blas_threads, preset="S/2"):
+def part_forward(servers, work, rounds, per_round, blas, blas_threads, preset="S/2", checks=None):
     weights, inputs = write_dit_s2(work, preset)
-    model = load_dit(weights)
     tensors, _ = load_safetensors(inputs)
     x, t, y = tensors["x"], tensors["t"], tensors["y"].long()
-    for server in servers.values():
-        server.ask("forward-load", weights, inputs)
+    for server in servers.values():                     # peers' exports first: DiT-XL/2 is 2.7 GB in each process
+        server.ask("forward-load", server.model(weights, x.shape[0], work), inputs)
+    model = load_dit(weights)
 
     def torch_forwards(k):
         ms = []
@@ -234,12 +311,18 @@ def part_forward(servers, work, rounds, per_round, blas, blas_threads, preset="S
 
     # Warm-up (five forwards: .NET's tiered JIT promotes the hot methods after about 30 calls, with a delay), and the
     # output check on the same inputs.
+    # The peers are checked against DitCache's output (the first DitCache server), and must agree to 1e-5.
     out_path = os.path.join(work, "dit_s2_out_csharp.safetensors")
     _, torch_out = torch_forwards(5)
-    err = 0.0
-    for server in servers.values():
+    err, reference = 0.0, None
+    for name, server in servers.items():
         server.ask("forward", 5, out_path)
-        err = max(err, rel_l2(load_safetensors(out_path)[0]["out"].numpy(), torch_out.numpy()))
+        out = load_safetensors(out_path)[0]["out"].numpy()
+        if not server.peer:
+            err = max(err, rel_l2(out, torch_out.numpy()))
+            reference = out if reference is None else reference
+        else:
+            check_agreement(name, "forward outputs", out, reference, torch_out.numpy(), FORWARD_AGREEMENT, checks)
 
     variants = torch_variants(blas, blas_threads, lambda: torch_forwards(per_round)[0])
     for name, server in servers.items():
@@ -255,7 +338,7 @@ def write_noise(work, images, shape=(1, 28, 28)):
     return path
 
 
-def part_sample(servers, work, rounds, images, steps, cfg, blas, blas_threads):
+def part_sample(servers, work, rounds, images, steps, cfg, blas, blas_threads, checks=None):
     noise_path = write_noise(work, images)
     noise = load_safetensors(noise_path)[0]["noise"]
     labels = torch.tensor([i % 10 for i in range(images)])
@@ -268,20 +351,28 @@ def part_sample(servers, work, rounds, images, steps, cfg, blas, blas_threads):
         with torch.inference_mode():
             return ddim_sample(model, diffusion, noise, labels, cfg)
 
-    def run_csharp(server, out=None):
-        words = ["sample", SHIPPED, noise_path, classes, steps, cfg, "none"] + ([out] if out else [])
+    batch = 2 * images if cfg > 1 else images
+    models = {name: server.model(SHIPPED, batch, work) for name, server in servers.items()}
+
+    def run_csharp(name, server, out=None):
+        words = ["sample", models[name], noise_path, classes, steps, cfg, "none"] + ([out] if out else [])
         return [float(server.ask(*words)[1])]
 
-    # Warm-up run of each, and the agreement check.
+    # Warm-up run of each, and the agreement checks (peers against DitCache's sample, to 1e-3).
     torch_sample, _ = run_torch()
-    err = 0.0
-    for server in servers.values():
-        run_csharp(server, out=out_path)
-        err = max(err, rel_l2(load_safetensors(out_path)[0]["sample"].numpy(), torch_sample.numpy()))
+    err, reference = 0.0, None
+    for name, server in servers.items():
+        run_csharp(name, server, out=out_path)
+        sample = load_safetensors(out_path)[0]["sample"].numpy()
+        if not server.peer:
+            err = max(err, rel_l2(sample, torch_sample.numpy()))
+            reference = sample if reference is None else reference
+        else:
+            check_agreement(name, "final samples", sample, reference, torch_sample.numpy(), SAMPLE_AGREEMENT, checks)
 
     variants = torch_variants(blas, blas_threads, lambda: [run_torch()[1]])
     for name, server in servers.items():
-        variants[name] = lambda server=server: run_csharp(server)
+        variants[name] = lambda name=name, server=server: run_csharp(name, server)
     return interleave(rounds, variants), err
 
 
@@ -325,7 +416,7 @@ def table(header, rows):
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
     plain = ["  ".join(str(x).rjust(w) for x, w in zip(row, widths)) for row in [header] + rows]
     markdown = ["| " + " | ".join(header) + " |",
-                "|" + "|".join("---" if i == 0 or h in ("notes", "range (s)") else "---:" for i, h in enumerate(header)) + "|"]
+                "|" + "|".join("---" if i == 0 or h in ("notes", "range (s)", "engine") else "---:" for i, h in enumerate(header)) + "|"]
     markdown += ["| " + " | ".join(str(x) for x in row) + " |" for row in rows]
     return "\n".join(plain), "\n".join(markdown)
 
@@ -348,6 +439,39 @@ def summary(t, digits):
     d, dname = best(t, "DitCache")
     return (", ".join(f"{k} {statistics.median(v):.{digits}f}" for k, v in t.items())
             + f"; best PyTorch / best DitCache {p / d:.2f} (paired per round {t.paired(pname, dname):.2f})")
+
+
+def one_thread(t, engine):
+    """The one-thread variant of an engine, or None when the run had none (PyTorch: OpenBLAS 1)."""
+    name = "PyTorch, OpenBLAS 1" if engine == "PyTorch" else f"{engine}, 1 threads"
+    return name if name in t else None
+
+
+def setting(name):
+    return name.split(", ", 1)[1]
+
+
+def peer_rows(label, t, digits, checks):
+    """One row per engine: its best setting and its one-thread setting, each as engine time / DitCache time (the
+    ratio of the medians and the median of the per-round ratios)."""
+    d, dname = best(t, "DitCache")
+    d1 = one_thread(t, "DitCache")
+    engines = ["DitCache", "PyTorch"] + [label_ for label_, _ in PEER_ENGINES.values()]
+    rows = []
+    for e in engines:
+        if not any(k.startswith(e) for k in t):
+            continue
+        b, bname = best(t, e)
+        row = [label, e, f"{b:.{digits}f} ({setting(bname)})", f"{b / d:.2f}x", f"{t.paired(bname, dname):.2f}x"]
+        e1 = one_thread(t, e)
+        if e1 and d1:
+            m1 = statistics.median(t[e1])
+            row += [f"{m1:.{digits}f}", f"{m1 / statistics.median(t[d1]):.2f}x", f"{t.paired(e1, d1):.2f}x"]
+        else:
+            row += ["", "", ""]
+        row.append(f"{checks[e]:.1e}" if e in checks else "")
+        rows.append(row)
+    return rows
 
 
 def spread(values):
@@ -380,6 +504,11 @@ def main():
     ap.add_argument("--cache-images", type=int, default=None, help="images per cache-part run (default: --images)")
     ap.add_argument("--work", default=os.path.join(ROOT, "bench-results", "side_by_side"),
                     help="folder for the random weights, noise and outputs")
+    ap.add_argument("--peers", default="",
+                    help="peer engines to add as variants of the forward and sample parts: ort, torchsharp or "
+                         "ort,torchsharp (bench/DitCache.Peers; the model exported by tools/bench/export_peers.py)")
+    ap.add_argument("--peer-threads", default="1,2",
+                    help="thread counts of each peer, each a variant (ORT intra-op threads, torch.set_num_threads)")
     ap.add_argument("--no-build", action="store_true")
     args = ap.parse_args()
 
@@ -388,34 +517,67 @@ def main():
     args.cache_threads = args.cache_threads or args.threads
     blas_threads = [int(n) for n in args.torch_blas_threads.split(",")]
     os.makedirs(args.work, exist_ok=True)
+    peers = [p for p in args.peers.split(",") if p]
+    unknown = [p for p in peers if p not in PEER_ENGINES]
+    if unknown:
+        ap.error(f"--peers {args.peers}: unknown engine {unknown[0]!r}; expected a comma-separated list of "
+                 f"{', '.join(PEER_ENGINES)}")
     if not args.no_build:
-        build()
+        build(peers=peers)
     parts = args.parts.split(",")
     specs = split_specs(args.caches)
-    servers = {f"DitCache, {n} threads": DitCacheServer(n, args.gemm) for n in args.threads.split(",")}
+    servers = {}
+    try:
+        for n in args.threads.split(","):
+            servers[f"DitCache, {n} threads"] = DitCacheServer(n, args.gemm)
+        dit_servers = dict(servers)
+        for engine in peers:
+            for n in args.peer_threads.split(","):
+                servers[f"{PEER_ENGINES[engine][0]}, {n} threads"] = PeerServer(engine, n)
+    except Exception:
+        for started in servers.values():
+            started.close()
+        raise
     server = next(iter(servers.values()))
     lines = [f"PyTorch {torch.__version__}: torch threads {torch.get_num_threads()}, OpenBLAS threads "
              f"{args.torch_blas_threads}; DitCache: {server.banner[6:].split(' threads=')[0]}, threads {args.threads}; "
              "each engine at its fastest setting of the run; "
              f"{args.rounds} alternating rounds per part, medians"]
-    rows, notes = [], []
+    seen = set()
+    for name, s in servers.items():
+        if s.peer and s.engine not in seen:
+            seen.add(s.engine)
+            lines.append(f"{s.what}: {s.banner.split(' ', 3)[3]}, threads {args.peer_threads}")
+    rows, notes, prows = [], [], []
     try:
         if "forward" in parts:
-            t, err = part_forward(servers, args.work, args.rounds, args.forwards, blas, blas_threads, args.forward_preset)
-            rows.append(compare_row(f"DiT-{args.forward_preset} forward, batch 2 (ms)", t, 1, f"outputs agree to {err:.1e}"))
+            checks = {}
+            t, err = part_forward(servers, args.work, args.rounds, args.forwards, blas, blas_threads, args.forward_preset,
+                                  checks)
+            label = f"DiT-{args.forward_preset} forward, batch 2 (ms)"
+            rows.append(compare_row(label, t, 1, f"outputs agree to {err:.1e}"))
+            checks["PyTorch"] = err
+            prows += peer_rows(label, t, 1, checks)
             print(f"forward: {summary(t, 1)}, rel L2 {err:.2e}", flush=True)
         if "sample" in parts:
-            t, err = part_sample(servers, args.work, args.rounds, args.images, args.steps, args.cfg, blas, blas_threads)
-            rows.append(compare_row(f"shipped model, {args.steps} DDIM steps, CFG {args.cfg:g}, {args.images} images (s)",
-                                    t, 2, f"samples agree to {err:.1e}"))
+            checks = {}
+            t, err = part_sample(servers, args.work, args.rounds, args.images, args.steps, args.cfg, blas, blas_threads,
+                                 checks)
+            label = f"shipped model, {args.steps} DDIM steps, CFG {args.cfg:g}, {args.images} images (s)"
+            rows.append(compare_row(label, t, 2, f"samples agree to {err:.1e}"))
+            checks["PyTorch"] = err
+            prows += peer_rows(label, t, 2, checks)
             print(f"sample: {summary(t, 2)}, rel L2 {err:.2e}", flush=True)
             if not err < 1e-3:
                 notes.append(f"WARNING: the final samples differ by {err:.2e} relative L2 (limit 1e-3)")
         plain, markdown = table(["workload", "PyTorch (best)", "DitCache (best)", "PyTorch / DitCache",
                                  "paired per round", "notes"], rows)
+        peer_tables = table(["workload", "engine", "best (setting)", "engine / DitCache, best vs best", "paired",
+                             "1 thread", "engine / DitCache at 1 thread", "paired (1 thread)",
+                             "rel. L2 vs DitCache"], prows) if peers and prows else None
         cache_tables = None
         if "cache" in parts:
-            cache_servers = {k: v for k, v in servers.items() if k.split(", ")[1].split()[0] in args.cache_threads.split(",")}
+            cache_servers = {k: v for k, v in dit_servers.items() if k.split(", ")[1].split()[0] in args.cache_threads.split(",")}
             t, flops, step_ms = part_cache({k[10:]: v for k, v in cache_servers.items()}, args.work, args.rounds,
                                            args.cache_images or args.images, args.steps, args.cfg, specs, args.cache_model)
             crow = []
@@ -447,6 +609,9 @@ def main():
     print("\n".join(lines))
     if rows:
         print(plain)
+    if peer_tables:
+        print()
+        print(peer_tables[0])
     if cache_tables:
         print(cache_tables[0])
     for n in notes:
@@ -458,6 +623,9 @@ def main():
     print()
     if rows:
         print(markdown)
+        print()
+    if peer_tables:
+        print(peer_tables[1])
         print()
     if cache_tables:
         print(cache_tables[1])
