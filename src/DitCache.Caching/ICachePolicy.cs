@@ -18,6 +18,14 @@ namespace DitCache.Caching;
 /// asked to see (<see cref="WantsAttentionScores"/>), and <see cref="RecordValueNorms"/> likewise
 /// (<see cref="WantsValueNorms"/>).</item>
 /// </list>
+/// <para>
+/// Sample level (a policy that <see cref="DecidesPerSample"/>): the block stack runs in passes, each over the rows the
+/// policy picks with <see cref="SelectSamples"/> (pass 0, 1, … until it returns 0). In a pass over k &lt; B rows every
+/// tensor the seam passes, and every feature the policy writes, holds those k rows only, in batch order; what the
+/// policy does per row, it does by knowing which rows it picked. <see cref="WantsBlockVerification"/> has the model
+/// run a block both as the policy has it and in full, and hand both outputs to <see cref="VerifyBlock"/>.
+/// <see cref="OutcomeOf"/> tells reports what each row's step was.
+/// </para>
 /// Embedders and the final layer always run. On a module-cached step every block still computes its adaLN
 /// modulation from the current conditioning and applies the current gates to the forecast. With classifier-free
 /// guidance the forward is one batch [cond; uncond], so one decision covers both halves and every tensor passed
@@ -95,6 +103,51 @@ public interface ICachePolicy
     void ObserveModulatedInput(ReadOnlySpan<float> modulated)
     {
     }
+
+    /// <summary>
+    /// Whether the model runs the block stack in passes chosen by <see cref="SelectSamples"/> (per-sample decisions
+    /// inside a batch). False (the default): one pass over the whole batch, as every whole-batch policy has it.
+    /// </summary>
+    bool DecidesPerSample => false;
+
+    /// <summary>
+    /// Sample level, before pass <paramref name="pass"/> (0, 1, …) of the block stack, only for a policy that
+    /// <see cref="DecidesPerSample"/>. <paramref name="x"/> (B, T, D) holds, for every batch row, the block-stack input
+    /// before pass 0 and the block-stack output so far before a later pass. Mark in <paramref name="run"/> (B, all
+    /// false on entry) the rows that run the whole stack in this pass, from the step's block-stack input, and return
+    /// how many; a row not marked keeps what <paramref name="x"/> holds when the call returns (the policy may write its
+    /// stand-in there). Return 0 to end the stack. With classifier-free guidance rows b and b + B/2 are one image and
+    /// must be marked alike. The default runs every row once.
+    /// </summary>
+    int SelectSamples(int pass, Span<float> x, Span<bool> run)
+    {
+        if (pass > 0)
+        {
+            return 0;
+        }
+
+        run.Fill(true);
+        return run.Length;
+    }
+
+    /// <summary>
+    /// Whether block <paramref name="block"/>, if it runs, should be verified: the model runs it as usual (with this
+    /// policy's forecasts), then again from the same input with every module computed, and passes both outputs to
+    /// <see cref="VerifyBlock"/>; the first continues. Both runs count in the FLOPs. Only for a policy that
+    /// <see cref="DecidesPerSample"/> (its buffers are the verification's).
+    /// </summary>
+    bool WantsBlockVerification(int block) => false;
+
+    /// <summary>
+    /// The output of block <paramref name="block"/> as the policy had it (<paramref name="drafted"/>) and computed in
+    /// full from the same input (<paramref name="computed"/>), both (rows, T, D) of the current pass.
+    /// </summary>
+    void VerifyBlock(int block, ReadOnlySpan<float> drafted, ReadOnlySpan<float> computed)
+    {
+    }
+
+    /// <summary>For reports, after a step: what the step was for batch row <paramref name="row"/>.</summary>
+    SampleOutcome OutcomeOf(int row) => SampleOutcome.Batch;
 
     /// <summary>Bytes of feature storage this policy holds for the run (for reports).</summary>
     long CacheBytes { get; }

@@ -60,7 +60,13 @@ public sealed class StepTelemetry
     /// Room for <paramref name="steps"/> steps of <paramref name="sites"/> sites; with <paramref name="tokenRows"/> &gt; 0,
     /// also for the picked tokens of that many batch rows of <paramref name="tokens"/> tokens per step and block.
     /// </summary>
-    public StepTelemetry(int steps, int sites, bool shadow, int tokenRows = 0, int tokens = 0)
+    /// <param name="steps">Steps of the run.</param>
+    /// <param name="sites">Sites per forward (2·depth).</param>
+    /// <param name="shadow">Whether shadow errors are kept.</param>
+    /// <param name="tokenRows">Batch rows whose recomputed tokens are kept; 0 for none.</param>
+    /// <param name="tokens">Tokens per image.</param>
+    /// <param name="sampleRows">Batch rows whose per-sample outcome is kept (a policy that decides per sample); 0 for none.</param>
+    public StepTelemetry(int steps, int sites, bool shadow, int tokenRows = 0, int tokens = 0, int sampleRows = 0)
     {
         Sites = new SiteOutcome[steps][];
         for (int i = 0; i < steps; i++)
@@ -77,6 +83,15 @@ public sealed class StepTelemetry
             }
 
             ShadowBlocksErrors = new double[steps];
+        }
+
+        if (sampleRows > 0)
+        {
+            Samples = new SampleOutcome[steps][];
+            for (int i = 0; i < steps; i++)
+            {
+                Samples[i] = new SampleOutcome[sampleRows];
+            }
         }
 
         if (tokenRows > 0)
@@ -101,6 +116,28 @@ public sealed class StepTelemetry
 
     /// <summary>[step]: relative L2 of a forecast block-stack output; NaN where the blocks ran. Null without shadow.</summary>
     public double[]? ShadowBlocksErrors { get; }
+
+    /// <summary>
+    /// [step][batch row]: what the step was for each row, from a policy that decides per sample (2·N rows with CFG:
+    /// N cond rows, then N uncond rows, each pair alike). Null for whole-batch policies.
+    /// </summary>
+    public SampleOutcome[][]? Samples { get; }
+
+    /// <summary>One letter per batch row: C computed, D drafted without a check, A accepted after the check, R rejected and computed, - whole batch.</summary>
+    public static string Letters(SampleOutcome[] rows) => string.Create(rows.Length, rows, static (span, src) =>
+    {
+        for (int i = 0; i < src.Length; i++)
+        {
+            span[i] = src[i] switch
+            {
+                SampleOutcome.Computed => 'C',
+                SampleOutcome.Drafted => 'D',
+                SampleOutcome.Accepted => 'A',
+                SampleOutcome.Rejected => 'R',
+                _ => '-',
+            };
+        }
+    });
 
     /// <summary>Batch rows of the forward whose tokens are recorded (2·N with CFG: N cond rows, then N uncond rows); 0 when not recorded.</summary>
     public int TokenRows { get; }
@@ -129,9 +166,18 @@ public sealed class StepTelemetry
         }
     });
 
-    internal void Capture(int step, DitRunState state)
+    internal void Capture(int step, DitRunState state, ICachePolicy policy)
     {
         state.LastSites.CopyTo(Sites[step]);
+        if (Samples is not null)
+        {
+            SampleOutcome[] rows = Samples[step];
+            for (int b = 0; b < rows.Length; b++)
+            {
+                rows[b] = policy.OutcomeOf(b);
+            }
+        }
+
         if (ShadowErrors is not null && ShadowBlocksErrors is not null)
         {
             state.LastShadowErrors.CopyTo(ShadowErrors[step]);
@@ -225,9 +271,11 @@ public sealed class DiffusionPipeline
         DitRunState state = _model.CreateState(batch);
         state.Shadow = request.Shadow;
         state.RecordTokens = request.RecordTokens;
-        var telemetry = new StepTelemetry(steps, FeatureSite.PerBlock * c.Depth, request.Shadow, request.RecordTokens ? batch : 0, c.Tokens);
         ICachePolicy policy = build(new CacheRunInfo(steps, diffusion.SamplingTimesteps, batch, c.Tokens, c.Hidden, c.Depth,
             _calibration, request.Sampler, useCfg ? request.CfgScale : 1.0));
+        state.SamplePasses = policy.DecidesPerSample;                             // per-sample buffers before the loop
+        var telemetry = new StepTelemetry(steps, FeatureSite.PerBlock * c.Depth, request.Shadow, request.RecordTokens ? batch : 0, c.Tokens,
+            policy.DecidesPerSample ? batch : 0);
         INoiseSource noiseSource = stepNoise ?? new GaussianNoise(request.Seed);
 
         float[] x = new float[n * image];
@@ -277,7 +325,7 @@ public sealed class DiffusionPipeline
 
             records[step] = new StepRecord(step, t, state.LastFullyComputed, state.LastFlops, state.LastModulesComputed,
                 state.LastModulesForecast, state.LastBlocksSkipped, state.LastModulesPartial, state.LastBlocksSkippedCount);
-            telemetry.Capture(step, state);
+            telemetry.Capture(step, state, policy);
             flops += state.LastFlops;
             progress?.Invoke(step + 1, steps);
         }

@@ -90,6 +90,13 @@ public static class RunReport
             StepTelemetry telemetry = result.Telemetry;
             json.WriteBoolean("shadow", telemetry.ShadowErrors is not null);
             json.WriteBoolean("tokens_recorded", telemetry.Tokens is not null);
+            if (telemetry.Samples is not null)
+            {
+                json.WriteString("sample_order", telemetry.Samples.Length > 0 && telemetry.Samples[0].Length != request.Classes.Length
+                    ? "per step, one letter per batch row: one cond row per image in --classes order, then one uncond row per image (each pair decided together); C computed, D drafted without a check, A draft accepted by the check, R draft rejected and the step computed"
+                    : "per step, one letter per image in --classes order: C computed, D drafted without a check, A draft accepted by the check, R draft rejected and the step computed");
+            }
+
             if (telemetry.Tokens is not null)
             {
                 json.WriteString("token_rows", telemetry.TokenRows == request.Classes.Length
@@ -111,6 +118,11 @@ public static class RunReport
                 json.WriteBoolean("blocks_skipped", s.BlocksSkipped);
                 json.WriteNumber("blocks_skipped_count", s.BlocksSkippedCount);
                 json.WriteString("sites", StepTelemetry.Letters(telemetry.Sites[s.N]));
+                if (telemetry.Samples is { } samples)
+                {
+                    json.WriteString("samples", StepTelemetry.Letters(samples[s.N]));
+                }
+
                 if (telemetry.ShadowErrors is { } errors && telemetry.ShadowBlocksErrors is { } blocks)
                 {
                     json.WriteStartArray("shadow_rel_l2");

@@ -70,6 +70,18 @@ internal sealed class ConditionRows(int batch)
         return UsePrepared;
     }
 
+    /// <summary>
+    /// Row i of <paramref name="all"/> (rows, width) ← the distinct row of batch row <paramref name="rows"/>[i], from
+    /// <paramref name="distinct"/> (U, width): the conditioning of a pass over some rows of the batch.
+    /// </summary>
+    public void ExpandRows(ReadOnlySpan<float> distinct, Span<float> all, int width, ReadOnlySpan<int> rows)
+    {
+        for (int i = 0; i < rows.Length; i++)
+        {
+            distinct.Slice(_distinctOf[rows[i]] * width, width).CopyTo(all.Slice(i * width, width));
+        }
+    }
+
     /// <summary>Batch row i of <paramref name="all"/> (B, width) ← its distinct row of <paramref name="distinct"/> (U, width).</summary>
     public void Expand(ReadOnlySpan<float> distinct, Span<float> all, int width)
     {

@@ -269,36 +269,44 @@ public sealed class DitModel
     }
 
     /// <summary>
-    /// models.py <c>DiTBlock.forward</c> on the residual stream s.X (B, T, D). Each module output comes through its
-    /// cache site (<see cref="RunSite"/>), which computes it, forecasts it or recomputes some of its tokens.
+    /// models.py <c>DiTBlock.forward</c> on the residual stream s.X (rows, T, D) of the current pass's rows. Each
+    /// module output comes through its cache site (<see cref="RunSite"/>), which computes it, forecasts it or
+    /// recomputes some of its tokens.
     /// </summary>
     private void Block(int l, DitRunState s, ICachePolicy cache)
     {
-        DitConfig c = Config;
-        int b = s.Batch, t = c.Tokens, d = c.Hidden, stride = 6 * d;
-
         // adaLN-Zero: c -> (shift, scale, gate) x 2, always from the current conditioning, even on cached steps.
-        AdaLnModulation(l, s);                                                                                         // (B, 6D)
-        s.Stats.Flops += DitFlops.AdaLn(c, b);
-
-        // x = x + gate_msa * attn(modulate(norm1(x), shift_msa, scale_msa))
-        RunSite(new FeatureSite(l, Site.Attn), s, cache);                                                              // (B, T, D) attn
-        Tap?.Invoke($"block{l}.attn", s.Feature);
-        Kernels.GatedResidualAdd(s.X, s.Feature, s.Mod, stride, (int)Mod.GateMsa * d, b, t, d, _threads);              // (B, T, D) x += gate_msa * attn
-
-        // x = x + gate_mlp * mlp(modulate(norm2(x), shift_mlp, scale_mlp))
-        RunSite(new FeatureSite(l, Site.Mlp), s, cache);                                                               // (B, T, D) mlp
-        Tap?.Invoke($"block{l}.mlp", s.Feature);
-        Kernels.GatedResidualAdd(s.X, s.Feature, s.Mod, stride, (int)Mod.GateMlp * d, b, t, d, _threads);              // (B, T, D) x += gate_mlp * mlp
-        Tap?.Invoke($"block{l}", s.X);
+        AdaLnModulation(l, s);                                                                                         // (rows, 6D)
+        s.Stats.Flops += DitFlops.AdaLn(Config, s.Rows);
+        BlockBody(l, s, cache);
     }
 
-    /// <summary>Block <paramref name="l"/>'s adaLN modulation of every batch row into s.Mod (B, 6D).</summary>
+    /// <summary>Block <paramref name="l"/> after its modulation (s.Mod holds it): the two gated residual branches.</summary>
+    private void BlockBody(int l, DitRunState s, ICachePolicy cache)
+    {
+        DitConfig c = Config;
+        int b = s.Rows, t = c.Tokens, d = c.Hidden, stride = 6 * d, len = b * t * d;
+        Span<float> x = s.X.AsSpan(0, len), feature = s.Feature.AsSpan(0, len);
+        ReadOnlySpan<float> mod = s.Mod.AsSpan(0, b * stride);
+
+        // x = x + gate_msa * attn(modulate(norm1(x), shift_msa, scale_msa))
+        RunSite(new FeatureSite(l, Site.Attn), s, cache);                                                              // (rows, T, D) attn
+        Tap?.Invoke($"block{l}.attn", feature);
+        Kernels.GatedResidualAdd(x, feature, mod, stride, (int)Mod.GateMsa * d, b, t, d, _threads);                   // (rows, T, D) x += gate_msa * attn
+
+        // x = x + gate_mlp * mlp(modulate(norm2(x), shift_mlp, scale_mlp))
+        RunSite(new FeatureSite(l, Site.Mlp), s, cache);                                                               // (rows, T, D) mlp
+        Tap?.Invoke($"block{l}.mlp", feature);
+        Kernels.GatedResidualAdd(x, feature, mod, stride, (int)Mod.GateMlp * d, b, t, d, _threads);                   // (rows, T, D) x += gate_mlp * mlp
+        Tap?.Invoke($"block{l}", x);
+    }
+
+    /// <summary>Block <paramref name="l"/>'s adaLN modulation of the current pass's rows into s.Mod (rows, 6D).</summary>
     private void AdaLnModulation(int l, DitRunState s)
     {
         int d = Config.Hidden;
         Modulation(l, _w.Blocks[l].AdaLn, 6 * d, s);                                                                   // (U, 6D)
-        s.Conditions.Expand(s.CondMod, s.Mod, 6 * d);                                                                  // (B, 6D)
+        s.Conditions.ExpandRows(s.CondMod, s.Mod, 6 * d, s.PassRows.AsSpan(0, s.Rows));                                  // (rows, 6D)
     }
 
     /// <summary>
@@ -310,10 +318,11 @@ public sealed class DitModel
     private void RunSite(FeatureSite site, DitRunState s, ICachePolicy cache)
     {
         DitConfig c = Config;
-        int b = s.Batch, t = c.Tokens;
+        int b = s.Rows, t = c.Tokens, len = b * t * c.Hidden;
+        Span<float> feature = s.Feature.AsSpan(0, len);
         DitBlockWeights bw = _w.Blocks[site.Block];
         double flops = (site.Site == Site.Attn ? DitFlops.Attention(c, b) : DitFlops.Mlp(c, b)) + DitFlops.LayerNorm(c, b);
-        int fresh = site.Site == Site.Mlp ? cache.SelectTokens(site, s.Feature, s.TokenIndex) : -1;                    // cache: token-wise
+        int fresh = site.Site == Site.Mlp ? cache.SelectTokens(site, feature, s.TokenIndex.AsSpan(0, b * t)) : -1;    // cache: token-wise
         if (fresh >= 0)
         {
             if (fresh > t)
@@ -321,40 +330,40 @@ public sealed class DitModel
                 throw new InvalidOperationException($"cache policy selected {fresh} tokens per image at {site}; an image has {t}");
             }
 
-            PartialMlp(bw, s, fresh);                                                                                  // (B, k, D) into (B, T, D)
-            cache.Record(site, s.Feature);                                                                             // cache: record
+            PartialMlp(bw, s, fresh);                                                                                  // (rows, k, D) into (rows, T, D)
+            cache.Record(site, feature);                                                                               // cache: record
             s.Stats.Partial(site, flops * fresh / t, s.TokenIndex.AsSpan(0, b * fresh), fresh);
         }
-        else if (cache.TryForecast(site, s.Feature))                                                                   // cache: module forecast
+        else if (cache.TryForecast(site, feature))                                                                     // cache: module forecast
         {
             s.Stats.Forecast(site);
             if (s.ShadowBuffers is { } shadow)
             {
-                Module(site, bw, s, shadow.Feature, scores: false, norms: false);                                      // diagnostics: the true output
-                s.Stats.ShadowErrors[site.Index] = RelativeError.L2(s.Feature, shadow.Feature);
+                Module(site, bw, s, shadow.Feature.AsSpan(0, len), scores: false, norms: false);                       // diagnostics: the true output
+                s.Stats.ShadowErrors[site.Index] = RelativeError.L2(feature, shadow.Feature.AsSpan(0, len));
             }
         }
         else
         {
             bool scores = site.Site == Site.Attn && cache.WantsAttentionScores(site.Block);
             bool norms = site.Site == Site.Attn && cache.WantsValueNorms(site.Block);
-            Module(site, bw, s, s.Feature, scores, norms);                                                             // (B, T, D)
+            Module(site, bw, s, feature, scores, norms);                                                               // (rows, T, D)
             if (scores)
             {
-                cache.RecordAttentionScores(site.Block, s.AttnReceived);                                               // cache: attention scores
+                cache.RecordAttentionScores(site.Block, s.AttnReceived.AsSpan(0, b * t));                              // cache: attention scores
             }
 
             if (norms)
             {
-                cache.RecordValueNorms(site.Block, s.ValueNorms);                                                      // cache: value norms
+                cache.RecordValueNorms(site.Block, s.ValueNorms.AsSpan(0, b * c.Heads * t));                           // cache: value norms
             }
 
-            cache.Record(site, s.Feature);                                                                             // cache: record
+            cache.Record(site, feature);                                                                               // cache: record
             s.Stats.Computed(site, flops);
         }
     }
 
-    /// <summary>The module of <paramref name="site"/> in full into <paramref name="dst"/> (B, T, D).</summary>
+    /// <summary>The module of <paramref name="site"/> in full into <paramref name="dst"/> (rows, T, D).</summary>
     private void Module(FeatureSite site, DitBlockWeights bw, DitRunState s, Span<float> dst, bool scores, bool norms)
     {
         if (site.Site == Site.Attn)
@@ -363,7 +372,7 @@ public sealed class DitModel
         }
         else
         {
-            Mlp(bw, s, s.X, Config.Tokens, dst);
+            Mlp(bw, s, s.X.AsSpan(0, s.Rows * Config.Tokens * Config.Hidden), Config.Tokens, dst);
         }
     }
 
@@ -376,18 +385,19 @@ public sealed class DitModel
     private void Attention(DitBlockWeights bw, DitRunState s, Span<float> dst, bool scores, bool norms)
     {
         DitConfig c = Config;
-        int b = s.Batch, t = c.Tokens, d = c.Hidden, rows = b * t, stride = 6 * d, heads = c.Heads;
-        Kernels.LayerNormModulate(s.X, s.H, s.Mod, stride, (int)Mod.ShiftMsa * d, (int)Mod.ScaleMsa * d, b, t, d,
-            threads: _threads);                                                                                        // (B, T, D)
-        Kernels.Linear(_gemm, s.H, bw.Qkv.W, bw.Qkv.B, s.Qkv, rows, d, 3 * d);                                         // (B, T, 3D)
+        int b = s.Rows, t = c.Tokens, d = c.Hidden, rows = b * t, stride = 6 * d, heads = c.Heads;
+        Span<float> h = s.H.AsSpan(0, rows * d), qkv = s.Qkv.AsSpan(0, rows * 3 * d), core = s.AttnCore.AsSpan(0, rows * d);
+        Kernels.LayerNormModulate(s.X.AsSpan(0, rows * d), h, s.Mod.AsSpan(0, b * stride), stride, (int)Mod.ShiftMsa * d,
+            (int)Mod.ScaleMsa * d, b, t, d, threads: _threads);                                                        // (rows, T, D)
+        Kernels.Linear(_gemm, h, bw.Qkv.W, bw.Qkv.B, qkv, rows, d, 3 * d);                                             // (rows, T, 3D)
         if (norms)
         {
-            Kernels.ValueNorms(s.Qkv, s.ValueNorms, b, t, heads, c.HeadDim);                                           // (B, H, T)
+            Kernels.ValueNorms(qkv, s.ValueNorms.AsSpan(0, b * heads * t), b, t, heads, c.HeadDim);                    // (rows, H, T)
         }
 
         if (!scores)
         {
-            Kernels.Attention(s.Qkv, s.AttnCore, b, t, heads, c.HeadDim, s.AttnScratch, _threads);                     // (B, T, D)
+            Kernels.Attention(qkv, core, b, t, heads, c.HeadDim, s.AttnScratch, _threads);                             // (rows, T, D)
         }
         else
         {
@@ -400,7 +410,7 @@ public sealed class DitModel
             }
         }
 
-        Kernels.Linear(_gemm, s.AttnCore, bw.Proj.W, bw.Proj.B, dst, rows, d, d);                                      // (B, T, D)
+        Kernels.Linear(_gemm, core, bw.Proj.W, bw.Proj.B, dst, rows, d, d);                                            // (rows, T, D)
     }
 
     /// <summary>
@@ -410,8 +420,8 @@ public sealed class DitModel
     private void Mlp(DitBlockWeights bw, DitRunState s, ReadOnlySpan<float> x, int k, Span<float> dst)
     {
         DitConfig c = Config;
-        int b = s.Batch, d = c.Hidden, m = c.MlpHidden, rows = b * k, stride = 6 * d;
-        Kernels.LayerNormModulate(x[..(rows * d)], s.H.AsSpan(0, rows * d), s.Mod, stride, (int)Mod.ShiftMlp * d,
+        int b = s.Rows, d = c.Hidden, m = c.MlpHidden, rows = b * k, stride = 6 * d;
+        Kernels.LayerNormModulate(x[..(rows * d)], s.H.AsSpan(0, rows * d), s.Mod.AsSpan(0, b * stride), stride, (int)Mod.ShiftMlp * d,
             (int)Mod.ScaleMlp * d, b, k, d, threads: _threads);                                                       // (B, k, D)
         Kernels.LinearGeluTanh(_gemm, s.H.AsSpan(0, rows * d), bw.Fc1.W, bw.Fc1.B, s.MlpHidden.AsSpan(0, rows * m), rows, d, m); // (B, k, 4D)
         Kernels.Linear(_gemm, s.MlpHidden.AsSpan(0, rows * m), bw.Fc2.W, bw.Fc2.B, dst[..(rows * d)], rows, m, d);     // (B, k, D)
@@ -423,7 +433,7 @@ public sealed class DitModel
     /// </summary>
     private void PartialMlp(DitBlockWeights bw, DitRunState s, int k)
     {
-        int b = s.Batch, t = Config.Tokens, d = Config.Hidden;
+        int b = s.Rows, t = Config.Tokens, d = Config.Hidden;
         if (k == 0)
         {
             return;
@@ -495,6 +505,7 @@ public sealed class DitModel
     {
         CheckShapes(x, timesteps, labels, s, output);
         s.Stats.Clear();
+        s.UseAllRows();
 
         EmbedPatches(x, s);                                                                                            // (B, T, D)
         EmbedConditioning(timesteps, labels, s);                                                                       // (B, D)
@@ -507,19 +518,49 @@ public sealed class DitModel
             cache.ObserveModulatedInput(s.H);                                                                          // cache: step indicator
         }
 
-        int depth = Config.Depth;
+        if (cache.DecidesPerSample)
+        {
+            BlockPasses(s, cache);                                                                                     // cache: samples per pass
+        }
+        else
+        {
+            BlockStack(s, cache);                                                                                      // (B, T, D)
+        }
+
+        FinalLayer(s);                                                                                                 // (B, T, p*p*out)
+        DitConfig c = Config;
+        Kernels.Unpatchify(s.FinalOut, output, s.Batch, c.OutChannels, c.InputSize, c.InputSize, c.Patch);             // (B, out, H, W)
+    }
+
+    /// <summary>
+    /// The block stack on the current pass's rows of s.X (rows, T, D): before each block the cache may skip a range
+    /// (writing its output), or ask for the block to be verified (<see cref="VerifiedBlock"/>); after each block that
+    /// ran, the cache records its output.
+    /// </summary>
+    private void BlockStack(DitRunState s, ICachePolicy cache)
+    {
+        int depth = Config.Depth, len = s.Rows * Config.Tokens * Config.Hidden;
+        Span<float> x = s.X.AsSpan(0, len);
         for (int l = 0; l < depth;)
         {
             if (s.ShadowBuffers is { } kept)
             {
-                s.X.CopyTo(kept.Input, 0);                                                                             // diagnostics: keep the input
+                x.CopyTo(kept.Input);                                                                                  // diagnostics: keep the input
             }
 
-            int next = cache.SkipBlocks(l, s.X);                                                                       // cache: skip blocks l … next−1
+            int next = cache.SkipBlocks(l, x);                                                                         // cache: skip blocks l … next−1
             if (next == l)
             {
-                Block(l, s, cache);                                                                                    // (B, T, D)
-                cache.RecordBlock(l, s.X);                                                                             // cache: record block output
+                if (cache.WantsBlockVerification(l))
+                {
+                    VerifiedBlock(l, s, cache);                                                                        // cache: draft, then verify
+                }
+                else
+                {
+                    Block(l, s, cache);                                                                                // (rows, T, D)
+                }
+
+                cache.RecordBlock(l, x);                                                                               // cache: record block output
                 l++;
                 continue;
             }
@@ -537,10 +578,109 @@ public sealed class DitModel
             s.Stats.Skipped(l, next);
             l = next;
         }
+    }
 
-        FinalLayer(s);                                                                                                 // (B, T, p*p*out)
-        DitConfig c = Config;
-        Kernels.Unpatchify(s.FinalOut, output, s.Batch, c.OutChannels, c.InputSize, c.InputSize, c.Patch);             // (B, out, H, W)
+    /// <summary>
+    /// Block <paramref name="l"/> twice from the same input: first as the cache has it (its forecasts: the draft),
+    /// then with every module computed (the same modulation, not recomputed); the cache compares the two
+    /// (<see cref="ICachePolicy.VerifyBlock"/>) and the draft continues. Both runs are counted in the FLOPs.
+    /// </summary>
+    private void VerifiedBlock(int l, DitRunState s, ICachePolicy cache)
+    {
+        SampleBuffers buffers = s.SampleBuffers
+            ?? throw new InvalidOperationException($"cache policy asked to verify block {l} but does not decide per sample (DecidesPerSample), so the run state has no verification buffers");
+        int len = s.Rows * Config.Tokens * Config.Hidden;
+        Span<float> x = s.X.AsSpan(0, len), input = buffers.BlockInput.AsSpan(0, len), draft = buffers.BlockDraft.AsSpan(0, len);
+        x.CopyTo(input);
+        Block(l, s, cache);                                                                                            // (rows, T, D) the draft
+        x.CopyTo(draft);
+        input.CopyTo(x);
+        BlockBody(l, s, NoCache.Instance);                                                                             // (rows, T, D) computed
+        cache.VerifyBlock(l, draft, x);                                                                                // cache: verify
+        draft.CopyTo(x);
+    }
+
+    /// <summary>
+    /// The block stack in passes over subsets of the batch (a policy that <see cref="ICachePolicy.DecidesPerSample"/>):
+    /// before pass p the policy marks the rows that run (<see cref="ICachePolicy.SelectSamples"/>); they are gathered
+    /// from the step's block-stack input into the front rows of the buffers, run through the stack as a batch of their
+    /// own (their conditioning rows gathered too), and scattered back; rows that do not run keep what the policy left
+    /// in x. With CFG a row and its other half run together. Nothing allocates: the buffers are the state's.
+    /// </summary>
+    private void BlockPasses(DitRunState s, ICachePolicy cache)
+    {
+        SampleBuffers buffers = s.EnsureSampleBuffers();
+        int batch = s.Batch, row = Config.Tokens * Config.Hidden;
+        s.X.CopyTo(buffers.StackInput, 0);                                                                             // (B, T, D) the step's input
+        for (int pass = 0; ; pass++)
+        {
+            s.UseAllRows();
+            Span<bool> run = s.RunFlags;
+            run.Clear();
+            int k = cache.SelectSamples(pass, s.X, run);                                                               // cache: rows of this pass
+            if (k == 0)
+            {
+                return;
+            }
+
+            CheckSelection(s, pass, k);
+            if (k == batch)
+            {
+                if (pass > 0)
+                {
+                    buffers.StackInput.CopyTo(s.X, 0);
+                }
+
+                BlockStack(s, cache);                                                                                  // (B, T, D)
+                continue;
+            }
+
+            s.X.CopyTo(buffers.Parked, 0);
+            s.UseRows(run);
+            for (int j = 0; j < k; j++)
+            {
+                buffers.StackInput.AsSpan(s.PassRows[j] * row, row).CopyTo(s.X.AsSpan(j * row, row));                // gather
+            }
+
+            BlockStack(s, cache);                                                                                      // (k, T, D)
+            for (int j = 0; j < k; j++)
+            {
+                s.X.AsSpan(j * row, row).CopyTo(buffers.Parked.AsSpan(s.PassRows[j] * row, row));                     // scatter
+            }
+
+            buffers.Parked.CopyTo(s.X, 0);
+        }
+    }
+
+    /// <summary>The rows a policy picked for a pass: as many as it said, and with CFG both halves of every image.</summary>
+    private static void CheckSelection(DitRunState s, int pass, int k)
+    {
+        const int MaxPasses = 64;
+        if (pass >= MaxPasses)
+        {
+            throw new InvalidOperationException($"cache policy asked for block-stack pass {pass}; a step runs at most {MaxPasses} passes");
+        }
+
+        ReadOnlySpan<bool> run = s.RunFlags;
+        int marked = 0;
+        foreach (bool r in run)
+        {
+            marked += r ? 1 : 0;
+        }
+
+        if (k < 0 || k != marked)
+        {
+            throw new InvalidOperationException($"cache policy returned {k} rows for pass {pass} but marked {marked} of {run.Length}");
+        }
+
+        int half = s.CfgHalf;
+        for (int i = 0; i < half; i++)
+        {
+            if (run[i] != run[i + half])
+            {
+                throw new InvalidOperationException($"cache policy split the CFG pair of image {i} in pass {pass} (rows {i} and {i + half}); both halves of an image run together");
+            }
+        }
     }
 
     /// <summary>
@@ -552,15 +692,17 @@ public sealed class DitModel
     {
         double flops = s.Stats.Flops;
         int computed = s.Stats.ModulesComputed;
-        s.X.CopyTo(shadow.Forecast, 0);
-        shadow.Input.CopyTo(s.X, 0);
+        int len = s.Rows * Config.Tokens * Config.Hidden;
+        Span<float> x = s.X.AsSpan(0, len), forecast = shadow.Forecast.AsSpan(0, len);
+        x.CopyTo(forecast);
+        shadow.Input.AsSpan(0, len).CopyTo(x);
         for (int l = from; l < to; l++)
         {
             Block(l, s, NoCache.Instance);
         }
 
-        s.Stats.ShadowBlocksError = RelativeError.L2(shadow.Forecast, s.X);
-        shadow.Forecast.CopyTo(s.X, 0);
+        s.Stats.ShadowBlocksError = RelativeError.L2(forecast, x);
+        forecast.CopyTo(x);
         s.Stats.Flops = flops;
         s.Stats.ModulesComputed = computed;
     }
@@ -593,7 +735,15 @@ public sealed class DitModel
         s.CfgTimesteps.AsSpan().Fill(timestep);
         labels.CopyTo(s.CfgLabels);
         s.CfgLabels.AsSpan(n).Fill(c.NullClass);
-        Forward(s.CfgInput, s.CfgTimesteps, s.CfgLabels, s, cache, s.Output);                                          // (2N, out, H, W)
+        s.CfgHalf = n;                                                                                                 // rows i and N + i are one image
+        try
+        {
+            Forward(s.CfgInput, s.CfgTimesteps, s.CfgLabels, s, cache, s.Output);                                      // (2N, out, H, W)
+        }
+        finally
+        {
+            s.CfgHalf = 0;
+        }
 
         int guided = guidedChannels * plane;
         for (int i = 0; i < n; i++)

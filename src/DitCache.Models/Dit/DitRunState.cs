@@ -50,6 +50,9 @@ public sealed class DitRunState
         CfgTimesteps = new float[b];
         CfgLabels = new int[b];
         Stats = new ForwardStats(config.Depth);
+        PassRows = new int[b];
+        RunFlags = new bool[b];
+        UseAllRows();
     }
 
     /// <summary>
@@ -94,6 +97,78 @@ public sealed class DitRunState
 
     /// <summary>Rows of the batched forward.</summary>
     public int Batch { get; }
+
+    /// <summary>
+    /// Rows of the current block-stack pass: <see cref="Batch"/>, or fewer while a policy that decides per sample runs
+    /// the stack on some rows only; they sit in the front rows of every (B, …) activation buffer.
+    /// </summary>
+    internal int Rows { get; private set; }
+
+    /// <summary>The batch row of each of the current pass's rows, ascending (Rows).</summary>
+    internal int[] PassRows { get; }
+
+    /// <summary>Per batch row, whether it runs the pass a policy is selecting (B).</summary>
+    internal bool[] RunFlags { get; }
+
+    /// <summary>N while a CFG forward runs (rows i and N + i are one image), else 0.</summary>
+    internal int CfgHalf { get; set; }
+
+    /// <summary>
+    /// Buffers of per-sample passes and block verification (<see cref="Caching.ICachePolicy.DecidesPerSample"/>), or
+    /// null. Four (B, T, D) buffers, allocated once: by <see cref="SamplePasses"/> before a run, else by the first
+    /// forward that needs them.
+    /// </summary>
+    internal SampleBuffers? SampleBuffers { get; private set; }
+
+    /// <summary>
+    /// Whether the per-sample buffers are allocated: set it before the step loop when the run's policy decides per
+    /// sample (the sampling pipeline does), so that no forward allocates them. Setting it allocates four (B, T, D)
+    /// buffers once; clearing it drops them.
+    /// </summary>
+    public bool SamplePasses
+    {
+        get => SampleBuffers is not null;
+        set
+        {
+            if (value)
+            {
+                EnsureSampleBuffers();
+            }
+            else
+            {
+                SampleBuffers = null;
+            }
+        }
+    }
+
+    /// <summary>The per-sample buffers, allocated on first use.</summary>
+    internal SampleBuffers EnsureSampleBuffers() => SampleBuffers ??= new SampleBuffers(X.Length);
+
+    /// <summary>The current pass covers every batch row, in order.</summary>
+    internal void UseAllRows()
+    {
+        for (int i = 0; i < PassRows.Length; i++)
+        {
+            PassRows[i] = i;
+        }
+
+        Rows = Batch;
+    }
+
+    /// <summary>The current pass covers the rows marked in <paramref name="run"/> (B), in batch order.</summary>
+    internal void UseRows(ReadOnlySpan<bool> run)
+    {
+        int k = 0;
+        for (int i = 0; i < run.Length; i++)
+        {
+            if (run[i])
+            {
+                PassRows[k++] = i;
+            }
+        }
+
+        Rows = k;
+    }
 
     /// <summary>Residual stream (B, T, D).</summary>
     internal float[] X { get; }
