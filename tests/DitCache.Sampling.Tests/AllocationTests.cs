@@ -61,6 +61,8 @@ public class AllocationTests
         { "teacache:l=0.25", "ddim", "managed" },
         { "smoothcache:alpha=0.1", "ddim", "managed" },
         { "magcache", "ddim", "managed" },
+        { "speca", "ddim", "managed" },
+        { "speca:tau=0.012,decay=0.1,floor=0.0002", "ddim", "managed" },      // per-sample passes: images decide apart
     };
 
     /// <summary>A hand-made calibration for the calibrated accelerators: every third step computes (TeaCache with a
@@ -120,6 +122,12 @@ public class AllocationTests
         if (cache != "none")
         {
             Assert.Contains(result.Steps.Skip(Warmup), s => !s.Computed);      // the cached path ran after warm-up
+        }
+
+        if (cache.StartsWith("speca:", StringComparison.Ordinal))
+        {
+            // the rejecting setting: after warm-up, some step where the images decided apart (passes over some rows)
+            Assert.Contains(result.Telemetry.Samples!.Skip(Warmup), rows => rows.Distinct().Count() > 1);
         }
 
         if (recordTokens)
