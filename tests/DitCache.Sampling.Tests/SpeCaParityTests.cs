@@ -40,16 +40,17 @@ public class SpeCaParityTests
 
     private static readonly (string Spec, double EffectBound)[] s_specs =
     [
-        ("speca:tau=0.1,decay=0.01,floor=0.01,min=2,max=5,o=4,warmup=3,layer=-1,metric=rel-l1", 8e-3),       // measured 1.7e-3 (AVX-512); every check accepts
-        ("speca:tau=0.012,decay=0.1,floor=0.0002,min=2,max=5,o=4,warmup=3,layer=-1,metric=rel-l1", 1.2e-2),  // 2.6e-3; 6 rejections, 26 steps where the images differ
-        ("speca:tau=0.003,decay=0.05,floor=0.00002,min=1,max=4,o=2,warmup=3,layer=-1,metric=l2", 1.2e-2),    // 3.1e-3; one rejection per image
+        ("speca:tau=0.1,decay=0.01,floor=0.01,min=2,max=5,o=4,warmup=3,layer=-1,metric=rel-l1", 8e-3),       // measured 1.7e-3 (AVX-512), 1.6e-3 (AVX2); every check accepts
+        ("speca:tau=0.012,decay=0.1,floor=0.0002,min=2,max=5,o=4,warmup=3,layer=-1,metric=rel-l1", 1.2e-2),  // 2.6e-3, 2.5e-3; 6 rejections, 26 steps where the images differ
+        ("speca:tau=0.003,decay=0.05,floor=0.00002,min=1,max=4,o=2,warmup=3,layer=-1,metric=l2", 1.2e-2),    // 3.1e-3, 3.0e-3; one rejection per image
     ];
 
     // The verification error is a difference of two float32 block outputs that agree to ~1e-2 of their size, so the
     // round-off of two implementations (~1e-7 of the outputs) is ~1e-5 of the difference, more where rel-l1 divides by
-    // elements near zero: measured up to 4.7e-3 (rel-l1) and 1.7e-5 (l2) on AVX-512; the fixture keeps every error over 5e-2 (relative) from its
+    // elements near zero: measured up to 4.7e-3 (rel-l1) and 1.7e-5 (l2) on AVX-512, 9.2e-3 and 1.7e-5 with
+    // DOTNET_EnableAVX512=0; the fixture keeps every error over 5e-2 (relative) from its
     // threshold, so no decision can tip within this bound.
-    private const double ErrorBound = 1e-2;
+    private const double ErrorBound = 2.5e-2;
 
     public static TheoryData<string, double> Specs => ParityFixture.Rows(s_specs);
 
