@@ -11,7 +11,7 @@ namespace DitCache.Caching;
 /// </summary>
 /// <param name="Steps">Number of sampling steps S; ordinal n = 0 is the noisiest step.</param>
 /// <param name="Timesteps">The model timestep fed at each ordinal n (length S, original DDPM timesteps, descending).</param>
-/// <param name="Batch">Rows of the batched forward (2·N with classifier-free guidance: both halves share one decision).</param>
+/// <param name="Batch">Rows of the batched forward (2·N with classifier-free guidance: both halves share one decision; rows b and N + b are image b).</param>
 /// <param name="Tokens">Tokens per image.</param>
 /// <param name="Hidden">Hidden size D.</param>
 /// <param name="Depth">Number of DiT blocks.</param>
