@@ -29,8 +29,9 @@ namespace DitCache.Caching;
 /// Embedders and the final layer always run. On a module-cached step every block still computes its adaLN
 /// modulation from the current conditioning and applies the current gates to the forecast. With classifier-free
 /// guidance the forward is one batch [cond; uncond], so one decision covers both halves and every tensor passed
-/// here holds both halves (docs/methods.md §0); a policy that decides per sample decides per image, both rows together. Members with a body are optional: a policy overrides those it uses;
-/// only <see cref="BeginStep"/> and <see cref="CacheBytes"/> are required.
+/// here holds both halves (docs/methods.md §0); a policy that decides per sample decides per image, both rows
+/// together. Members with a body are optional: a policy overrides those it uses; only <see cref="BeginStep"/> and
+/// <see cref="CacheBytes"/> are required.
 /// </summary>
 public interface ICachePolicy
 {
