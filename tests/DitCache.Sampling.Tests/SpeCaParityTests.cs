@@ -14,8 +14,9 @@ namespace DitCache.Sampling.Tests;
 /// which samples each image on its own: here both images share one CFG batch of four rows, so every step where the
 /// two images decide differently exercises the per-sample passes. The per-step, per-image outcome (computed, drafted,
 /// accepted, rejected) must match exactly, the verification errors to float32 round-off, the final samples to
-/// round-off, and the caching effect to a bound. The fixture's thresholds keep every verified error more than 1e-3
-/// (relative) away from its threshold, so round-off cannot tip a decision.
+/// round-off, the caching effect to a bound, and every step's FLOPs to the per-image sum of what ran. The fixture's
+/// thresholds keep every verified error more than 5e-2 (relative) away from its threshold, so round-off cannot tip a
+/// decision.
 /// </summary>
 public class SpeCaParityTests
 {
@@ -113,6 +114,29 @@ public class SpeCaParityTests
             }
 
             mixed += samples[n][0] != samples[n][1] ? 1 : 0;
+        }
+
+        // FLOPs per step: the sum over images of what ran for each, from the Python outcomes (docs/methods.md §9.1):
+        // computed = a full forward of its two rows; a draft = every block's adaLN; a check adds the last block's
+        // attention, MLP and LayerNorms; a rejection adds a full forward.
+        DitConfig c = s_pipeline.Value.Model.Config;
+        double draft = c.Depth * DitFlops.AdaLn(c, 2);
+        double check = DitFlops.Attention(c, 2) + DitFlops.Mlp(c, 2) + (2 * DitFlops.LayerNorm(c, 2));
+        for (int n = 0; n < Steps; n++)
+        {
+            double flops = 0;
+            for (int b = 0; b < 2; b++)
+            {
+                flops += (int)expectedOutcome[(n * 2) + b] switch
+                {
+                    0 => DitFlops.Forward(c, 2),
+                    1 => draft,
+                    2 => draft + check,
+                    _ => draft + check + DitFlops.Forward(c, 2),
+                };
+            }
+
+            Assert.Equal(flops, result.Steps[n].Flops, 1e-9 * DitFlops.Forward(c, 4));
         }
 
         ReadOnlySpan<float> expectedSample = s_golden[$"{prefix}.sample"].Data;
