@@ -17,4 +17,7 @@ public enum SampleOutcome : byte
 
     /// <summary>The draft was checked, rejected, and the step computed in full for this sample.</summary>
     Rejected,
+
+    /// <summary>The draft was checked and failed, but used; the sample's next step is full (SpeCa <c>reject=next</c>, the official code's rule).</summary>
+    Failed,
 }

@@ -123,7 +123,7 @@ public sealed class StepTelemetry
     /// </summary>
     public SampleOutcome[][]? Samples { get; }
 
-    /// <summary>One letter per batch row: C computed, D drafted without a check, A accepted after the check, R rejected and computed, - whole batch.</summary>
+    /// <summary>One letter per batch row: C computed, D drafted without a check, A accepted after the check, R rejected and computed, X failed the check but used (the next step is full), - whole batch.</summary>
     public static string Letters(SampleOutcome[] rows) => string.Create(rows.Length, rows, static (span, src) =>
     {
         for (int i = 0; i < src.Length; i++)
@@ -134,6 +134,7 @@ public sealed class StepTelemetry
                 SampleOutcome.Drafted => 'D',
                 SampleOutcome.Accepted => 'A',
                 SampleOutcome.Rejected => 'R',
+                SampleOutcome.Failed => 'X',
                 _ => '-',
             };
         }

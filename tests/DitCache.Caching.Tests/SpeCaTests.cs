@@ -128,7 +128,7 @@ public class SpeCaTests
 
     private static double Linear(int n, int b, FeatureSite site, int i) => 0.3 + (0.1 * site.Index) + (0.02 * i) + ((0.05 + (0.01 * b)) * n);
 
-    private static string Letters(Trace trace, int b) => new(trace.Outcomes.Select(o => "-CDAR"[(int)o[b]]).ToArray());
+    private static string Letters(Trace trace, int b) => new(trace.Outcomes.Select(o => "-CDARX"[(int)o[b]]).ToArray());
 
     [Fact]
     public void ALinearFeaturePathIsAlwaysAcceptedAndFollowsTheDraftSchedule()
@@ -191,6 +191,21 @@ public class SpeCaTests
     }
 
     [Fact]
+    public void WithRejectNextAFailedCheckKeepsTheDraftAndTheNextStepIsFull()
+    {
+        // The official code's rule (docs/methods.md §5.11): the jump at 6 fails the check (X) but the draft is used;
+        // step 7 is full. The order-4 differences then reach back across the jump (to step 2) until five full steps
+        // follow it (7, 11, 15, 19, 25): the checks at 10, 14, 18 and 24 fail too, each making the next step full.
+        Func<int, int, FeatureSite, int, double> feature = Jump(6, 0);
+        Trace trace = Drive(new SpeCaOptions(Reject: "next"), 1, cfg: false, feature);
+        Assert.Equal("CCCDDAXCDDXCDDXCDDXCDDAAXCDDAA", Letters(trace, 0));
+        double truth = TrueOutput(6, 0, 0, feature);
+        Assert.True(Math.Abs(trace.Outputs[6][0] - truth) > 1, "the failed draft should have been used at step 6");
+        Assert.Single(trace.Passes, p => p.Step == 6);                                  // no second pass
+        Assert.Equal(TrueOutput(7, 0, 0, feature), trace.Outputs[7][0], 4);
+    }
+
+    [Fact]
     public void SamplesOfOneBatchDecideAloneAndACfgPairTogether()
     {
         // Two images as a CFG batch of four rows: image 1 (rows 1 and 3) jumps at step 6, image 0 stays linear.
@@ -234,6 +249,7 @@ public class SpeCaTests
     [InlineData("speca:warmup=0", "warmup=0")]
     [InlineData("speca:layer=-2", "layer=-2")]
     [InlineData("speca:metric=cosine", "metric=cosine")]
+    [InlineData("speca:reject=later", "reject=later")]
     public void BadKnobsAreOneLineUsageErrors(string spec, string named)
     {
         var error = Assert.Throws<DitCacheException>(() => CacheRegistry.Parse(spec));
@@ -253,8 +269,8 @@ public class SpeCaTests
     [Fact]
     public void TheSpecRoundTrips()
     {
-        ICacheOptions options = CacheRegistry.Parse("speca:tau=0.2,decay=0.5,floor=0.001,min=1,max=3,o=2,warmup=2,layer=0,metric=l2");
-        Assert.Equal(new SpeCaOptions(0.2, 0.5, 0.001, 1, 3, 2, 2, 0, "l2"), options);
+        ICacheOptions options = CacheRegistry.Parse("speca:tau=0.2,decay=0.5,floor=0.001,min=1,max=3,o=2,warmup=2,layer=0,metric=l2,reject=next");
+        Assert.Equal(new SpeCaOptions(0.2, 0.5, 0.001, 1, 3, 2, 2, 0, "l2", "next"), options);
         Assert.Equal(options, CacheRegistry.Parse(options.Spec));
     }
 }

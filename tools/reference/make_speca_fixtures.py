@@ -8,7 +8,8 @@ takes inside one batch of two images are compared with two runs that never share
 Reads tests/TestData/dit/tiny_dit.safetensors and writes tests/TestData/dit/tiny_dit_speca_golden.safetensors:
   noise                 (2,4,8,8)  initial latent, torch.manual_seed(0) randn (the cache fixture's)
   <prefix>.sample       (2,4,8,8)  final sample under the spec
-  <prefix>.outcome      (50,2)     per step and image: 0 computed, 1 drafted unchecked, 2 accepted, 3 rejected
+  <prefix>.outcome      (50,2)     per step and image: 0 computed, 1 drafted unchecked, 2 accepted, 3 rejected,
+                                   4 failed but used (reject=next)
   <prefix>.error        (50,2)     the verification error, -1 where the draft was not verified
 The __metadata__ maps each prefix to its C# spec (key "spec.<prefix>"). Prefixes as make_cache_fixtures.py.
 
@@ -24,7 +25,8 @@ SpeCa as §5.11 states it, per image:
     computed from the drafted input with every module computed; the error between the drafted and the computed block
     output is rel-l1 = mean(|d - c| / (|c| + 1e-10)) or l2 = ||d - c|| / ||c||, over the image's CFG pair; the draft is
     accepted when error <= max(tau * decay^((n+1)/S), floor), and the drafted output continues;
-  * a rejected step is computed again in full (from the step's input) and counts as a full step.
+  * a rejected step is computed again in full (from the step's input) and counts as a full step; with reject=next
+    (the official code's rule) the failed draft is used and the image's next step is full instead.
 """
 import math
 import os
@@ -47,6 +49,7 @@ SPECS = [
     "speca:tau=0.1,decay=0.01,floor=0.01,min=2,max=5,o=4,warmup=3,layer=-1,metric=rel-l1",
     "speca:tau=0.012,decay=0.1,floor=0.0002,min=2,max=5,o=4,warmup=3,layer=-1,metric=rel-l1",
     "speca:tau=0.003,decay=0.05,floor=0.00002,min=1,max=4,o=2,warmup=3,layer=-1,metric=l2",
+    "speca:tau=0.012,decay=0.1,floor=0.0002,min=2,max=5,o=4,warmup=3,layer=-1,metric=rel-l1,reject=next",
 ]
 
 
@@ -58,6 +61,8 @@ class SpeCaImage:
         self.tau, self.decay, self.floor = float(knobs["tau"]), float(knobs["decay"]), float(knobs["floor"])
         self.min, self.max, self.order = int(knobs["min"]), int(knobs["max"]), int(knobs["o"])
         self.warmup, self.metric = int(knobs["warmup"]), knobs["metric"]
+        self.reject = knobs.get("reject", "now")
+        self.due_full = False
         self.factors = {}            # (block, module) -> [d_0, d_1, ...] float64
         self.last_full = None
         self.drafts = 0
@@ -106,7 +111,7 @@ def forward(model, state, n, x, t, y):
     c = model.t_embedder(t) + model.y_embedder(y, False)
     mods = [block.adaLN_modulation(c).chunk(6, dim=1) for block in model.blocks]
     depth = len(model.blocks)
-    full = n < state.warmup or state.last_full is None or state.drafts >= state.max
+    full = n < state.warmup or state.last_full is None or state.drafts >= state.max or state.due_full
     outcome, err = 0, -1.0
     if not full:
         verify = state.drafts + 1 > state.min
@@ -119,7 +124,10 @@ def forward(model, state, n, x, t, y):
                 computed = block_full(block, h, g)
                 err = state.error(drafted, computed)
             h = drafted
-        if verify and not (err <= state.threshold(n)):
+        if verify and not (err <= state.threshold(n)) and state.reject == "next":
+            outcome, state.due_full = 4, True                                   # keep the draft; the next step is full
+            state.drafts += 1
+        elif verify and not (err <= state.threshold(n)):
             full, outcome = True, 3
         else:
             outcome = 2 if verify else 1
@@ -128,7 +136,7 @@ def forward(model, state, n, x, t, y):
         h = h0
         for l, block in enumerate(model.blocks):
             h = block_full(block, h, mods[l], record=lambda mod, f, l=l: state.record(n, (l, mod), f))
-        state.last_full, state.drafts = n, 0
+        state.last_full, state.drafts, state.due_full = n, 0, False
     out = model.final_layer(h, c)
     return model.unpatchify(out), outcome, err
 
@@ -176,7 +184,7 @@ def main():
     g = {"noise": noise}
     meta = {"script": "tools/reference/make_speca_fixtures.py", "torch": torch.__version__, "steps": str(STEPS),
             "sampler": "ddim", "eta": "0", "cfg_scale": str(CFG_SCALE), "classes": ",".join(map(str, CLASSES)),
-            "guided_channels": "all", "outcome_codes": "0 computed, 1 drafted, 2 accepted, 3 rejected"}
+            "guided_channels": "all", "outcome_codes": "0 computed, 1 drafted, 2 accepted, 3 rejected, 4 failed (reject=next)"}
     with torch.no_grad():
         for spec in SPECS:
             p = prefix_of(spec)
@@ -193,8 +201,9 @@ def main():
             codes = g[f"{p}.outcome"]
             print(f"{spec}: " + " | ".join(
                 f"image {b}: full {int((codes[:, b] == 0).sum())} drafted {int((codes[:, b] == 1).sum())} "
-                f"accepted {int((codes[:, b] == 2).sum())} rejected {int((codes[:, b] == 3).sum())}" for b in range(2)))
-            print("   " + " ".join("".join("CDAR"[int(v)] for v in codes[:, b]) for b in range(2)))
+                f"accepted {int((codes[:, b] == 2).sum())} rejected {int((codes[:, b] == 3).sum())} "
+                f"failed {int((codes[:, b] == 4).sum())}" for b in range(2)))
+            print("   " + " ".join("".join("CDARX"[int(v)] for v in codes[:, b]) for b in range(2)))
     path = os.path.join(DIT_DIR, "tiny_dit_speca_golden.safetensors")
     save_safetensors(path, {k: v.contiguous().float() for k, v in g.items()}, meta)
     print(f"{path}: {os.path.getsize(path)} bytes")

@@ -11,7 +11,7 @@ namespace DitCache.Caching;
 /// full step on, the draft is verified: block <c>layer</c> is also computed from the drafted input and its output
 /// compared with the drafted one; under the step's threshold the draft is accepted, above it the step is computed in
 /// full for that sample. Every sample of a batch decides alone (a CFG pair together). Spec:
-/// <c>speca:tau=0.1,decay=0.01,floor=0.01,min=2,max=5,o=4,warmup=3,layer=-1,metric=rel-l1</c>.
+/// <c>speca:tau=0.1,decay=0.01,floor=0.01,min=2,max=5,o=4,warmup=3,layer=-1,metric=rel-l1,reject=now</c>.
 /// </summary>
 /// <param name="Threshold">τ0 (knob <c>tau</c>, default 0.1, the code's <c>--base-threshold</c>): the threshold at the start of sampling.</param>
 /// <param name="Decay">β (knob <c>decay</c>, default 0.01, the code's <c>--decay-rate</c>): step n's threshold is max(τ0·β^((n+1)/S), floor).</param>
@@ -22,22 +22,23 @@ namespace DitCache.Caching;
 /// <param name="Warmup">K (knob <c>warmup</c>, default 3, the code's <c>first_enhance</c>): steps 0 … K−1 are full for every sample.</param>
 /// <param name="Layer">The verified block (knob <c>layer</c>, default −1 = the last block, the code's layer 27 of DiT-XL/2).</param>
 /// <param name="Metric">The error (knob <c>metric</c>): <c>rel-l1</c> (default, the code's <c>relative_l1</c>: mean of |d − c| / (|c| + 1e-10)) or <c>l2</c> (‖d − c‖₂ / ‖c‖₂).</param>
+/// <param name="Reject">What a failed check does (knob <c>reject</c>): <c>now</c> (default, the paper's reading) computes the step in full; <c>next</c> (the official DiT code) keeps the draft and makes the sample's next step full.</param>
 public sealed record SpeCaOptions(double Threshold = 0.1, double Decay = 0.01, double Floor = 0.01, int MinDrafts = 2, int MaxDrafts = 5,
-    int MaxOrder = 4, int Warmup = 3, int Layer = -1, string Metric = "rel-l1") : ICacheOptions
+    int MaxOrder = 4, int Warmup = 3, int Layer = -1, string Metric = "rel-l1", string Reject = "now") : ICacheOptions
 {
     /// <inheritdoc/>
     public string Name => "speca";
 
     /// <inheritdoc/>
     public string Spec => FormattableString.Invariant(
-        $"speca:tau={Threshold},decay={Decay},floor={Floor},min={MinDrafts},max={MaxDrafts},o={MaxOrder},warmup={Warmup},layer={Layer},metric={Metric}");
+        $"speca:tau={Threshold},decay={Decay},floor={Floor},min={MinDrafts},max={MaxDrafts},o={MaxOrder},warmup={Warmup},layer={Layer},metric={Metric},reject={Reject}");
 
-    /// <summary>Parses <c>speca:tau=…,decay=…,floor=…,min=…,max=…,o=…,warmup=…,layer=…,metric=rel-l1|l2</c>; unknown knobs are errors.</summary>
+    /// <summary>Parses <c>speca:tau=…,decay=…,floor=…,min=…,max=…,o=…,warmup=…,layer=…,metric=rel-l1|l2,reject=now|next</c>; unknown knobs are errors.</summary>
     public static SpeCaOptions FromSpec(CacheSpec spec)
     {
         var options = new SpeCaOptions(spec.GetDouble("tau", 0.1), spec.GetDouble("decay", 0.01), spec.GetDouble("floor", 0.01),
             spec.GetInt("min", 2), spec.GetInt("max", 5), spec.GetInt("o", 4), spec.GetInt("warmup", 3), spec.GetInt("layer", -1),
-            spec.GetChoice("metric", "rel-l1", "rel-l1", "l2"));
+            spec.GetChoice("metric", "rel-l1", "rel-l1", "l2"), spec.GetChoice("reject", "now", "now", "next"));
         spec.RejectUnknownKeys();
         return options;
     }
@@ -83,6 +84,11 @@ public sealed record SpeCaOptions(double Threshold = 0.1, double Decay = 0.01, d
         if (Metric is not ("rel-l1" or "l2"))
         {
             throw new DitCacheException($"--cache speca: metric={Metric}; expected rel-l1 or l2", exitCode: 2);
+        }
+
+        if (Reject is not ("now" or "next"))
+        {
+            throw new DitCacheException($"--cache speca: reject={Reject}; expected now (compute the step) or next (make the next step full)", exitCode: 2);
         }
     }
 
@@ -135,6 +141,7 @@ public sealed class SpeCa : ICachePolicy
     private readonly bool[] _hasFull;           // [unit]
     private readonly Plan[] _plan;              // [unit] this step
     private readonly bool[] _rejected;          // [unit] this step
+    private readonly bool[] _dueFull;           // [unit] reject=next: a failed check makes the next step full
     private readonly double[] _error;           // [unit] this step's verification error, NaN if none
     private readonly double[] _sum, _norm;      // [unit] accumulators of the verification
     private readonly SampleOutcome[] _outcome;  // [unit] this step
@@ -168,6 +175,7 @@ public sealed class SpeCa : ICachePolicy
         _hasFull = new bool[_units];
         _plan = new Plan[_units];
         _rejected = new bool[_units];
+        _dueFull = new bool[_units];
         _error = new double[_units];
         _sum = new double[_units];
         _norm = new double[_units];
@@ -198,13 +206,14 @@ public sealed class SpeCa : ICachePolicy
             Array.Clear(_count);
             Array.Clear(_hasFull);
             Array.Clear(_drafts);
+            Array.Clear(_dueFull);
         }
 
         _n = n;
         _threshold = _options.ThresholdAt(n, _steps);
         for (int u = 0; u < _units; u++)
         {
-            bool full = n < _options.Warmup || !_hasFull[u] || _drafts[u] >= _options.MaxDrafts;
+            bool full = n < _options.Warmup || !_hasFull[u] || _drafts[u] >= _options.MaxDrafts || _dueFull[u];
             _plan[u] = full ? Plan.Full : _drafts[u] >= _options.MinDrafts ? Plan.Verify : Plan.Draft;
             _rejected[u] = false;
             _error[u] = double.NaN;
@@ -272,6 +281,7 @@ public sealed class SpeCa : ICachePolicy
                 _fullN[u] = _n;
                 _drafts[u] = 0;
                 _hasFull[u] = true;
+                _dueFull[u] = false;
             }
         }
         else if (_pass is Pass.Draft or Pass.Verify)
@@ -378,8 +388,17 @@ public sealed class SpeCa : ICachePolicy
             }
 
             _error[u] = relative ? _sum[u] / _norm[u] : Math.Sqrt(_sum[u]) / Math.Sqrt(_norm[u]);
-            _rejected[u] = !(_error[u] <= _threshold);
-            _outcome[u] = _rejected[u] ? SampleOutcome.Rejected : SampleOutcome.Accepted;
+            bool failed = !(_error[u] <= _threshold);
+            if (_options.Reject == "next")
+            {
+                _dueFull[u] = failed;                                                  // the draft stays; the next step is full
+                _outcome[u] = failed ? SampleOutcome.Failed : SampleOutcome.Accepted;
+            }
+            else
+            {
+                _rejected[u] = failed;
+                _outcome[u] = failed ? SampleOutcome.Rejected : SampleOutcome.Accepted;
+            }
         }
     }
 

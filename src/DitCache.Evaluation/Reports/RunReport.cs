@@ -93,8 +93,8 @@ public static class RunReport
             if (telemetry.Samples is not null)
             {
                 json.WriteString("sample_order", telemetry.Samples.Length > 0 && telemetry.Samples[0].Length != request.Classes.Length
-                    ? "per step, one letter per batch row: one cond row per image in --classes order, then one uncond row per image (each pair decided together); C computed, D drafted without a check, A draft accepted by the check, R draft rejected and the step computed"
-                    : "per step, one letter per image in --classes order: C computed, D drafted without a check, A draft accepted by the check, R draft rejected and the step computed");
+                    ? "per step, one letter per batch row: one cond row per image in --classes order, then one uncond row per image (each pair decided together); C computed, D drafted without a check, A draft accepted by the check, R draft rejected and the step computed, X draft failed the check but used (the next step is full)"
+                    : "per step, one letter per image in --classes order: C computed, D drafted without a check, A draft accepted by the check, R draft rejected and the step computed, X draft failed the check but used (the next step is full)");
             }
 
             if (telemetry.Tokens is not null)
