@@ -25,6 +25,19 @@ public sealed record CacheRunInfo(int Steps, IReadOnlyList<float> Timesteps, int
     /// <summary>Floats in one (B, T, D) feature tensor.</summary>
     public int FeatureLength => checked(Batch * Tokens * Hidden);
 
+    /// <summary>
+    /// Tokens per side of the patch grid: a DiT's grid is square (<c>DitConfig.Grid</c> = input side / patch, T = grid²,
+    /// tokens row-major), so this is √T; 0 when <see cref="Tokens"/> is not a perfect square (FreqCa needs the grid).
+    /// </summary>
+    public int GridSide
+    {
+        get
+        {
+            int side = (int)Math.Round(Math.Sqrt(Tokens));
+            return side > 0 && side * side == Tokens ? side : 0;
+        }
+    }
+
     /// <summary>Checks the sizes; throws <see cref="ArgumentException"/> naming the bad one.</summary>
     public void Validate()
     {

@@ -9,7 +9,7 @@ namespace DitCache.Caching;
 /// <item><see cref="BeginStep"/> once per sampling step, by the denoising loop, before the model runs;</item>
 /// <item><see cref="ObserveModulatedInput"/> before block 0, only for a policy that <see cref="WantsModulatedInput"/>
 /// (TeaCache's indicator);</item>
-/// <item><see cref="SkipBlocks"/> before every block reached (block level: Spectrum, TeaCache, MagCache and DuCa's
+/// <item><see cref="SkipBlocks"/> before every block reached (block level: Spectrum, TeaCache, MagCache, FreqCa and DuCa's
 /// aggressive steps skip the whole stack from block 0; FBCache, DBCache and Δ-DiT skip a range), and
 /// <see cref="RecordBlock"/> after every block that ran;</item>
 /// <item>inside a block, per module: <see cref="SelectTokens"/> (token level: ToCa, DuCa; MLP only), else

@@ -58,6 +58,10 @@ public class CacheParityTests
         ("spectrum:n=2,alpha=0.75,w=0.5,m=4,lam=0.1,warmup=5", 5e-4),           // 1.3e-4
         ("hicache:n=4,o=2,sigma=0.5", 5e-3),                                    // 1.2e-3 (AVX-512)
         ("hicache:n=3,o=3,warmup=3,sigma=0.75", 1.5e-2),                        // 3.5e-3 (AVX-512)
+        // FreqCa misreadings against the first row's effect (numpy): o=1 for o=2 4.9e-3, sigma 0.6 for 0.5 1.2e-1,
+        // cutoff 0.5 for 0.25 1.9e-1.
+        ("freqca:n=4,o=2,sigma=0.5,cutoff=0.25", 1.5e-3),                       // 3.5e-4 (AVX-512 and scalar)
+        ("freqca:n=3,o=3,warmup=3,sigma=0.75,cutoff=0.5", 2e-3),                // 4.3e-4 (AVX-512)
     ];
 
     public static TheoryData<string, double> Specs => ParityFixture.Rows(s_specs);
@@ -92,6 +96,16 @@ public class CacheParityTests
     {
         string[] tested = s_specs.Select(row => row.Spec).Order(StringComparer.Ordinal).ToArray();
         Assert.Equal(s_golden.CachedSpecs(), tested);
+    }
+
+    [Fact]
+    public void FreqCaAtIntervalOneIsTheUncachedSampleBitForBit()
+    {
+        // n = 1: every step runs the stack, FreqCa only watches it (keeps the input, splits the residual), so nothing it
+        // computes reaches the model: the sample must be the uncached one exactly, not just close.
+        SampleResult result = Sample("freqca:n=1");
+        Assert.All(result.Steps, s => Assert.True(s.Computed));
+        Assert.Equal(s_uncached.Value.Sample.Data.ToArray(), result.Sample.Data.ToArray());
     }
 
     [Theory]

@@ -1,5 +1,5 @@
 """Golden samples for every forecasting accelerator, from an independent Python reading of docs/methods.md
-(sections 0, 1, 2.4, 2.6, 3, 4.1, 5.1). Written from the spec alone, not from the C# policies, so that the C# parity
+(sections 0, 1, 2.4, 2.6, 3, 4.1, 5.1, 5.9, 5.10). Written from the spec alone, not from the C# policies, so that the C# parity
 test (tests/DitCache.Sampling.Tests/CacheParityTests.cs) compares two separate readings of the same text.
 
     OPENBLAS_NUM_THREADS=1 /usr/bin/python3 tools/reference/make_cache_fixtures.py
@@ -58,6 +58,8 @@ SPECS = [
     "spectrum:n=2,alpha=0.75,w=0.5,m=4,lam=0.1,warmup=5",
     "hicache:n=4,o=2,sigma=0.5",
     "hicache:n=3,o=3,warmup=3,sigma=0.75",
+    "freqca:n=4,o=2,sigma=0.5,cutoff=0.25",
+    "freqca:n=3,o=3,warmup=3,sigma=0.75,cutoff=0.5",
 ]
 
 
@@ -202,6 +204,60 @@ class HiCache(TaylorSeer):
             hk = np.polynomial.hermite.hermval(self.sigma * x, [0.0] * k + [1.0])
             out += d * (self.sigma ** k * hk / math.factorial(k))
         return out
+
+
+def dct_ortho(x, axis):
+    """Orthonormal DCT-II along one axis through an FFT of the even extension [x, reversed x] (Makhoul), float64:
+    X_k = Re(exp(-i pi k / 2N) FFT(y)_k) * sqrt(1/(4N)) for k = 0, sqrt(1/(2N)) otherwise. No cosine table."""
+    x = np.moveaxis(np.asarray(x, dtype=np.float64), axis, -1)
+    n = x.shape[-1]
+    y = np.fft.fft(np.concatenate([x, x[..., ::-1]], axis=-1), axis=-1)[..., :n]
+    k = np.arange(n)
+    out = np.real(np.exp(-1j * np.pi * k / (2 * n)) * y)
+    out *= np.where(k == 0, np.sqrt(1.0 / (4 * n)), np.sqrt(1.0 / (2 * n)))
+    return np.moveaxis(out, -1, axis)
+
+
+def low_band(crf, cutoff):
+    """FreqCa's low band (docs/methods.md §5.10) of crf (B, T, D) float64 over the sqrt(T) x sqrt(T) token grid: 2-D DCT-II
+    (dct_ortho on both grid axes), coefficients with u < cutoff*side and v < cutoff*side kept, then the inverse. The
+    inverse of an orthonormal transform is its transpose: the DCT matrix is dct_ortho of the identity, applied transposed."""
+    b, t, d = crf.shape
+    side = int(round(math.sqrt(t)))
+    assert side * side == t
+    grid = crf.detach().numpy().reshape(b, side, side, d)
+    coeff = dct_ortho(dct_ortho(grid, 1), 2)
+    keep = np.arange(side) < cutoff * side
+    coeff = coeff * keep[None, :, None, None] * keep[None, None, :, None]
+    c = dct_ortho(np.eye(side), 0)                                              # C[u, k]: dct_ortho(x)[u] = sum_k C[u, k] x[k]
+    low = np.einsum("ui,bijd->bujd", c.T, coeff)                                # inverse along rows: C^T
+    low = np.einsum("vj,bijd->bivd", c.T, low)                                  # and along columns
+    return torch.from_numpy(low.reshape(b, t, d))
+
+
+class FreqCa:
+    """FreqCa (docs/methods.md §5.10; arXiv 2510.08669): one cached tensor, CRF = output of the last block - input of block 0
+    (B, T, D), at the full steps of TaylorSeer's schedule. Its low band (low_band, DCT over the token grid, cutoff rho) is
+    reused from the last full step; its high band CRF - low is forecast as HiCache forecasts a module (the same factors,
+    the same scaled Hermite series, one key). A cached step runs no block: x <- x + low + forecast(high)."""
+    level = "stack"
+
+    def __init__(self, steps, timesteps, n="4", o="2", warmup="2", sigma="0.5", cutoff="0.25"):
+        self.high = HiCache(steps, timesteps, n=n, o=o, warmup=warmup, sigma=sigma)
+        self.schedule = self.high.schedule
+        self.cutoff = float(cutoff)
+        self.low = None
+
+    def begin_step(self, n):
+        return self.high.begin_step(n)
+
+    def record_stack(self, x_in, x_out):
+        crf = f64(x_out) - f64(x_in)
+        self.low = low_band(crf, self.cutoff)
+        self.high.record("crf", crf - self.low)
+
+    def forecast_stack(self):
+        return self.low + self.high.forecast("crf")
 
 
 class FocaA:
@@ -367,6 +423,8 @@ def build_policy(spec, steps, timesteps):
         return TaylorSeer(steps, timesteps, **knobs)
     if name == "hicache":
         return HiCache(steps, timesteps, **knobs)
+    if name == "freqca":
+        return FreqCa(steps, timesteps, **knobs)
     if name == "foca":
         cls = FocaB if knobs.get("reading") == "cachedit" else FocaA
         return cls(steps, timesteps, **knobs)
@@ -384,7 +442,10 @@ def cached_forward(model, x, t, y, policy, full):
     c = model.t_embedder(t) + model.y_embedder(y, False)                        # (B, D)
     if policy.level == "blocks" and not full:
         x = policy.forecast_blocks().to(torch.float32)                          # output of the last block
+    elif policy.level == "stack" and not full:
+        x = x + policy.forecast_stack().to(torch.float32)                       # FreqCa: x + low + forecast(high)
     else:
+        x_in = x
         for l, block in enumerate(model.blocks):
             shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = block.adaLN_modulation(c).chunk(6, dim=1)
             if policy.level == "module" and not full:
@@ -403,6 +464,8 @@ def cached_forward(model, x, t, y, policy, full):
             x = x + gate_mlp.unsqueeze(1) * m
         if policy.level == "blocks":
             policy.record_blocks(x)
+        if policy.level == "stack":
+            policy.record_stack(x_in, x)
     x = model.final_layer(x, c)                                                 # (B, T, p*p*out)
     return model.unpatchify(x)                                                  # (B, out, H, W)
 
@@ -463,6 +526,21 @@ def self_checks():
                 policy.record((0, "attn"), truth)
             else:
                 assert torch.allclose(policy.forecast((0, "attn")), truth, rtol=0, atol=1e-9), (spec, n)
+    # The FFT DCT: orthonormal (C C^T = I) and equal to the cosine definition; the low band of a pattern inside the band
+    # is the pattern, of one outside it zero; a checkerboard keeps 2.7e-4 of its energy in the low band at 16 x 16, 0.25.
+    for side in (4, 16):
+        c = dct_ortho(np.eye(side), 0)
+        assert np.allclose(c @ c.T, np.eye(side), atol=1e-12)
+        k = np.arange(side)
+        assert np.allclose(c[3 % side], np.sqrt(2.0 / side) * np.cos(np.pi * (2 * k + 1) * (3 % side) / (2 * side)), atol=1e-12)
+    c = dct_ortho(np.eye(16), 0)
+    inside = torch.from_numpy(np.einsum("i,j,d->ijd", c[3], c[1], [1.0, -2.0]).reshape(1, 256, 2))
+    outside = torch.from_numpy(np.einsum("i,j,d->ijd", c[4], c[0], [1.0, 0.5]).reshape(1, 256, 2))
+    assert torch.allclose(low_band(inside, 0.25), inside, atol=1e-12)
+    assert torch.allclose(low_band(outside, 0.25), torch.zeros_like(outside), atol=1e-12)
+    board = torch.from_numpy(np.array([(-1.0) ** (i + j) for i in range(16) for j in range(16)]).reshape(1, 256, 1))
+    frac = (low_band(board, 0.25) ** 2).sum() / (board ** 2).sum()
+    assert 2.6e-4 < frac < 2.8e-4, frac
 
 
 def main():
