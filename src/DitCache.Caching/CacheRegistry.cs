@@ -26,7 +26,7 @@ public static class CacheRegistry
     [
         new("none", "none", "no caching: every block at every step", spec => NoCacheOptions.FromSpec(spec)),
         new("fora", "FORA", "FORA static reuse of attn/MLP outputs: n=3", spec => ForaOptions.FromSpec(spec)),
-        new("taylorseer", "TaylorSeer", "TaylorSeer Taylor forecast per module: n=4,o=4,warmup=2", spec => TaylorSeerOptions.FromSpec(spec)),
+        new("taylorseer", "TaylorSeer", "TaylorSeer Taylor forecast per module: n=4,o=4,warmup=2,basis=taylor|newton", spec => TaylorSeerOptions.FromSpec(spec)),
         new("hicache", "HiCache", "HiCache scaled-Hermite forecast of TaylorSeer's factors per module: n=4,o=2,warmup=2,sigma=0.5", spec => HiCacheOptions.FromSpec(spec)),
         new("freqca", "FreqCa", "FreqCa whole-stack CRF: low DCT band reused, high band Hermite-forecast: n=4,o=2,warmup=2,sigma=0.5,cutoff=0.25", spec => FreqCaOptions.FromSpec(spec)),
         new("foca", "FoCa", "FoCa-A BDF2 forecast + Heun calibration per module: n=5,warmup=2,corrector=on|off,time=step|t,reading=paper|cachedit", spec => FocaOptions.FromSpec(spec)),

@@ -33,7 +33,7 @@ public class NewtonForecasterTests
             return sum;
         }
 
-        (float[] stack, int[] nodes, int count) = Fit(fullSteps, order + 1, P);
+        (float[] stack, double[] nodes, int count) = Fit(fullSteps, order + 1, P);
         Assert.Equal(Math.Min(fullSteps.Length, order + 1), count);
         int last = fullSteps[^1];
         foreach (int x in new[] { 1, 2, 4, 5 })
@@ -54,8 +54,8 @@ public class NewtonForecasterTests
         // through the last m + 1 full steps (the older ones dropped), here m = 2 through ordinals 6, 11, 16.
         int[] fullSteps = [0, 1, 6, 11, 16];
         static double F(double n, int i) => Math.Sin((0.13 * n) + (0.2 * i)) * Math.Exp(-0.02 * n);
-        (float[] stack, int[] nodes, int count) = Fit(fullSteps, 3, F);
-        Assert.Equal([16, 11, 6], nodes);
+        (float[] stack, double[] nodes, int count) = Fit(fullSteps, 3, F);
+        Assert.Equal([16.0, 11, 6], nodes);
         foreach (int n in new[] { 17, 19, 20 })
         {
             float[] forecast = Forecast(stack, nodes, count, n);
@@ -73,7 +73,7 @@ public class NewtonForecasterTests
         // The default schedule's gaps (1, then 5) on p(n) = n²: the official latest-gap differences are d = (36,
         // (36 − 1)/5 = 7, (7 − 1)/5 = 1.2), so the forecast of n = 7 is 36 + 7 + 1.2/2 = 43.6 (true 49); Newton gives 49.
         int[] fullSteps = [0, 1, 6];
-        (float[] stack, int[] nodes, int count) = Fit(fullSteps, 3, (n, _) => n * n);
+        (float[] stack, double[] nodes, int count) = Fit(fullSteps, 3, (n, _) => n * n);
         Assert.Equal(49.0, Forecast(stack, nodes, count, 7)[0], 4);
 
         var taylor = new float[3 * Length];
@@ -104,7 +104,7 @@ public class NewtonForecasterTests
     public void RefusesAStepThatDoesNotFollowTheNodes()
     {
         var stack = new float[2 * Length];
-        var nodes = new int[2];
+        var nodes = new double[2];
         var feature = new float[Length];
         int count = NewtonForecaster.UpdateFactors(stack, Length, 0, 2, feature, 5, nodes);
         Assert.Contains("does not follow", Assert.Throws<ArgumentException>(() => NewtonForecaster.UpdateFactors(stack, Length, count, 2, feature, 5, nodes)).Message);
@@ -136,10 +136,10 @@ public class NewtonForecasterTests
         Assert.Contains("basis=spline", Assert.Throws<DitCacheException>(() => CacheRegistry.Parse("taylorseer:basis=spline")).Message);
     }
 
-    private static (float[] Stack, int[] Nodes, int Count) Fit(int[] fullSteps, int factors, Func<double, int, double> feature)
+    private static (float[] Stack, double[] Nodes, int Count) Fit(int[] fullSteps, int factors, Func<double, int, double> feature)
     {
         var stack = new float[factors * Length];
-        var nodes = new int[factors];
+        var nodes = new double[factors];
         int count = 0;
         var f = new float[Length];
         foreach (int s in fullSteps)
@@ -155,7 +155,7 @@ public class NewtonForecasterTests
         return (stack, nodes.Take(count).ToArray(), count);
     }
 
-    private static float[] Forecast(float[] stack, int[] nodes, int count, int n)
+    private static float[] Forecast(float[] stack, double[] nodes, int count, int n)
     {
         var w = new double[count];
         NewtonForecaster.Weights(n, nodes, w);

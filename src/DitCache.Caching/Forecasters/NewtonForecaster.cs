@@ -26,7 +26,7 @@ public static class NewtonForecaster
     /// <paramref name="nodes"/> the full-step ordinals newest first.
     /// </summary>
     /// <exception cref="ArgumentException">Fewer nodes than weights − 1.</exception>
-    public static void Weights(double n, ReadOnlySpan<int> nodes, Span<double> weights)
+    public static void Weights(double n, ReadOnlySpan<double> nodes, Span<double> weights)
     {
         if (weights.Length > 0 && nodes.Length < weights.Length - 1)
         {
@@ -54,10 +54,10 @@ public static class NewtonForecaster
     /// <param name="count">Factors currently stored (0: only d_0 = F is stored).</param>
     /// <param name="maxFactors">Maximum order + 1.</param>
     /// <param name="feature">The feature computed at this full step.</param>
-    /// <param name="step">The ordinal of this full step, after every node held.</param>
-    /// <param name="nodes">maxFactors ordinals, newest first; the first <paramref name="count"/> are the nodes held.</param>
+    /// <param name="step">The position of this full step (its ordinal), after every node held.</param>
+    /// <param name="nodes">maxFactors positions, newest first; the first <paramref name="count"/> are the nodes held.</param>
     /// <exception cref="ArgumentException">Sizes do not fit, or <paramref name="step"/> does not follow the nodes.</exception>
-    public static int UpdateFactors(Span<float> stack, int length, int count, int maxFactors, ReadOnlySpan<float> feature, int step, Span<int> nodes)
+    public static int UpdateFactors(Span<float> stack, int length, int count, int maxFactors, ReadOnlySpan<float> feature, double step, Span<double> nodes)
     {
         if (maxFactors < 1 || maxFactors > 16 || count < 0 || count > maxFactors || (long)maxFactors * length > stack.Length
             || feature.Length < length || nodes.Length < maxFactors)
@@ -70,8 +70,8 @@ public static class NewtonForecaster
         Span<float> inverse = stackalloc float[maxFactors];     // inverse[j]: 1 / (step − s_{j−1}), j ≥ 1
         for (int j = 1; j < newCount; j++)
         {
-            int gap = step - nodes[j - 1];
-            if (gap <= 0)
+            double gap = step - nodes[j - 1];
+            if (!(gap > 0))
             {
                 throw new ArgumentException($"full step {step} does not follow the node {nodes[j - 1]} held", nameof(step));
             }

@@ -100,7 +100,7 @@ public sealed record TaylorSeerOptions(int Interval = 4, int MaxOrder = 4, int W
 public sealed class TaylorSeer : ICachePolicy
 {
     private readonly double? _hermiteScale;   // null: Taylor weights; σ: HiCache's scaled Hermite weights
-    private readonly int[][]? _nodes;         // Newton basis: [site] the full-step ordinals behind the factors, newest first
+    private readonly double[][]? _nodes;      // Newton basis: [site] the full-step ordinals behind the factors, newest first
     private readonly bool[] _full;
     private readonly int _factors;         // O + 1
     private readonly float[][] _stack;     // [site] (O+1, B, T, D): d_0 … d_O
@@ -128,10 +128,10 @@ public sealed class TaylorSeer : ICachePolicy
         _fullN = new int[_stack.Length];
         if (newton)
         {
-            _nodes = new int[_stack.Length][];
+            _nodes = new double[_stack.Length][];
             for (int k = 0; k < _nodes.Length; k++)
             {
-                _nodes[k] = new int[factors];
+                _nodes[k] = new double[factors];
             }
         }
 
