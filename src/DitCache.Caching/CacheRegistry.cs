@@ -26,7 +26,7 @@ public static class CacheRegistry
     [
         new("none", "none", "no caching: every block at every step", spec => NoCacheOptions.FromSpec(spec)),
         new("fora", "FORA", "FORA static reuse of attn/MLP outputs: n=3", spec => ForaOptions.FromSpec(spec)),
-        new("taylorseer", "TaylorSeer", "TaylorSeer Taylor forecast per module: n=4,o=4,warmup=2", spec => TaylorSeerOptions.FromSpec(spec)),
+        new("taylorseer", "TaylorSeer", "TaylorSeer Taylor forecast per module: n=4,o=4,warmup=2,basis=taylor|newton", spec => TaylorSeerOptions.FromSpec(spec)),
         new("hicache", "HiCache", "HiCache scaled-Hermite forecast of TaylorSeer's factors per module: n=4,o=2,warmup=2,sigma=0.5", spec => HiCacheOptions.FromSpec(spec)),
         new("freqca", "FreqCa", "FreqCa whole-stack CRF: low DCT band reused, high band Hermite-forecast: n=4,o=2,warmup=2,sigma=0.5,cutoff=0.25", spec => FreqCaOptions.FromSpec(spec)),
         new("speca", "SpeCa", "SpeCa per-sample TaylorSeer drafts, verified on one block, rejected drafts computed: tau=0.1,decay=0.01,floor=0.01,min=2,max=5,o=4,warmup=3,layer=-1,metric=rel-l1|l2,reject=now|next", spec => SpeCaOptions.FromSpec(spec)),

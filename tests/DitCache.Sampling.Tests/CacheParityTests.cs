@@ -58,6 +58,10 @@ public class CacheParityTests
         ("spectrum:n=2,alpha=0.75,w=0.5,m=4,lam=0.1,warmup=5", 5e-4),           // 1.3e-4
         ("hicache:n=4,o=2,sigma=0.5", 5e-3),                                    // 1.2e-3 (AVX-512)
         ("hicache:n=3,o=3,warmup=3,sigma=0.75", 1.5e-2),                        // 3.5e-3 (AVX-512)
+        // The Newton basis (Python: Lagrange through the kept features); its effect differs from the official basis'
+        // by 5.4e-1 (n=4,o=2) and from o=2 by 2.7e-1 (n=3,warmup=3).
+        ("taylorseer:n=4,o=2,basis=newton", 1.5e-2),                            // 3.4e-3 (AVX-512)
+        ("taylorseer:n=3,o=3,warmup=3,basis=newton", 2e-2),                     // 5.1e-3 (AVX-512)
         // FreqCa misreadings against the first row's effect (numpy): o=1 for o=2 4.9e-3, sigma 0.6 for 0.5 1.2e-1,
         // cutoff 0.5 for 0.25 1.9e-1.
         ("freqca:n=4,o=2,sigma=0.5,cutoff=0.25", 1.5e-3),                       // 3.5e-4 (AVX-512 and scalar)

@@ -58,6 +58,8 @@ SPECS = [
     "spectrum:n=2,alpha=0.75,w=0.5,m=4,lam=0.1,warmup=5",
     "hicache:n=4,o=2,sigma=0.5",
     "hicache:n=3,o=3,warmup=3,sigma=0.75",
+    "taylorseer:n=4,o=2,basis=newton",
+    "taylorseer:n=3,o=3,warmup=3,basis=newton",
     "freqca:n=4,o=2,sigma=0.5,cutoff=0.25",
     "freqca:n=3,o=3,warmup=3,sigma=0.75,cutoff=0.5",
 ]
@@ -185,6 +187,33 @@ class TaylorSeer:
         out = torch.zeros_like(self.factors[key][0])
         for j, d in enumerate(self.factors[key]):
             out += d * (x ** j / math.factorial(j))
+        return out
+
+
+class PolynomialSeer(TaylorSeer):
+    """taylorseer:basis=newton (docs/methods.md §4.4), written as Lagrange interpolation over the kept features, not as
+    divided differences: every full step appends (n, F) to the key's history (restarted at [(n, F)] while
+    n < warmup - 1, TaylorSeer's gate), the newest O + 1 are kept, and a forecast step emits the polynomial through them
+    evaluated at the current ordinal."""
+
+    def __init__(self, steps, timesteps, n="4", o="4", warmup="2", basis="newton"):
+        assert basis == "newton"
+        super().__init__(steps, timesteps, n=n, o=o, warmup=warmup)
+        self.history = {}
+
+    def record(self, key, f):
+        kept = self.history.get(key, []) if self.n >= self.warmup - 1 else []
+        self.history[key] = (kept + [(self.n, f64(f))])[-(self.order + 1):]
+
+    def forecast(self, key):
+        points = self.history[key]
+        out = torch.zeros_like(points[0][1])
+        for i, (xi, fi) in enumerate(points):
+            w = 1.0
+            for j, (xj, _) in enumerate(points):
+                if j != i:
+                    w *= (self.n - xj) / (xi - xj)
+            out += fi * w
         return out
 
 
@@ -420,7 +449,7 @@ def build_policy(spec, steps, timesteps):
     if name == "fora":
         return Fora(steps, timesteps, **knobs)
     if name == "taylorseer":
-        return TaylorSeer(steps, timesteps, **knobs)
+        return (PolynomialSeer if knobs.get("basis") == "newton" else TaylorSeer)(steps, timesteps, **knobs)
     if name == "hicache":
         return HiCache(steps, timesteps, **knobs)
     if name == "freqca":

@@ -7,12 +7,15 @@ namespace DitCache.Caching;
 /// TaylorSeer: From Reusing to Forecasting: Accelerating Diffusion Models with TaylorSeers (Liu et al., ICCV 2025,
 /// arXiv 2503.06923; official code Shenyi-Z/TaylorSeer <c>TaylorSeer-DiT/</c>; docs/methods.md §4.1). Per block and
 /// module, full steps store the feature and its divided differences up to order O; the steps between are a Taylor
-/// series in the step distance. Spec: <c>taylorseer:n=4,o=4</c> (knobs n, o, warmup).
+/// series in the step distance. Spec: <c>taylorseer:n=4,o=4</c> (knobs n, o, warmup, basis).
 /// </summary>
 /// <param name="Interval">N (knob <c>n</c>, default 4 as the official README): after the warm-up a step is full once N−1 Taylor steps have run.</param>
 /// <param name="MaxOrder">O (knob <c>o</c>, default 4 as the official README): the highest derivative order kept; 0 is plain reuse.</param>
 /// <param name="Warmup">K (knob <c>warmup</c>, default 2 = the official <c>first_enhance</c> for DiT): steps 0 … K−1 are full.</param>
-public sealed record TaylorSeerOptions(int Interval = 4, int MaxOrder = 4, int Warmup = 2) : ICacheOptions
+/// <param name="Newton">Knob <c>basis</c>: <c>taylor</c> (false, the default: the official factors and weights) or
+/// <c>newton</c> (true: our exact polynomial extrapolation through the last O+1 full steps, <see cref="NewtonForecaster"/>,
+/// docs/methods.md §4.4).</param>
+public sealed record TaylorSeerOptions(int Interval = 4, int MaxOrder = 4, int Warmup = 2, bool Newton = false) : ICacheOptions
 {
     /// <summary>The highest order accepted by <see cref="Validate"/>.</summary>
     public const int MaxSupportedOrder = 8;
@@ -21,12 +24,13 @@ public sealed record TaylorSeerOptions(int Interval = 4, int MaxOrder = 4, int W
     public string Name => "taylorseer";
 
     /// <inheritdoc/>
-    public string Spec => $"taylorseer:n={Interval},o={MaxOrder},warmup={Warmup}";
+    public string Spec => $"taylorseer:n={Interval},o={MaxOrder},warmup={Warmup}{(Newton ? ",basis=newton" : "")}";
 
-    /// <summary>Parses <c>taylorseer:n=N,o=O,warmup=K</c>; unknown knobs are errors.</summary>
+    /// <summary>Parses <c>taylorseer:n=N,o=O,warmup=K,basis=taylor|newton</c>; unknown knobs are errors.</summary>
     public static TaylorSeerOptions FromSpec(CacheSpec spec)
     {
-        var options = new TaylorSeerOptions(spec.GetInt("n", 4), spec.GetInt("o", 4), spec.GetInt("warmup", 2));
+        string basis = spec.GetChoice("basis", "taylor", "taylor", "newton");
+        var options = new TaylorSeerOptions(spec.GetInt("n", 4), spec.GetInt("o", 4), spec.GetInt("warmup", 2), basis == "newton");
         spec.RejectUnknownKeys();
         return options;
     }
@@ -83,18 +87,20 @@ public sealed record TaylorSeerOptions(int Interval = 4, int MaxOrder = 4, int W
     {
         Validate();
         run.Validate();
-        return new TaylorSeer(FullSteps(run.Steps), MaxOrder + 1, Warmup, run);
+        return new TaylorSeer(FullSteps(run.Steps), MaxOrder + 1, Warmup, run, newton: Newton);
     }
 }
 
 /// <summary>
 /// The TaylorSeer policy of one run: per (block, site) a stack of O+1 factors (B, T, D), allocated at build; see
 /// <see cref="TaylorForecaster"/> for the arithmetic. With a Hermite scale (HiCache, <see cref="HiCacheOptions"/>) the
-/// same factors are combined with <see cref="HermiteForecaster"/>'s weights instead of the Taylor ones.
+/// same factors are combined with <see cref="HermiteForecaster"/>'s weights instead of the Taylor ones; with the Newton
+/// basis the factors are exact divided differences at the full steps' ordinals (<see cref="NewtonForecaster"/>).
 /// </summary>
 public sealed class TaylorSeer : ICachePolicy
 {
     private readonly double? _hermiteScale;   // null: Taylor weights; σ: HiCache's scaled Hermite weights
+    private readonly double[][]? _nodes;      // Newton basis: [site] the full-step ordinals behind the factors, newest first
     private readonly bool[] _full;
     private readonly int _factors;         // O + 1
     private readonly float[][] _stack;     // [site] (O+1, B, T, D): d_0 … d_O
@@ -105,7 +111,7 @@ public sealed class TaylorSeer : ICachePolicy
     private int _n = -1;
     private bool _isFull;
 
-    internal TaylorSeer(bool[] full, int factors, int warmup, CacheRunInfo run, double? hermiteScale = null)
+    internal TaylorSeer(bool[] full, int factors, int warmup, CacheRunInfo run, double? hermiteScale = null, bool newton = false)
     {
         _hermiteScale = hermiteScale;
         _full = full;
@@ -120,6 +126,15 @@ public sealed class TaylorSeer : ICachePolicy
 
         _count = new int[_stack.Length];
         _fullN = new int[_stack.Length];
+        if (newton)
+        {
+            _nodes = new double[_stack.Length][];
+            for (int k = 0; k < _nodes.Length; k++)
+            {
+                _nodes[k] = new double[factors];
+            }
+        }
+
         CacheBytes = (long)_stack.Length * factors * _length * sizeof(float);
     }
 
@@ -150,7 +165,11 @@ public sealed class TaylorSeer : ICachePolicy
         }
 
         Span<double> weights = stackalloc double[_count[k]];
-        if (_hermiteScale is double sigma)
+        if (_nodes is not null)
+        {
+            NewtonForecaster.Weights(_n, _nodes[k], weights);
+        }
+        else if (_hermiteScale is double sigma)
         {
             HermiteForecaster.Weights(_n - _fullN[k], sigma, weights);
         }
@@ -176,7 +195,9 @@ public sealed class TaylorSeer : ICachePolicy
         // same rule is TaylorSeer-FLUX's "step ≥ 2" for first_enhance 3, 4.2): a full step before ordinal warmup − 1
         // keeps d_0 = F alone, so with warmup 3 the first difference is F(2) − F(1), not one built on F(0).
         int held = _n >= _firstDifference ? _count[k] : 0;
-        _count[k] = TaylorForecaster.UpdateFactors(_stack[k], _length, held, _factors, output, _n - _fullN[k]);
+        _count[k] = _nodes is not null
+            ? NewtonForecaster.UpdateFactors(_stack[k], _length, held, _factors, output, _n, _nodes[k])
+            : TaylorForecaster.UpdateFactors(_stack[k], _length, held, _factors, output, _n - _fullN[k]);
         _fullN[k] = _n;
     }
 
