@@ -32,8 +32,7 @@ namespace DitCache;
 /// <para><b>Cancellation.</b> The token is checked before the run and between steps (and between the images a VAE
 /// decodes); a cancelled run throws <see cref="OperationCanceledException"/>, returns nothing and leaves the pipeline
 /// ready for the next run. <see cref="Sample"/> writes no file; <see cref="SampledImages.ToPng"/> returns bytes.</para>
-/// <para><b>Errors.</b> Bad options throw <see cref="ArgumentException"/> (or <see cref="ArgumentOutOfRangeException"/>)
-/// whose message names the option, the value and what is expected; a model, VAE or calibration file that cannot be read
+/// <para><b>Errors.</b> Bad options throw <see cref="ArgumentException"/> whose one-line message names the option, the value and what is expected; a model, VAE or calibration file that cannot be read
 /// throws <see cref="DitCacheException"/> naming the file; a missing model path
 /// <see cref="FileNotFoundException"/>.</para>
 /// </remarks>
@@ -82,8 +81,8 @@ public sealed class DitPipeline
 
         if (options.Threads is < 1 or > MaxThreads)
         {
-            throw new ArgumentOutOfRangeException(nameof(options), options.Threads,
-                $"PipelineOptions.Threads {options.Threads} is out of range; give 1..{MaxThreads} (default: every core)");
+            throw new ArgumentException(
+                $"PipelineOptions.Threads {options.Threads} is out of range; give 1..{MaxThreads} (default: every core)", nameof(options));
         }
 
         if (options.Vae is { } vaePath && !File.Exists(vaePath) && !Directory.Exists(vaePath))

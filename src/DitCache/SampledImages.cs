@@ -64,7 +64,7 @@ public sealed class SampledImages
         int n = images.Dim(0);
         if (columns is int c && (c < 1 || c > n))
         {
-            throw new ArgumentOutOfRangeException(nameof(columns), c, $"columns {c}: a grid of {n} image(s) has 1..{n} columns; give one of those, or null for one row of up to 10");
+            throw new ArgumentOutOfRangeException(nameof(columns), $"columns {c}: a grid of {n} image(s) has 1..{n} columns; give one of those, or null for one row of up to 10");
         }
 
         return Png.EncodeGrid(images, columns ?? Math.Min(n, 10), padding: n == 1 ? 0 : 2);
@@ -79,7 +79,7 @@ public sealed class SampledImages
         int n = images.Dim(0);
         if (index < 0 || index >= n)
         {
-            throw new ArgumentOutOfRangeException(nameof(index), index, $"index {index}: this run drew {n} image(s); give 0..{n - 1}");
+            throw new ArgumentOutOfRangeException(nameof(index), $"index {index}: this run drew {n} image(s); give 0..{n - 1}");
         }
 
         int size = images.Dim(1) * images.Dim(2) * images.Dim(3);
