@@ -120,6 +120,9 @@ public class QuickStartTests
 
         // 4. Its PNG is the library's, in this process, for the same options.
         Assert.Equal(await expected, File.ReadAllBytes(Path.Combine(example, "samples.png")));
+
+        // Passed: the folder (package, package cache, build, about 40 MB) goes; a failure leaves it to look at.
+        Directory.Delete(work, recursive: true);
     }
 
     /// <summary>
