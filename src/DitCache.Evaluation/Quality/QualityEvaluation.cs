@@ -216,8 +216,11 @@ public sealed class QualityEvaluation
             int done = b * settings.Steps;
             QualityBatch batch = RunBatch(settings, b, progress is null ? null : (s, _) => progress(done + s, totalSteps));
             batch.Samples.CopyTo(samples, batch.Start * image);
-            batch.Predictions.CopyTo(predictions, batch.Start);
-            batch.Features.CopyTo(features, batch.Start * featureSize);
+            if (_quality is not null)
+            {
+                batch.Predictions.CopyTo(predictions, batch.Start);
+                batch.Features.CopyTo(features, batch.Start * featureSize);
+            }
             samplingSeconds += batch.Run.Seconds;
             flops += batch.Run.Flops;
             fullFlops += batch.Run.FullFlops;

@@ -142,7 +142,7 @@ public static class ShardMerge
         // 3. Read every image (checking its hash), add its scores, and stage the merged folder.
         Directory.CreateDirectory(output);
         bool scored = kind == "evaluate";
-        var lines = new StringBuilder();
+        string[] lines = new string[images];                                          // the manifest, in index order
         int featureSize = 0;
         var total = new FeatureSums(1);
         bool first0 = true;
@@ -187,7 +187,7 @@ public static class ShardMerge
 
                 string name = ShardStore.ItemName(i);
                 AtomicFile.Write(Path.Combine(output, name), "merge --out", s => s.Write(bytes));
-                lines.Append(JsonSerializer.Serialize(new JsonObject { ["index"] = i, ["file"] = name, ["bytes"] = bytes.Length, ["sha256"] = hash })).Append('\n');
+                lines[i] = JsonSerializer.Serialize(new JsonObject { ["index"] = i, ["file"] = name, ["bytes"] = bytes.Length, ["sha256"] = hash }) + "\n";
             }
 
             if (shardSums is not null)
@@ -219,7 +219,7 @@ public static class ShardMerge
         merged["settings"] = settingsNode;
         using (var outputs = new AtomicOutputs())
         {
-            byte[] manifest = Encoding.UTF8.GetBytes(lines.ToString());
+            byte[] manifest = Encoding.UTF8.GetBytes(string.Concat(lines));
             outputs.Add(Path.Combine(output, ShardStore.ManifestFile), "merge --out", s => s.Write(manifest));
             byte[] settingsJson = Encoding.UTF8.GetBytes(merged.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
             outputs.Add(Path.Combine(output, ShardStore.SettingsFile), "merge --out", s => s.Write(settingsJson));
