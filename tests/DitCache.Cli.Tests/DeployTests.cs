@@ -135,7 +135,11 @@ public sealed class DeployTests
     {
         string path = Path.Combine(dir, name);
         File.WriteAllText(path, $"#!/usr/bin/env bash\nprintf '%s\\n' \"$@\" >> '{record}'\necho >> '{record}'\n{print}\n");
-        File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        if (!OperatingSystem.IsWindows())
+        {
+            File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        }
+
         return path;
     }
 
