@@ -13,7 +13,7 @@ namespace DitCache.Cli;
 
 /// <summary>
 /// The flags of a sharded run (<c>--shard k/n</c>, <c>--out-dir DIR</c>) shared by <c>sample</c> and <c>evaluate</c>,
-/// and what every shard records of its settings (docs/methods.md §9.4).
+/// and what every shard records of its settings (docs/methods.md §9.3).
 /// </summary>
 internal static class ShardFlags
 {

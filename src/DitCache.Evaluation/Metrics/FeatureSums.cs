@@ -5,7 +5,7 @@ namespace DitCache.Evaluation.Metrics;
 /// <summary>
 /// Summable statistics of a set of feature vectors: the count, the sum and the sum of outer products, all in float64.
 /// Sums of disjoint sets add up to the sums of their union, so feature statistics computed on many machines merge
-/// exactly (up to float64 round-off) into those of one run (docs/methods.md §9.2, "sharded runs").
+/// exactly (up to float64 round-off) into those of one run (docs/methods.md §9.3).
 /// </summary>
 /// <remarks>
 /// From the sums, <c>μ = S / n</c> and <c>Σ = (Q − n μ μᵀ) / (n − 1)</c> (unbiased, as numpy.cov). The one-pass form

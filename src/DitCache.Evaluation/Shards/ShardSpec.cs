@@ -9,7 +9,7 @@ namespace DitCache.Evaluation.Shards;
 /// does. The unit of work is the batch: shard k runs the batches b with <c>b mod n = k</c> (round robin, so every
 /// shard gets early and late images alike and the last, shorter batch falls to one shard). Which images a batch holds,
 /// their classes and their noise follow from the settings alone, never from k or n, so any sharding makes the images
-/// of a one-process run (docs/methods.md §9.4).
+/// of a one-process run (docs/methods.md §9.3).
 /// </summary>
 /// <param name="Index">k, 0 … n − 1.</param>
 /// <param name="Count">n, at least 1.</param>
