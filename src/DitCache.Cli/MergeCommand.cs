@@ -19,7 +19,7 @@ internal static class MergeCommand
         var inputs = new Argument<string[]>("DIR") { Description = "shard folders (OUT/shard-k-of-n), or the --out-dir that holds them", Arity = ArgumentArity.OneOrMore };
         var output = new Option<string>("--out") { Description = "folder for the merged run (created; every image, manifest.jsonl, shard.json, and for evaluate metrics.json)", Required = true };
         var quiet = new Option<bool>("--quiet") { Description = "no summary" };
-        var command = new Command("merge", "Merge the shards of a sharded sample or evaluate run into one folder and score the whole run.")
+        var command = new Command("merge", "Merge the shards of a sharded sample, evaluate or bench run into one folder and score the whole run.")
         {
             inputs, output, quiet,
         };
@@ -28,7 +28,13 @@ internal static class MergeCommand
             ShardMergeResult r = ShardMerge.Run(parse.GetValue(inputs)!, parse.GetValue(output)!);
             if (!parse.GetValue(quiet))
             {
-                stdout.WriteLine(string.Create(CultureInfo.InvariantCulture, $"merged {r.Images} image(s) of 'ditcache {r.Kind}' from {r.Shards} shard folder(s) into {parse.GetValue(output)}"));
+                string what = r.Kind == "bench" ? "configuration(s)" : "image(s)";
+                stdout.WriteLine(string.Create(CultureInfo.InvariantCulture, $"merged {r.Images} {what} of 'ditcache {r.Kind}' from {r.Shards} shard folder(s) into {parse.GetValue(output)}"));
+                if (r.Kind == "bench")
+                {
+                    stdout.WriteLine($"wrote {r.Metrics} and the reports beside it");
+                }
+
                 if (r.FrechetDistance is double fd && r.Accuracy is double accuracy)
                 {
                     stdout.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  accuracy                  {accuracy:F4}"));

@@ -169,6 +169,45 @@ public sealed class ShardedRunTests
         Assert.Contains("0 batch(es) run now", stdout, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void Bench_shards_split_the_configurations_and_merge_to_the_one_process_scores()
+    {
+        // Tiny fixture DiT, 10 images, four configurations: the reference runs in both shards, the three others
+        // alternate (fora and taylorseer in shard 0, foca in shard 1).
+        string dir = CliRunner.TempDir();
+        string[] run = ["bench", "--model", CliRunner.TinyDit, "--cache", "none", "--cache", "fora:n=2", "--cache", "foca:n=2", "--cache", "taylorseer:n=2",
+            "--samples", "10", "--steps", "4", "--repeats", "1", "--shadow-images", "0", "--threads", "1", "--quiet"];
+        string shards = Path.Combine(dir, "shards"), merged = Path.Combine(dir, "merged");
+        Assert.Equal(0, CliRunner.Run([.. run, "--shard", "0/2", "--out", shards]).Code);
+
+        (int gap, _, string gapErr) = CliRunner.Run("merge", shards, "--out", merged);
+        Assert.Equal(1, gap);
+        Assert.Contains("configuration 'foca:n=2|steps=4|cfg=4' of the plan is in none of the shards", gapErr, StringComparison.Ordinal);
+
+        Assert.Equal(0, CliRunner.Run([.. run, "--shard", "1/2", "--out", shards]).Code);
+        JsonNode shard1 = JsonNode.Parse(File.ReadAllText(Path.Combine(shards, "shard-1-of-2", "results.json")))!;
+        Assert.Equal(["none", "foca:n=2"], shard1["entries"]!.AsArray().Select(e => e!["config"]!["cache"]!.GetValue<string>()));
+        (int m, _, string mergeErr) = CliRunner.Run("merge", shards, "--out", merged, "--quiet");
+        Assert.True(m == 0, mergeErr);
+        Assert.True(File.Exists(Path.Combine(merged, "report.html")));
+
+        string one = Path.Combine(dir, "one");
+        Assert.Equal(0, CliRunner.Run([.. run, "--out", one]).Code);
+        JsonNode a = JsonNode.Parse(File.ReadAllText(Path.Combine(merged, "results.json")))!;
+        JsonNode b = JsonNode.Parse(File.ReadAllText(Path.Combine(one, "results.json")))!;
+        var ea = a["entries"]!.AsArray();
+        var eb = b["entries"]!.AsArray();
+        Assert.Equal(4, ea.Count);
+        for (int i = 0; i < 4; i++)
+        {
+            Assert.Equal(eb[i]!["config"]!.ToJsonString(), ea[i]!["config"]!.ToJsonString());
+            foreach (string key in new[] { "psnr", "ssim", "relative_l2", "flops", "strip", "timeline" })
+            {
+                Assert.True(JsonNode.DeepEquals(eb[i]![key], ea[i]![key]), $"{key} of {ea[i]!["config"]!.ToJsonString()} differs");
+            }
+        }
+    }
+
     [Theory]
     [InlineData("--shard 1/4", "--shard 1/4 writes one file per image; give --out-dir DIR")]
     [InlineData("--samples 8", "--samples writes one file per image; give --out-dir DIR")]

@@ -100,6 +100,11 @@ public static class ShardMerge
             }
         }
 
+        if (kind == "bench")
+        {
+            return MergeBench(folders, settings, output);
+        }
+
         int images = int.Parse(settings["images"], CultureInfo.InvariantCulture);
         int batch = int.Parse(settings["batch"], CultureInfo.InvariantCulture);
 
@@ -261,5 +266,66 @@ public static class ShardMerge
             outputs.Commit();
             return new ShardMergeResult(kind, images, folders.Count, accuracy, classAccuracy, fd, metricsPath);
         }
+    }
+
+    /// <summary>
+    /// Bench shards: every configuration of the plan (recorded in <c>shard.json</c>) from the one shard that measured
+    /// it, the full-compute references from the first shard (each shard measured them for itself), into one
+    /// <c>results.json</c> and the reports. Each entry keeps the wall speedup its shard measured against its own
+    /// reference, on its own machine.
+    /// </summary>
+    private static ShardMergeResult MergeBench(List<string> folders, SortedDictionary<string, string> settings, string output)
+    {
+        var loaded = folders.Select(f => (Folder: f, Results: Bench.BenchJson.Load(Path.Combine(f, Bench.BenchSession.ResultsFile)))).ToList();
+        foreach (var (folder, results) in loaded.Skip(1))
+        {
+            Bench.BenchJson.CheckResumable(loaded[0].Results, results, Path.Combine(folder, Bench.BenchSession.ResultsFile));
+        }
+
+        var entries = new List<Bench.BenchEntry>();
+        foreach (string key in settings["plan"].Split(';'))
+        {
+            var found = loaded.Select(l => (l.Folder, Entry: l.Results.Entries.Find(e => e.Config.Key == key)))
+                .Where(p => p.Entry is not null).ToList();
+            if (found.Count == 0)
+            {
+                throw new DitCacheException(
+                    $"merge: configuration '{key}' of the plan is in none of the shards' results.json; finish the shard that measures it (rerun it: it resumes) and merge again");
+            }
+
+            if (found.Count > 1 && !found[0].Entry!.Config.IsReference)
+            {
+                throw new DitCacheException(
+                    $"merge: configuration '{key}' was measured by both {found[0].Folder} and {found[1].Folder} (shards of different counts, or a folder given twice); merge each configuration's shard once");
+            }
+
+            entries.Add(found[0].Entry!);
+        }
+
+        Bench.BenchResults first = loaded[0].Results;
+        var merged = new Bench.BenchResults
+        {
+            Model = first.Model,
+            Machine = string.Join(" | ", loaded.Select(l => l.Results.Machine).Distinct()),
+            Command = first.Command,
+            Samples = first.Samples,
+            Repeats = loaded.Max(l => l.Results.Repeats),
+            Seed = first.Seed,
+            Sampler = first.Sampler,
+            Threads = first.Threads,
+            Gemm = first.Gemm,
+            FloorFrechetDistance = first.FloorFrechetDistance,
+            MatchedFloorFrechetDistance = first.MatchedFloorFrechetDistance,
+            StripClasses = first.StripClasses,
+            ClassNames = first.ClassNames,
+            ImageShape = first.ImageShape,
+            Entries = entries,
+        };
+        string resultsPath = Path.Combine(output, Bench.BenchSession.ResultsFile);
+        Directory.CreateDirectory(output);
+        AtomicFile.Write(resultsPath, "merge --out", s => s.Write(Bench.BenchJson.Serialize(merged)));
+        Bench.BenchSession session = Bench.BenchSession.Open(output, merged, "merge --out");
+        session.WriteReports(session.Results);
+        return new ShardMergeResult("bench", entries.Count, folders.Count, null, new Dictionary<int, double>(), null, resultsPath);
     }
 }

@@ -37,20 +37,20 @@ public sealed class ShardStore : IDisposable
     public const string ManifestFile = "manifest.jsonl";
 
     /// <summary>The lock file's name.</summary>
-    public const string LockFile = "shard.lock";
+    public const string LockFile = ShardLock.LockFile;
 
     /// <summary>The file naming the process that holds the lock.</summary>
-    public const string OwnerFile = "shard.owner";
+    public const string OwnerFile = ShardLock.OwnerFile;
 
     /// <summary>The format tag of <c>shard.json</c>.</summary>
     public const string Format = "ditcache-shard/1";
 
-    private readonly FileStream _lock;
+    private readonly ShardLock _lock;
     private readonly FileStream _manifest;
     private readonly Dictionary<int, ShardEntry> _done;
     private readonly string _flag;
 
-    private ShardStore(string directory, ShardSpec spec, FileStream lockStream, FileStream manifest, Dictionary<int, ShardEntry> done, string flag)
+    private ShardStore(string directory, ShardSpec spec, ShardLock lockStream, FileStream manifest, Dictionary<int, ShardEntry> done, string flag)
     {
         Directory = directory;
         Spec = spec;
@@ -105,11 +105,10 @@ public sealed class ShardStore : IDisposable
 
         string dir = Path.Combine(root, spec.DirectoryName);
         System.IO.Directory.CreateDirectory(dir);
-        FileStream lockStream = TakeLock(dir, spec);
+        ShardLock lockStream = ShardLock.Take(dir, spec);
         FileStream? manifest = null;
         try
         {
-            WriteOwner(dir);
             CheckOrWriteSettings(dir, spec, kind, settings);
             Dictionary<int, ShardEntry> done = LoadDone(dir);
             manifest = new FileStream(Path.Combine(dir, ManifestFile), FileMode.Append, FileAccess.Write, FileShare.Read);
@@ -187,14 +186,7 @@ public sealed class ShardStore : IDisposable
     public void Dispose()
     {
         _manifest.Dispose();
-        try
-        {
-            File.Delete(Path.Combine(Directory, OwnerFile));
-        }
-        finally
-        {
-            _lock.Dispose();
-        }
+        _lock.Dispose();
     }
 
     /// <summary>
@@ -269,42 +261,14 @@ public sealed class ShardStore : IDisposable
         }
     }
 
-    private static FileStream TakeLock(string dir, ShardSpec spec)
+    /// <summary>
+    /// Writes <paramref name="dir"/>'s <c>shard.json</c>, or checks that the one there records the same kind and
+    /// settings.
+    /// </summary>
+    /// <exception cref="DitCacheException">The folder holds a run of other settings.</exception>
+    public static void CheckOrWriteSettings(string dir, ShardSpec spec, string kind, IReadOnlyDictionary<string, string> settings)
     {
-        string path = Path.Combine(dir, LockFile);
-        try
-        {
-            // FileShare.None takes an exclusive flock(2) on Unix: a second process is refused, and the kernel drops
-            // the lock when the holder dies, so a killed shard never leaves a stale lock behind.
-            return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
-        }
-        catch (IOException)
-        {
-            string owner = "another process";
-            try
-            {
-                string text = File.ReadAllText(Path.Combine(dir, OwnerFile)).Trim();
-                owner = text.Length > 0 ? text : owner;
-            }
-            catch (IOException)
-            {
-                // The owner file is written right after the lock is taken; without it the holder is unnamed.
-            }
-
-            throw new DitCacheException(
-                $"--shard {spec}: {path} is held by {owner}, which runs this shard now; give each process its own --shard index, or wait for that one to end (if none runs, e.g. on a file system without locks, delete {path})");
-        }
-    }
-
-    private static void WriteOwner(string dir)
-    {
-        string text = string.Create(CultureInfo.InvariantCulture,
-            $"pid {Environment.ProcessId} on host {Environment.MachineName} since {DateTime.UtcNow:yyyy-MM-ddTHH:mm:ssZ}\n");
-        AtomicFile.Write(Path.Combine(dir, OwnerFile), "--out-dir", s => s.Write(Encoding.UTF8.GetBytes(text)));
-    }
-
-    private static void CheckOrWriteSettings(string dir, ShardSpec spec, string kind, IReadOnlyDictionary<string, string> settings)
-    {
+        ArgumentNullException.ThrowIfNull(settings);
         string path = Path.Combine(dir, SettingsFile);
         var sorted = new SortedDictionary<string, string>(settings.ToDictionary(p => p.Key, p => p.Value), StringComparer.Ordinal);
         if (File.Exists(path))
