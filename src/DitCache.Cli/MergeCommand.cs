@@ -19,13 +19,14 @@ internal static class MergeCommand
         var inputs = new Argument<string[]>("DIR") { Description = "shard folders (OUT/shard-k-of-n), or the --out-dir that holds them", Arity = ArgumentArity.OneOrMore };
         var output = new Option<string>("--out") { Description = "folder for the merged run (created; every image, manifest.jsonl, shard.json, and for evaluate metrics.json)", Required = true };
         var quiet = new Option<bool>("--quiet") { Description = "no summary" };
+        var png = new Option<bool>("--png") { Description = "also write every image as MERGED/png/NNNNNNN.png (the decoded image, or a 1- or 3-channel sample; as DiT's sample.py saves), the image folder FID tools read" };
         var command = new Command("merge", "Merge the shards of a sharded sample, evaluate or bench run into one folder and score the whole run.")
         {
-            inputs, output, quiet,
+            inputs, output, quiet, png,
         };
         command.SetAction(parse =>
         {
-            ShardMergeResult r = ShardMerge.Run(parse.GetValue(inputs)!, parse.GetValue(output)!);
+            ShardMergeResult r = ShardMerge.Run(parse.GetValue(inputs)!, parse.GetValue(output)!, parse.GetValue(png));
             if (!parse.GetValue(quiet))
             {
                 string what = r.Kind == "bench" ? "configuration(s)" : "image(s)";

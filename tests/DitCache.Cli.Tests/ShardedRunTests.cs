@@ -110,8 +110,11 @@ public sealed class ShardedRunTests
         var results = rest.Select(Finish).ToArray();
         Assert.All(results, r => Assert.True(r.Code == 0, r.Err));
         Assert.Contains($"32 image(s) done ({before} from before", results[3].Out, StringComparison.Ordinal);
-        (int mergeCode, _, string mergeErr) = Finish(Start(["merge", shards, "--out", merged, "--quiet"]));
+        (int mergeCode, _, string mergeErr) = Finish(Start(["merge", shards, "--out", merged, "--quiet", "--png"]));
         Assert.True(mergeCode == 0, mergeErr);
+        string[] pngs = Directory.GetFiles(Path.Combine(merged, ShardMerge.PngFolder), "*.png");
+        Assert.Equal(Images, pngs.Length);
+        Assert.All(pngs, p => Assert.Equal(new byte[] { 0x89, (byte)'P', (byte)'N', (byte)'G' }, File.ReadAllBytes(p)[..4]));
 
         // One process, sharded as one: the same files byte for byte.
         string one = Path.Combine(dir, "one");
@@ -157,6 +160,11 @@ public sealed class ShardedRunTests
             string name = ShardStore.ItemName(i);
             Assert.Equal(File.ReadAllBytes(Path.Combine(dir, "one", "shard-0-of-1", name)), File.ReadAllBytes(Path.Combine(dir, "merged", name)));
         }
+
+        // Latents without a VAE have no PNG form.
+        (int noPng, _, string pngErr) = CliRunner.Run("merge", Path.Combine(dir, "three"), "--out", Path.Combine(dir, "png"), "--png");
+        Assert.Equal(2, noPng);
+        Assert.Contains("4-channel latent and no decoded image; run the shards with --vae", pngErr, StringComparison.Ordinal);
 
         // Classes cycle through --classes; each file says which.
         var file = DitCache.Tensors.IO.SafeTensors.Load(Path.Combine(dir, "merged", ShardStore.ItemName(5)));

@@ -73,10 +73,18 @@ public static class ShardMerge
         return folders;
     }
 
-    /// <summary>Merges <paramref name="inputs"/> into <paramref name="outDir"/> (see the type summary).</summary>
-    /// <exception cref="DitCacheException">Inputs of different runs, missing or duplicated images, a damaged file, or
-    /// an output folder that is one of the inputs.</exception>
-    public static ShardMergeResult Run(IReadOnlyList<string> inputs, string outDir)
+    /// <summary>The folder of PNG files <see cref="Run"/> writes with <c>png</c>.</summary>
+    public const string PngFolder = "png";
+
+    /// <summary>
+    /// Merges <paramref name="inputs"/> into <paramref name="outDir"/> (see the type summary). With
+    /// <paramref name="png"/>, also writes each image as <c>png/NNNNNNN.png</c> (the decoded image, else a 1- or
+    /// 3-channel sample; <c>(x + 1)/2</c> clamped to [0, 1], times 255, rounded, as DiT's sample.py saves), the image
+    /// folder FID tools read.
+    /// </summary>
+    /// <exception cref="DitCacheException">Inputs of different runs, missing or duplicated images, a damaged file, an
+    /// output folder that is one of the inputs, or PNGs asked of latents without decoded images.</exception>
+    public static ShardMergeResult Run(IReadOnlyList<string> inputs, string outDir, bool png = false)
     {
         ArgumentNullException.ThrowIfNull(inputs);
         ArgumentNullException.ThrowIfNull(outDir);
@@ -102,7 +110,8 @@ public static class ShardMerge
 
         if (kind == "bench")
         {
-            return MergeBench(folders, settings, output);
+            return png ? throw new DitCacheException("merge --png: bench shards keep no images (their reports hold the image strips); drop --png", exitCode: 2)
+                : MergeBench(folders, settings, output);
         }
 
         int images = int.Parse(settings["images"], CultureInfo.InvariantCulture);
@@ -146,6 +155,11 @@ public static class ShardMerge
 
         // 3. Read every image (checking its hash), add its scores, and stage the merged folder.
         Directory.CreateDirectory(output);
+        if (png)
+        {
+            Directory.CreateDirectory(Path.Combine(output, PngFolder));
+        }
+
         bool scored = kind == "evaluate";
         string[] lines = new string[images];                                          // the manifest, in index order
         int featureSize = 0;
@@ -192,6 +206,10 @@ public static class ShardMerge
 
                 string name = ShardStore.ItemName(i);
                 AtomicFile.Write(Path.Combine(output, name), "merge --out", s => s.Write(bytes));
+                if (png)
+                {
+                    WritePng(bytes, path, Path.Combine(output, PngFolder, Path.ChangeExtension(name, ".png")));
+                }
                 lines[i] = JsonSerializer.Serialize(new JsonObject { ["index"] = i, ["file"] = name, ["bytes"] = bytes.Length, ["sha256"] = hash }) + "\n";
             }
 
@@ -266,6 +284,20 @@ public static class ShardMerge
             outputs.Commit();
             return new ShardMergeResult(kind, images, folders.Count, accuracy, classAccuracy, fd, metricsPath);
         }
+    }
+
+    private static void WritePng(byte[] bytes, string source, string target)
+    {
+        TensorFile file = SafeTensors.Load(bytes, source);
+        Tensor image = file.Entries.ContainsKey("image") ? file.Read("image") : file.Read("sample");
+        if (image.Shape[1] is not (1 or 3))
+        {
+            throw new DitCacheException(
+                $"merge --png: {source} holds a {image.Shape[1]}-channel latent and no decoded image; run the shards with --vae (or a diffusers --model folder with vae/) to decode them, or drop --png", exitCode: 2);
+        }
+
+        byte[] encoded = Reports.Png.EncodeGrid(image, 1, padding: 0);
+        AtomicFile.Write(target, "merge --png", s => s.Write(encoded));
     }
 
     /// <summary>
