@@ -108,6 +108,17 @@ public static class ShardMerge
             }
         }
 
+        if (File.Exists(Path.Combine(output, ShardStore.SettingsFile)))
+        {
+            (string oldKind, _, SortedDictionary<string, string> old) = ShardStore.ReadSettings(output);
+            string? differs = oldKind != kind ? $"made by 'ditcache {oldKind}'" : ShardStore.Difference(old, settings);
+            if (differs is not null)
+            {
+                throw new DitCacheException(
+                    $"merge --out {outDir} holds the merge of another run ({differs}); give an empty or new folder so its files do not mix", exitCode: 2);
+            }
+        }
+
         if (kind == "bench")
         {
             return png ? throw new DitCacheException("merge --png: bench shards keep no images (their reports hold the image strips); drop --png", exitCode: 2)

@@ -150,6 +150,7 @@ public sealed class ShardStoreTests : IDisposable
         }
 
         Assert.Equal(Enumerable.Range(0, 6), ShardStore.ReadManifest(merged).Select(e => e.Index));
+        Assert.Equal(6, ShardMerge.Run([_dir], merged).Images);                 // merging again into the same folder is fine
 
         // The same image from two folders (shards of another count): refused, naming both.
         string other = Path.Combine(_dir, "other");
@@ -173,6 +174,14 @@ public sealed class ShardStoreTests : IDisposable
             ShardMerge.Run([Path.Combine(_dir, "shard-0-of-2"), Path.Combine(third, "shard-1-of-2")], Path.Combine(_dir, "m3")));
         Assert.Contains("is of another run", settings.Message, StringComparison.Ordinal);
         Assert.Contains("cfg: 2 vs 4", settings.Message, StringComparison.Ordinal);
+
+        // A merged folder of another run is not merged into.
+        using (ShardStore.Open(third, new ShardSpec(0, 2), "sample", Settings(cfg: "2")))
+        {
+        }
+
+        DitCacheException mixed = Assert.Throws<DitCacheException>(() => ShardMerge.Run([third], merged));
+        Assert.Contains("holds the merge of another run (cfg: 4 vs 2)", mixed.Message, StringComparison.Ordinal);
 
         // A damaged image is named.
         File.WriteAllText(Path.Combine(_dir, "shard-1-of-2", ShardStore.ItemName(3)), "bit rot");
