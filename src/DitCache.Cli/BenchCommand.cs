@@ -14,6 +14,7 @@ using DitCache.Evaluation.Data;
 using DitCache.Evaluation.Metrics;
 using DitCache.Evaluation.Quality;
 using DitCache.Evaluation.Reports;
+using DitCache.Evaluation.Shards;
 using DitCache.Models;
 using DitCache.Sampling;
 using DitCache.Tensors.IO;
@@ -53,10 +54,14 @@ internal static class BenchCommand
         var weightsFlag = GemmFlags.Weights();
         var output = new Option<string>("--out") { Description = "output directory (created if missing; a results.json there is resumed)", DefaultValueFactory = _ => "bench-results" };
         var quiet = new Option<bool>("--quiet") { Description = "no progress and no summary" };
+        var shard = new Option<string?>("--shard")
+        {
+            Description = "run shard k of n (k/n, 0 <= k < n) into --out/shard-k-of-n: the full-compute reference(s) and every n-th other configuration (the k-th, (k+n)-th, ...); each shard times its configurations against its own reference; 'ditcache merge OUT --out MERGED' writes the reports of the whole plan",
+        };
 
         var command = new Command("bench", "Measure speed and quality of many accelerator configurations side by side and write a report.")
         {
-            model, quick, cache, specs, samples, classes, repeats, steps, cfg, sampler, seed, batch, shadowImages, threads, gemm, deterministic, weightsFlag, output, quiet,
+            model, quick, cache, specs, samples, classes, repeats, steps, cfg, sampler, seed, batch, shadowImages, threads, gemm, deterministic, weightsFlag, output, quiet, shard,
         };
         command.SetAction(parse =>
         {
@@ -65,7 +70,7 @@ internal static class BenchCommand
                 parse.GetValue(samples) ?? (isQuick ? QuickSamples : FullSamples), parse.GetValue(classes), parse.GetValue(repeats) ?? (isQuick ? QuickRepeats : FullRepeats),
                 parse.GetValue(steps), parse.GetValue(cfg), parse.GetValue(sampler)!, parse.GetValue(seed), parse.GetValue(batch),
                 parse.GetValue(shadowImages), parse.GetValue(threads), parse.GetValue(gemm)!, parse.GetValue(deterministic), parse.GetValue(output)!, parse.GetValue(quiet),
-                parse.GetValue(weightsFlag)!);
+                parse.GetValue(weightsFlag)!, parse.GetValue(shard));
             return Run(o, stdout, stderr, interactive);
         });
         return command;
@@ -87,7 +92,14 @@ internal static class BenchCommand
         List<BenchConfig> plan = o.Specs is not null ? BenchPlan.FromFile(o.Specs, o.Steps, o.Cfg)
             : o.Caches.Length > 0 ? BenchPlan.Parse(o.Caches, "--cache", o.Steps, o.Cfg)
             : BenchPlan.Parse(o.Quick ? BenchPlan.QuickLines : BenchPlan.FullLines, o.Quick ? "the quick preset" : "the full preset", o.Steps, o.Cfg);
-        BenchSession.CheckDirectory(o.Out);
+        string outDir = BenchSession.CheckDirectory(o.Out);
+        ShardSpec? spec = o.Shard is null ? null : ShardSpec.Parse(o.Shard);
+        List<BenchConfig> fullPlan = plan;
+        if (spec is ShardSpec s)
+        {
+            plan = ShardPlan(plan, s);
+        }
+
         WeightPrecision precision = WeightPrecisions.Parse(o.Weights);
         IGemm gemm = GemmFlags.Create(o.Gemm, o.Deterministic, o.Threads, precision);
         string gemmLabel = GemmLabel(gemm, precision);
@@ -142,7 +154,33 @@ internal static class BenchCommand
         var runner = new BenchRunner(new DitModel(weights, gemm, o.Threads), quality, calibration);
         BenchResults fresh = BenchRunner.NewResults(settings, modelName, BenchSession.Machine(), CommandLine(o), o.Threads, gemmLabel,
             reference, runner.MatchedFloor(settings, reference), quality?.ClassNames);
-        BenchSession session = BenchSession.Open(o.Out, fresh);
+        string sessionDir = o.Out;
+        ShardLock? shardLock = null;
+        if (spec is ShardSpec sp)
+        {
+            Directory.CreateDirectory(outDir);
+            sessionDir = Path.Combine(outDir, sp.DirectoryName);
+            Directory.CreateDirectory(sessionDir);
+            shardLock = ShardLock.Take(sessionDir, sp);
+            var recorded = new Dictionary<string, string>
+            {
+                ["model"] = fingerprint,
+                ["plan"] = string.Join(";", fullPlan.Select(p => p.Key)),
+                ["samples"] = ShardFlags.Number(settings.Samples),
+                ["classes"] = string.Join(",", classes),
+                ["repeats"] = ShardFlags.Number(settings.Repeats),
+                ["seed"] = ShardFlags.Number(o.Seed),
+                ["sampler"] = o.Sampler,
+                ["batch"] = ShardFlags.Number(o.Batch),
+                ["shadow-images"] = ShardFlags.Number(o.ShadowImages),
+                ["weights"] = precision.Name(),
+            };
+            ShardFlags.AddGemm(recorded, gemmLabel, o.Deterministic, o.Threads);
+            ShardStore.CheckOrWriteSettings(sessionDir, sp, "bench", recorded);
+        }
+
+        using ShardLock? held = shardLock;
+        BenchSession session = BenchSession.Open(sessionDir, fresh);
         BenchResults results = session.Results;
         if (session.Resumed && !o.Quiet)
         {
@@ -207,6 +245,26 @@ internal static class BenchCommand
         return 0;
     }
 
+    /// <summary>
+    /// The configurations of shard <paramref name="spec"/>: every full-compute reference (each shard times its
+    /// configurations against a reference measured on its own machine, and PSNR needs the reference's images), and
+    /// of the others the k-th, (k+n)-th, ... in plan order.
+    /// </summary>
+    internal static List<BenchConfig> ShardPlan(List<BenchConfig> plan, ShardSpec spec)
+    {
+        var mine = new List<BenchConfig>();
+        int other = 0;
+        foreach (BenchConfig c in plan)
+        {
+            if (c.IsReference || other++ % spec.Count == spec.Index)
+            {
+                mine.Add(c);
+            }
+        }
+
+        return mine;
+    }
+
     private static string CommandLine(BenchOptions o)
     {
         var parts = new List<string> { "ditcache bench" };
@@ -237,7 +295,7 @@ internal static class BenchCommand
     }
 
     private sealed record BenchOptions(string? Model, bool Quick, string[] Caches, string? Specs, int Samples, string? Classes, int Repeats,
-        int Steps, float Cfg, string Sampler, int Seed, int Batch, int ShadowImages, int Threads, string Gemm, bool Deterministic, string Out, bool Quiet, string Weights);
+        int Steps, float Cfg, string Sampler, int Seed, int Batch, int ShadowImages, int Threads, string Gemm, bool Deterministic, string Out, bool Quiet, string Weights, string? Shard);
 
     /// <summary>The backend as reports name it: with 16-bit weights, e.g. "managed-avx512 weights-bf16" (a results file
     /// of other weights is then not resumed).</summary>

@@ -53,6 +53,7 @@ internal static class CliApp
             SampleCommand.Create(stdout, stderr, interactive),
             EvaluateCommand.Create(stdout, stderr, interactive),
             BenchCommand.Create(stdout, stderr, interactive),
+            MergeCommand.Create(stdout),
             CalibrateCommand.Create(stdout, stderr),
             InfoCommand.Create(stdout),
         };

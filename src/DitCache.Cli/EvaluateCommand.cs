@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using System.CommandLine;
 using System.Globalization;
 using System.IO;
@@ -10,6 +11,7 @@ using DitCache.Evaluation.Data;
 using DitCache.Evaluation.Metrics;
 using DitCache.Evaluation.Quality;
 using DitCache.Evaluation.Reports;
+using DitCache.Evaluation.Shards;
 using DitCache.Models;
 using DitCache.Sampling;
 using DitCache.Tensors;
@@ -44,10 +46,12 @@ internal static class EvaluateCommand
         var gridColumns = new Option<int>("--grid-columns") { Description = "samples of each class in the --grid", DefaultValueFactory = _ => 10 }.Range(1, 100, ", at most --samples-per-class");
         var report = new Option<string?>("--report") { Description = "write a JSON report: settings, accuracy per class, Frechet distances with sample counts, seconds" };
         var quiet = new Option<bool>("--quiet") { Description = "no progress bar and no summary" };
+        var shard = ShardFlags.Shard();
+        var outDir = ShardFlags.OutDir();
 
         var command = new Command("evaluate", "Measure sample quality on Fashion-MNIST: classifier accuracy and Frechet distance to the test set.")
         {
-            model, perClass, classes, steps, sampler, cfg, cache, seed, batch, threads, gemm, deterministic, weightsFlag, grid, gridColumns, report, quiet,
+            model, perClass, classes, steps, sampler, cfg, cache, seed, batch, threads, gemm, deterministic, weightsFlag, grid, gridColumns, report, quiet, shard, outDir,
         };
 
         command.SetAction(parse =>
@@ -56,7 +60,8 @@ internal static class EvaluateCommand
                 parse.GetValue(model), parse.GetValue(perClass), parse.GetValue(classes)!, parse.GetValue(steps),
                 parse.GetValue(sampler)!, parse.GetValue(cfg), parse.GetValue(cache)!, parse.GetValue(seed),
                 parse.GetValue(batch), parse.GetValue(threads), parse.GetValue(gemm)!, parse.GetValue(deterministic), parse.GetValue(grid),
-                parse.GetValue(gridColumns), parse.GetValue(report), parse.GetValue(quiet), parse.GetValue(weightsFlag)!);
+                parse.GetValue(gridColumns), parse.GetValue(report), parse.GetValue(quiet), parse.GetValue(weightsFlag)!,
+                parse.GetValue(shard), parse.GetValue(outDir), parse.GetResult(gridColumns) is { Implicit: false });
             return Run(o, stdout, stderr, interactive);
         });
         return command;
@@ -99,6 +104,10 @@ internal static class EvaluateCommand
         WeightPrecision precision = WeightPrecisions.Parse(o.Weights);
         IGemm gemm = GemmFlags.Create(o.Gemm, o.Deterministic, o.Threads, precision);
         string gemmLabel = BenchCommand.GemmLabel(gemm, precision);
+        if (o.OutDir is not null || o.Shard is not null)
+        {
+            return RunSharded(o, labels, cacheOptions, precision, gemm, gemmLabel, stdout, stderr);
+        }
 
         // 2. Data, classifier and model (each reader's error names the file and the remedy).
         FashionMnist test = FashionMnist.Load(FashionMnistSplit.Test);
@@ -173,6 +182,95 @@ internal static class EvaluateCommand
         return 0;
     }
 
+    /// <summary>
+    /// <c>--shard k/n --out-dir DIR</c>: the batches of this shard, each image with its classifier features and
+    /// prediction in its own file (<see cref="ShardStore"/>); <c>ditcache merge</c> scores the whole run.
+    /// </summary>
+    private static int RunSharded(EvaluateOptions o, int[] labels, ICacheOptions cacheOptions, WeightPrecision precision, IGemm gemm,
+        string gemmLabel, TextWriter stdout, TextWriter stderr)
+    {
+        if (o.OutDir is null)
+        {
+            throw SampleCommand.Usage($"--shard {o.Shard} needs --out-dir DIR, the folder (shared by all shards) its images go to");
+        }
+
+        ShardFlags.Refuse(o.Grid is not null, "--grid", "a shard holds only some images; merge the shards first");
+        ShardFlags.Refuse(o.Report is not null, "--report", "'ditcache merge' writes the scores of the whole run to metrics.json");
+        ShardFlags.Refuse(o.GridColumnsGiven, "--grid-columns", "there is no grid");
+        ShardSpec spec = o.Shard is null ? ShardSpec.Whole : ShardSpec.Parse(o.Shard);
+        SampleCommand.CheckDistinct([("--out-dir", o.OutDir)], [("--model", o.Model)]);
+
+        FashionMnist test = FashionMnist.Load(FashionMnistSplit.Test);
+        FmnistClassifier classifier = FmnistClassifier.LoadDefault(GemmFactory.Float32(gemm));   // the metric stays float32
+        (DitWeights weights, string fingerprint) = ShardFlags.LoadModel(o.Model, null, null, precision);
+        var quality = new FmnistQuality(classifier, test);
+        CalibrationFile calibration = DefaultModel.LoadCalibration(o.Model);
+        CalibrationWarning.Print(stderr, calibration, [cacheOptions.Name]);
+        var evaluation = new QualityEvaluation(new DitModel(weights, gemm, o.Threads), quality, calibration, matchedFloor: false);
+        var settings = new QualitySettings(o.SamplesPerClass, labels, o.Steps, o.Sampler, o.Cfg, cacheOptions, o.Seed, o.Batch);
+        var recorded = new Dictionary<string, string>
+        {
+            ["model"] = fingerprint,
+            ["classifier"] = classifier.Source,
+            ["images"] = ShardFlags.Number(settings.TotalSamples),
+            ["batch"] = ShardFlags.Number(o.Batch),
+            ["classes"] = string.Join(",", labels),
+            ["samples-per-class"] = ShardFlags.Number(o.SamplesPerClass),
+            ["steps"] = ShardFlags.Number(o.Steps),
+            ["sampler"] = o.Sampler,
+            ["cfg"] = ShardFlags.Number(o.Cfg),
+            ["cache"] = cacheOptions.Spec,
+            ["seed"] = ShardFlags.Number(o.Seed),
+            ["weights"] = precision.Name(),
+        };
+        ShardFlags.AddGemm(recorded, gemmLabel, o.Deterministic, o.Threads);
+
+        using ShardStore store = ShardStore.Open(o.OutDir, spec, "evaluate", recorded);
+        store.WriteShared(ShardMerge.ReferenceFile, ReferenceStatistics.Serialize(quality.Reference(labels)));
+        int resumed = store.DoneCount, batches = QualityEvaluation.BatchCount(settings), ran = 0;
+        int image = weights.Config.InChannels * weights.Config.InputSize * weights.Config.InputSize;
+        for (int b = 0; b < batches; b++)
+        {
+            int start = b * o.Batch, count = Math.Min(o.Batch, settings.TotalSamples - start);
+            if (!spec.Owns(b) || Enumerable.Range(start, count).All(store.IsDone))
+            {
+                continue;
+            }
+
+            QualityBatch batch = evaluation.RunBatch(settings, b);
+            for (int i = 0; i < count; i++)
+            {
+                var tensors = new Dictionary<string, Tensor>
+                {
+                    ["sample"] = new Tensor(batch.Samples.AsSpan(i * image, image).ToArray(), 1, weights.Config.InChannels, weights.Config.InputSize, weights.Config.InputSize),
+                    ["features"] = new Tensor(batch.Features.AsSpan(i * quality.FeatureSize, quality.FeatureSize).ToArray(), 1, quality.FeatureSize),
+                };
+                var metadata = new Dictionary<string, string>
+                {
+                    ["index"] = ShardFlags.Number(start + i),
+                    ["label"] = ShardFlags.Number(batch.Labels[i]),
+                    ["prediction"] = ShardFlags.Number(batch.Predictions[i]),
+                };
+                store.Write(start + i, SafeTensors.Serialize(tensors, metadata, StoredDType.F32));
+            }
+
+            ran++;
+            if (!o.Quiet)
+            {
+                stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"shard {spec}: batch {b + 1}/{batches} (images {start}..{start + count - 1}) in {batch.Run.Seconds:F2} s"));
+            }
+        }
+
+        if (!o.Quiet)
+        {
+            stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"shard {spec}: {store.DoneCount} image(s) done ({resumed} from before, {ran} batch(es) run now) in {store.Directory}; merge all shards with 'ditcache merge {o.OutDir} --out MERGED'"));
+        }
+
+        return 0;
+    }
+
     private static void Print(TextWriter o, QualityResult r, DitConfig c, string model, string gemm, int threads)
     {
         QualitySettings s = r.Settings;
@@ -199,5 +297,5 @@ internal static class EvaluateCommand
 
     private sealed record EvaluateOptions(string? Model, int SamplesPerClass, string Classes, int Steps, string Sampler,
         float Cfg, string Cache, int Seed, int Batch, int Threads, string Gemm, bool Deterministic, string? Grid, int GridColumns,
-        string? Report, bool Quiet, string Weights);
+        string? Report, bool Quiet, string Weights, string? Shard, string? OutDir, bool GridColumnsGiven);
 }

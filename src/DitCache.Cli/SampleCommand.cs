@@ -8,6 +8,7 @@ using DitCache.Caching;
 using DitCache.Caching.Calibration;
 using DitCache.Evaluation.Assets;
 using DitCache.Evaluation.Reports;
+using DitCache.Evaluation.Shards;
 using DitCache.Models;
 using DitCache.Sampling;
 using DitCache.Tensors;
@@ -50,11 +51,15 @@ internal static class SampleCommand
         var quiet = new Option<bool>("--quiet") { Description = "no progress bar and no summary" };
         var shadow = new Option<bool>("--shadow") { Description = "diagnostics: also compute the true features on cached steps and report the forecast's relative L2 error per step and site (slower; the sample is unchanged)" };
         var reportTokens = new Option<bool>("--report-tokens") { Description = "with --report: list, per step and block, the token indices a token-wise cache (toca, duca) recomputed, per batch row" };
+        var samples = new Option<int?>("--samples") { Description = "with --out-dir: images in the whole run; image i has class i mod (number of --classes) and noise seeded by (seed, its class, i); default: one per class" }.Range(1, 1_000_000);
+        var batch = new Option<int?>("--batch") { Description = "with --out-dir: images per sampling run (the CFG batch is twice this); default 16" }.Range(1, 4096, ", and within the machine's memory");
+        var shard = ShardFlags.Shard();
+        var outDir = ShardFlags.OutDir();
 
         var command = new Command("sample", "Sample images with a DiT, optionally accelerated by a cache policy.")
         {
             model, vae, classes, steps, sampler, cfg, cfgChannels, eta, cache, seed, noise, saveTensor, saveImage, report, output, columns,
-            threads, gemm, deterministic, weightsFlag, heads, inputSize, quiet, shadow, reportTokens,
+            threads, gemm, deterministic, weightsFlag, heads, inputSize, quiet, shadow, reportTokens, samples, batch, shard, outDir,
         };
 
         command.SetAction(parse =>
@@ -65,8 +70,11 @@ internal static class SampleCommand
                 parse.GetValue(seed), parse.GetValue(noise), parse.GetValue(saveTensor), parse.GetValue(report),
                 parse.GetValue(output), parse.GetValue(columns), parse.GetValue(threads), parse.GetValue(gemm)!, parse.GetValue(deterministic),
                 parse.GetValue(heads), parse.GetValue(inputSize), parse.GetValue(quiet), parse.GetValue(shadow), parse.GetValue(reportTokens),
-                parse.GetValue(vae), parse.GetValue(saveImage), parse.GetValue(weightsFlag)!);
-            return Run(o, stdout, stderr, interactive);
+                parse.GetValue(vae), parse.GetValue(saveImage), parse.GetValue(weightsFlag)!,
+                parse.GetValue(samples), parse.GetValue(batch), parse.GetValue(shard), parse.GetValue(outDir));
+            return o.OutDir is not null || o.Shard is not null || o.Samples is not null || o.Batch is not null
+                ? RunSharded(o, stdout, stderr)
+                : Run(o, stdout, stderr, interactive);
         });
         return command;
     }
@@ -232,6 +240,149 @@ internal static class SampleCommand
     }
 
     /// <summary>
+    /// <c>--out-dir DIR</c> (with <c>--samples N</c>, <c>--batch B</c>, <c>--shard k/n</c>): N images in batches of B,
+    /// image i of class <c>classes[i mod C]</c> from the noise seeded by (seed, class, i), the stochastic steps of batch
+    /// b from the seed (seed, b); this shard runs the batches b with b mod n = k and writes each image (its sample, and
+    /// the decoded image when a VAE is given) to its own file (<see cref="ShardStore"/>).
+    /// </summary>
+    private static int RunSharded(SampleOptions o, TextWriter stdout, TextWriter stderr)
+    {
+        if (o.OutDir is null)
+        {
+            string flag = o.Shard is not null ? $"--shard {o.Shard}" : o.Samples is not null ? "--samples" : "--batch";
+            throw Usage($"{flag} writes one file per image; give --out-dir DIR (shared by all shards), or drop {flag.Split(' ')[0]} to sample one image per --classes entry");
+        }
+
+        const string Why = "each image goes to its own file there";
+        ShardFlags.Refuse(o.Noise is not null, "--noise", "the noise of image i is seeded by (seed, class, i)");
+        ShardFlags.Refuse(o.Out is not null, "--out", Why);
+        ShardFlags.Refuse(o.SaveTensor is not null, "--save-tensor", Why);
+        ShardFlags.Refuse(o.SaveImage is not null, "--save-image", Why);
+        ShardFlags.Refuse(o.Report is not null, "--report", Why);
+        ShardFlags.Refuse(o.Columns is not null, "--columns", Why);
+        ShardFlags.Refuse(o.Shadow, "--shadow", "a diagnostic of one run");
+        ShardFlags.Refuse(o.ReportTokens, "--report-tokens", "a diagnostic of one run");
+        if (!SchedulerRegistry.IsKnown(o.Sampler))
+        {
+            throw Usage(SchedulerRegistry.UnknownMessage(o.Sampler));
+        }
+
+        if (o.Eta != 0 && !SchedulerRegistry.UsesEta(o.Sampler))
+        {
+            throw Usage("--eta applies to the ddim sampler only; drop it or use --sampler ddim");
+        }
+
+        ShardSpec spec = o.Shard is null ? ShardSpec.Whole : ShardSpec.Parse(o.Shard);
+        _ = ParseClasses(o.Classes, ImageNetClasses.Count);
+        ICacheOptions cacheOptions = CacheRegistry.Parse(o.Cache);
+        CheckDistinct([("--out-dir", o.OutDir)], [("--model", o.Model), ("--vae", o.Vae)]);
+        if (o.Vae is not null && !File.Exists(o.Vae) && !Directory.Exists(o.Vae))
+        {
+            throw Usage($"--vae {o.Vae}: no such file or folder; give a diffusers vae/ folder or a VAE weights file");
+        }
+
+        WeightPrecision precision = WeightPrecisions.Parse(o.Weights);
+        IGemm gemm = GemmFlags.Create(o.Gemm, o.Deterministic, o.Threads, precision);
+        (DitWeights weights, string fingerprint) = ShardFlags.LoadModel(o.Model, o.Heads, o.InputSize, precision);
+        DitConfig c = weights.Config;
+        string modelName = o.Model ?? "embedded:" + DefaultModel.ResourceName;
+        int[] classes = ParseClasses(o.Classes, c.NumClasses);
+        int bad = Array.FindIndex(classes, y => y >= c.NumClasses);
+        if (bad >= 0)
+        {
+            throw Usage($"--classes: class {classes[bad]} is out of range; {modelName} has classes 0..{c.NumClasses - 1}");
+        }
+
+        if (o.CfgChannels is int g && (g < 1 || g > c.InChannels))
+        {
+            throw Usage($"--cfg-channels {g} is out of range; this model has {c.InChannels} input channels (give 1..{c.InChannels})");
+        }
+
+        // A VAE decodes when one is given, or a latent diffusers --model folder has one; else the samples are kept.
+        bool decodes = o.Vae is not null || (c.InChannels is not (1 or 3) && o.Model is not null && Directory.Exists(o.Model));
+        (VaeDecoder? decoder, string? vaeName) = decodes ? LoadVae(o with { SaveImage = "--out-dir" }, c, modelName, gemm) : (null, null);
+        int n = o.Samples ?? classes.Length, batchSize = o.Batch ?? DefaultBatch;
+        var recorded = new Dictionary<string, string>
+        {
+            ["model"] = fingerprint,
+            ["vae"] = vaeName is null ? "none" : Path.GetFileName(Path.TrimEndingDirectorySeparator(vaeName)),
+            ["images"] = ShardFlags.Number(n),
+            ["batch"] = ShardFlags.Number(batchSize),
+            ["classes"] = string.Join(",", classes),
+            ["steps"] = ShardFlags.Number(o.Steps),
+            ["sampler"] = o.Sampler,
+            ["cfg"] = ShardFlags.Number(o.Cfg),
+            ["cfg-channels"] = o.CfgChannels is int k ? ShardFlags.Number(k) : "all",
+            ["eta"] = ShardFlags.Number(o.Eta),
+            ["cache"] = cacheOptions.Spec,
+            ["seed"] = ShardFlags.Number(o.Seed),
+            ["weights"] = precision.Name(),
+        };
+        ShardFlags.AddGemm(recorded, gemm.Name, o.Deterministic, o.Threads);
+
+        CalibrationFile calibration = DefaultModel.LoadCalibration(o.Model);
+        CalibrationWarning.Print(stderr, calibration, [cacheOptions.Name]);
+        var pipeline = new DiffusionPipeline(new DitModel(weights, gemm, o.Threads), calibration);
+        using ShardStore store = ShardStore.Open(o.OutDir, spec, "sample", recorded);
+        int resumed = store.DoneCount, batches = (n + batchSize - 1) / batchSize, ran = 0;
+        int image = c.InChannels * c.InputSize * c.InputSize;
+        for (int b = 0; b < batches; b++)
+        {
+            int start = b * batchSize, count = Math.Min(batchSize, n - start);
+            if (!spec.Owns(b) || Enumerable.Range(start, count).All(store.IsDone))
+            {
+                continue;
+            }
+
+            int[] labels = new int[count];
+            float[] noise = new float[count * image];                                 // (B, C, H, W)
+            for (int i = 0; i < count; i++)
+            {
+                labels[i] = classes[(start + i) % classes.Length];
+                new GaussianNoise(Evaluation.Quality.QualityEvaluation.DeriveSeed(o.Seed, labels[i], start + i)).Fill(noise.AsSpan(i * image, image));
+            }
+
+            var request = new SampleRequest(labels, o.Steps, o.Sampler, o.Cfg, o.CfgChannels, o.Eta,
+                Evaluation.Quality.QualityEvaluation.DeriveSeed(o.Seed, -1, b), new Tensor(noise, count, c.InChannels, c.InputSize, c.InputSize));
+            SampleResult result = pipeline.Run(request, cacheOptions);
+            Tensor? decoded = decoder?.Decode(result.Sample);
+            for (int i = 0; i < count; i++)
+            {
+                var tensors = new Dictionary<string, Tensor>
+                {
+                    ["sample"] = new Tensor(result.Sample.Data.AsSpan(i * image, image).ToArray(), 1, c.InChannels, c.InputSize, c.InputSize),
+                };
+                if (decoded is not null)
+                {
+                    int pixels = decoded.Data.Length / count;
+                    tensors["image"] = new Tensor(decoded.Data.AsSpan(i * pixels, pixels).ToArray(), 1, decoded.Shape[1], decoded.Shape[2], decoded.Shape[3]);
+                }
+
+                var metadata = new Dictionary<string, string> { ["index"] = ShardFlags.Number(start + i), ["label"] = ShardFlags.Number(labels[i]) };
+                store.Write(start + i, SafeTensors.Serialize(tensors, metadata, StoredDType.F32));
+            }
+
+            ran++;
+            if (!o.Quiet)
+            {
+                stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"shard {spec}: batch {b + 1}/{batches} (images {start}..{start + count - 1}) in {result.Seconds:F2} s"));
+            }
+        }
+
+        if (!o.Quiet)
+        {
+            stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"shard {spec}: {store.DoneCount} image(s) done ({resumed} from before, {ran} batch(es) run now) in {store.Directory}; merge all shards with 'ditcache merge {o.OutDir} --out MERGED'"));
+        }
+
+        return 0;
+    }
+
+    /// <summary>Images per sampling run of <c>sample --out-dir</c> when --batch is not given.</summary>
+    public const int DefaultBatch = 16;
+
+    /// <summary>
     /// Parses --classes: comma-separated class ids, and for a model of <see cref="ImageNetClasses.Count"/> classes also
     /// ImageNet class names (any one synonym, case-insensitive, optionally in double quotes:
     /// <c>207,"golden retriever",tabby</c>). Names hold no commas, so the comma always separates entries.
@@ -389,5 +540,5 @@ internal static class SampleCommand
     private sealed record SampleOptions(string? Model, string Classes, int Steps, string Sampler, float Cfg, int? CfgChannels,
         double Eta, string Cache, int Seed, string? Noise, string? SaveTensor, string? Report, string? Out, int? Columns,
         int Threads, string Gemm, bool Deterministic, int? Heads, int? InputSize, bool Quiet, bool Shadow, bool ReportTokens,
-        string? Vae, string? SaveImage, string Weights);
+        string? Vae, string? SaveImage, string Weights, int? Samples, int? Batch, string? Shard, string? OutDir);
 }

@@ -56,6 +56,19 @@ public sealed record QualityResult(QualitySettings Settings, Tensor Samples, int
     double Accuracy, double[] ClassAccuracy, double FrechetDistance, QualityReference? Reference, double? MatchedFloor,
     Tensor Grid, double Seconds, double SamplingSeconds, double Flops, double FullFlops, SampleResult FirstRun, long CacheBytes);
 
+/// <summary>One batch of an evaluation (<see cref="QualityEvaluation.RunBatch"/>).</summary>
+/// <param name="Start">Index of the batch's first image in the evaluation (class-major).</param>
+/// <param name="Labels">The requested class of each image.</param>
+/// <param name="Samples">The images (count, C, H, W), before clamping.</param>
+/// <param name="Predictions">The quality model's class of each clamped image; empty without a quality model.</param>
+/// <param name="Features">The quality model's features (count, F) of each clamped image; empty without a quality model.</param>
+/// <param name="Run">The pipeline's result for this batch (FLOPs, seconds, per-step records).</param>
+public sealed record QualityBatch(int Start, int[] Labels, float[] Samples, int[] Predictions, float[] Features, SampleResult Run)
+{
+    /// <summary>Number of images in the batch.</summary>
+    public int Count => Labels.Length;
+}
+
 /// <summary>
 /// The real side of the comparison: the feature statistics of the real images of the evaluated classes (for the
 /// shipped model, the classifier features of all 10,000 Fashion-MNIST test images), and the real floor, the FD
@@ -187,51 +200,41 @@ public sealed class QualityEvaluation
             labels[i] = settings.Classes[i / k];
         }
 
-        // 1. Sample, batch by batch (class-major order).
+        // 1. Sample and score, batch by batch (class-major order): the same batches, scored the same way, as a sharded
+        // run (RunBatch) makes, so its images and features are bit for bit these.
         float[] samples = new float[n * image];                                       // (N, C, H, W)
-        int batches = (n + settings.BatchSize - 1) / settings.BatchSize;
+        int batches = BatchCount(settings);
         int totalSteps = batches * settings.Steps;
         double samplingSeconds = 0, flops = 0, fullFlops = 0;
         SampleResult? first = null;
         long cacheBytes = 0;
+        int featureSize = _quality?.FeatureSize ?? 0;
+        int[] predictions = _quality is null ? [] : new int[n];
+        float[] features = new float[n * featureSize];                                // (N, F)
         for (int b = 0; b < batches; b++)
         {
-            int start = b * settings.BatchSize, count = Math.Min(settings.BatchSize, n - start);
-            float[] noise = new float[count * image];                                 // (B, C, H, W)
-            for (int i = 0; i < count; i++)
-            {
-                int sample = start + i;
-                new GaussianNoise(DeriveSeed(settings.Seed, labels[sample], sample % k)).Fill(noise.AsSpan(i * image, image));
-            }
-
-            var request = new SampleRequest(labels[start..(start + count)], settings.Steps, settings.Sampler, settings.CfgScale,
-                Seed: DeriveSeed(settings.Seed, -1, b), Noise: new Tensor(noise, count, channels, size, size));
             int done = b * settings.Steps;
-            SampleResult result = _pipeline.Run(request, settings.Cache,
-                progress: progress is null ? null : (s, _) => progress(done + s, totalSteps));
-            result.Sample.Data.CopyTo(samples, start * image);
-            samplingSeconds += result.Seconds;
-            flops += result.Flops;
-            fullFlops += result.FullFlops;
-            first ??= result;
-            cacheBytes = Math.Max(cacheBytes, result.CacheBytes);
+            QualityBatch batch = RunBatch(settings, b, progress is null ? null : (s, _) => progress(done + s, totalSteps));
+            batch.Samples.CopyTo(samples, batch.Start * image);
+            if (_quality is not null)
+            {
+                batch.Predictions.CopyTo(predictions, batch.Start);
+                batch.Features.CopyTo(features, batch.Start * featureSize);
+            }
+            samplingSeconds += batch.Run.Seconds;
+            flops += batch.Run.Flops;
+            fullFlops += batch.Run.FullFlops;
+            first ??= batch.Run;
+            cacheBytes = Math.Max(cacheBytes, batch.Run.CacheBytes);
         }
 
-        // 2. Score the clamped samples against the real images.
-        int[] predictions = [];
+        // 2. Score against the real images.
         double accuracy = double.NaN, fd = double.NaN;
         double[] classAccuracy = new double[settings.Classes.Length];
         Array.Fill(classAccuracy, double.NaN);
         double? matched = null;
         if (_quality is not null && reference is not null)
         {
-            float[] clamped = new float[samples.Length];
-            for (int i = 0; i < samples.Length; i++)
-            {
-                clamped[i] = Math.Clamp(samples[i], -1f, 1f);
-            }
-
-            (predictions, float[] features) = _quality.Score(clamped, n);
             Array.Clear(classAccuracy);
             int correct = 0;
             for (int i = 0; i < n; i++)
@@ -266,6 +269,61 @@ public sealed class QualityEvaluation
         return new QualityResult(settings, new Tensor(samples, n, channels, size, size), labels, predictions, accuracy,
             classAccuracy, fd, _quality is null ? null : reference, matched, new Tensor(grid, rows * g, channels, size, size), clock.Elapsed.TotalSeconds,
             samplingSeconds, flops, fullFlops, first!, cacheBytes);
+    }
+
+    /// <summary>Number of batches of <paramref name="settings"/>: ⌈total samples / batch size⌉.</summary>
+    public static int BatchCount(QualitySettings settings)
+    {
+        ArgumentNullException.ThrowIfNull(settings);
+        return (int)(((long)settings.TotalSamples + settings.BatchSize - 1) / settings.BatchSize);
+    }
+
+    /// <summary>
+    /// Samples batch <paramref name="batch"/> of <paramref name="settings"/> (images <c>batch · B</c> onwards, class-major)
+    /// and, with a quality model, scores its clamped images. A batch depends only on the settings and its number, so
+    /// any set of batches run anywhere gives the images and features of <see cref="Run"/> bit for bit (same model,
+    /// GEMM and thread count, or <c>--deterministic</c>). Allocates per batch, outside the step loop.
+    /// </summary>
+    /// <exception cref="ArgumentException">Invalid settings or a batch number outside 0 … <see cref="BatchCount"/> − 1.</exception>
+    public QualityBatch RunBatch(QualitySettings settings, int batch, Action<int, int>? progress = null)
+    {
+        ArgumentNullException.ThrowIfNull(settings);
+        Validate(settings, null, _config.NumClasses);
+        if (batch < 0 || batch >= BatchCount(settings))
+        {
+            throw new ArgumentException($"batch {batch} is outside 0..{BatchCount(settings) - 1}", nameof(batch));
+        }
+
+        int k = settings.SamplesPerClass, n = settings.TotalSamples;
+        int channels = _config.InChannels, size = _config.InputSize, image = channels * size * size;
+        int start = batch * settings.BatchSize, count = Math.Min(settings.BatchSize, n - start);
+        int[] labels = new int[count];
+        float[] noise = new float[count * image];                                     // (B, C, H, W)
+        for (int i = 0; i < count; i++)
+        {
+            int sample = start + i;
+            labels[i] = settings.Classes[sample / k];
+            new GaussianNoise(DeriveSeed(settings.Seed, labels[i], sample % k)).Fill(noise.AsSpan(i * image, image));
+        }
+
+        var request = new SampleRequest(labels, settings.Steps, settings.Sampler, settings.CfgScale,
+            Seed: DeriveSeed(settings.Seed, -1, batch), Noise: new Tensor(noise, count, channels, size, size));
+        SampleResult result = _pipeline.Run(request, settings.Cache, progress: progress);
+        float[] samples = result.Sample.Data.AsSpan(0, count * image).ToArray();     // (B, C, H, W), not clamped
+        int[] predictions = [];
+        float[] features = [];
+        if (_quality is not null)
+        {
+            float[] clamped = new float[samples.Length];
+            for (int i = 0; i < samples.Length; i++)
+            {
+                clamped[i] = Math.Clamp(samples[i], -1f, 1f);
+            }
+
+            (predictions, features) = _quality.Score(clamped, count);
+        }
+
+        return new QualityBatch(start, labels, samples, predictions, features, result);
     }
 
     /// <summary>
