@@ -34,6 +34,7 @@ internal static class EvaluateCommand
         var sampler = new Option<string>("--sampler") { Description = SchedulerRegistry.Choices, DefaultValueFactory = _ => "ddim" };
         var cfg = new Option<float>("--cfg") { Description = "classifier-free guidance scale; 1 disables guidance", DefaultValueFactory = _ => SampleCommand.DefaultCfg }.AtLeast(1f);
         var cache = new Option<string>("--cache") { Description = "accelerator: name or name:key=value,...; " + string.Join("; ", CacheRegistry.Methods.Select(m => $"{m.Name} = {m.Summary}")), DefaultValueFactory = _ => "none" };
+        var cacheBudget = CacheBudgetFlag.Create();
         var seed = new Option<int>("--seed") { Description = "base seed; each sample's noise derives from (seed, class, index)", DefaultValueFactory = _ => 0 }.Range(int.MinValue, int.MaxValue);
         var batch = new Option<int>("--batch") { Description = "images per sampling run (the CFG batch is twice this)", DefaultValueFactory = _ => 100 }.Range(1, 4096, ", and within the machine's memory");
         var threads = new Option<int>("--threads") { Description = "threads for GEMM and kernels", DefaultValueFactory = _ => Environment.ProcessorCount }.Range(1, FlagRange.MaxThreads);
@@ -48,6 +49,7 @@ internal static class EvaluateCommand
         var command = new Command("evaluate", "Measure sample quality on Fashion-MNIST: classifier accuracy and Frechet distance to the test set.")
         {
             model, perClass, classes, steps, sampler, cfg, cache, seed, batch, threads, gemm, deterministic, weightsFlag, grid, gridColumns, report, quiet,
+            cacheBudget,
         };
 
         command.SetAction(parse =>
@@ -56,7 +58,7 @@ internal static class EvaluateCommand
                 parse.GetValue(model), parse.GetValue(perClass), parse.GetValue(classes)!, parse.GetValue(steps),
                 parse.GetValue(sampler)!, parse.GetValue(cfg), parse.GetValue(cache)!, parse.GetValue(seed),
                 parse.GetValue(batch), parse.GetValue(threads), parse.GetValue(gemm)!, parse.GetValue(deterministic), parse.GetValue(grid),
-                parse.GetValue(gridColumns), parse.GetValue(report), parse.GetValue(quiet), parse.GetValue(weightsFlag)!);
+                parse.GetValue(gridColumns), parse.GetValue(report), parse.GetValue(quiet), parse.GetValue(weightsFlag)!, parse.GetValue(cacheBudget));
             return Run(o, stdout, stderr, interactive);
         });
         return command;
@@ -93,6 +95,7 @@ internal static class EvaluateCommand
         }
 
         ICacheOptions cacheOptions = CacheRegistry.Parse(o.Cache);
+        long? budget = CacheBudgetFlag.Parse(o.CacheBudget);
         SampleCommand.CheckOutputPath(o.Grid, "--grid");
         SampleCommand.CheckOutputPath(o.Report, "--report");
         SampleCommand.CheckDistinct([("--grid", o.Grid), ("--report", o.Report)], [("--model", o.Model)]);
@@ -109,7 +112,9 @@ internal static class EvaluateCommand
         var quality = new FmnistQuality(classifier, test, train);
         CalibrationFile calibration = DefaultModel.LoadCalibration(o.Model);
         CalibrationWarning.Print(stderr, calibration, [cacheOptions.Name]);
-        var evaluation = new QualityEvaluation(new DitModel(weights, gemm, o.Threads), quality, calibration);
+        var model = new DitModel(weights, gemm, o.Threads);
+        cacheOptions = CacheBudgetFlag.Apply(cacheOptions, budget, new DiffusionPipeline(model, calibration), o.Batch, o.Steps, o.Sampler, o.Cfg, stderr);
+        var evaluation = new QualityEvaluation(model, quality, calibration);
         var settings = new QualitySettings(o.SamplesPerClass, labels, o.Steps, o.Sampler, o.Cfg, cacheOptions, o.Seed, o.Batch, o.GridColumns);
 
         // 3. Run: the reference features first (10,000 test images), then the sampling.
@@ -199,5 +204,5 @@ internal static class EvaluateCommand
 
     private sealed record EvaluateOptions(string? Model, int SamplesPerClass, string Classes, int Steps, string Sampler,
         float Cfg, string Cache, int Seed, int Batch, int Threads, string Gemm, bool Deterministic, string? Grid, int GridColumns,
-        string? Report, bool Quiet, string Weights);
+        string? Report, bool Quiet, string Weights, string? CacheBudget);
 }

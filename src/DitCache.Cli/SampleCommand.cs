@@ -49,12 +49,13 @@ internal static class SampleCommand
         var inputSize = new Option<int?>("--input-size") { Description = "model input side when the checkpoint has no pos_embed" }.Range(1, 1024, ", a multiple of the patch size");
         var quiet = new Option<bool>("--quiet") { Description = "no progress bar and no summary" };
         var shadow = new Option<bool>("--shadow") { Description = "diagnostics: also compute the true features on cached steps and report the forecast's relative L2 error per step and site (slower; the sample is unchanged)" };
+        var cacheBudget = CacheBudgetFlag.Create();
         var reportTokens = new Option<bool>("--report-tokens") { Description = "with --report: list, per step and block, the token indices a token-wise cache (toca, duca) recomputed, per batch row" };
 
         var command = new Command("sample", "Sample images with a DiT, optionally accelerated by a cache policy.")
         {
             model, vae, classes, steps, sampler, cfg, cfgChannels, eta, cache, seed, noise, saveTensor, saveImage, report, output, columns,
-            threads, gemm, deterministic, weightsFlag, heads, inputSize, quiet, shadow, reportTokens,
+            threads, gemm, deterministic, weightsFlag, heads, inputSize, quiet, shadow, reportTokens, cacheBudget,
         };
 
         command.SetAction(parse =>
@@ -65,7 +66,7 @@ internal static class SampleCommand
                 parse.GetValue(seed), parse.GetValue(noise), parse.GetValue(saveTensor), parse.GetValue(report),
                 parse.GetValue(output), parse.GetValue(columns), parse.GetValue(threads), parse.GetValue(gemm)!, parse.GetValue(deterministic),
                 parse.GetValue(heads), parse.GetValue(inputSize), parse.GetValue(quiet), parse.GetValue(shadow), parse.GetValue(reportTokens),
-                parse.GetValue(vae), parse.GetValue(saveImage), parse.GetValue(weightsFlag)!);
+                parse.GetValue(vae), parse.GetValue(saveImage), parse.GetValue(weightsFlag)!, parse.GetValue(cacheBudget));
             return Run(o, stdout, stderr, interactive);
         });
         return command;
@@ -94,6 +95,7 @@ internal static class SampleCommand
 
         _ = ParseClasses(o.Classes, ImageNetClasses.Count);          // ids and names checked before a long model load
         ICacheOptions cacheOptions = CacheRegistry.Parse(o.Cache);
+        long? budget = CacheBudgetFlag.Parse(o.CacheBudget);
         CheckOutputPath(o.Out, "--out");
         CheckOutputPath(o.SaveTensor, "--save-tensor");
         CheckOutputPath(o.SaveImage, "--save-image");
@@ -137,6 +139,7 @@ internal static class SampleCommand
         CalibrationFile calibration = DefaultModel.LoadCalibration(o.Model);
         CalibrationWarning.Print(stderr, calibration, [cacheOptions.Name]);
         var pipeline = new DiffusionPipeline(new DitModel(weights, gemm, o.Threads), calibration);
+        cacheOptions = CacheBudgetFlag.Apply(cacheOptions, budget, pipeline, labels.Length, o.Steps, o.Sampler, o.Cfg, stderr);
         var request = new SampleRequest(labels, o.Steps, o.Sampler, o.Cfg, o.CfgChannels, o.Eta, o.Seed, initialNoise, o.Shadow, o.ReportTokens);
         SampleResult result;
         if (interactive && !o.Quiet)
@@ -147,7 +150,7 @@ internal static class SampleCommand
                 new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
                 .Start(ctx =>
                 {
-                    ProgressTask task = ctx.AddTask($"{o.Sampler} x{o.Steps}, cache {o.Cache}", maxValue: o.Steps);
+                    ProgressTask task = ctx.AddTask($"{o.Sampler} x{o.Steps}, cache {cacheOptions.Spec}", maxValue: o.Steps);
                     done = pipeline.Run(request, cacheOptions, progress: (s, _) => task.Value = s);
                 });
             result = done!;
@@ -389,5 +392,5 @@ internal static class SampleCommand
     private sealed record SampleOptions(string? Model, string Classes, int Steps, string Sampler, float Cfg, int? CfgChannels,
         double Eta, string Cache, int Seed, string? Noise, string? SaveTensor, string? Report, string? Out, int? Columns,
         int Threads, string Gemm, bool Deterministic, int? Heads, int? InputSize, bool Quiet, bool Shadow, bool ReportTokens,
-        string? Vae, string? SaveImage, string Weights);
+        string? Vae, string? SaveImage, string Weights, string? CacheBudget);
 }
