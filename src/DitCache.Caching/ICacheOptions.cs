@@ -17,4 +17,16 @@ public interface ICacheOptions
 
     /// <summary>A new policy for one run; holds no state shared with other runs.</summary>
     ICachePolicy Build(CacheRunInfo run);
+
+    /// <summary>
+    /// The feature storage a policy built for <paramref name="run"/> holds (its <see cref="ICachePolicy.CacheBytes"/>).
+    /// Methods whose history grows with the depth compute it without allocating; the default builds a policy.
+    /// </summary>
+    long Bytes(CacheRunInfo run) => Build(run).CacheBytes;
+
+    /// <summary>
+    /// The next coarser configuration of this method, holding less history (<see cref="CacheBudget"/>: a lower order,
+    /// then one whole-stack residual), or null when there is none.
+    /// </summary>
+    ICacheOptions? Coarser() => null;
 }

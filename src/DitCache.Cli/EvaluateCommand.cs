@@ -36,6 +36,7 @@ internal static class EvaluateCommand
         var sampler = new Option<string>("--sampler") { Description = SchedulerRegistry.Choices, DefaultValueFactory = _ => "ddim" };
         var cfg = new Option<float>("--cfg") { Description = "classifier-free guidance scale; 1 disables guidance", DefaultValueFactory = _ => SampleCommand.DefaultCfg }.AtLeast(1f);
         var cache = new Option<string>("--cache") { Description = "accelerator: name or name:key=value,...; " + string.Join("; ", CacheRegistry.Methods.Select(m => $"{m.Name} = {m.Summary}")), DefaultValueFactory = _ => "none" };
+        var cacheBudget = CacheBudgetFlag.Create();
         var seed = new Option<int>("--seed") { Description = "base seed; each sample's noise derives from (seed, class, index)", DefaultValueFactory = _ => 0 }.Range(int.MinValue, int.MaxValue);
         var batch = new Option<int>("--batch") { Description = "images per sampling run (the CFG batch is twice this)", DefaultValueFactory = _ => 100 }.Range(1, 4096, ", and within the machine's memory");
         var threads = new Option<int>("--threads") { Description = "threads for GEMM and kernels", DefaultValueFactory = _ => Environment.ProcessorCount }.Range(1, FlagRange.MaxThreads);
@@ -51,7 +52,7 @@ internal static class EvaluateCommand
 
         var command = new Command("evaluate", "Measure sample quality on Fashion-MNIST: classifier accuracy and Frechet distance to the test set.")
         {
-            model, perClass, classes, steps, sampler, cfg, cache, seed, batch, threads, gemm, deterministic, weightsFlag, grid, gridColumns, report, quiet, shard, outDir,
+            model, perClass, classes, steps, sampler, cfg, cache, seed, batch, threads, gemm, deterministic, weightsFlag, grid, gridColumns, report, quiet, shard, outDir, cacheBudget,
         };
 
         command.SetAction(parse =>
@@ -61,7 +62,7 @@ internal static class EvaluateCommand
                 parse.GetValue(sampler)!, parse.GetValue(cfg), parse.GetValue(cache)!, parse.GetValue(seed),
                 parse.GetValue(batch), parse.GetValue(threads), parse.GetValue(gemm)!, parse.GetValue(deterministic), parse.GetValue(grid),
                 parse.GetValue(gridColumns), parse.GetValue(report), parse.GetValue(quiet), parse.GetValue(weightsFlag)!,
-                parse.GetValue(shard), parse.GetValue(outDir), parse.GetResult(gridColumns) is { Implicit: false });
+                parse.GetValue(shard), parse.GetValue(outDir), parse.GetResult(gridColumns) is { Implicit: false }, parse.GetValue(cacheBudget));
             return Run(o, stdout, stderr, interactive);
         });
         return command;
@@ -98,6 +99,7 @@ internal static class EvaluateCommand
         }
 
         ICacheOptions cacheOptions = CacheRegistry.Parse(o.Cache);
+        long? budget = CacheBudgetFlag.Parse(o.CacheBudget);
         SampleCommand.CheckOutputPath(o.Grid, "--grid");
         SampleCommand.CheckOutputPath(o.Report, "--report");
         SampleCommand.CheckDistinct([("--grid", o.Grid), ("--report", o.Report)], [("--model", o.Model)]);
@@ -106,7 +108,7 @@ internal static class EvaluateCommand
         string gemmLabel = BenchCommand.GemmLabel(gemm, precision);
         if (o.OutDir is not null || o.Shard is not null)
         {
-            return RunSharded(o, labels, cacheOptions, precision, gemm, gemmLabel, stdout, stderr);
+            return RunSharded(o, labels, cacheOptions, budget, precision, gemm, gemmLabel, stdout, stderr);
         }
 
         // 2. Data, classifier and model (each reader's error names the file and the remedy).
@@ -118,7 +120,9 @@ internal static class EvaluateCommand
         var quality = new FmnistQuality(classifier, test, train);
         CalibrationFile calibration = DefaultModel.LoadCalibration(o.Model);
         CalibrationWarning.Print(stderr, calibration, [cacheOptions.Name]);
-        var evaluation = new QualityEvaluation(new DitModel(weights, gemm, o.Threads), quality, calibration);
+        var model = new DitModel(weights, gemm, o.Threads);
+        cacheOptions = CacheBudgetFlag.Apply(cacheOptions, budget, new DiffusionPipeline(model, calibration), o.Batch, o.Steps, o.Sampler, o.Cfg, stderr);
+        var evaluation = new QualityEvaluation(model, quality, calibration);
         var settings = new QualitySettings(o.SamplesPerClass, labels, o.Steps, o.Sampler, o.Cfg, cacheOptions, o.Seed, o.Batch, o.GridColumns);
 
         // 3. Run: the reference features first (10,000 test images), then the sampling.
@@ -186,7 +190,7 @@ internal static class EvaluateCommand
     /// <c>--shard k/n --out-dir DIR</c>: the batches of this shard, each image with its classifier features and
     /// prediction in its own file (<see cref="ShardStore"/>); <c>ditcache merge</c> scores the whole run.
     /// </summary>
-    private static int RunSharded(EvaluateOptions o, int[] labels, ICacheOptions cacheOptions, WeightPrecision precision, IGemm gemm,
+    private static int RunSharded(EvaluateOptions o, int[] labels, ICacheOptions cacheOptions, long? budget, WeightPrecision precision, IGemm gemm,
         string gemmLabel, TextWriter stdout, TextWriter stderr)
     {
         if (o.OutDir is null)
@@ -206,7 +210,9 @@ internal static class EvaluateCommand
         var quality = new FmnistQuality(classifier, test);
         CalibrationFile calibration = DefaultModel.LoadCalibration(o.Model);
         CalibrationWarning.Print(stderr, calibration, [cacheOptions.Name]);
-        var evaluation = new QualityEvaluation(new DitModel(weights, gemm, o.Threads), quality, calibration, matchedFloor: false);
+        var model = new DitModel(weights, gemm, o.Threads);
+        cacheOptions = CacheBudgetFlag.Apply(cacheOptions, budget, new DiffusionPipeline(model, calibration), o.Batch, o.Steps, o.Sampler, o.Cfg, stderr);
+        var evaluation = new QualityEvaluation(model, quality, calibration, matchedFloor: false);
         var settings = new QualitySettings(o.SamplesPerClass, labels, o.Steps, o.Sampler, o.Cfg, cacheOptions, o.Seed, o.Batch);
         var recorded = new Dictionary<string, string>
         {
@@ -297,5 +303,5 @@ internal static class EvaluateCommand
 
     private sealed record EvaluateOptions(string? Model, int SamplesPerClass, string Classes, int Steps, string Sampler,
         float Cfg, string Cache, int Seed, int Batch, int Threads, string Gemm, bool Deterministic, string? Grid, int GridColumns,
-        string? Report, bool Quiet, string Weights, string? Shard, string? OutDir, bool GridColumnsGiven);
+        string? Report, bool Quiet, string Weights, string? Shard, string? OutDir, bool GridColumnsGiven, string? CacheBudget);
 }

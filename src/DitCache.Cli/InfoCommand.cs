@@ -28,9 +28,10 @@ internal static class InfoCommand
         var images = new Option<int>("--images") { Description = "images sampled at once, for --cache", DefaultValueFactory = _ => 1 }.Range(1, 65_536);
         var steps = new Option<int>("--steps") { Description = "sampling steps, for --cache", DefaultValueFactory = _ => 50 }.Range(1, 1000);
         var cfg = new Option<float>("--cfg") { Description = "guidance scale, for --cache (above 1 the batch holds a conditional and an unconditional row per image)", DefaultValueFactory = _ => SampleCommand.DefaultCfg }.AtLeast(1f);
+        var cacheBudget = CacheBudgetFlag.Create();
         var command = new Command("info", "Print a model's config, parameter count and GFLOPs per image forward (DiT-paper convention), and with --cache the accelerator's memory.")
         {
-            model, preset, imageSize, heads, vae, cache, images, steps, cfg,
+            model, preset, imageSize, heads, vae, cache, images, steps, cfg, cacheBudget,
         };
         command.SetAction(parse =>
         {
@@ -82,7 +83,8 @@ internal static class InfoCommand
             {
                 // Calibrated accelerators need the model's calibration to be built (a preset has none).
                 CalibrationFile? calibration = presetName is null ? DefaultModel.LoadCalibration(path) : null;
-                PrintCache(stdout, config, CacheRegistry.Parse(spec), parse.GetValue(images), parse.GetValue(steps), parse.GetValue(cfg), calibration);
+                PrintCache(stdout, config, CacheRegistry.Parse(spec), parse.GetValue(images), parse.GetValue(steps), parse.GetValue(cfg), calibration,
+                    CacheBudgetFlag.Parse(parse.GetValue(cacheBudget)));
             }
 
             return 0;
@@ -128,7 +130,8 @@ internal static class InfoCommand
         o.WriteLine($"vae weights:  {w.Naming} names; {w.Config.UpsampleFactor}x upsampling ({w.Config.LatentChannels}-channel latents of side s decode to {w.Config.OutChannels}-channel images of side {w.Config.UpsampleFactor}s)");
     }
 
-    private static void PrintCache(TextWriter o, DitConfig c, ICacheOptions options, int images, int steps, float cfg, CalibrationFile? calibration)
+    private static void PrintCache(TextWriter o, DitConfig c, ICacheOptions options, int images, int steps, float cfg, CalibrationFile? calibration,
+        long? budget)
     {
         if (images < 1)
         {
@@ -147,9 +150,21 @@ internal static class InfoCommand
 
         int rows = cfg > 1f ? 2 * images : images;
         var grid = new GaussianDiffusion(steps).SamplingTimesteps;
-        long bytes = options.Build(new CacheRunInfo(steps, grid, rows, c.Tokens, c.Hidden, c.Depth, calibration, CfgScale: cfg > 1f ? cfg : 1.0)).CacheBytes;
+        var run = new CacheRunInfo(steps, grid, rows, c.Tokens, c.Hidden, c.Depth, calibration, CfgScale: cfg > 1f ? cfg : 1.0);
         long feature = (long)rows * c.Tokens * c.Hidden * sizeof(float);
         CultureInfo inv = CultureInfo.InvariantCulture;
+        if (budget is long b)
+        {
+            BudgetChoice choice = CacheBudget.Fit(options, run, b);
+            foreach ((string spec, long needs) in choice.Tried)
+            {
+                o.WriteLine(string.Create(inv, $"cache:        {spec} needs {needs:N0} bytes ({needs / 1048576.0:0.##} MiB): over --cache-budget {b:N0}"));
+            }
+
+            options = choice.Options;
+        }
+
+        long bytes = options.Build(run).CacheBytes;
         o.WriteLine(string.Create(inv,
             $"cache:        {options.Spec} holds {bytes:N0} bytes ({bytes / 1048576.0:0.##} MiB) for {images} image(s), {rows} rows, {steps} steps = {bytes / (double)feature:0.#} feature tensors of {feature:N0} bytes"));
     }

@@ -50,6 +50,7 @@ internal static class SampleCommand
         var inputSize = new Option<int?>("--input-size") { Description = "model input side when the checkpoint has no pos_embed" }.Range(1, 1024, ", a multiple of the patch size");
         var quiet = new Option<bool>("--quiet") { Description = "no progress bar and no summary" };
         var shadow = new Option<bool>("--shadow") { Description = "diagnostics: also compute the true features on cached steps and report the forecast's relative L2 error per step and site (slower; the sample is unchanged)" };
+        var cacheBudget = CacheBudgetFlag.Create();
         var reportTokens = new Option<bool>("--report-tokens") { Description = "with --report: list, per step and block, the token indices a token-wise cache (toca, duca) recomputed, per batch row" };
         var samples = new Option<int?>("--samples") { Description = "with --out-dir: images in the whole run; image i has class i mod (number of --classes) and noise seeded by (seed, its class, i); default: one per class" }.Range(1, 1_000_000);
         var batch = new Option<int?>("--batch") { Description = "with --out-dir: images per sampling run (the CFG batch is twice this); default 16" }.Range(1, 4096, ", and within the machine's memory");
@@ -59,7 +60,7 @@ internal static class SampleCommand
         var command = new Command("sample", "Sample images with a DiT, optionally accelerated by a cache policy.")
         {
             model, vae, classes, steps, sampler, cfg, cfgChannels, eta, cache, seed, noise, saveTensor, saveImage, report, output, columns,
-            threads, gemm, deterministic, weightsFlag, heads, inputSize, quiet, shadow, reportTokens, samples, batch, shard, outDir,
+            threads, gemm, deterministic, weightsFlag, heads, inputSize, quiet, shadow, reportTokens, samples, batch, shard, outDir, cacheBudget,
         };
 
         command.SetAction(parse =>
@@ -71,7 +72,7 @@ internal static class SampleCommand
                 parse.GetValue(output), parse.GetValue(columns), parse.GetValue(threads), parse.GetValue(gemm)!, parse.GetValue(deterministic),
                 parse.GetValue(heads), parse.GetValue(inputSize), parse.GetValue(quiet), parse.GetValue(shadow), parse.GetValue(reportTokens),
                 parse.GetValue(vae), parse.GetValue(saveImage), parse.GetValue(weightsFlag)!,
-                parse.GetValue(samples), parse.GetValue(batch), parse.GetValue(shard), parse.GetValue(outDir));
+                parse.GetValue(samples), parse.GetValue(batch), parse.GetValue(shard), parse.GetValue(outDir), parse.GetValue(cacheBudget));
             return o.OutDir is not null || o.Shard is not null || o.Samples is not null || o.Batch is not null
                 ? RunSharded(o, stdout, stderr)
                 : Run(o, stdout, stderr, interactive);
@@ -102,6 +103,7 @@ internal static class SampleCommand
 
         _ = ParseClasses(o.Classes, ImageNetClasses.Count);          // ids and names checked before a long model load
         ICacheOptions cacheOptions = CacheRegistry.Parse(o.Cache);
+        long? budget = CacheBudgetFlag.Parse(o.CacheBudget);
         CheckOutputPath(o.Out, "--out");
         CheckOutputPath(o.SaveTensor, "--save-tensor");
         CheckOutputPath(o.SaveImage, "--save-image");
@@ -145,6 +147,7 @@ internal static class SampleCommand
         CalibrationFile calibration = DefaultModel.LoadCalibration(o.Model);
         CalibrationWarning.Print(stderr, calibration, [cacheOptions.Name]);
         var pipeline = new DiffusionPipeline(new DitModel(weights, gemm, o.Threads), calibration);
+        cacheOptions = CacheBudgetFlag.Apply(cacheOptions, budget, pipeline, labels.Length, o.Steps, o.Sampler, o.Cfg, stderr);
         var request = new SampleRequest(labels, o.Steps, o.Sampler, o.Cfg, o.CfgChannels, o.Eta, o.Seed, initialNoise, o.Shadow, o.ReportTokens);
         SampleResult result;
         if (interactive && !o.Quiet)
@@ -155,7 +158,7 @@ internal static class SampleCommand
                 new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
                 .Start(ctx =>
                 {
-                    ProgressTask task = ctx.AddTask($"{o.Sampler} x{o.Steps}, cache {o.Cache}", maxValue: o.Steps);
+                    ProgressTask task = ctx.AddTask($"{o.Sampler} x{o.Steps}, cache {cacheOptions.Spec}", maxValue: o.Steps);
                     done = pipeline.Run(request, cacheOptions, progress: (s, _) => task.Value = s);
                 });
             result = done!;
@@ -275,6 +278,7 @@ internal static class SampleCommand
         ShardSpec spec = o.Shard is null ? ShardSpec.Whole : ShardSpec.Parse(o.Shard);
         _ = ParseClasses(o.Classes, ImageNetClasses.Count);
         ICacheOptions cacheOptions = CacheRegistry.Parse(o.Cache);
+        long? budget = CacheBudgetFlag.Parse(o.CacheBudget);
         CheckDistinct([("--out-dir", o.OutDir)], [("--model", o.Model), ("--vae", o.Vae)]);
         if (o.Vae is not null && !File.Exists(o.Vae) && !Directory.Exists(o.Vae))
         {
@@ -302,6 +306,9 @@ internal static class SampleCommand
         bool decodes = o.Vae is not null || (c.InChannels is not (1 or 3) && o.Model is not null && Directory.Exists(o.Model));
         (VaeDecoder? decoder, string? vaeName) = decodes ? LoadVae(o with { SaveImage = "--out-dir" }, c, modelName, gemm) : (null, null);
         int n = o.Samples ?? classes.Length, batchSize = o.Batch ?? DefaultBatch;
+        CalibrationFile calibration = DefaultModel.LoadCalibration(o.Model);
+        var pipeline = new DiffusionPipeline(new DitModel(weights, gemm, o.Threads), calibration);
+        cacheOptions = CacheBudgetFlag.Apply(cacheOptions, budget, pipeline, batchSize, o.Steps, o.Sampler, o.Cfg, stderr);
         var recorded = new Dictionary<string, string>
         {
             ["model"] = fingerprint,
@@ -320,9 +327,7 @@ internal static class SampleCommand
         };
         ShardFlags.AddGemm(recorded, gemm.Name, o.Deterministic, o.Threads);
 
-        CalibrationFile calibration = DefaultModel.LoadCalibration(o.Model);
         CalibrationWarning.Print(stderr, calibration, [cacheOptions.Name]);
-        var pipeline = new DiffusionPipeline(new DitModel(weights, gemm, o.Threads), calibration);
         using ShardStore store = ShardStore.Open(o.OutDir, spec, "sample", recorded);
         int resumed = store.DoneCount, batches = (n + batchSize - 1) / batchSize, ran = 0;
         int image = c.InChannels * c.InputSize * c.InputSize;
@@ -540,5 +545,5 @@ internal static class SampleCommand
     private sealed record SampleOptions(string? Model, string Classes, int Steps, string Sampler, float Cfg, int? CfgChannels,
         double Eta, string Cache, int Seed, string? Noise, string? SaveTensor, string? Report, string? Out, int? Columns,
         int Threads, string Gemm, bool Deterministic, int? Heads, int? InputSize, bool Quiet, bool Shadow, bool ReportTokens,
-        string? Vae, string? SaveImage, string Weights, int? Samples, int? Batch, string? Shard, string? OutDir);
+        string? Vae, string? SaveImage, string Weights, int? Samples, int? Batch, string? Shard, string? OutDir, string? CacheBudget);
 }

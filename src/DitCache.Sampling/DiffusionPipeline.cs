@@ -250,6 +250,22 @@ public sealed class DiffusionPipeline
     }
 
     /// <summary>
+    /// <c>--cache-budget</c>: the first configuration of <paramref name="cache"/>'s coarsening chain whose feature storage
+    /// for runs of <paramref name="images"/> images (twice the rows with guidance) fits <paramref name="budget"/> bytes
+    /// (<see cref="CacheBudget.Fit"/>); nothing is allocated.
+    /// </summary>
+    /// <exception cref="DitCacheException">Nothing in the chain fits.</exception>
+    public BudgetChoice FitBudget(ICacheOptions cache, int images, int steps, string sampler, float cfgScale, long budget)
+    {
+        ArgumentNullException.ThrowIfNull(cache);
+        DitConfig c = _model.Config;
+        bool useCfg = cfgScale > 1f;
+        var run = new CacheRunInfo(steps, CreateScheduler(sampler, steps, 0.0).Diffusion.SamplingTimesteps, useCfg ? 2 * images : images,
+            c.Tokens, c.Hidden, c.Depth, _calibration, sampler, useCfg ? cfgScale : 1.0);
+        return CacheBudget.Fit(cache, run, budget);
+    }
+
+    /// <summary>
     /// As <see cref="Run(SampleRequest, ICacheOptions, INoiseSource?, Action{int, int}?, StepObserver?)"/> with a policy
     /// made by <paramref name="build"/> for the run (e.g. a <see cref="CalibrationRecorder"/>); <paramref name="spec"/>
     /// names it in the result.

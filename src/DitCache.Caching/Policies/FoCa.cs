@@ -99,6 +99,15 @@ public sealed record FocaOptions(int Interval = 5, int Warmup = 2, bool Correcto
         run.Validate();
         return new FoCa(this, run);
     }
+
+    /// <inheritdoc/>
+    public long Bytes(CacheRunInfo run) => (long)FeatureSite.PerBlock * run.Depth * FocaForecaster.Slots * run.FeatureLength * sizeof(float);
+
+    /// <summary>
+    /// TaylorSeer's second order in the Newton basis at the same interval and warm-up (three stored tensors per site
+    /// against FoCa's four; docs/methods.md §4.4), then its chain (<see cref="CacheBudget"/>).
+    /// </summary>
+    public ICacheOptions? Coarser() => new TaylorSeerOptions(Interval, 2, Warmup, Newton: true);
 }
 
 /// <summary>The time unit of FoCa's step h.</summary>

@@ -59,6 +59,15 @@ public sealed record ForaOptions(int Interval = 3) : ICacheOptions
         run.Validate();
         return new Fora(FullSteps(run.Steps), run);
     }
+
+    /// <inheritdoc/>
+    public long Bytes(CacheRunInfo run) => (long)FeatureSite.PerBlock * run.Depth * run.FeatureLength * sizeof(float);
+
+    /// <summary>
+    /// FreqCa at order 0 (the whole-stack residual reused, no forecast) at the same interval with a warm-up of 1, the
+    /// closest single-residual reuse (<see cref="CacheBudget"/>; FORA's schedule counts from the last step instead).
+    /// </summary>
+    public ICacheOptions? Coarser() => new FreqCaOptions(Interval, MaxOrder: 0, Warmup: 1);
 }
 
 /// <summary>The FORA policy of one run: one stored (B, T, D) tensor per (block, site), allocated at build.</summary>

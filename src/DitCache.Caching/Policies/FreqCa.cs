@@ -80,6 +80,12 @@ public sealed record FreqCaOptions(int Interval = 4, int MaxOrder = 2, int Warmu
 
         return new FreqCa(FullSteps(run.Steps), MaxOrder + 1, Warmup, Scale, new FrequencySplit(side, side, run.Hidden, Cutoff), run);
     }
+
+    /// <inheritdoc/>
+    public long Bytes(CacheRunInfo run) => (long)(MaxOrder + 4) * run.FeatureLength * sizeof(float);
+
+    /// <summary>One order less down to 0 (reuse of the whole residual), then nothing (<see cref="CacheBudget"/>).</summary>
+    public ICacheOptions? Coarser() => MaxOrder > 0 ? this with { MaxOrder = MaxOrder - 1 } : null;
 }
 
 /// <summary>

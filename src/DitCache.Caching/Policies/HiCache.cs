@@ -64,4 +64,10 @@ public sealed record HiCacheOptions(int Interval = 4, int MaxOrder = 2, int Warm
         run.Validate();
         return new TaylorSeer(FullSteps(run.Steps), MaxOrder + 1, Warmup, run, hermiteScale: Scale);
     }
+
+    /// <inheritdoc/>
+    public long Bytes(CacheRunInfo run) => (long)FeatureSite.PerBlock * run.Depth * (MaxOrder + 1) * run.FeatureLength * sizeof(float);
+
+    /// <summary>One order less down to 1, then FreqCa (HiCache's basis on the high band) at the same interval and σ.</summary>
+    public ICacheOptions? Coarser() => MaxOrder > 1 ? this with { MaxOrder = MaxOrder - 1 } : new FreqCaOptions(Interval, Warmup: Warmup, Scale: Scale);
 }

@@ -89,6 +89,12 @@ public sealed record TaylorSeerOptions(int Interval = 4, int MaxOrder = 4, int W
         run.Validate();
         return new TaylorSeer(FullSteps(run.Steps), MaxOrder + 1, Warmup, run, newton: Newton);
     }
+
+    /// <inheritdoc/>
+    public long Bytes(CacheRunInfo run) => (long)FeatureSite.PerBlock * run.Depth * (MaxOrder + 1) * run.FeatureLength * sizeof(float);
+
+    /// <summary>One order less down to 1, then FreqCa's single residual at the same interval (<see cref="CacheBudget"/>).</summary>
+    public ICacheOptions? Coarser() => MaxOrder > 1 ? this with { MaxOrder = MaxOrder - 1 } : new FreqCaOptions(Interval, Warmup: Warmup);
 }
 
 /// <summary>
