@@ -128,17 +128,7 @@ internal static class SampleCommand
         DitWeights weights = DefaultModel.LoadWeights(o.Model, o.Heads, o.InputSize, precision: precision);
         DitConfig c = weights.Config;
         string modelName = o.Model ?? "embedded:" + DefaultModel.ResourceName;
-        int[] labels = ParseClasses(o.Classes, c.NumClasses);
-        int bad = Array.FindIndex(labels, y => y >= c.NumClasses);
-        if (bad >= 0)
-        {
-            throw Usage($"--classes: class {labels[bad]} is out of range; {modelName} has classes 0..{c.NumClasses - 1}");
-        }
-
-        if (o.CfgChannels is int g && (g < 1 || g > c.InChannels))
-        {
-            throw Usage($"--cfg-channels {g} is out of range; this model has {c.InChannels} input channels (give 1..{c.InChannels})");
-        }
+        int[] labels = ModelClasses(o, c, modelName);
 
         (VaeDecoder? decoder, string? vaeName) = wantsImages ? LoadVae(o, c, modelName, gemm) : (null, null);
         Tensor? initialNoise = o.Noise is null ? null : LoadNoise(o.Noise, labels.Length, c);
@@ -290,17 +280,7 @@ internal static class SampleCommand
         (DitWeights weights, string fingerprint) = ShardFlags.LoadModel(o.Model, o.Heads, o.InputSize, precision);
         DitConfig c = weights.Config;
         string modelName = o.Model ?? "embedded:" + DefaultModel.ResourceName;
-        int[] classes = ParseClasses(o.Classes, c.NumClasses);
-        int bad = Array.FindIndex(classes, y => y >= c.NumClasses);
-        if (bad >= 0)
-        {
-            throw Usage($"--classes: class {classes[bad]} is out of range; {modelName} has classes 0..{c.NumClasses - 1}");
-        }
-
-        if (o.CfgChannels is int g && (g < 1 || g > c.InChannels))
-        {
-            throw Usage($"--cfg-channels {g} is out of range; this model has {c.InChannels} input channels (give 1..{c.InChannels})");
-        }
+        int[] classes = ModelClasses(o, c, modelName);
 
         // A VAE decodes when one is given, or a latent diffusers --model folder has one; else the samples are kept.
         bool decodes = o.Vae is not null || (c.InChannels is not (1 or 3) && o.Model is not null && Directory.Exists(o.Model));
@@ -541,6 +521,24 @@ internal static class SampleCommand
     }
 
     internal static DitCacheException Usage(string message) => new(message, exitCode: 2);
+
+    /// <summary>The flags checked against the loaded model: --classes within its classes, --cfg-channels within its channels.</summary>
+    private static int[] ModelClasses(SampleOptions o, DitConfig c, string modelName)
+    {
+        int[] classes = ParseClasses(o.Classes, c.NumClasses);
+        int bad = Array.FindIndex(classes, y => y >= c.NumClasses);
+        if (bad >= 0)
+        {
+            throw Usage($"--classes: class {classes[bad]} is out of range; {modelName} has classes 0..{c.NumClasses - 1}");
+        }
+
+        if (o.CfgChannels is int g && (g < 1 || g > c.InChannels))
+        {
+            throw Usage($"--cfg-channels {g} is out of range; this model has {c.InChannels} input channels (give 1..{c.InChannels})");
+        }
+
+        return classes;
+    }
 
     private sealed record SampleOptions(string? Model, string Classes, int Steps, string Sampler, float Cfg, int? CfgChannels,
         double Eta, string Cache, int Seed, string? Noise, string? SaveTensor, string? Report, string? Out, int? Columns,
