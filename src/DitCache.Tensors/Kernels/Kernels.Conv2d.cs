@@ -9,7 +9,7 @@ public static partial class Kernels
     private const int Conv2dBandFloats = 1 << 21;
 
     /// <summary>
-    /// Floats of scratch <see cref="Conv2d"/> needs for a <paramref name="kernel"/>×<paramref name="kernel"/> conv of
+    /// Floats of scratch <see cref="Conv2d(IGemm, ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, int, int, int, int, int, Span{float}, bool)"/> needs for a <paramref name="kernel"/>×<paramref name="kernel"/> conv of
     /// <paramref name="inChannels"/> channels over height×width: the im2col band (0 for a 1x1 conv, which needs none).
     /// </summary>
     /// <exception cref="ArgumentException">A size is not positive, or kernel is neither 1 nor 3.</exception>
@@ -31,7 +31,7 @@ public static partial class Kernels
     /// what <paramref name="y"/> holds (a residual connection fused into the conv). The products run on
     /// <paramref name="gemm"/> as <c>y (outC, H·W) = w (outC, inC·k²) · col (inC·k², H·W)</c>: a 1x1 conv reads
     /// x as its B operand directly, a 3x3 conv builds the im2col matrix of a band of output rows at a time in
-    /// <paramref name="scratch"/> (<see cref="Conv2dScratchSize"/> floats).
+    /// <paramref name="scratch"/> (<see cref="Conv2dScratchSize(int, int, int, int)"/> floats).
     /// </summary>
     /// <exception cref="ArgumentException">
     /// A size is not positive, kernel is neither 1 nor 3, a span is too short, b is neither empty nor outChannels long,

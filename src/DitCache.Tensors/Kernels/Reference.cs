@@ -498,6 +498,101 @@ internal static class Reference
         }
     }
 
+    /// <summary>Conv2d of any kernel, stride and padding (<paramref name="s"/>), one image NCHW; y (+)= b + w ⊛ x in double.</summary>
+    public static void Conv2d(in ConvShape s, ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> b, Span<float> y, bool accumulate)
+    {
+        int oh = s.OutHeight, ow = s.OutWidth;
+        for (int o = 0; o < s.OutChannels; o++)
+        {
+            for (int i = 0; i < oh; i++)
+            {
+                for (int j = 0; j < ow; j++)
+                {
+                    int at = (((o * oh) + i) * ow) + j;
+                    double sum = (accumulate ? y[at] : 0.0) + (b.IsEmpty ? 0.0 : b[o]);
+                    for (int c = 0; c < s.InChannels; c++)
+                    {
+                        for (int u = 0; u < s.KernelH; u++)
+                        {
+                            for (int v = 0; v < s.KernelW; v++)
+                            {
+                                int si = (i * s.StrideH) + u - s.PadH, sj = (j * s.StrideW) + v - s.PadW;
+                                if (si >= 0 && si < s.Height && sj >= 0 && sj < s.Width)
+                                {
+                                    sum += (double)w[(((((o * s.InChannels) + c) * s.KernelH) + u) * s.KernelW) + v]
+                                        * x[(((c * s.Height) + si) * s.Width) + sj];
+                                }
+                            }
+                        }
+                    }
+
+                    y[at] = (float)sum;
+                }
+            }
+        }
+    }
+
+    /// <summary>Max or mean (over the cells inside the image) of each kernel×kernel window at stride and pad.</summary>
+    public static void Pool2d(ReadOnlySpan<float> x, Span<float> y, int channels, int height, int width, int kernel, int stride, int pad, bool max)
+    {
+        int oh = ((height + (2 * pad) - kernel) / stride) + 1, ow = ((width + (2 * pad) - kernel) / stride) + 1;
+        for (int c = 0; c < channels; c++)
+        {
+            for (int i = 0; i < oh; i++)
+            {
+                for (int j = 0; j < ow; j++)
+                {
+                    double best = double.NegativeInfinity, sum = 0;
+                    int count = 0;
+                    for (int u = 0; u < kernel; u++)
+                    {
+                        for (int v = 0; v < kernel; v++)
+                        {
+                            int si = (i * stride) + u - pad, sj = (j * stride) + v - pad;
+                            if (si < 0 || si >= height || sj < 0 || sj >= width)
+                            {
+                                continue;
+                            }
+
+                            double value = x[(((c * height) + si) * width) + sj];
+                            best = Math.Max(best, value);
+                            sum += value;
+                            count++;
+                        }
+                    }
+
+                    y[(((c * oh) + i) * ow) + j] = (float)(max ? best : sum / count);
+                }
+            }
+        }
+    }
+
+    /// <summary>Bilinear resize, align_corners=False, no antialiasing, in double: source coordinate max(0, (i + ½)·in/out − ½).</summary>
+    public static void ResizeBilinear(ReadOnlySpan<float> x, Span<float> y, int channels, int height, int width, int outHeight, int outWidth)
+    {
+        static (int, int, double) Source(int i, int n, int m)
+        {
+            double s = Math.Max(0.0, ((i + 0.5) * n / m) - 0.5);
+            int low = Math.Min((int)Math.Floor(s), n - 1);
+            return (low, Math.Min(low + 1, n - 1), s - low);
+        }
+
+        for (int c = 0; c < channels; c++)
+        {
+            for (int i = 0; i < outHeight; i++)
+            {
+                (int r0, int r1, double a) = Source(i, height, outHeight);
+                for (int j = 0; j < outWidth; j++)
+                {
+                    (int c0, int c1, double bw) = Source(j, width, outWidth);
+                    double top = ((1 - bw) * x[(((c * height) + r0) * width) + c0]) + (bw * x[(((c * height) + r0) * width) + c1]);
+                    double bottom = ((1 - bw) * x[(((c * height) + r1) * width) + c0]) + (bw * x[(((c * height) + r1) * width) + c1]);
+                    y[(((c * outHeight) + i) * outWidth) + j] = (float)(((1 - a) * top) + (a * bottom));
+                }
+            }
+        }
+    }
+
     /// <summary>GroupNorm over (channels, pixels) with affine gamma/beta, then SiLU when asked; statistics in double.</summary>
     public static void GroupNorm(ReadOnlySpan<float> x, Span<float> y, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta,
         int channels, int pixels, int groups, float eps, bool silu)
