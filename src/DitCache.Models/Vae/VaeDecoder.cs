@@ -11,7 +11,7 @@ namespace DitCache.Models;
 /// </summary>
 /// <remarks>
 /// Images are decoded one at a time, so memory does not grow with the batch: three activation buffers of the largest
-/// stage (channels × pixels), the im2col band of <see cref="Kernels.Conv2d"/> and the attention scratch, allocated on
+/// stage (channels × pixels), the im2col band of <see cref="Kernels.Conv2d(IGemm, ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, int, int, int, int, int, Span{float}, bool)"/> and the attention scratch, allocated on
 /// the first image of a latent size and reused while the size stays (<see cref="WorkspaceBytes"/>). Not thread-safe:
 /// one decoder per thread; the GEMM and the attention use <see cref="IGemm.Threads"/> threads inside one image.
 /// </remarks>

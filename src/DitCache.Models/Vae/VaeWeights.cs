@@ -332,22 +332,11 @@ public sealed class VaeWeights
     private static Tensor Hashed(string key, int[] shape, HashKind kind)
     {
         Tensor t = Tensor.Zeros(shape);
-        uint seed = 0x811C9DC5u;                                                                   // FNV-1a over the UTF-8 key
-        foreach (byte b in Encoding.UTF8.GetBytes(key))
-        {
-            seed = (seed ^ b) * 0x01000193u;
-        }
-
+        uint seed = HashedUniform.Seed(key);
         double fanScale = Math.Sqrt(3.0 / (t.Length / shape[0]));
         for (int i = 0; i < t.Length; i++)
         {
-            uint x = unchecked(((uint)i * 0x9E3779B1u) + seed);                                   // lowbias32
-            x ^= x >> 16;
-            x = unchecked(x * 0x7FEB352Du);
-            x ^= x >> 15;
-            x = unchecked(x * 0x846CA68Bu);
-            x ^= x >> 16;
-            double u = ((x >> 8) / (double)(1 << 23)) - 1.0;
+            double u = HashedUniform.At(seed, i);
             t.Data[i] = (float)(kind switch
             {
                 HashKind.Weight => u * fanScale,
