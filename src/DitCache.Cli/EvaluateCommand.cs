@@ -8,6 +8,7 @@ using DitCache.Caching;
 using DitCache.Caching.Calibration;
 using DitCache.Evaluation.Assets;
 using DitCache.Evaluation.Data;
+using DitCache.Evaluation.Inception;
 using DitCache.Evaluation.Metrics;
 using DitCache.Evaluation.Quality;
 using DitCache.Evaluation.Reports;
@@ -49,10 +50,14 @@ internal static class EvaluateCommand
         var quiet = new Option<bool>("--quiet") { Description = "no progress bar and no summary" };
         var shard = ShardFlags.Shard();
         var outDir = ShardFlags.OutDir();
+        var inception = new Option<string?>("--inception") { Description = "FID Inception-v3 weights (pytorch-fid's pt_inception-2015-12-05-6726825d.pth): score FID against --fid-stats instead of the Fashion-MNIST classifier (RGB or latent DiTs such as DiT-XL/2)" };
+        var fidStats = new Option<string?>("--fid-stats") { Description = "reference statistics for --inception: an .npz with mu [2048] and sigma [2048, 2048] (ADM's VIRTUAL_imagenet256_labeled.npz, or pytorch-fid --save-stats)" };
+        var vae = new Option<string?>("--vae") { Description = "with --inception: the VAE that decodes a latent DiT's samples (a diffusers vae/ folder or weights file); default: the vae/ folder of a diffusers --model folder" };
 
-        var command = new Command("evaluate", "Measure sample quality on Fashion-MNIST: classifier accuracy and Frechet distance to the test set.")
+        var command = new Command("evaluate", "Measure sample quality: on Fashion-MNIST classifier accuracy and Frechet distance to the test set; with --inception and --fid-stats, FID as the DiT papers measure it.")
         {
             model, perClass, classes, steps, sampler, cfg, cache, seed, batch, threads, gemm, deterministic, weightsFlag, grid, gridColumns, report, quiet, shard, outDir, cacheBudget,
+            inception, fidStats, vae,
         };
 
         command.SetAction(parse =>
@@ -62,7 +67,8 @@ internal static class EvaluateCommand
                 parse.GetValue(sampler)!, parse.GetValue(cfg), parse.GetValue(cache)!, parse.GetValue(seed),
                 parse.GetValue(batch), parse.GetValue(threads), parse.GetValue(gemm)!, parse.GetValue(deterministic), parse.GetValue(grid),
                 parse.GetValue(gridColumns), parse.GetValue(report), parse.GetValue(quiet), parse.GetValue(weightsFlag)!,
-                parse.GetValue(shard), parse.GetValue(outDir), parse.GetResult(gridColumns) is { Implicit: false }, parse.GetValue(cacheBudget));
+                parse.GetValue(shard), parse.GetValue(outDir), parse.GetResult(gridColumns) is { Implicit: false }, parse.GetValue(cacheBudget),
+                parse.GetValue(inception), parse.GetValue(fidStats), parse.GetValue(vae), parse.GetResult(classes) is { Implicit: false });
             return Run(o, stdout, stderr, interactive);
         });
         return command;
@@ -71,26 +77,22 @@ internal static class EvaluateCommand
     private static int Run(EvaluateOptions o, TextWriter stdout, TextWriter stderr, bool interactive)
     {
         // 1. Flags that need no model or data.
-        int[] labels = SampleCommand.ParseClasses(o.Classes);
-        int bad = Array.FindIndex(labels, y => y >= FashionMnist.ClassCount);
-        if (bad >= 0)
+        if (o.Fid && (o.Inception is null || o.FidStats is null))
         {
-            throw SampleCommand.Usage($"--classes: class {labels[bad]} is out of range; Fashion-MNIST has classes 0..{FashionMnist.ClassCount - 1}");
+            throw SampleCommand.Usage(o.Inception is null
+                ? $"--fid-stats {o.FidStats} needs --inception FILE, the FID Inception-v3 weights the statistics were computed with (pytorch-fid's pt_inception-2015-12-05-6726825d.pth)"
+                : $"--inception {o.Inception} needs --fid-stats FILE, the reference statistics to compare with (an .npz with mu and sigma, e.g. ADM's VIRTUAL_imagenet256_labeled.npz)");
         }
 
-        if (labels.Distinct().Count() != labels.Length)
+        if (!o.Fid && o.Vae is not null)
         {
-            throw SampleCommand.Usage($"--classes '{o.Classes}' repeats a class; give each class once");
+            throw SampleCommand.Usage($"--vae {o.Vae}: the VAE decodes samples for FID, which needs --inception and --fid-stats; add them, or drop --vae (the Fashion-MNIST models make pixels)");
         }
 
-        if (labels.Length * (long)o.SamplesPerClass < 2)
+        int[] labels = o.Fid && !o.ClassesGiven ? [] : SampleCommand.ParseClasses(o.Classes);   // FID: every class of the model unless given
+        if (!o.Fid)
         {
-            throw SampleCommand.Usage("--samples-per-class 1 with a single class is too few; the Frechet distance needs at least 2 samples");
-        }
-
-        if (labels.Length * (long)o.SamplesPerClass > 1_000_000)
-        {
-            throw SampleCommand.Usage($"--samples-per-class {o.SamplesPerClass} x {labels.Length} classes is over a million samples; give fewer");
+            CheckFashionMnistClasses(labels, o);
         }
 
         if (!SchedulerRegistry.IsKnown(o.Sampler))
@@ -109,6 +111,11 @@ internal static class EvaluateCommand
         if (o.OutDir is not null || o.Shard is not null)
         {
             return RunSharded(o, labels, cacheOptions, budget, precision, gemm, gemmLabel, stdout, stderr);
+        }
+
+        if (o.Fid)
+        {
+            return RunFid(o, labels, cacheOptions, budget, precision, gemm, gemmLabel, stdout, stderr);
         }
 
         // 2. Data, classifier and model (each reader's error names the file and the remedy).
@@ -204,10 +211,18 @@ internal static class EvaluateCommand
         ShardSpec spec = o.Shard is null ? ShardSpec.Whole : ShardSpec.Parse(o.Shard);
         SampleCommand.CheckDistinct([("--out-dir", o.OutDir)], [("--model", o.Model)]);
 
-        FashionMnist test = FashionMnist.Load(FashionMnistSplit.Test);
-        FmnistClassifier classifier = FmnistClassifier.LoadDefault(GemmFactory.Float32(gemm));   // the metric stays float32
         (DitWeights weights, string fingerprint) = ShardFlags.LoadModel(o.Model, null, null, precision);
-        var quality = new FmnistQuality(classifier, test);
+        IQualityModel quality;
+        if (o.Fid)
+        {
+            (quality, labels) = FidQuality(o, weights.Config, o.Model ?? "embedded:" + DefaultModel.ResourceName, labels, gemm);
+        }
+        else
+        {
+            FashionMnist test = FashionMnist.Load(FashionMnistSplit.Test);
+            quality = new FmnistQuality(FmnistClassifier.LoadDefault(GemmFactory.Float32(gemm)), test);   // the metric stays float32
+        }
+
         CalibrationFile calibration = DefaultModel.LoadCalibration(o.Model);
         CalibrationWarning.Print(stderr, calibration, [cacheOptions.Name]);
         var model = new DitModel(weights, gemm, o.Threads);
@@ -217,7 +232,7 @@ internal static class EvaluateCommand
         var recorded = new Dictionary<string, string>
         {
             ["model"] = fingerprint,
-            ["classifier"] = classifier.Source,
+            ["classifier"] = quality.Source,
             ["images"] = ShardFlags.Number(settings.TotalSamples),
             ["batch"] = ShardFlags.Number(o.Batch),
             ["classes"] = string.Join(",", labels),
@@ -230,6 +245,11 @@ internal static class EvaluateCommand
             ["weights"] = precision.Name(),
         };
         ShardFlags.AddGemm(recorded, gemmLabel, o.Deterministic, o.Threads);
+        if (o.Fid)
+        {
+            recorded["fid-stats"] = Path.GetFileName(o.FidStats!);
+            recorded["vae"] = VaeName(o) ?? "none";
+        }
 
         using ShardStore store = ShardStore.Open(o.OutDir, spec, "evaluate", recorded);
         store.WriteShared(ShardMerge.ReferenceFile, ReferenceStatistics.Serialize(quality.Reference(labels)));
@@ -255,8 +275,11 @@ internal static class EvaluateCommand
                 {
                     ["index"] = ShardFlags.Number(start + i),
                     ["label"] = ShardFlags.Number(batch.Labels[i]),
-                    ["prediction"] = ShardFlags.Number(batch.Predictions[i]),
                 };
+                if (quality.Classifies)
+                {
+                    metadata["prediction"] = ShardFlags.Number(batch.Predictions[i]);
+                }
                 store.Write(start + i, SafeTensors.Serialize(tensors, metadata, StoredDType.F32));
             }
 
@@ -275,6 +298,110 @@ internal static class EvaluateCommand
         }
 
         return 0;
+    }
+
+    /// <summary>
+    /// <c>--inception FILE --fid-stats FILE</c> without shards: sample, decode, score with the FID Inception and print
+    /// the FID against the reference statistics.
+    /// </summary>
+    private static int RunFid(EvaluateOptions o, int[] labels, ICacheOptions cacheOptions, long? budget, WeightPrecision precision, IGemm gemm,
+        string gemmLabel, TextWriter stdout, TextWriter stderr)
+    {
+        if (o.Grid is not null)
+        {
+            throw SampleCommand.Usage($"--grid {o.Grid}: with --inception the samples may be latents; write images with 'ditcache sample --out' or keep them with --shard 0/1 --out-dir DIR");
+        }
+
+        (DitWeights weights, _) = ShardFlags.LoadModel(o.Model, null, null, precision);
+        string modelName = o.Model ?? "embedded:" + DefaultModel.ResourceName;
+        (IQualityModel quality, labels) = FidQuality(o, weights.Config, modelName, labels, gemm);
+        CalibrationFile calibration = DefaultModel.LoadCalibration(o.Model);
+        CalibrationWarning.Print(stderr, calibration, [cacheOptions.Name]);
+        var model = new DitModel(weights, gemm, o.Threads);
+        cacheOptions = CacheBudgetFlag.Apply(cacheOptions, budget, new DiffusionPipeline(model, calibration), o.Batch, o.Steps, o.Sampler, o.Cfg, stderr);
+        var evaluation = new QualityEvaluation(model, quality, calibration, matchedFloor: false);
+        var settings = new QualitySettings(o.SamplesPerClass, labels, o.Steps, o.Sampler, o.Cfg, cacheOptions, o.Seed, o.Batch);
+        QualityResult result = evaluation.Run(settings, quality.Reference(labels));
+        if (o.Report is not null)
+        {
+            using var outputs = new AtomicOutputs();
+            byte[] json = QualityReport.FidToJson(result, weights.Config, modelName, quality.Source, o.FidStats!, VaeName(o), gemmLabel, o.Threads);
+            outputs.Add(o.Report, "--report", s => s.Write(json));
+            outputs.Commit();
+        }
+
+        if (!o.Quiet)
+        {
+            QualitySettings q = result.Settings;
+            CultureInfo inv = CultureInfo.InvariantCulture;
+            stdout.WriteLine(string.Create(inv,
+                $"evaluated {modelName} ({weights.Config.Name}): {q.TotalSamples} samples ({q.SamplesPerClass} per class, {q.Classes.Length} classes), {q.Sampler} {q.Steps} steps, cfg {q.CfgScale}, cache {q.Cache.Spec}, seed {q.Seed}, gemm {gemmLabel}, {o.Threads} threads"));
+            stdout.WriteLine(string.Create(inv, $"  FID                       {result.FrechetDistance:F3}  ({q.TotalSamples} generated vs the statistics of {o.FidStats}; FID Inception {quality.Source})"));
+            stdout.WriteLine(string.Create(inv, $"  seconds                   {result.Seconds:F1}  (sampling {result.SamplingSeconds:F1}; {result.Flops / 1e12:F2} of {result.FullFlops / 1e12:F2} TFLOPs)"));
+            if (o.Report is not null)
+            {
+                stdout.WriteLine($"wrote {o.Report}");
+            }
+        }
+
+        return 0;
+    }
+
+    /// <summary>The FID quality model (--inception, --fid-stats, the VAE) and the classes: every class of the model unless --classes names some.</summary>
+    private static (IQualityModel Quality, int[] Labels) FidQuality(EvaluateOptions o, DitConfig c, string modelName, int[] labels, IGemm gemm)
+    {
+        if (labels.Length == 0)
+        {
+            labels = QualitySettings.AllClasses(c.NumClasses);
+        }
+
+        int bad = Array.FindIndex(labels, y => y >= c.NumClasses);
+        if (bad >= 0)
+        {
+            throw SampleCommand.Usage($"--classes: class {labels[bad]} is out of range; {modelName} has classes 0..{c.NumClasses - 1}");
+        }
+
+        CheckClassCount(labels, o);
+        (VaeDecoder? vae, _) = SampleCommand.LoadVae(o.Vae, o.Model, c, modelName, gemm, "--inception", png: false);
+        var net = new FidInception(InceptionWeights.Load(o.Inception!), GemmFactory.Float32(gemm));       // the metric stays float32
+        FeatureStatistics stats = FidStatistics.Load(o.FidStats!, FidInception.FeatureSize);
+        string[] names = [.. Enumerable.Range(0, c.NumClasses).Select(y => c.NumClasses == ImageNetClasses.Count ? ImageNetClasses.Synonyms(y)[0] : y.ToString(CultureInfo.InvariantCulture))];
+        var quality = new InceptionQuality(net, vae, stats, o.FidStats!, names);
+        quality.CheckModel(c);
+        return (quality, labels);
+    }
+
+    private static string? VaeName(EvaluateOptions o) =>
+        o.Vae is not null ? Path.GetFileName(Path.TrimEndingDirectorySeparator(o.Vae))
+            : o.Model is not null && Directory.Exists(o.Model) ? "vae/ of --model" : null;
+
+    private static void CheckFashionMnistClasses(int[] labels, EvaluateOptions o)
+    {
+        int bad = Array.FindIndex(labels, y => y >= FashionMnist.ClassCount);
+        if (bad >= 0)
+        {
+            throw SampleCommand.Usage($"--classes: class {labels[bad]} is out of range; Fashion-MNIST has classes 0..{FashionMnist.ClassCount - 1}");
+        }
+
+        CheckClassCount(labels, o);
+    }
+
+    private static void CheckClassCount(int[] labels, EvaluateOptions o)
+    {
+        if (labels.Distinct().Count() != labels.Length)
+        {
+            throw SampleCommand.Usage($"--classes '{o.Classes}' repeats a class; give each class once");
+        }
+
+        if (labels.Length * (long)o.SamplesPerClass < 2)
+        {
+            throw SampleCommand.Usage("--samples-per-class 1 with a single class is too few; the Frechet distance needs at least 2 samples");
+        }
+
+        if (labels.Length * (long)o.SamplesPerClass > 1_000_000)
+        {
+            throw SampleCommand.Usage($"--samples-per-class {o.SamplesPerClass} x {labels.Length} classes is over a million samples; give fewer");
+        }
     }
 
     private static void Print(TextWriter o, QualityResult r, DitConfig c, string model, string gemm, int threads)
@@ -303,5 +430,9 @@ internal static class EvaluateCommand
 
     private sealed record EvaluateOptions(string? Model, int SamplesPerClass, string Classes, int Steps, string Sampler,
         float Cfg, string Cache, int Seed, int Batch, int Threads, string Gemm, bool Deterministic, string? Grid, int GridColumns,
-        string? Report, bool Quiet, string Weights, string? Shard, string? OutDir, bool GridColumnsGiven, string? CacheBudget);
+        string? Report, bool Quiet, string Weights, string? Shard, string? OutDir, bool GridColumnsGiven, string? CacheBudget,
+        string? Inception, string? FidStats, string? Vae, bool ClassesGiven)
+    {
+        public bool Fid => Inception is not null || FidStats is not null;
+    }
 }

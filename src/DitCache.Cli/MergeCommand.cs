@@ -44,6 +44,11 @@ internal static class MergeCommand
                         $"  per class: {string.Join(", ", r.ClassAccuracy.Select(p => $"{p.Key} {p.Value:F3}"))}"));
                     stdout.WriteLine($"wrote {r.Metrics}");
                 }
+                else if (r.FrechetDistance is double fid)
+                {
+                    stdout.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  FID                       {fid:F3}"));
+                    stdout.WriteLine($"wrote {r.Metrics}");
+                }
             }
 
             return 0;

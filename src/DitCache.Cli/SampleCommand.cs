@@ -483,14 +483,25 @@ internal static class SampleCommand
     /// folder. A pixel-space DiT (1 or 3 channels) needs none and gets one only from --vae. Returns (null, null) when
     /// the samples are the images.
     /// </summary>
-    private static (VaeDecoder? Decoder, string? Name) LoadVae(SampleOptions o, DitConfig c, string modelName, IGemm gemm)
+    private static (VaeDecoder? Decoder, string? Name) LoadVae(SampleOptions o, DitConfig c, string modelName, IGemm gemm) =>
+        LoadVae(o.Vae, o.Model, c, modelName, gemm, o.Out is not null ? "--out" : "--save-image", png: o.Out is not null);
+
+    /// <summary>
+    /// The VAE of <paramref name="vae"/>, else of the vae/ folder of a diffusers <paramref name="model"/> folder, for a
+    /// latent DiT; (null, null) for a pixel-space DiT without --vae. <paramref name="flag"/> names what needs it.
+    /// </summary>
+    internal static (VaeDecoder? Decoder, string? Name) LoadVae(string? vae, string? model, DitConfig c, string modelName, IGemm gemm, string flag, bool png)
     {
-        string flag = o.Out is not null ? "--out" : "--save-image";
-        string? path = o.Vae;
-        string source = "--vae " + o.Vae;
-        if (path is null && c.InChannels is not (1 or 3) && o.Model is not null && Directory.Exists(o.Model))
+        string? path = vae;
+        string source = "--vae " + vae;
+        if (vae is not null && !File.Exists(vae) && !Directory.Exists(vae))
         {
-            path = DiffusersFolder.Open(o.Model).VaeFolder;
+            throw Usage($"--vae {vae}: no such file or folder; give a diffusers vae/ folder or a VAE weights file");
+        }
+
+        if (path is null && c.InChannels is not (1 or 3) && model is not null && Directory.Exists(model))
+        {
+            path = DiffusersFolder.Open(model).VaeFolder;
             source = $"{path} (the vae/ folder of --model)";
         }
 
@@ -512,7 +523,7 @@ internal static class SampleCommand
                 $"{source}: the VAE decodes {weights.Config.LatentChannels}-channel latents but {modelName} samples {c.InChannels} channels; give the VAE the DiT was trained with (DiT-XL/2: a 4-channel SD VAE, stabilityai/sd-vae-ft-ema or -mse)");
         }
 
-        if (o.Out is not null && weights.Config.OutChannels is not (1 or 3))
+        if (png && weights.Config.OutChannels is not (1 or 3))
         {
             throw Usage($"--out: {source} decodes {weights.Config.OutChannels}-channel images and a PNG holds 1 or 3; use --save-image to keep them");
         }

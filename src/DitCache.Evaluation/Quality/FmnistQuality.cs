@@ -54,9 +54,17 @@ public sealed class FmnistQuality : IQualityModel
     }
 
     /// <inheritdoc/>
-    public (int[] Predictions, float[] Features) Score(float[] images, int count)
+    /// <remarks>The samples are clamped to [−1, 1], the image range, as saving a PNG would.</remarks>
+    public (int[] Predictions, float[] Features) Score(float[] samples, int count)
     {
-        (float[] logits, float[] features) = _classifier.Forward(images, count);
+        ArgumentNullException.ThrowIfNull(samples);
+        float[] clamped = new float[samples.Length];
+        for (int i = 0; i < samples.Length; i++)
+        {
+            clamped[i] = Math.Clamp(samples[i], -1f, 1f);
+        }
+
+        (float[] logits, float[] features) = _classifier.Forward(clamped, count);
         return (FmnistClassifier.Predict(logits), features);
     }
 

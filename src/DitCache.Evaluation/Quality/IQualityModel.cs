@@ -17,6 +17,9 @@ public interface IQualityModel
     /// <summary>Width of one feature vector.</summary>
     int FeatureSize { get; }
 
+    /// <summary>Whether <see cref="Score"/> predicts a class per image (accuracy is reported only then).</summary>
+    bool Classifies => true;
+
     /// <summary>Human-readable names of the classes, indexed by label.</summary>
     IReadOnlyList<string> ClassNames { get; }
 
@@ -24,10 +27,11 @@ public interface IQualityModel
     void CheckModel(DitConfig config);
 
     /// <summary>
-    /// Scores <paramref name="count"/> images (count, C, H, W), already clamped to [−1, 1]: the predicted class of
-    /// each, and its features (count, <see cref="FeatureSize"/>).
+    /// Scores <paramref name="count"/> samples (count, C, H, W) as the DiT made them (unclamped; latents for a latent
+    /// DiT): the predicted class of each (an empty array when the model does not classify), and its features
+    /// (count, <see cref="FeatureSize"/>). The model maps the samples to what it scores (clamping, decoding).
     /// </summary>
-    (int[] Predictions, float[] Features) Score(float[] images, int count);
+    (int[] Predictions, float[] Features) Score(float[] samples, int count);
 
     /// <summary>The real images of <paramref name="classes"/> the samples are compared with, and the real floor.</summary>
     QualityReference Reference(IEnumerable<int> classes);

@@ -60,8 +60,8 @@ public sealed record QualityResult(QualitySettings Settings, Tensor Samples, int
 /// <param name="Start">Index of the batch's first image in the evaluation (class-major).</param>
 /// <param name="Labels">The requested class of each image.</param>
 /// <param name="Samples">The images (count, C, H, W), before clamping.</param>
-/// <param name="Predictions">The quality model's class of each clamped image; empty without a quality model.</param>
-/// <param name="Features">The quality model's features (count, F) of each clamped image; empty without a quality model.</param>
+/// <param name="Predictions">The quality model's class of each image; empty without a quality model or when it does not classify.</param>
+/// <param name="Features">The quality model's features (count, F) of each image; empty without a quality model.</param>
 /// <param name="Run">The pipeline's result for this batch (FLOPs, seconds, per-step records).</param>
 public sealed record QualityBatch(int Start, int[] Labels, float[] Samples, int[] Predictions, float[] Features, SampleResult Run)
 {
@@ -99,7 +99,7 @@ public sealed class QualityReference
     /// <summary>Number of reference images.</summary>
     public int Count => Statistics.Count;
 
-    /// <summary>FD between the first and second half of the reference images (the real floor).</summary>
+    /// <summary>FD between the first and second half of the reference images (the real floor); NaN for a reference read from a statistics file.</summary>
     public double Floor { get; }
 
     /// <summary>Images in the floor's first half.</summary>
@@ -110,6 +110,17 @@ public sealed class QualityReference
 
     /// <summary>The dataset file the images came from.</summary>
     public string Source { get; }
+
+    /// <summary>
+    /// A reference known only by its statistics (a FID statistics file such as ADM's reference batch or pytorch-fid's
+    /// <c>--save-stats</c> output): no floor (<see cref="Floor"/> is NaN, the floor counts 0).
+    /// </summary>
+    public static QualityReference FromStatistics(FeatureStatistics statistics, IEnumerable<int> classes, string source)
+    {
+        ArgumentNullException.ThrowIfNull(statistics);
+        ArgumentNullException.ThrowIfNull(classes);
+        return new QualityReference([.. classes.Distinct().Order()], statistics, double.NaN, 0, 0, source);
+    }
 
     /// <summary>
     /// The reference of <paramref name="count"/> real images of <paramref name="classes"/> from their features
@@ -144,7 +155,8 @@ public sealed class QualityReference
 /// runs every batch. The j-th sample of class y always starts from the noise seeded by (seed, y, j), so with the
 /// deterministic DDIM sampler a sample does not depend on K, the class list or the batch size (up to float
 /// round-off of differently shaped GEMMs); stochastic steps draw from a per-batch seed derived from (seed, batch).
-/// Samples are clamped to [−1, 1] (the image range) before scoring, as saving a PNG would; the returned samples are not.
+/// The quality model maps the raw samples to what it scores (the Fashion-MNIST classifier clamps them to [−1, 1], as
+/// saving a PNG would; the FID Inception decodes latents and quantises to 8 bits); the returned samples are raw.
 /// </remarks>
 public sealed class QualityEvaluation
 {
@@ -233,7 +245,7 @@ public sealed class QualityEvaluation
         double[] classAccuracy = new double[settings.Classes.Length];
         Array.Fill(classAccuracy, double.NaN);
         double? matched = null;
-        if (_quality is not null && reference is not null)
+        if (_quality is not null && reference is not null && _quality.Classifies)
         {
             Array.Clear(classAccuracy);
             int correct = 0;
@@ -252,6 +264,10 @@ public sealed class QualityEvaluation
             }
 
             accuracy = (double)correct / n;
+        }
+
+        if (_quality is not null && reference is not null)
+        {
             FeatureStatistics generated = FeatureStatistics.FromFeatures(features, n, _quality.FeatureSize);
             fd = Metrics.FrechetDistance.Compute(generated, reference.Statistics);
             matched = _matchedFloor ? _quality.MatchedFloor(settings.SamplesPerClass, settings.Classes, reference) : null;
@@ -280,7 +296,7 @@ public sealed class QualityEvaluation
 
     /// <summary>
     /// Samples batch <paramref name="batch"/> of <paramref name="settings"/> (images <c>batch · B</c> onwards, class-major)
-    /// and, with a quality model, scores its clamped images. A batch depends only on the settings and its number, so
+    /// and, with a quality model, scores its images. A batch depends only on the settings and its number, so
     /// any set of batches run anywhere gives the images and features of <see cref="Run"/> bit for bit (same model,
     /// GEMM and thread count, or <c>--deterministic</c>). Allocates per batch, outside the step loop.
     /// </summary>
@@ -314,13 +330,7 @@ public sealed class QualityEvaluation
         float[] features = [];
         if (_quality is not null)
         {
-            float[] clamped = new float[samples.Length];
-            for (int i = 0; i < samples.Length; i++)
-            {
-                clamped[i] = Math.Clamp(samples[i], -1f, 1f);
-            }
-
-            (predictions, features) = _quality.Score(clamped, count);
+            (predictions, features) = _quality.Score(samples, count);
         }
 
         return new QualityBatch(start, labels, samples, predictions, features, result);

@@ -79,4 +79,44 @@ public static class QualityReport
 
         return stream.ToArray();
     }
+
+    /// <summary>
+    /// The JSON report of a FID evaluation (<c>ditcache evaluate --inception --fid-stats --report</c>): the settings,
+    /// the FID against the reference statistics, the scorer and reference files, and the wall clock.
+    /// </summary>
+    public static byte[] FidToJson(QualityResult result, DitConfig config, string model, string inception, string fidStats, string? vae, string gemm, int threads)
+    {
+        ArgumentNullException.ThrowIfNull(result);
+        ArgumentNullException.ThrowIfNull(config);
+        QualitySettings s = result.Settings;
+        using var stream = new MemoryStream();
+        using (var json = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
+        {
+            json.WriteStartObject();
+            json.WriteString("model", model);
+            json.WriteString("config", config.Name);
+            json.WriteString("vae", vae);
+            json.WriteString("inception", inception);
+            json.WriteString("fid_stats", fidStats);
+            json.WriteString("sampler", s.Sampler);
+            json.WriteNumber("steps", s.Steps);
+            json.WriteNumber("cfg", s.CfgScale);
+            json.WriteString("cache", s.Cache.Spec);
+            json.WriteNumber("seed", s.Seed);
+            json.WriteNumber("batch", s.BatchSize);
+            json.WriteNumber("samples", s.TotalSamples);
+            json.WriteNumber("samples_per_class", s.SamplesPerClass);
+            json.WriteNumber("classes", s.Classes.Length);
+            json.WriteNumber("fid", result.FrechetDistance);
+            json.WriteString("gemm", gemm);
+            json.WriteNumber("threads", threads);
+            json.WriteNumber("seconds", result.Seconds);
+            json.WriteNumber("sampling_seconds", result.SamplingSeconds);
+            json.WriteNumber("flops", result.Flops);
+            json.WriteNumber("full_flops", result.FullFlops);
+            json.WriteEndObject();
+        }
+
+        return stream.ToArray();
+    }
 }

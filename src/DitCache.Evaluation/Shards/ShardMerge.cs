@@ -209,10 +209,13 @@ public static class ShardMerge
                     }
 
                     shardSums.Add(features.Data);
-                    int label = int.Parse(file.Metadata["label"], CultureInfo.InvariantCulture);
-                    int prediction = int.Parse(file.Metadata["prediction"], CultureInfo.InvariantCulture);
-                    (int c, int n) = correct.GetValueOrDefault(label);
-                    correct[label] = (c + (prediction == label ? 1 : 0), n + 1);
+                    if (file.Metadata.TryGetValue("prediction", out string? predicted))      // the FID Inception predicts no class
+                    {
+                        int label = int.Parse(file.Metadata["label"], CultureInfo.InvariantCulture);
+                        int prediction = int.Parse(predicted, CultureInfo.InvariantCulture);
+                        (int c, int n) = correct.GetValueOrDefault(label);
+                        correct[label] = (c + (prediction == label ? 1 : 0), n + 1);
+                    }
                 }
 
                 string name = ShardStore.ItemName(i);
@@ -267,7 +270,13 @@ public static class ShardMerge
             ReferenceStatistics real = ReferenceStatistics.Parse(reference, Path.Combine(folders[0], ReferenceFile));
             FeatureStatistics generated = total.ToStatistics();
             double fd = Metrics.FrechetDistance.Compute(generated, real.Statistics);
-            double accuracy = (double)correct.Values.Sum(v => v.Correct) / images;
+            int classified = correct.Values.Sum(v => v.Count);
+            if (classified != 0 && classified != images)
+            {
+                throw new DitCacheException($"merge: {classified} of {images} images carry a class prediction; shards scored by different quality models cannot be merged");
+            }
+
+            double? accuracy = classified == 0 ? null : (double)correct.Values.Sum(v => v.Correct) / images;
             var classAccuracy = correct.ToDictionary(p => p.Key, p => (double)p.Value.Correct / p.Value.Count);
             var perClass = new JsonObject();
             foreach ((int label, double a) in classAccuracy)
@@ -284,7 +293,7 @@ public static class ShardMerge
                 ["class_accuracy"] = perClass,
                 ["frechet_distance"] = fd,
                 ["reference_images"] = real.Statistics.Count,
-                ["floor_frechet_distance"] = real.Floor,
+                ["floor_frechet_distance"] = double.IsNaN(real.Floor) ? null : real.Floor,
                 ["reference_source"] = real.Source,
                 ["settings"] = settingsNode.DeepClone(),
             };
