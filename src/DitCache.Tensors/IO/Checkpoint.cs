@@ -7,8 +7,9 @@ namespace DitCache.Tensors.IO;
 public static class Checkpoint
 {
     /// <summary>
-    /// Reads safetensors (8-byte header length, then a JSON object), or a PyTorch zip-format <c>.pt</c>
-    /// (<c>PK\x03\x04</c>) through <see cref="TorchCheckpoint.Load"/>.
+    /// Reads safetensors (8-byte header length, then a JSON object), or a PyTorch <c>.pt</c> through
+    /// <see cref="TorchCheckpoint.Load"/>: the zip format (<c>PK\x03\x04</c>), or the legacy (pre-1.6) format, which
+    /// starts with a pickle's PROTO opcode (0x80, protocol 2 to 5).
     /// </summary>
     /// <exception cref="DitCacheException">The file is missing, unreadable, or in no supported format.</exception>
     public static TensorFile Load(string path)
@@ -32,25 +33,25 @@ public static class Checkpoint
             return TorchCheckpoint.Load(path);
         }
 
-        // torch.save before 1.6 (or with _use_new_zipfile_serialization=False) starts with the pickled magic
-        // number 0x1950a86a20f9469cfc6c: PROTO 2, LONG1 of 10 bytes.
-        if (head.StartsWith((ReadOnlySpan<byte>)[0x80, 0x02, 0x8a, 0x0a]))
-        {
-            throw new DitCacheException(
-                $"{path}: this is a legacy (pre-1.6) torch.save file, which DitCache does not read; " +
-                "re-save it with torch >= 1.6: torch.save(torch.load(path), new_path, _use_new_zipfile_serialization=True)");
-        }
-
-        if (n == HeadBytes && head[8] == (byte)'{')
+        bool json = n == HeadBytes && head[8] == (byte)'{';
+        if (json)
         {
             return SafeTensors.Load(path);
+        }
+
+        // torch.save before 1.6 (or with _use_new_zipfile_serialization=False) starts with the pickled magic
+        // number 0x1950a86a20f9469cfc6c: PROTO 2 (the protocol torch.save uses unless told otherwise), LONG1 of 10
+        // bytes. A safetensors header length starting 0x80 0x02 has '{' at byte 8 and was taken above.
+        if (n >= 2 && head[0] == 0x80 && head[1] is >= 2 and <= 5)
+        {
+            return TorchCheckpoint.Load(path);
         }
 
         string what = n < HeadBytes
             ? $"{n} bytes is too short for any supported format"
             : $"first bytes {Convert.ToHexString(head)} match no supported format";
         throw new DitCacheException(
-            $"{path}: {what} (expected safetensors: an 8-byte length then '{{', or a PyTorch zip .pt starting with 'PK'); " +
+            $"{path}: {what} (expected safetensors: an 8-byte length then '{{', or a PyTorch .pt: a zip starting with 'PK', or the legacy format starting with byte 0x80); " +
             "export the checkpoint as safetensors or with torch.save");
     }
 }

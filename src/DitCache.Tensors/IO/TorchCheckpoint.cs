@@ -13,7 +13,9 @@ namespace DitCache.Tensors.IO;
 /// <c>{name}/data/{key}</c> (raw little-endian storage bytes), <c>{name}/version</c> and, since torch 2.1,
 /// <c>{name}/byteorder</c>. The zip is read by <see cref="TorchZip"/> (every field checked, every entry read
 /// CRC-verified); the pickle by <see cref="TorchPickle"/>, which runs no code and refuses any global outside a
-/// small allowlist.
+/// small allowlist. Also reads the legacy format of <c>torch.save</c> before 1.6 (and with
+/// <c>_use_new_zipfile_serialization=False</c>), laid out by <see cref="TorchLegacy"/>, with the same accepted
+/// shapes, checks and lazy reads (it has no CRC).
 /// </summary>
 /// <remarks>
 /// Accepted shapes of the pickled object: a state_dict (a dict of float32/float16/bfloat16 tensors), or a dict
@@ -36,30 +38,51 @@ public static class TorchCheckpoint
     private const string ResaveHint = "save it again with torch.save(model.state_dict(), path)";
 
     /// <summary>
-    /// Opens a zip-format <c>.pt</c> file: reads the archive directory and the pickle, and validates every tensor of
-    /// the state_dict; tensor values are read (and converted to float32) when <see cref="TensorFile.Read"/> asks.
+    /// Opens a <c>torch.save</c> file, zip format or (first byte 0x80, a pickle's PROTO) legacy format: reads the
+    /// archive directory or the legacy pickles, and validates every tensor of the state_dict; tensor values are read
+    /// (and converted to float32) when <see cref="TensorFile.Read"/> asks.
     /// </summary>
     /// <exception cref="DitCacheException">
-    /// The file is missing, not a zip, not a torch.save archive, names a global outside the allowlist, holds no
-    /// state_dict, or a tensor is not floating point or lies outside its storage.
+    /// The file is missing, not a zip or legacy torch.save file, is truncated or inconsistent, names a global outside
+    /// the allowlist, holds no state_dict, or a tensor is not floating point or lies outside its storage.
     /// </exception>
     public static TensorFile Load(string path)
     {
         long length;
-        TorchZip zip;
+        TorchZip? zip = null;
         List<Planned> plan;
         using (SafeFileHandle handle = FileAccessor.Open(path))
         {
             length = FileAccessor.Length(handle, path);
-            zip = TorchZip.Read(path, handle, length);
-            plan = Plan(path, handle, zip);
+            byte[] first = new byte[length > 0 ? 1 : 0];
+            FileAccessor.ReadExactly(handle, path, 0, first);
+            if (first.Length == 1 && first[0] == 0x80)
+            {
+                plan = PlanLegacy(path, handle, length);
+            }
+            else
+            {
+                zip = TorchZip.Read(path, handle, length);
+                plan = Plan(path, handle, zip);
+            }
         }
 
         Dictionary<string, Planned> byName = plan.ToDictionary(p => p.Info.Name, StringComparer.Ordinal);
         return new TensorFile(path, plan.Select(p => p.Info), new Dictionary<string, string>(), info =>
         {
             using SafeFileHandle handle = FileAccessor.Reopen(path, length);
-            return ReadTensor(zip, handle, byName[info.Name]);
+            return zip is null ? ReadLegacy(path, handle, byName[info.Name]) : ReadTensor(zip, handle, byName[info.Name]);
+        });
+    }
+
+    private static List<Planned> PlanLegacy(string path, SafeFileHandle handle, long length)
+    {
+        (object? root, Dictionary<string, TorchLegacy.Storage> storages) = TorchLegacy.Read(path, handle, length, MaxPickleBytes);
+        return PlanStateDict(path, root, (name, t) =>
+        {
+            // TorchLegacy.Read has matched every persistent id with a listed storage and its element count.
+            TorchLegacy.Storage s = storages[t.Storage.Key];
+            return Validate(path, name, t, new Located(null, s.DataOffset, s.Ref.Numel * s.Ref.Type.ElementSize, $"storage '{TensorFile.Printable(s.Ref.Key)}'"));
         });
     }
 
@@ -108,6 +131,17 @@ public static class TorchCheckpoint
         }
 
         object? root = TorchPickle.Load(path, pickle!);
+        return PlanStateDict(path, root, (name, t) =>
+        {
+            TorchZip.Entry entry = zip.Find(prefix + "data/" + t.Storage.Key) ?? throw new DitCacheException(
+                $"{Where(path, name, t)}: the archive has no entry '{TensorFile.Printable(prefix + "data/" + t.Storage.Key)}'; the file is incomplete, {ResaveHint}");
+            return Validate(path, name, t, new Located(entry, 0, entry.Size, $"entry '{TensorFile.Printable(entry.Name)}'"));
+        });
+    }
+
+    /// <summary>Selects the state_dict of <paramref name="root"/> and plans each of its tensors with <paramref name="validate"/>.</summary>
+    private static List<Planned> PlanStateDict(string path, object? root, Func<string, TorchPickle.TensorRef, Planned> validate)
+    {
         (TorchPickle.PickleDict stateDict, string under) = Select(path, root);
 
         var plan = new List<Planned>(stateDict.Items.Count);
@@ -126,7 +160,7 @@ public static class TorchCheckpoint
                     $"expected a state_dict, or a dict with one under 'ema' or 'model'; {ResaveHint}");
             }
 
-            plan.Add(Validate(path, zip, prefix, name, t));
+            plan.Add(validate(name, t));
         }
 
         return plan;
@@ -155,15 +189,25 @@ public static class TorchCheckpoint
         return (top, "");
     }
 
-    /// <summary>Checks one tensor against its storage with overflow-free arithmetic; reads nothing.</summary>
-    private static Planned Validate(string path, TorchZip zip, string prefix, string name, TorchPickle.TensorRef t)
+    private static string Where(string path, string name, TorchPickle.TensorRef t)
+    {
+        TorchPickle.StorageRef s = t.Storage;
+        string view = s.ViewNumel >= 0 ? $", view [{s.ViewOffset}, +{s.ViewNumel})" : "";
+        return $"{path}: tensor '{TensorFile.Printable(name)}' (storage '{TensorFile.Printable(s.Key)}' of {s.Numel} elements{view}, offset {t.Offset}, size {FormatLongs(t.Size)}, stride {FormatLongs(t.Stride)})";
+    }
+
+    /// <summary>
+    /// Checks one tensor against its storage with overflow-free arithmetic; reads nothing. <paramref name="at"/> is
+    /// where the storage's bytes are: a zip entry, or a legacy file offset.
+    /// </summary>
+    private static Planned Validate(string path, string name, TorchPickle.TensorRef t, Located at)
     {
         TorchPickle.StorageRef s = t.Storage;
         string shown = TensorFile.Printable(name);
         StoredDType dtype = s.Type.DType ?? throw new DitCacheException(
             $"{path}: tensor '{shown}' is stored as {s.Type.Name}, which DitCache does not read (expected float32, float16 or bfloat16); " +
             "convert or drop it in Python, e.g. {k: v.float() for k, v in sd.items()}, and save again");
-        string where = $"{path}: tensor '{shown}' (storage '{TensorFile.Printable(s.Key)}' of {s.Numel} elements, offset {t.Offset}, size {FormatLongs(t.Size)}, stride {FormatLongs(t.Stride)})";
+        string where = Where(path, name, t);
 
         if (t.Size.Length > 6 || t.Stride.Length != t.Size.Length)
         {
@@ -175,21 +219,24 @@ public static class TorchCheckpoint
             throw new DitCacheException($"{where}: has a negative or oversized offset, numel, size or stride; the file is corrupt, {ResaveHint}");
         }
 
-        TorchZip.Entry entry = zip.Find(prefix + "data/" + s.Key) ?? throw new DitCacheException(
-            $"{where}: the archive has no entry '{TensorFile.Printable(prefix + "data/" + s.Key)}'; the file is incomplete, {ResaveHint}");
         int size1 = DTypeConvert.Size(dtype);
-        if (s.Numel > entry.Size / size1 || s.Numel * size1 != entry.Size)
+        if (s.Numel > at.Bytes / size1 || s.Numel * size1 != at.Bytes)
         {
             throw new DitCacheException(
-                $"{where}: the storage declares {s.Numel} × {size1}-byte elements but its entry '{TensorFile.Printable(entry.Name)}' has {entry.Size} bytes; the file is truncated or corrupt, {ResaveHint}");
+                $"{where}: the storage declares {s.Numel} × {size1}-byte elements but its {at.Name} has {at.Bytes} bytes; the file is truncated or corrupt, {ResaveHint}");
         }
+
+        // A legacy storage view is elements [ViewOffset, +ViewNumel) of its root (checked inside it by TorchPickle);
+        // the tensor's offset counts from the view's start and it may not reach past the view's end.
+        long numel = s.ViewNumel >= 0 ? s.ViewNumel : s.Numel;
+        long viewStart = s.ViewNumel >= 0 ? s.ViewOffset : 0;
 
         // extent = 1 + Σ (size_d − 1)·stride_d: the elements the view spans in its storage; count = Π size_d.
         int[] shape = t.Size.Select(d => (int)d).ToArray();
         var info = new TensorEntry(name, dtype, shape);
         if (t.Size.Contains(0))
         {
-            return new Planned(info, entry, t, 0, 0, Contiguous: true);
+            return new Planned(info, at, t, 0, 0, 0, Contiguous: true);
         }
 
         // Int128 holds every partial sum and product below exactly (sizes < 2^31, strides < 2^63, rank <= 6, and
@@ -200,17 +247,17 @@ public static class TorchCheckpoint
             extent += (Int128)(t.Size[d] - 1) * t.Stride[d];
         }
 
-        if (t.Offset + extent > s.Numel)
+        if (t.Offset + extent > numel)
         {
             throw new DitCacheException(
-                $"{where}: reaches element {t.Offset + extent} but its storage holds {s.Numel}; the file is corrupt, {ResaveHint}");
+                $"{where}: reaches element {t.Offset + extent} but its storage holds {numel}; the file is corrupt, {ResaveHint}");
         }
 
         Int128 count = 1;
         foreach (long n in t.Size)
         {
             count *= n;
-            if (count > s.Numel)
+            if (count > numel)
             {
                 throw new DitCacheException(
                     $"{where}: has more elements than its storage holds (a broadcast view such as expand() is not read); " +
@@ -223,7 +270,7 @@ public static class TorchCheckpoint
             throw new DitCacheException($"{where}: spans more elements than one float32 array can hold, which DitCache does not read");
         }
 
-        return new Planned(info, entry, t, (long)count, (long)extent, IsContiguous(t.Size, t.Stride));
+        return new Planned(info, at, t, viewStart + t.Offset, (long)count, (long)extent, IsContiguous(t.Size, t.Stride));
     }
 
     /// <summary>
@@ -235,16 +282,51 @@ public static class TorchCheckpoint
         StoredDType dtype = p.Info.DType;
         int size1 = DTypeConvert.Size(dtype);
         var values = new float[p.Count];
+        TorchZip.Entry entry = p.At.Entry!;
         if (p.Count == 0)
         {
-            zip.Stream(handle, p.Entry, 0, 0, size1, (_, _) => { });
+            zip.Stream(handle, entry, 0, 0, size1, (_, _) => { });
             return new Tensor(values, p.Info.Shape);
         }
 
         float[] target = p.Contiguous ? values : new float[p.Extent];
-        long from = p.Ref.Offset * size1;
-        zip.Stream(handle, p.Entry, from, from + (p.Extent * size1), size1, (position, bytes) =>
+        long from = p.Start * size1;
+        zip.Stream(handle, entry, from, from + (p.Extent * size1), size1, (position, bytes) =>
             DTypeConvert.ToFloat(bytes, dtype, target.AsSpan((int)(position / size1), bytes.Length / size1)));
+        if (!p.Contiguous)
+        {
+            Gather(target, p.Ref.Size, p.Ref.Stride, values);
+        }
+
+        return new Tensor(values, p.Info.Shape);
+    }
+
+    /// <summary>
+    /// Reads a legacy-format tensor: only the bytes of elements [start, start + extent) of its storage, in pieces of
+    /// at most 1 MiB, converted into the tensor (contiguous) or into a scratch array that is then gathered.
+    /// </summary>
+    private static Tensor ReadLegacy(string path, SafeFileHandle handle, Planned p)
+    {
+        StoredDType dtype = p.Info.DType;
+        int size1 = DTypeConvert.Size(dtype);
+        var values = new float[p.Count];
+        if (p.Count == 0)
+        {
+            return new Tensor(values, p.Info.Shape);
+        }
+
+        float[] target = p.Contiguous ? values : new float[p.Extent];
+        long from = p.At.DataOffset + (p.Start * size1);
+        long total = p.Extent * size1;
+        byte[] buffer = new byte[(int)Math.Min(1 << 20, total)];
+        for (long done = 0; done < total;)
+        {
+            int n = (int)Math.Min(buffer.Length, total - done);
+            FileAccessor.ReadExactly(handle, path, from + done, buffer.AsSpan(0, n));
+            DTypeConvert.ToFloat(buffer.AsSpan(0, n), dtype, target.AsSpan((int)(done / size1), n / size1));
+            done += n;
+        }
+
         if (!p.Contiguous)
         {
             Gather(target, p.Ref.Size, p.Ref.Stride, values);
@@ -312,6 +394,12 @@ public static class TorchCheckpoint
 
     private static string FormatLongs(long[] values) => "[" + string.Join(", ", values) + "]";
 
-    /// <summary>A validated tensor: where its storage is, and how many elements it has and spans.</summary>
-    private sealed record Planned(TensorEntry Info, TorchZip.Entry Entry, TorchPickle.TensorRef Ref, long Count, long Extent, bool Contiguous);
+    /// <summary>Where a storage's bytes are: a zip entry, or (legacy) a file offset; its size in bytes; a name for messages.</summary>
+    private sealed record Located(TorchZip.Entry? Entry, long DataOffset, long Bytes, string Name);
+
+    /// <summary>
+    /// A validated tensor: where its storage is, the element of the storage it starts at (the view's start plus the
+    /// tensor's offset), and how many elements it has and spans.
+    /// </summary>
+    private sealed record Planned(TensorEntry Info, Located At, TorchPickle.TensorRef Ref, long Start, long Count, long Extent, bool Contiguous);
 }

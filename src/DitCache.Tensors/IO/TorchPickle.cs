@@ -1,7 +1,9 @@
 using System;
 using System.Buffers.Binary;
 using System.Collections.Generic;
+using System.Numerics;
 using System.Text;
+using Microsoft.Win32.SafeHandles;
 
 namespace DitCache.Tensors.IO;
 
@@ -12,6 +14,13 @@ namespace DitCache.Tensors.IO;
 /// value types below. Tensors are not read here: <c>_rebuild_tensor_v2</c> yields a <see cref="TensorRef"/>
 /// (storage key, offset, size, stride), and the caller reads the storage bytes only for the tensors it keeps.
 /// </summary>
+/// <remarks>
+/// Two dialects: the zip format's <c>data.pkl</c>, given as a byte array (<see cref="Load"/>), and the consecutive
+/// pickles at the start of a legacy (pre-1.6) <c>torch.save</c> file, read from the file on demand
+/// (<see cref="OpenLegacy"/>, then <see cref="Next"/> once per pickle). The legacy dialect differs in its persistent
+/// ids, <c>('storage', type, root_key, location, numel, view_metadata)</c>, and admits the 10-byte LONG1 of the
+/// magic number.
+/// </remarks>
 internal sealed class TorchPickle
 {
     // Opcodes (Lib/pickle.py names), only those a state_dict, an optimizer state_dict or train.py args need.
@@ -67,16 +76,16 @@ internal sealed class TorchPickle
         ["torch._utils._rebuild_tensor_v2"] = new Callable("torch._utils._rebuild_tensor_v2"),
         ["torch._utils._rebuild_parameter"] = new Callable("torch._utils._rebuild_parameter"),
         ["argparse.Namespace"] = new Callable("argparse.Namespace"),
-        ["torch.FloatStorage"] = new StorageType("torch.FloatStorage", StoredDType.F32),
-        ["torch.HalfStorage"] = new StorageType("torch.HalfStorage", StoredDType.F16),
-        ["torch.BFloat16Storage"] = new StorageType("torch.BFloat16Storage", StoredDType.BF16),
-        ["torch.DoubleStorage"] = new StorageType("torch.DoubleStorage", null),
-        ["torch.LongStorage"] = new StorageType("torch.LongStorage", null),
-        ["torch.IntStorage"] = new StorageType("torch.IntStorage", null),
-        ["torch.ShortStorage"] = new StorageType("torch.ShortStorage", null),
-        ["torch.CharStorage"] = new StorageType("torch.CharStorage", null),
-        ["torch.ByteStorage"] = new StorageType("torch.ByteStorage", null),
-        ["torch.BoolStorage"] = new StorageType("torch.BoolStorage", null),
+        ["torch.FloatStorage"] = new StorageType("torch.FloatStorage", StoredDType.F32, 4),
+        ["torch.HalfStorage"] = new StorageType("torch.HalfStorage", StoredDType.F16, 2),
+        ["torch.BFloat16Storage"] = new StorageType("torch.BFloat16Storage", StoredDType.BF16, 2),
+        ["torch.DoubleStorage"] = new StorageType("torch.DoubleStorage", null, 8),
+        ["torch.LongStorage"] = new StorageType("torch.LongStorage", null, 8),
+        ["torch.IntStorage"] = new StorageType("torch.IntStorage", null, 4),
+        ["torch.ShortStorage"] = new StorageType("torch.ShortStorage", null, 2),
+        ["torch.CharStorage"] = new StorageType("torch.CharStorage", null, 1),
+        ["torch.ByteStorage"] = new StorageType("torch.ByteStorage", null, 1),
+        ["torch.BoolStorage"] = new StorageType("torch.BoolStorage", null, 1),
     };
 
     /// <summary>
@@ -89,21 +98,61 @@ internal sealed class TorchPickle
 
     private readonly string _source;
     private int _created;
-    private readonly byte[] _data;
+    private byte[] _data;
+    private int _count;                          // valid bytes in _data (all of it in the zip dialect)
+    private readonly SafeFileHandle? _file;      // legacy dialect: _data is the file's first _count bytes
+    private readonly long _fileLength, _maxBytes;
     private readonly List<object?> _stack = [];
     private readonly Stack<int> _marks = new();
     private readonly Dictionary<long, object?> _memo = [];
+    private readonly Dictionary<string, StorageRef> _storages = new(StringComparer.Ordinal);
     private int _pos;
 
     private TorchPickle(string source, byte[] data)
     {
         _source = source;
         _data = data;
+        _count = data.Length;
+    }
+
+    private TorchPickle(string source, SafeFileHandle file, long fileLength, long maxBytes)
+    {
+        _source = source;
+        _data = [];
+        _file = file;
+        _fileLength = fileLength;
+        _maxBytes = Math.Min(maxBytes, Array.MaxLength);
     }
 
     /// <summary>Interprets <paramref name="data"/>; <paramref name="source"/> names it in messages.</summary>
     /// <exception cref="DitCacheException">The pickle is malformed or names a global outside the allowlist.</exception>
     public static object? Load(string source, byte[] data) => new TorchPickle(source, data).Run();
+
+    /// <summary>
+    /// A reader of the consecutive pickles that start a legacy <c>torch.save</c> file of <paramref name="length"/>
+    /// bytes; it reads the file from byte 0 in growing pieces as the pickles need them, at most
+    /// <paramref name="maxBytes"/> bytes in all.
+    /// </summary>
+    public static TorchPickle OpenLegacy(string path, SafeFileHandle handle, long length, long maxBytes) =>
+        new(path, handle, length, maxBytes);
+
+    /// <summary>The file offset just past the last pickle <see cref="Next"/> read.</summary>
+    public long Position => _pos;
+
+    /// <summary>Every storage a persistent id named so far (legacy dialect), by root key.</summary>
+    public IReadOnlyDictionary<string, StorageRef> Storages => _storages;
+
+    /// <summary>Interprets the next pickle of a legacy file (its own memo, as <c>pickle.load</c> gives each).</summary>
+    /// <exception cref="DitCacheException">The pickle is malformed, truncated or names a global outside the allowlist.</exception>
+    public object? Next()
+    {
+        _stack.Clear();
+        _marks.Clear();
+        _memo.Clear();
+        return Run();
+    }
+
+    private bool Legacy => _file is not null;
 
     private object? Run()
     {
@@ -373,25 +422,66 @@ internal sealed class TorchPickle
     private StorageRef PersistentLoad(int at, object? pid)
     {
         // torch/serialization.py persistent_id: ('storage', storage_type, key, location, numel), the same in
-        // torch 1.6 through 2.x for typed storages.
+        // torch 1.6 through 2.x for typed storages; _legacy_save appends view_metadata, None or
+        // (view_key, offset, size) in elements of the root storage (None from torch 1.0 on).
         object?[] t = As<object?[]>(at, pid, "persistent id");
-        if (t.Length != 5 || t[0] is not "storage")
+        int fields = Legacy ? 6 : 5;
+        if (t.Length != fields || t[0] is not "storage")
         {
-            throw Bad(at, $"persistent id {Describe(pid)} is not ('storage', type, key, location, numel)");
+            throw Bad(at, Legacy
+                ? $"persistent id {Describe(pid)} is not ('storage', type, root_key, location, numel, view_metadata)"
+                : $"persistent id {Describe(pid)} is not ('storage', type, key, location, numel)");
         }
 
         StorageType type = t[1] as StorageType
             ?? throw Bad(at, $"persistent id names {Describe(t[1])} where a torch.*Storage class belongs");
-        return new StorageRef(
+        var storage = new StorageRef(
             As<string>(at, t[2], "storage key"), type, As<string>(at, t[3], "storage location"), As<long>(at, t[4], "storage numel"));
+        if (!Legacy)
+        {
+            return storage;
+        }
+
+        if (_storages.TryGetValue(storage.Key, out StorageRef? seen) && (seen.Type != storage.Type || seen.Numel != storage.Numel))
+        {
+            throw Bad(at, $"storage '{TensorFile.Printable(storage.Key)}' is declared as {seen.Numel} × {seen.Type.Name} and again as {storage.Numel} × {storage.Type.Name}");
+        }
+
+        _storages[storage.Key] = storage;
+        if (t[5] is null)
+        {
+            return storage;
+        }
+
+        object?[] view = As<object?[]>(at, t[5], "storage view_metadata");
+        if (view.Length != 3)
+        {
+            throw Bad(at, $"storage view_metadata {Describe(t[5])} is not (view_key, offset, size)");
+        }
+
+        _ = As<string>(at, view[0], "storage view key");
+        long offset = As<long>(at, view[1], "storage view offset");
+        long size = As<long>(at, view[2], "storage view size");
+        if (offset < 0 || size < 0 || storage.Numel < 0 || offset > storage.Numel - size)
+        {
+            throw Bad(at, $"storage view [{offset}, +{size}) of storage '{TensorFile.Printable(storage.Key)}' lies outside its {storage.Numel} elements");
+        }
+
+        return storage with { ViewOffset = offset, ViewNumel = size };
     }
 
-    private long ReadLong1(int at)
+    private object ReadLong1(int at)
     {
         int n = ReadByte();
         if (n > 8)
         {
-            throw Bad(at, $"LONG1 integer of {n} bytes is larger than a state_dict ever stores");
+            // The legacy format's first pickle is its 10-byte magic number; nothing else is that large.
+            if (!Legacy || n > 16)
+            {
+                throw Bad(at, $"LONG1 integer of {n} bytes is larger than a state_dict ever stores");
+            }
+
+            return new BigInteger(Take(n), isUnsigned: false, isBigEndian: false);
         }
 
         ReadOnlySpan<byte> b = Take(n);
@@ -411,8 +501,13 @@ internal sealed class TorchPickle
 
     private string ReadString(int at, ulong length)
     {
-        if (length > (ulong)(_data.Length - _pos))
+        if (length > (ulong)(_count - _pos) && (length > int.MaxValue || !Fill((int)length)))
         {
+            if (Legacy)
+            {
+                throw Truncated(at, (long)Math.Min(length, long.MaxValue / 2) + _pos);
+            }
+
             throw Bad(at, $"string of {length} bytes runs past the end of the pickle");
         }
 
@@ -421,14 +516,17 @@ internal sealed class TorchPickle
 
     private string ReadLine(int at)
     {
-        int end = Array.IndexOf(_data, (byte)'\n', _pos);
-        if (end < 0)
+        int end;
+        while ((end = _data.AsSpan(_pos, _count - _pos).IndexOf((byte)'\n')) < 0)
         {
-            throw Bad(at, "GLOBAL name is not terminated by a newline");
+            if (!Fill(_count - _pos + 1))
+            {
+                throw Legacy ? Truncated(at, _count + 1L) : Bad(at, "GLOBAL name is not terminated by a newline");
+            }
         }
 
-        string s = Decode(at, _data.AsSpan(_pos, end - _pos), "a GLOBAL name");
-        _pos = end + 1;
+        string s = Decode(at, _data.AsSpan(_pos, end), "a GLOBAL name");
+        _pos += end + 1;
         return s;
     }
 
@@ -436,15 +534,44 @@ internal sealed class TorchPickle
 
     private ReadOnlySpan<byte> Take(int n)
     {
-        if (n > _data.Length - _pos)
+        if (n > _count - _pos && !Fill(n))
         {
-            throw Bad(_pos, "the pickle ends early (truncated data.pkl)");
+            throw Legacy ? Truncated(_pos, (long)_pos + n) : Bad(_pos, "the pickle ends early (truncated data.pkl)");
         }
 
         ReadOnlySpan<byte> s = _data.AsSpan(_pos, n);
         _pos += n;
         return s;
     }
+
+    /// <summary>
+    /// Legacy dialect: makes at least <paramref name="needed"/> bytes from <see cref="_pos"/> available, reading the
+    /// file on (at least doubling what is held, so a long pickle costs few reads); false if the file or the
+    /// byte limit ends first. The zip dialect holds its whole pickle and always answers false.
+    /// </summary>
+    private bool Fill(int needed)
+    {
+        long want = (long)_pos + needed;
+        long cap = Math.Min(_fileLength, _maxBytes);
+        if (_file is null || want > cap)
+        {
+            return false;
+        }
+
+        long target = Math.Min(cap, Math.Max(want, Math.Max(2L * _count, 4096)));
+        if (target > _data.Length)
+        {
+            Array.Resize(ref _data, (int)target);
+        }
+
+        FileAccessor.ReadExactly(_file, _source, _count, _data.AsSpan(_count, (int)(target - _count)));
+        _count = (int)target;
+        return true;
+    }
+
+    private DitCacheException Truncated(int at, long want) => want <= _fileLength
+        ? new($"{_source}: the pickles before the tensor data run past byte {_maxBytes}, more than any state_dict needs (file byte {at}); the file is corrupt or not a torch.save state_dict")
+        : new($"{_source}: the file ends at byte {_fileLength}, inside a pickle (file byte {at}); the file is truncated, download or save it again");
 
     private void Push(int at, object? value)
     {
@@ -526,7 +653,7 @@ internal sealed class TorchPickle
     {
         null => "None",
         string s => $"'{TensorFile.Printable(s)}'",
-        long or double or bool => value.ToString()!,
+        long or double or bool or BigInteger => value.ToString()!,
         object?[] t => $"a tuple of {t.Length}",
         List<object?> => "a list",
         PickleDict => "a dict",
@@ -537,16 +664,28 @@ internal sealed class TorchPickle
     };
 
     private DitCacheException Bad(int at, string what) =>
-        new($"{_source}: {what} (pickle byte {at}); the file is corrupt or not a torch.save state_dict, save it again with torch.save(model.state_dict(), path)");
+        new($"{_source}: {what} ({(Legacy ? "file" : "pickle")} byte {at}); the file is corrupt or not a torch.save state_dict, save it again with torch.save(model.state_dict(), path)");
 
     /// <summary>An allowlisted function or class; it is matched by name, never invoked.</summary>
     internal sealed record Callable(string Name);
 
-    /// <summary>A torch storage class; <paramref name="DType"/> is null for those DitCache cannot convert.</summary>
-    internal sealed record StorageType(string Name, StoredDType? DType);
+    /// <summary>
+    /// A torch storage class; <paramref name="DType"/> is null for those DitCache cannot convert;
+    /// <paramref name="ElementSize"/> in bytes (the legacy format needs it to step over storages it does not read).
+    /// </summary>
+    internal sealed record StorageType(string Name, StoredDType? DType, int ElementSize);
 
-    /// <summary>A persistent id: the storage's bytes are the zip entry <c>data/{Key}</c>.</summary>
-    internal sealed record StorageRef(string Key, StorageType Type, string Location, long Numel);
+    /// <summary>
+    /// A persistent id: the storage's bytes are the zip entry <c>data/{Key}</c>, or the legacy file's storage
+    /// <c>Key</c>. A legacy storage view (<see cref="ViewNumel"/> ≥ 0) is elements
+    /// [<see cref="ViewOffset"/>, + <see cref="ViewNumel"/>) of that root storage, and the tensor's offset counts from it.
+    /// </summary>
+    internal sealed record StorageRef(string Key, StorageType Type, string Location, long Numel)
+    {
+        public long ViewOffset { get; init; }
+
+        public long ViewNumel { get; init; } = -1;
+    }
 
     /// <summary>A tensor: <c>value[i] = storage[Offset + Σ i_d·Stride_d]</c>.</summary>
     internal sealed record TensorRef(StorageRef Storage, long Offset, long[] Size, long[] Stride);
