@@ -8,6 +8,10 @@ Writes to tests/TestData/inception/ (deterministic: torch.manual_seed(0), one th
                                         shapes on hashed weights (inception_reference.hashed_weights, rebuilt by the
                                         C# test): the 2048 pool3 features, the per-channel means of every block's
                                         output, and a corner of the resized input
+  pipeline_features_golden.safetensors  the FID features of the tiny pipeline's two decoded images
+                                        (tests/TestData/pipeline/tiny_pipeline_golden.safetensors `image`) after DiT's
+                                        sample_ddp.py quantisation (clamp(127.5 x + 128, 0, 255) to uint8, then / 255),
+                                        on the same hashed weights
   resize_golden.safetensors             F.interpolate(bilinear, align_corners=False) of a [1,2,5,7] tensor to 11x13
                                         (up) and 3x4 (down), and of a [1,1,37,45] tensor to 299x299 (first rows)
 """
@@ -21,7 +25,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "tools", "train"))
 sys.path.insert(0, HERE)
-from st_io import save_safetensors  # noqa: E402
+from st_io import load_safetensors, save_safetensors  # noqa: E402
 from inception_reference import FidInception, hashed_weights  # noqa: E402
 
 OUT_DIR = os.path.join(ROOT, "tests", "TestData", "inception")
@@ -44,6 +48,14 @@ def main():
         print(name, tuple(stages[name].shape), "mean", float(stages[name].mean()), "max", float(stages[name].abs().max()))
     print("features mean", float(features.mean()), "std", float(features.std()), "zero", float((features == 0).float().mean()))
     save_safetensors(os.path.join(OUT_DIR, "inception_hashed_golden.safetensors"), out,
+                     {"source": "tools/reference/make_inception_fixtures.py"})
+
+    image = load_safetensors(os.path.join(ROOT, "tests", "TestData", "pipeline", "tiny_pipeline_golden.safetensors"))[0]["image"]
+    quantised = torch.clamp(127.5 * image + 128.0, 0, 255).to(torch.uint8)
+    with torch.no_grad():
+        pipeline_features = model(quantised.float() / 255.0)
+    save_safetensors(os.path.join(OUT_DIR, "pipeline_features_golden.safetensors"),
+                     {"bytes": quantised.float(), "features": pipeline_features},
                      {"source": "tools/reference/make_inception_fixtures.py"})
 
     x = torch.randn(1, 2, 5, 7)
