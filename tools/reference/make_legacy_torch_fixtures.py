@@ -127,6 +127,29 @@ def main():
     # One storage, so the C# corruption tests know where its element count lies (8 + 4·5 bytes before the end).
     save("legacy_one", {"w": torch.arange(5, dtype=torch.float32) + 0.25}, _use_new_zipfile_serialization=False)
 
+    # BatchNorm2d after a training step (non-trivial running stats): its int64 0-d num_batches_tracked (a
+    # torch.LongStorage of 8-byte elements the legacy reader must step over) is left out of the entries.
+    torch.manual_seed(16)
+    bn = torch.nn.BatchNorm2d(3)
+    bn(torch.randn(4, 3, 2, 2) * 2 + 1)
+    with torch.no_grad():
+        bn.weight.mul_(1.5)
+        bn.bias.add_(0.25)
+    bn_sd = bn.state_dict()
+    floats = {k: v for k, v in bn_sd.items() if v.is_floating_point()}
+    for fixture, kwargs in (("legacy_bn", {"_use_new_zipfile_serialization": False}), ("legacy_bn_zip", {})):
+        torch.save(bn_sd, os.path.join(OUT, fixture + ".pt"), **kwargs)
+        for k, v in floats.items():
+            golden[f"{fixture}/{k}"] = torch.load(os.path.join(OUT, fixture + ".pt"))[k].float().contiguous().clone()
+
+    # Refused: an int64 tensor that is not a 0-d BatchNorm counter ('index'; the counter before it is skipped),
+    # and a counter of shape [1].
+    bad = collections.OrderedDict(w=torch.randn(2), **{"bn.num_batches_tracked": torch.tensor(4)}, index=torch.arange(3))
+    torch.save(bad, os.path.join(OUT, "legacy_int64.pt"), _use_new_zipfile_serialization=False)
+    torch.save(bad, os.path.join(OUT, "legacy_int64_zip.pt"))
+    torch.save({"bn.num_batches_tracked": torch.tensor([4])}, os.path.join(OUT, "legacy_counter_1d.pt"),
+               _use_new_zipfile_serialization=False)
+
     # Storage views (view_metadata), written by hand as torch < 1.0 did.
     path = os.path.join(OUT, "legacy_views.pt")
     write_views_fixture(path)

@@ -28,7 +28,10 @@ namespace DitCache.Tensors.IO;
 /// arithmetic checked; the storage's declared element count times the element size equal to its entry's size) and
 /// reads no tensor data; each tensor's storage entry is read, and its CRC verified, when the tensor is read.
 /// Strided (non-contiguous) views and tensors sharing a storage are gathered into dense row-major float32 tensors;
-/// a view with more elements than its storage (stride 0, as <c>expand</c> makes) is refused.
+/// a view with more elements than its storage (stride 0, as <c>expand</c> makes) is refused. A tensor that is not
+/// floating point is refused, naming it, except BatchNorm's step counter (a 0-d integer tensor named
+/// <c>num_batches_tracked</c> or <c>*.num_batches_tracked</c>, which inference never reads): it is left out of the
+/// file's entries, so torchvision-style state_dicts such as pytorch-fid's Inception weights load as they are.
 /// </remarks>
 public static class TorchCheckpoint
 {
@@ -158,6 +161,11 @@ public static class TorchCheckpoint
                 throw new DitCacheException(
                     $"{path}: entry '{Label(under, name)}' is {Kind(value)}, not a tensor; " +
                     $"expected a state_dict, or a dict with one under 'ema' or 'model'; {ResaveHint}");
+            }
+
+            if (IsBatchNormCounter(name, t))
+            {
+                continue;
             }
 
             plan.Add(validate(name, t));
@@ -334,6 +342,11 @@ public static class TorchCheckpoint
 
         return new Tensor(values, p.Info.Shape);
     }
+
+    /// <summary>BatchNorm's int64 step counter: used only to train with momentum=None, never by a forward pass.</summary>
+    private static bool IsBatchNormCounter(string name, TorchPickle.TensorRef t) =>
+        t.Storage.Type.DType is null && t.Size.Length == 0
+        && (name == "num_batches_tracked" || name.EndsWith(".num_batches_tracked", StringComparison.Ordinal));
 
     /// <summary>dst[i] = src[Σ idx_d·stride_d] over the row-major multi-index idx of i.</summary>
     private static void Gather(float[] src, long[] size, long[] stride, float[] dst)

@@ -30,6 +30,8 @@ public class LegacyTorchCheckpointTests
     [InlineData("legacy_wrapped")]
     [InlineData("legacy_views")]
     [InlineData("legacy_one")]
+    [InlineData("legacy_bn")]
+    [InlineData("legacy_bn_zip")]
     public void Load_MatchesTorchExactly(string fixture)
     {
         string path = IoFixtures.Path(fixture + ".pt");
@@ -68,6 +70,26 @@ public class LegacyTorchCheckpointTests
         Assert.Equal(StoredDType.BF16, legacy.Entries["bf16_strided"].DType);
         Assert.Empty(legacy.Entries["scalar"].Shape);
         Assert.Equal([0, 4], legacy.Entries["empty"].Shape);
+    }
+
+    [Theory]
+    [InlineData("legacy_bn")]
+    [InlineData("legacy_bn_zip")]
+    public void Load_BatchNorm_LeavesOutItsCounter(string fixture)
+    {
+        // The legacy file holds the int64 counter's storage (8-byte elements) among the float ones: it is stepped
+        // over, and the tensor is not an entry.
+        TensorFile file = TorchCheckpoint.Load(IoFixtures.Path(fixture + ".pt"));
+        Assert.Equal(["weight", "bias", "running_mean", "running_var"], file.Entries.Keys);
+        Assert.All(file.Entries.Values, e => Assert.Equal([3], e.Shape));
+    }
+
+    [Fact]
+    public void Load_CounterThatIsNotZeroD_IsRefused()
+    {
+        string path = IoFixtures.Path("legacy_counter_1d.pt");
+        DitCacheException e = Assert.Throws<DitCacheException>(() => TorchCheckpoint.Load(path));
+        Assert.StartsWith(path + ": tensor 'bn.num_batches_tracked' is stored as torch.LongStorage", e.Message, StringComparison.Ordinal);
     }
 
     [Fact]
