@@ -4,7 +4,7 @@ namespace DitCache.Benchmarks;
 
 internal static class Program
 {
-    // "forward", "gemm", "precision", "alloc", "cachedstep", "vae", "attention", "scaling" and "serialparts" are plain timing/probe modes for a shared
+    // "forward", "gemm", "precision", "alloc", "cachedstep", "vae", "inception", "attention", "scaling" and "serialparts" are plain timing/probe modes for a shared
     // machine (Timing/), "serve" is the C# half of tools/bench/side_by_side.py; anything else goes to BenchmarkDotNet.
     private static void Main(string[] args)
     {
@@ -27,6 +27,9 @@ internal static class Program
                 break;
             case "vae":
                 VaeTiming.Run(args);
+                break;
+            case "inception":
+                InceptionTiming.Run(args);
                 break;
             case "attention":
                 AttentionTiming.Run(args);
