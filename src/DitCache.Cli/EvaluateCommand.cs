@@ -223,12 +223,7 @@ internal static class EvaluateCommand
             quality = new FmnistQuality(FmnistClassifier.LoadDefault(GemmFactory.Float32(gemm)), test);   // the metric stays float32
         }
 
-        CalibrationFile calibration = DefaultModel.LoadCalibration(o.Model);
-        CalibrationWarning.Print(stderr, calibration, [cacheOptions.Name]);
-        var model = new DitModel(weights, gemm, o.Threads);
-        cacheOptions = CacheBudgetFlag.Apply(cacheOptions, budget, new DiffusionPipeline(model, calibration), o.Batch, o.Steps, o.Sampler, o.Cfg, stderr);
-        var evaluation = new QualityEvaluation(model, quality, calibration, matchedFloor: false);
-        var settings = new QualitySettings(o.SamplesPerClass, labels, o.Steps, o.Sampler, o.Cfg, cacheOptions, o.Seed, o.Batch);
+        (QualityEvaluation evaluation, QualitySettings settings) = Prepare(o, weights, quality, labels, cacheOptions, budget, gemm, stderr);
         var recorded = new Dictionary<string, string>
         {
             ["model"] = fingerprint,
@@ -315,12 +310,7 @@ internal static class EvaluateCommand
         (DitWeights weights, _) = ShardFlags.LoadModel(o.Model, null, null, precision);
         string modelName = o.Model ?? "embedded:" + DefaultModel.ResourceName;
         (IQualityModel quality, labels) = FidQuality(o, weights.Config, modelName, labels, gemm);
-        CalibrationFile calibration = DefaultModel.LoadCalibration(o.Model);
-        CalibrationWarning.Print(stderr, calibration, [cacheOptions.Name]);
-        var model = new DitModel(weights, gemm, o.Threads);
-        cacheOptions = CacheBudgetFlag.Apply(cacheOptions, budget, new DiffusionPipeline(model, calibration), o.Batch, o.Steps, o.Sampler, o.Cfg, stderr);
-        var evaluation = new QualityEvaluation(model, quality, calibration, matchedFloor: false);
-        var settings = new QualitySettings(o.SamplesPerClass, labels, o.Steps, o.Sampler, o.Cfg, cacheOptions, o.Seed, o.Batch);
+        (QualityEvaluation evaluation, QualitySettings settings) = Prepare(o, weights, quality, labels, cacheOptions, budget, gemm, stderr);
         QualityResult result = evaluation.Run(settings, quality.Reference(labels));
         if (o.Report is not null)
         {
@@ -345,6 +335,21 @@ internal static class EvaluateCommand
         }
 
         return 0;
+    }
+
+    /// <summary>
+    /// The model, calibration and cache (after --cache-budget) of a run scored by <paramref name="quality"/> without the
+    /// matched floor (sharded and FID runs): the evaluation and its settings.
+    /// </summary>
+    private static (QualityEvaluation Evaluation, QualitySettings Settings) Prepare(EvaluateOptions o, DitWeights weights, IQualityModel quality,
+        int[] labels, ICacheOptions cacheOptions, long? budget, IGemm gemm, TextWriter stderr)
+    {
+        CalibrationFile calibration = DefaultModel.LoadCalibration(o.Model);
+        CalibrationWarning.Print(stderr, calibration, [cacheOptions.Name]);
+        var model = new DitModel(weights, gemm, o.Threads);
+        cacheOptions = CacheBudgetFlag.Apply(cacheOptions, budget, new DiffusionPipeline(model, calibration), o.Batch, o.Steps, o.Sampler, o.Cfg, stderr);
+        var evaluation = new QualityEvaluation(model, quality, calibration, matchedFloor: false);
+        return (evaluation, new QualitySettings(o.SamplesPerClass, labels, o.Steps, o.Sampler, o.Cfg, cacheOptions, o.Seed, o.Batch));
     }
 
     /// <summary>The FID quality model (--inception, --fid-stats, the VAE) and the classes: every class of the model unless --classes names some.</summary>

@@ -29,23 +29,6 @@ public class FidEvaluateTests
         return path;
     });
 
-    private static string PipelineFolder()
-    {
-        string root = Path.Combine(CliRunner.TempDir(), "pipeline");
-        string source = CliRunner.Data("diffusers", "tiny-dit");
-        foreach (string file in Directory.EnumerateFiles(source, "*", SearchOption.AllDirectories))
-        {
-            string target = Path.Combine(root, Path.GetRelativePath(source, file));
-            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
-            File.Copy(file, target);
-        }
-
-        Directory.CreateDirectory(Path.Combine(root, "vae"));
-        File.Copy(CliRunner.Data("vae", "tiny_config.json"), Path.Combine(root, "vae", "config.json"));
-        File.Copy(CliRunner.Data("vae", "tiny_diffusers.safetensors"), Path.Combine(root, "vae", "diffusion_pytorch_model.safetensors"));
-        return root;
-    }
-
     /// <summary>An .npz as numpy's savez writes it (stored entries, .npy v1.0 headers): mu = 0.5, sigma = 0.25·I, plus an unused arr_0.</summary>
     private static string StatsFile(string dir, bool withSigma = true)
     {
@@ -81,7 +64,7 @@ public class FidEvaluateTests
     [Fact]
     public void Fid_of_one_process_equals_two_shards_merged()
     {
-        string model = PipelineFolder(), dir = CliRunner.TempDir(), stats = StatsFile(dir), report = Path.Combine(dir, "fid.json");
+        string model = CliRunner.PipelineFolder(), dir = CliRunner.TempDir(), stats = StatsFile(dir), report = Path.Combine(dir, "fid.json");
         string[] common = ["evaluate", "--model", model, "--inception", Weights.Value, "--fid-stats", stats, "--classes", "3,7",
             "--samples-per-class", "3", "--steps", "4", "--batch", "2", "--threads", "1", "--quiet"];
         var (code, _, err) = CliRunner.Run([.. common, "--report", report]);
@@ -111,7 +94,7 @@ public class FidEvaluateTests
     [Fact]
     public void Fid_flags_are_refused_in_one_line_naming_what_to_fix()
     {
-        string model = PipelineFolder(), dir = CliRunner.TempDir(), stats = StatsFile(dir);
+        string model = CliRunner.PipelineFolder(), dir = CliRunner.TempDir(), stats = StatsFile(dir);
         string[] tiny = ["--model", model, "--classes", "3", "--samples-per-class", "2", "--steps", "2", "--quiet"];
         (string[] Args, string Fragment)[] cases =
         [

@@ -20,24 +20,6 @@ public class VaeSampleTests
 {
     private static TensorFile Golden { get; } = SafeTensors.Load(CliRunner.Data("pipeline", "tiny_pipeline_golden.safetensors"));
 
-    /// <summary>A diffusers pipeline folder: the tiny DiT of diffusers/tiny-dit plus the tiny VAE of vae/ as vae/.</summary>
-    private static string PipelineFolder()
-    {
-        string root = Path.Combine(CliRunner.TempDir(), "pipeline");
-        string source = CliRunner.Data("diffusers", "tiny-dit");
-        foreach (string file in Directory.EnumerateFiles(source, "*", SearchOption.AllDirectories))
-        {
-            string target = Path.Combine(root, Path.GetRelativePath(source, file));
-            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
-            File.Copy(file, target);
-        }
-
-        Directory.CreateDirectory(Path.Combine(root, "vae"));
-        File.Copy(CliRunner.Data("vae", "tiny_config.json"), Path.Combine(root, "vae", "config.json"));
-        File.Copy(CliRunner.Data("vae", "tiny_diffusers.safetensors"), Path.Combine(root, "vae", "diffusion_pytorch_model.safetensors"));
-        return root;
-    }
-
     private static string NoiseFile(string dir)
     {
         string path = Path.Combine(dir, "noise.safetensors");
@@ -48,7 +30,7 @@ public class VaeSampleTests
     [Fact]
     public void FolderWithVaeReproducesThePyTorchPipelineImageAndPng()
     {
-        string model = PipelineFolder(), dir = CliRunner.TempDir();
+        string model = CliRunner.PipelineFolder(), dir = CliRunner.TempDir();
         string image = Path.Combine(dir, "image.safetensors"), png = Path.Combine(dir, "x.png");
         string latent = Path.Combine(dir, "latent.safetensors"), report = Path.Combine(dir, "report.json");
         var (code, output, err) = CliRunner.Run("sample", "--model", model, "--classes", "3,7", "--steps", "4", "--cfg", "4",
@@ -107,7 +89,7 @@ public class VaeSampleTests
     [Fact]
     public void VaeFlagDecodesACheckpointAsTheFolderDoesAndOneImageHasNoBorder()
     {
-        string model = PipelineFolder(), dir = CliRunner.TempDir();
+        string model = CliRunner.PipelineFolder(), dir = CliRunner.TempDir();
         string a = Path.Combine(dir, "a.safetensors"), b = Path.Combine(dir, "b.safetensors"), png = Path.Combine(dir, "one.png");
         string[] common = ["--classes", "7", "--steps", "3", "--threads", "1", "--quiet"];
         var (code, _, err) = CliRunner.Run(["sample", "--model", model, "--save-image", a, "--out", png, .. common]);
@@ -158,7 +140,7 @@ public class VaeSampleTests
     [Fact]
     public void InfoPrintsTheVaeOfAFolderAndOfVaeFlag()
     {
-        string model = PipelineFolder();
+        string model = CliRunner.PipelineFolder();
         var (code, output, err) = CliRunner.Run("info", "--model", model);
         Assert.True(code == 0, err);
         Assert.Contains("depth:        2", output, StringComparison.Ordinal);

@@ -28,14 +28,7 @@ public static class QualityReport
             json.WriteString("model", model);
             json.WriteString("config", config.Name);
             json.WriteString("classifier", classifier);
-            json.WriteString("sampler", s.Sampler);
-            json.WriteNumber("steps", s.Steps);
-            json.WriteNumber("cfg", s.CfgScale);
-            json.WriteString("cache", s.Cache.Spec);
-            json.WriteNumber("seed", s.Seed);
-            json.WriteNumber("batch", s.BatchSize);
-            json.WriteNumber("samples", s.TotalSamples);
-            json.WriteNumber("samples_per_class", s.SamplesPerClass);
+            WriteSettings(json, s);
             json.WriteNumber("accuracy", result.Accuracy);
             json.WriteStartArray("classes");
             for (int i = 0; i < s.Classes.Length; i++)
@@ -68,12 +61,7 @@ public static class QualityReport
 
             json.WriteString("test_source", r.Source);
             json.WriteEndObject();
-            json.WriteString("gemm", gemm);
-            json.WriteNumber("threads", threads);
-            json.WriteNumber("seconds", result.Seconds);
-            json.WriteNumber("sampling_seconds", result.SamplingSeconds);
-            json.WriteNumber("flops", result.Flops);
-            json.WriteNumber("full_flops", result.FullFlops);
+            WriteCost(json, result, gemm, threads);
             json.WriteEndObject();
         }
 
@@ -98,25 +86,35 @@ public static class QualityReport
             json.WriteString("vae", vae);
             json.WriteString("inception", inception);
             json.WriteString("fid_stats", fidStats);
-            json.WriteString("sampler", s.Sampler);
-            json.WriteNumber("steps", s.Steps);
-            json.WriteNumber("cfg", s.CfgScale);
-            json.WriteString("cache", s.Cache.Spec);
-            json.WriteNumber("seed", s.Seed);
-            json.WriteNumber("batch", s.BatchSize);
-            json.WriteNumber("samples", s.TotalSamples);
-            json.WriteNumber("samples_per_class", s.SamplesPerClass);
+            WriteSettings(json, s);
             json.WriteNumber("classes", s.Classes.Length);
             json.WriteNumber("fid", result.FrechetDistance);
-            json.WriteString("gemm", gemm);
-            json.WriteNumber("threads", threads);
-            json.WriteNumber("seconds", result.Seconds);
-            json.WriteNumber("sampling_seconds", result.SamplingSeconds);
-            json.WriteNumber("flops", result.Flops);
-            json.WriteNumber("full_flops", result.FullFlops);
+            WriteCost(json, result, gemm, threads);
             json.WriteEndObject();
         }
 
         return stream.ToArray();
+    }
+
+    private static void WriteSettings(Utf8JsonWriter json, QualitySettings s)
+    {
+        json.WriteString("sampler", s.Sampler);
+        json.WriteNumber("steps", s.Steps);
+        json.WriteNumber("cfg", s.CfgScale);
+        json.WriteString("cache", s.Cache.Spec);
+        json.WriteNumber("seed", s.Seed);
+        json.WriteNumber("batch", s.BatchSize);
+        json.WriteNumber("samples", s.TotalSamples);
+        json.WriteNumber("samples_per_class", s.SamplesPerClass);
+    }
+
+    private static void WriteCost(Utf8JsonWriter json, QualityResult result, string gemm, int threads)
+    {
+        json.WriteString("gemm", gemm);
+        json.WriteNumber("threads", threads);
+        json.WriteNumber("seconds", result.Seconds);
+        json.WriteNumber("sampling_seconds", result.SamplingSeconds);
+        json.WriteNumber("flops", result.Flops);
+        json.WriteNumber("full_flops", result.FullFlops);
     }
 }

@@ -64,8 +64,27 @@ public static partial class Kernels
             KernelChecks.Disjoint(x, scratch, nameof(x), nameof(scratch));
         }
 
-        // Start from the bias (or add it to the residual) and let every GEMM accumulate onto it.
-        bool gemmAccumulates = accumulate || !b.IsEmpty;
+        bool gemmAccumulates = StartFromBias(y, b, outChannels, pixels, accumulate);
+
+        if (kernel == 1)
+        {
+            gemm.Multiply(outChannels, pixels, inChannels, w, inChannels, x, pixels, transB: false, y, pixels, gemmAccumulates);
+            return;
+        }
+
+        for (int y0 = 0; y0 < height; y0 += bandRows)
+        {
+            int rows = Math.Min(bandRows, height - y0), n = rows * width;
+            Span<float> col = scratch[..(k * n)];                                                  // (inC·9, rows·W)
+            Im2Col3x3(x, col, inChannels, height, width, y0, rows, gemm.Threads);
+            gemm.Multiply(outChannels, n, k, w, k, col, n, transB: false, y[(y0 * width)..], pixels, gemmAccumulates);
+        }
+    }
+
+    // Starts every output plane from its bias (or adds the bias to the residual already there) so that every GEMM can
+    // accumulate onto it; returns whether the GEMMs must accumulate.
+    private static bool StartFromBias(Span<float> y, ReadOnlySpan<float> b, int outChannels, int pixels, bool accumulate)
+    {
         if (!b.IsEmpty)
         {
             for (int o = 0; o < outChannels; o++)
@@ -82,19 +101,7 @@ public static partial class Kernels
             }
         }
 
-        if (kernel == 1)
-        {
-            gemm.Multiply(outChannels, pixels, inChannels, w, inChannels, x, pixels, transB: false, y, pixels, gemmAccumulates);
-            return;
-        }
-
-        for (int y0 = 0; y0 < height; y0 += bandRows)
-        {
-            int rows = Math.Min(bandRows, height - y0), n = rows * width;
-            Span<float> col = scratch[..(k * n)];                                                  // (inC·9, rows·W)
-            Im2Col3x3(x, col, inChannels, height, width, y0, rows, gemm.Threads);
-            gemm.Multiply(outChannels, n, k, w, k, col, n, transB: false, y[(y0 * width)..], pixels, gemmAccumulates);
-        }
+        return accumulate || !b.IsEmpty;
     }
 
     private static void CheckConvKernel(int kernel)

@@ -46,22 +46,7 @@ public static partial class Kernels
             KernelChecks.Disjoint(x, scratch, nameof(x), nameof(scratch));
         }
 
-        bool gemmAccumulates = accumulate || !b.IsEmpty;
-        if (!b.IsEmpty)
-        {
-            for (int o = 0; o < outC; o++)
-            {
-                Span<float> row = y.Slice(o * pixels, pixels);
-                if (accumulate)
-                {
-                    VectorMath.ShiftScale(row, row, -b[o], 1f);                                   // y += b
-                }
-                else
-                {
-                    row.Fill(b[o]);
-                }
-            }
-        }
+        bool gemmAccumulates = StartFromBias(y, b, outC, pixels, accumulate);
 
         if (shape.IsPointwise)
         {
