@@ -24,8 +24,8 @@ namespace DitCache.Evaluation.Metrics;
 /// <para>
 /// Round-off can make eigenvalues of a PSD matrix that should be 0 slightly negative (e.g. −1e-17 for a feature that
 /// is constant, or rank-deficient covariances when there are fewer vectors than dimensions). Directions of Σ₁ below
-/// the Cholesky tolerance are dropped (their pivots are round-off), and negative eigenvalues of M are clamped to 0
-/// before the square root. A value below <see cref="NegativeEigenTolerance"/> × trace is not round-off: it means the
+/// the Cholesky tolerance are dropped (their pivots are round-off), and eigenvalues of M below r·ε·λmax(M) in size,
+/// or negative, count as 0 before the square root (the square roots of round-off would add noise of order √ε). A value below <see cref="NegativeEigenTolerance"/> × trace is not round-off: it means the
 /// input covariance is not positive semi-definite, and the computation throws instead of clamping. For Σ₁ the test
 /// is on the Schur complement left when the factorisation stops (Σ₁ is PSD exactly when it is, and its most negative
 /// eigenvalue is at least as negative as Σ₁'s); for Σ₂ it is on M, as Σ₂ only matters through M.
@@ -143,10 +143,13 @@ public static class FrechetDistance
 
         double[] values = SymmetricEigenvalues.Compute(m, r, ldm);
         CheckPsd(values, traceM, "Lᵀ S2 L (S1 = L Lᵀ)");
+        // Eigenvalues within r·ε·λmax of 0 are round-off of zeros (rank-deficient S2): their square roots would add
+        // only noise of order √(r ε λmax), always positive, so they count as 0 like the clamped negatives.
+        double zero = r * MachineEpsilon * Math.Max(values[^1], 0);
         double sum = 0;
         foreach (double lambda in values)
         {
-            sum += Math.Sqrt(Math.Max(lambda, 0));
+            sum += lambda > zero ? Math.Sqrt(lambda) : 0;
         }
 
         return sum;

@@ -225,6 +225,20 @@ internal static class SymmetricEigenvalues
     private static void TridiagonalQl(double[] d, double[] e)
     {
         int n = d.Length;
+
+        // Deflate when |e[m]| is round-off relative to the whole matrix (EISPACK tql1's test): eigenvalues are wanted
+        // to round-off of ‖T‖, and a relative test per pair would iterate forever on clusters of round-off zeros.
+        double norm = 0;
+        for (int i = 0; i < n; i++)
+        {
+            if (!double.IsFinite(d[i]) || !double.IsFinite(e[i]))
+            {
+                throw new InvalidOperationException($"tridiagonal form holds a non-finite value at {i} of {n}");
+            }
+
+            norm = Math.Max(norm, Math.Abs(d[i]) + Math.Abs(e[i]));
+        }
+
         for (int l = 0; l < n; l++)
         {
             int iter = 0;
@@ -233,8 +247,7 @@ internal static class SymmetricEigenvalues
             {
                 for (m = l; m < n - 1; m++)
                 {
-                    double dd = Math.Abs(d[m]) + Math.Abs(d[m + 1]);
-                    if (Math.Abs(e[m]) + dd == dd)
+                    if (Math.Abs(e[m]) + norm == norm)
                     {
                         break;
                     }
