@@ -1,5 +1,8 @@
 using System;
 using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 using System.Threading.Tasks;
 
 namespace DitCache.Evaluation.Metrics;
@@ -188,10 +191,8 @@ internal static class SymmetricEigenvalues
             for (int r = r0; r < r1; r++)
             {
                 // Row r of the block: dot with x(0:r) into acc(r), and x(r) times the row into acc(0:r).
-                ReadOnlySpan<double> row = a.AsSpan(((s + r) * ld) + s, r);
                 double xr = xs[r];
-                acc[r] += Dot(row, xs.AsSpan(0, r)) + (a[((s + r) * ld) + s + r] * xr);
-                Axpy(xr, row, acc.Slice(0, r));
+                acc[r] += DotAxpy(a, ((s + r) * ld) + s, xs, partial, c * m, r, xr) + (a[((s + r) * ld) + s + r] * xr);
             }
         };
         if (m >= ParallelFrom)
@@ -299,6 +300,60 @@ internal static class SymmetricEigenvalues
             }
             while (m != l);
         }
+    }
+
+    /// <summary>
+    /// One pass over row[0:len] = a[ao..]: returns Σ row·x and adds xr·row into acc = p[po..] (the symmetric product's
+    /// row and column parts).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static double DotAxpy(double[] a, int ao, double[] x, double[] p, int po, int len, double xr)
+    {
+        if (ao + len > a.Length || len > x.Length || po + len > p.Length)
+        {
+            throw new ArgumentOutOfRangeException(nameof(len));
+        }
+
+        ref double ar = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(a), ao);
+        ref double xs = ref MemoryMarshal.GetArrayDataReference(x);
+        ref double ys = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(p), po);
+        int i = 0;
+        double sum = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            Vector512<double> acc = Vector512<double>.Zero;
+            Vector512<double> vr = Vector512.Create(xr);
+            for (; i <= len - 8; i += 8)
+            {
+                Vector512<double> av = Vector512.LoadUnsafe(ref ar, (nuint)i);
+                acc = Vector512.FusedMultiplyAdd(av, Vector512.LoadUnsafe(ref xs, (nuint)i), acc);
+                Vector512.FusedMultiplyAdd(av, vr, Vector512.LoadUnsafe(ref ys, (nuint)i)).StoreUnsafe(ref ys, (nuint)i);
+            }
+
+            sum = Vector512.Sum(acc);
+        }
+        else if (Vector256.IsHardwareAccelerated)
+        {
+            Vector256<double> acc = Vector256<double>.Zero;
+            Vector256<double> vr = Vector256.Create(xr);
+            for (; i <= len - 4; i += 4)
+            {
+                Vector256<double> av = Vector256.LoadUnsafe(ref ar, (nuint)i);
+                acc = Vector256.FusedMultiplyAdd(av, Vector256.LoadUnsafe(ref xs, (nuint)i), acc);
+                Vector256.FusedMultiplyAdd(av, vr, Vector256.LoadUnsafe(ref ys, (nuint)i)).StoreUnsafe(ref ys, (nuint)i);
+            }
+
+            sum = Vector256.Sum(acc);
+        }
+
+        for (; i < len; i++)
+        {
+            double av = Unsafe.Add(ref ar, i);
+            sum += av * Unsafe.Add(ref xs, i);
+            Unsafe.Add(ref ys, i) = Math.FusedMultiplyAdd(av, xr, Unsafe.Add(ref ys, i));
+        }
+
+        return sum;
     }
 
     private static double Dot(ReadOnlySpan<double> x, ReadOnlySpan<double> y)
