@@ -104,7 +104,7 @@ public class FidEvaluateTests
             (["evaluate", .. tiny, "--inception", Weights.Value, "--fid-stats", StatsFile(dir, withSigma: false)], "sigma"),
             (["evaluate", .. tiny, "--inception", Path.Combine(dir, "none.pth"), "--fid-stats", stats], "--inception " + Path.Combine(dir, "none.pth") + ": no such file"),
             (["evaluate", "--samples-per-class", "2", "--steps", "2", "--inception", Weights.Value, "--fid-stats", stats], "RGB"),
-            (["evaluate", .. tiny[..^5], "--classes", "12", "--samples-per-class", "2", "--inception", Weights.Value, "--fid-stats", stats], "--classes: class 12 is out of range"),
+            (["evaluate", "--model", model, "--classes", "12", "--samples-per-class", "2", "--steps", "2", "--inception", Weights.Value, "--fid-stats", stats], "--classes: class 12 is out of range"),
         ];
         foreach ((string[] args, string fragment) in cases)
         {

@@ -1,4 +1,6 @@
 using System;
+using System.IO;
+using System.Linq;
 using DitCache.Tensors;
 using DitCache.Tensors.IO;
 
@@ -18,6 +20,20 @@ public static class FidStatistics
     public static FeatureStatistics Load(string path, int dim)
     {
         ArgumentNullException.ThrowIfNull(path);
+        if (!File.Exists(path))
+        {
+            throw new DitCacheException($"--fid-stats {path}: no such file; give an .npz with mu [{dim}] and sigma [{dim}, {dim}] (ADM's VIRTUAL_imagenet256_labeled.npz, or pytorch-fid --save-stats)", exitCode: 2);
+        }
+
+        string[] held = [.. Npz.List(path).Select(e => e.Name)];
+        string? missing = !held.Contains("mu") ? "mu" : !held.Contains("sigma") ? "sigma" : null;
+        if (missing is not null)
+        {
+            throw new DitCacheException(
+                $"--fid-stats {path}: has no array '{missing}' (it holds {(held.Length == 0 ? "none" : string.Join(", ", held))}); give FID statistics: an .npz with mu [{dim}] and sigma [{dim}, {dim}] (ADM's reference batch, or pytorch-fid --save-stats)",
+                exitCode: 2);
+        }
+
         NpyArray mu = Npz.Read(path, "mu");
         NpyArray sigma = Npz.Read(path, "sigma");
         if (mu.Data.Length != dim || mu.Shape.Length != 1)
