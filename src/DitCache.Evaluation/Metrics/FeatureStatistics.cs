@@ -1,4 +1,6 @@
 using System;
+using System.Numerics;
+using System.Runtime.InteropServices;
 
 namespace DitCache.Evaluation.Metrics;
 
@@ -67,11 +69,7 @@ public sealed record FeatureStatistics(double[] Mean, double[] Covariance, int D
                     continue;   // dead ReLU units are common: skip their whole row
                 }
 
-                Span<double> covRow = cov.AsSpan(r * dim, dim);
-                for (int c = r; c < dim; c++)
-                {
-                    covRow[c] += cr * centred[c];
-                }
+                OuterRow.Add(cov.AsSpan((r * dim) + r, dim - r), cr, centred.AsSpan(r));
             }
         }
 
@@ -86,5 +84,32 @@ public sealed record FeatureStatistics(double[] Mean, double[] Covariance, int D
         }
 
         return new FeatureStatistics(mean, cov, dim, count);
+    }
+}
+
+/// <summary>One row of a sum of outer products, vectorised: <c>row[c] += a·x[c]</c>, a product then a sum per element
+/// (no fused multiply-add), so the result is bit for bit that of the scalar loop.</summary>
+internal static class OuterRow
+{
+    public static void Add(Span<double> row, double a, ReadOnlySpan<double> x)
+    {
+        int n = row.Length, c = 0;
+        if (Vector.IsHardwareAccelerated)
+        {
+            var va = new Vector<double>(a);
+            Span<Vector<double>> rows = MemoryMarshal.Cast<double, Vector<double>>(row);
+            ReadOnlySpan<Vector<double>> xs = MemoryMarshal.Cast<double, Vector<double>>(x[..n]);
+            for (int v = 0; v < rows.Length; v++)
+            {
+                rows[v] += va * xs[v];
+            }
+
+            c = rows.Length * Vector<double>.Count;
+        }
+
+        for (; c < n; c++)
+        {
+            row[c] += a * x[c];
+        }
     }
 }

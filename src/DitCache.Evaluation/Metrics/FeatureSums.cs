@@ -16,6 +16,7 @@ public sealed class FeatureSums
 {
     private readonly double[] _sum;
     private readonly double[] _outer;
+    private readonly double[] _x;                                              // the vector being added, in float64
 
     /// <summary>Empty sums of vectors of length <paramref name="dim"/>.</summary>
     public FeatureSums(int dim)
@@ -24,6 +25,7 @@ public sealed class FeatureSums
         Dim = dim;
         _sum = new double[dim];
         _outer = new double[dim * dim];
+        _x = new double[dim];
     }
 
     /// <summary>Feature length.</summary>
@@ -55,20 +57,21 @@ public sealed class FeatureSums
             }
         }
 
+        for (int j = 0; j < Dim; j++)
+        {
+            _x[j] = vector[j];
+        }
+
         for (int r = 0; r < Dim; r++)
         {
-            double xr = vector[r];
+            double xr = _x[r];
             _sum[r] += xr;
             if (xr == 0)
             {
                 continue;                                                      // dead ReLU units: nothing to add
             }
 
-            Span<double> row = _outer.AsSpan(r * Dim, Dim);
-            for (int c = r; c < Dim; c++)
-            {
-                row[c] += xr * vector[c];
-            }
+            OuterRow.Add(_outer.AsSpan((r * Dim) + r, Dim - r), xr, _x.AsSpan(r));
         }
 
         Count++;
