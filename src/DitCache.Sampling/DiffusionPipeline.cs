@@ -123,6 +123,32 @@ public sealed class StepTelemetry
     /// </summary>
     public SampleOutcome[][]? Samples { get; }
 
+    /// <summary>
+    /// Full steps per sample row, summed over the rows: steps where the row ran every block (<see cref="SampleOutcome.Computed"/>,
+    /// or <see cref="SampleOutcome.Rejected"/> and recomputed); null when the policy decides for the whole batch.
+    /// </summary>
+    public long? FullStepsOfAllRows()
+    {
+        if (Samples is null)
+        {
+            return null;
+        }
+
+        long full = 0;
+        foreach (SampleOutcome[] step in Samples)
+        {
+            foreach (SampleOutcome outcome in step)
+            {
+                full += outcome is SampleOutcome.Computed or SampleOutcome.Rejected ? 1 : 0;
+            }
+        }
+
+        return full;
+    }
+
+    /// <summary>Sample rows per step in <see cref="Samples"/> (0 when the policy decides for the whole batch).</summary>
+    public int SampleRows => Samples is { Length: > 0 } rows ? rows[0].Length : 0;
+
     /// <summary>One letter per batch row: C computed, D drafted without a check, A accepted after the check, R rejected and computed, X failed the check but used (the next step is full), - whole batch.</summary>
     public static string Letters(SampleOutcome[] rows) => string.Create(rows.Length, rows, static (span, src) =>
     {

@@ -91,6 +91,8 @@ public static class BenchJson
                 && e.Config.Family is not null && e.Config.Label is not null, at + ".config", "must hold a cache spec, steps 1 to 1000 and cfg >= 1");
             Require(keys.Add(e.Config.Key), at + ".config", $"repeats configuration '{e.Config.Key}'");
             Require(e.ComputedSteps >= 0 && e.ComputedSteps <= e.Config.Steps, at + ".computed_steps", $"must be 0 to {e.Config.Steps}");
+            Require(e.FullStepsPerImage is null || (e.FullStepsPerImage >= e.ComputedSteps && e.FullStepsPerImage <= e.Config.Steps),
+                at + ".full_steps_per_image", $"must be absent or {e.ComputedSteps} to {e.Config.Steps}");
             Require(e.Flops is >= 0 and <= 1e30 && e.ReferenceFlops is >= 0 and <= 1e30, at + ".flops", "must be 0 to 1e30");
             Require(e.Seconds is not null && e.Seconds.Count <= 100 && e.Seconds.All(s => s is >= 0 and <= MaxMeasurement), at + ".seconds", "must list at most 100 times of 0 to 1e12 s");
             Require(Real(e.Speedup) && !(e.Speedup < 0), at + ".speedup", "must be a number >= 0 or NaN");

@@ -31,8 +31,11 @@ public sealed class BenchEntry
     /// <summary>The configuration.</summary>
     public required BenchConfig Config { get; init; }
 
-    /// <summary>Steps where every block ran (the papers' "full steps" budget).</summary>
+    /// <summary>Steps where every block ran (the papers' "full steps" budget); for a policy that decides per sample, steps where every image did.</summary>
     public required int ComputedSteps { get; init; }
+
+    /// <summary>For a policy that decides per sample: the mean number of steps in which an image ran every block; null otherwise.</summary>
+    public double? FullStepsPerImage { get; init; }
 
     /// <summary>FLOPs of sampling all images (DiT-paper convention, whole CFG batch).</summary>
     public required double Flops { get; init; }

@@ -211,6 +211,7 @@ public sealed class BenchRunner
         {
             Config = config,
             ComputedSteps = run.FirstRun.Steps.Count(s => s.Computed),
+            FullStepsPerImage = run.FullStepsPerImage,
             Flops = run.Flops,
             ReferenceFlops = referenceFlops,
             Seconds = [run.SamplingSeconds],

@@ -52,9 +52,14 @@ public sealed record QualitySettings(int SamplesPerClass, int[] Classes, int Ste
 /// <param name="FullFlops">FLOPs of the same runs with every block computed.</param>
 /// <param name="FirstRun">The first batch's pipeline result: its per-step records and telemetry show the schedule.</param>
 /// <param name="CacheBytes">The most feature memory the cache held in any batch.</param>
+/// <param name="FullStepsPerImage">
+/// For a policy that decides per sample, the mean number of steps in which an image ran every block (over all images);
+/// null when the policy decides for the whole batch (every image then has the first run's count of computed steps).
+/// </param>
 public sealed record QualityResult(QualitySettings Settings, Tensor Samples, int[] Labels, int[] Predictions,
     double Accuracy, double[] ClassAccuracy, double FrechetDistance, QualityReference? Reference, double? MatchedFloor,
-    Tensor Grid, double Seconds, double SamplingSeconds, double Flops, double FullFlops, SampleResult FirstRun, long CacheBytes);
+    Tensor Grid, double Seconds, double SamplingSeconds, double Flops, double FullFlops, SampleResult FirstRun, long CacheBytes,
+    double? FullStepsPerImage = null);
 
 /// <summary>One batch of an evaluation (<see cref="QualityEvaluation.RunBatch"/>).</summary>
 /// <param name="Start">Index of the batch's first image in the evaluation (class-major).</param>
@@ -219,7 +224,7 @@ public sealed class QualityEvaluation
         int totalSteps = batches * settings.Steps;
         double samplingSeconds = 0, flops = 0, fullFlops = 0;
         SampleResult? first = null;
-        long cacheBytes = 0;
+        long cacheBytes = 0, fullRowSteps = 0, sampleRows = 0;
         int featureSize = _quality?.FeatureSize ?? 0;
         int[] predictions = _quality is null ? [] : new int[n];
         float[] features = new float[n * featureSize];                                // (N, F)
@@ -238,6 +243,11 @@ public sealed class QualityEvaluation
             fullFlops += batch.Run.FullFlops;
             first ??= batch.Run;
             cacheBytes = Math.Max(cacheBytes, batch.Run.CacheBytes);
+            if (batch.Run.Telemetry.FullStepsOfAllRows() is long full)
+            {
+                fullRowSteps += full;
+                sampleRows += batch.Run.Telemetry.SampleRows;
+            }
         }
 
         // 2. Score against the real images.
@@ -284,7 +294,7 @@ public sealed class QualityEvaluation
         clock.Stop();
         return new QualityResult(settings, new Tensor(samples, n, channels, size, size), labels, predictions, accuracy,
             classAccuracy, fd, _quality is null ? null : reference, matched, new Tensor(grid, rows * g, channels, size, size), clock.Elapsed.TotalSeconds,
-            samplingSeconds, flops, fullFlops, first!, cacheBytes);
+            samplingSeconds, flops, fullFlops, first!, cacheBytes, sampleRows > 0 ? (double)fullRowSteps / sampleRows : null);
     }
 
     /// <summary>Number of batches of <paramref name="settings"/>: ⌈total samples / batch size⌉.</summary>

@@ -201,7 +201,7 @@ public static partial class BenchReport
             c.Label.Length > 0 ? c.Label : c.Cache,
             c.Steps.ToString(s_inv),
             c.Cfg.ToString(s_inv),
-            e.ComputedSteps.ToString(s_inv),
+            e.FullStepsPerImage is double perImage ? string.Create(s_inv, $"{perImage:0.0} per image") : e.ComputedSteps.ToString(s_inv),
             Times(e.FlopsSpeedup),
             Times(e.Speedup),
             Seconds(e.MedianSeconds),

@@ -276,4 +276,18 @@ public sealed class QualityEvaluationTests
         Assert.Equal(4 * 11 * 50, seeds.Count);
         Assert.Equal(QualityEvaluation.DeriveSeed(3, 2, 1), QualityEvaluation.DeriveSeed(3, 2, 1));
     }
+
+    [Fact]
+    public void Full_steps_per_image_count_per_sample_decisions_and_are_absent_for_whole_batch_policies()
+    {
+        // SpeCa that accepts every draft (τ and its floor huge): warm-up W full steps, then M drafts and one full step
+        // in turn, so each image runs W + ⌊(S − W)/(M + 1)⌋ full steps: 3 + ⌊9/3⌋ = 6 of S = 12.
+        var evaluation = new QualityEvaluation(RandomModel(), null);
+        QualitySettings whole = Settings(batch: 4, perClass: 3) with { Steps = 12, Cache = CacheRegistry.Parse("fora:n=3") };
+        Assert.Null(evaluation.Run(whole, null).FullStepsPerImage);
+        QualitySettings speca = whole with { Cache = CacheRegistry.Parse("speca:tau=1e9,floor=1e9,min=2,max=2,warmup=3") };
+        QualityResult r = evaluation.Run(speca, null);
+        Assert.Equal(6.0, r.FullStepsPerImage);
+        Assert.Equal(6, r.FirstRun.Steps.Count(s => s.Computed));
+    }
 }
