@@ -1,5 +1,6 @@
 using System;
 using System.IO;
+using DitCache.Tests;
 
 namespace DitCache.Cli.Tests;
 
@@ -27,20 +28,5 @@ internal static class CliRunner
     }
 
     /// <summary>A diffusers pipeline folder: the tiny DiT of diffusers/tiny-dit plus the tiny VAE of vae/ as vae/.</summary>
-    public static string PipelineFolder()
-    {
-        string root = Path.Combine(TempDir(), "pipeline");
-        string source = Data("diffusers", "tiny-dit");
-        foreach (string file in Directory.EnumerateFiles(source, "*", SearchOption.AllDirectories))
-        {
-            string target = Path.Combine(root, Path.GetRelativePath(source, file));
-            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
-            File.Copy(file, target);
-        }
-
-        Directory.CreateDirectory(Path.Combine(root, "vae"));
-        File.Copy(Data("vae", "tiny_config.json"), Path.Combine(root, "vae", "config.json"));
-        File.Copy(Data("vae", "tiny_diffusers.safetensors"), Path.Combine(root, "vae", "diffusion_pytorch_model.safetensors"));
-        return root;
-    }
+    public static string PipelineFolder() => TinyPipelineFolder.Create(TempDir());
 }
